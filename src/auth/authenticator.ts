@@ -1,0 +1,28 @@
+/**
+ * Verifies a login against the user directory. R-S13: an unknown user and a wrong password fail
+ * alike and take the same time, because an unknown user is checked against a dummy hash of the
+ * configured cost. Returns the user's record, or undefined on any failure.
+ */
+import type { UserDirectory, UserRecord } from './directory.js';
+import { verifyDummy, verifyPassword } from './password.js';
+
+export interface AuthenticatorOptions {
+  /** log2 of scrypt's N for the dummy check, the cost new hashes are made with. */
+  readonly scryptCost: number;
+}
+
+export class Authenticator {
+  constructor(
+    private readonly directory: UserDirectory,
+    private readonly opts: AuthenticatorOptions,
+  ) {}
+
+  async login(name: string, password: string): Promise<UserRecord | undefined> {
+    const record = await this.directory.lookup(name);
+    if (record === undefined) {
+      await verifyDummy(password, this.opts.scryptCost);
+      return undefined;
+    }
+    return (await verifyPassword(record.password, password)) ? record : undefined;
+  }
+}

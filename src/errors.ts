@@ -1,0 +1,86 @@
+/**
+ * Errors as values (DESIGN.md habit 5). A Pop3Error carries a stable code, the RFC 2449 / RFC 3206
+ * response code shown in brackets, the text the client sees, and whether the session must end.
+ * Exactly one function (protocol/response.ts `formatError`) turns it into an `-ERR` line.
+ */
+
+/** RFC 2449 §8 and RFC 3206 response codes. */
+export type ResponseCode = 'IN-USE' | 'LOGIN-DELAY' | 'SYS/TEMP' | 'SYS/PERM' | 'AUTH' | 'UTF8';
+
+/** Stable machine-readable codes; tests and logs branch on these, never on the text. */
+export type Pop3ErrorCode =
+  | 'UNKNOWN_COMMAND'
+  | 'BAD_STATE'
+  | 'BAD_SYNTAX'
+  | 'LINE_TOO_LONG'
+  | 'NO_SUCH_MESSAGE'
+  | 'MESSAGE_DELETED'
+  | 'MESSAGE_GONE'
+  | 'AUTH_FAILED'
+  | 'AUTH_ORDER'
+  | 'MAILBOX_DENIED'
+  | 'MAILBOX_IN_USE'
+  | 'TOO_MANY_ERRORS'
+  | 'DISABLED'
+  | 'INTERNAL';
+
+export class Pop3Error extends Error {
+  readonly code: Pop3ErrorCode;
+  readonly responseCode: ResponseCode | undefined;
+  /** After the -ERR line is written, the session is closed (R-S10). */
+  readonly disconnect: boolean;
+
+  constructor(
+    code: Pop3ErrorCode,
+    text: string,
+    opts: { responseCode?: ResponseCode; disconnect?: boolean; cause?: unknown } = {},
+  ) {
+    super(text, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'Pop3Error';
+    this.code = code;
+    this.responseCode = opts.responseCode;
+    this.disconnect = opts.disconnect ?? false;
+  }
+}
+
+/** Storage-level failures that are not POP3's business; commands translate them. */
+export class StorageError extends Error {
+  readonly code: 'MESSAGE_GONE' | 'MAILBOX_LOCKED' | 'NO_SUCH_MAILBOX' | 'INVALID_NAME' | 'IO';
+  constructor(code: StorageError['code'], message: string, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = 'StorageError';
+    this.code = code;
+  }
+}
+
+/** Configuration problems: every problem found, not just the first. */
+export class ConfigError extends Error {
+  readonly problems: readonly string[];
+  constructor(problems: readonly string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+/** Anything unexpected becomes `-ERR [SYS/TEMP]` and is logged with its stack (habit 5). */
+export function toPop3Error(err: unknown): Pop3Error {
+  if (err instanceof Pop3Error) return err;
+  if (err instanceof StorageError) {
+    switch (err.code) {
+      case 'MESSAGE_GONE':
+        return new Pop3Error('MESSAGE_GONE', 'Message was removed by another session', { cause: err });
+      case 'MAILBOX_LOCKED':
+        return new Pop3Error('MAILBOX_IN_USE', 'Mailbox is locked by another POP3 session', {
+          responseCode: 'IN-USE',
+          cause: err,
+        });
+      default:
+        break;
+    }
+  }
+  return new Pop3Error('INTERNAL', 'Internal server error, try again later', {
+    responseCode: 'SYS/TEMP',
+    cause: err,
+  });
+}

@@ -1,0 +1,38 @@
+/**
+ * Every fixed size, count and time limit of the POP3 service, each with its reason (DESIGN.md
+ * habit 6). Limits an admin may change live in config/schema.ts, which takes its defaults from
+ * here. An explicit 0 is never silently replaced: callers use `??`, not `||`.
+ */
+
+/** R-S2: Exchange 2010+ default maximum command length in octets, CRLF included. */
+export const DEFAULT_MAX_COMMAND_LENGTH = 512;
+/** R-S2: Exchange's configurable range for the command length. */
+export const MIN_MAX_COMMAND_LENGTH = 40;
+export const MAX_MAX_COMMAND_LENGTH = 1024;
+
+/** R-S6 / RFC 1939 §3: a response line is at most 512 octets including CRLF. */
+export const MAX_RESPONSE_LINE = 512;
+
+/** R-S8: Exchange's unauthenticated idle timer, seconds. */
+export const DEFAULT_TIMEOUT_UNAUTHENTICATED_S = 60;
+/** R-S8: Exchange's authenticated idle timer, seconds. */
+export const DEFAULT_TIMEOUT_AUTHENTICATED_S = 1800;
+/** R-S8 / RFC 1939 §3: an autologout timer MUST be at least 10 minutes once authenticated. */
+export const MIN_TIMEOUT_AUTHENTICATED_S = 600;
+
+/** R-S10: unknown or malformed commands tolerated before the server closes (Dovecot uses 20). */
+export const DEFAULT_MAX_BAD_COMMANDS = 20;
+/** R-S10: failed logins tolerated in one connection before it is closed. */
+export const DEFAULT_MAX_AUTH_FAILURES = 3;
+
+/**
+ * R-X2: how many complete command lines may wait unanswered before the session stops reading
+ * the socket. With lines capped at 1024 octets this bounds the pending input to ~64 KiB.
+ */
+export const MAX_PENDING_COMMANDS = 64;
+
+/** Largest message number or line count accepted; bigger numbers are "no such message". */
+export const MAX_ARGUMENT_NUMBER = 2 ** 31 - 1;
+
+/** Output chunk for streamed bodies (Dovecot throttles at 4 KiB; we read files 64 KiB at a time). */
+export const BODY_READ_CHUNK = 64 * 1024;

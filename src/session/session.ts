@@ -1,0 +1,298 @@
+/**
+ * One POP3 connection: read a line, parse, guard, run, write (DESIGN.md "the flow of one
+ * session"). Owns backpressure both ways and the idle timers; handlers never see the socket.
+ *
+ * - Input: lines are framed by protocol/line-reader.ts and taken one at a time; the socket is
+ *   paused while more than INPUT_PAUSE octets wait, so a client pipelining without end costs
+ *   bounded memory (R-X2), and input after PASS is simply the next line (habit 9).
+ * - Output: replies to one batch of pipelined commands go out in one write; bodies and listings
+ *   are streamed and the session waits for 'drain', so a client that never reads costs at most
+ *   the socket's buffer, and is closed by the idle timer (R-S8) since it makes no progress.
+ */
+import type { Socket } from 'node:net';
+import type { Logger } from 'pino';
+import { COMMANDS } from '../commands/index.js';
+import { Pop3Error, toPop3Error } from '../errors.js';
+import { parseCommand } from '../protocol/command.js';
+import { LineReader, type LineEvent } from '../protocol/line-reader.js';
+import { err, formatError, ok } from '../protocol/response.js';
+import type { CommandContext, SessionServices, SessionSettings, SessionStats } from './context.js';
+import { guard } from './guard.js';
+import { INITIAL_STATE, type SessionState } from './state.js';
+
+/** Pause reading when this many input octets wait unframed or unanswered. */
+const INPUT_PAUSE = 64 * 1024;
+/** Flush queued replies once they reach this size, and wait for 'drain' if the socket is full. */
+const OUTPUT_FLUSH = 16 * 1024;
+/** After a close is decided, how long a client that does not read may hold the socket. */
+const CLOSE_GRACE_MS = 2000;
+
+export interface SessionInfo {
+  readonly id: string;
+  readonly remoteAddress: string;
+}
+
+export class Session implements CommandContext {
+  state: SessionState = INITIAL_STATE;
+  readonly stats: SessionStats = {
+    commands: 0, badCommands: 0, authFailures: 0, retr: 0, retrBytes: 0, top: 0, topBytes: 0, dele: 0, bytesOut: 0,
+  };
+  readonly log: Logger;
+  readonly remoteAddress: string;
+  /** Resolves when the session has ended and released its maildrop. */
+  readonly closed: Promise<void>;
+
+  private readonly reader: LineReader;
+  private queued: Buffer[] = [];
+  private queuedBytes = 0;
+  private running: Promise<void> | undefined;
+  /** Input arrived while the pump was finishing: run it again. */
+  private rekick = false;
+  /** A multi-line body is being written: an error now can only close the connection. */
+  private inBody = false;
+  private timer: NodeJS.Timeout | undefined;
+  private inputEnded = false;
+  private ending: string | undefined;
+  private finished = false;
+  private resolveClosed!: () => void;
+
+  constructor(
+    private readonly socket: Socket,
+    readonly services: SessionServices,
+    readonly settings: SessionSettings,
+    info: SessionInfo,
+  ) {
+    this.remoteAddress = info.remoteAddress;
+    this.log = services.logger.child({ session: info.id, ip: info.remoteAddress });
+    this.reader = new LineReader(settings.maxCommandLength);
+    this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+  }
+
+  start(greeting: string): void {
+    const s = this.socket;
+    s.setNoDelay(true);
+    s.on('data', (chunk: Buffer) => this.onData(chunk));
+    s.on('end', () => {
+      this.inputEnded = true;
+      this.kick();
+    });
+    s.on('error', (e) => this.log.debug({ err: e }, 'socket error'));
+    s.on('close', () => void this.finish(this.ending ?? 'disconnected'));
+    this.log.debug('session start');
+    this.reply(ok(greeting));
+    this.flush();
+    this.armTimer();
+  }
+
+  // --- CommandContext ---------------------------------------------------------------------------
+
+  reply(data: Buffer): void {
+    this.queued.push(data);
+    this.queuedBytes += data.length;
+  }
+
+  async sendBody(status: Buffer, body: AsyncIterable<Buffer>): Promise<number> {
+    this.reply(status);
+    this.flush();
+    let sent = 0;
+    this.inBody = true;
+    for await (const chunk of body) {
+      if (!this.writable()) throw new Pop3Error('INTERNAL', 'Connection closed during transfer', { disconnect: true });
+      this.stats.bytesOut += chunk.length;
+      sent += chunk.length;
+      if (!this.socket.write(chunk)) await this.drained();
+    }
+    this.inBody = false;
+    return sent;
+  }
+
+  end(reason: string): void {
+    this.ending ??= reason;
+  }
+
+  /** Server shutdown: drop the connection without UPDATE (R-K4). */
+  abort(): void {
+    this.ending ??= 'server shutdown';
+    this.socket.destroy();
+  }
+
+  // --- input ------------------------------------------------------------------------------------
+
+  private onData(chunk: Buffer): void {
+    if (this.finished || this.ending !== undefined) return;
+    this.reader.push(chunk);
+    if (this.reader.buffered > INPUT_PAUSE) this.socket.pause();
+    this.kick();
+  }
+
+  /** Starts the command loop unless it runs; a loop that is finishing runs once more. */
+  private kick(): void {
+    if (this.running !== undefined) {
+      this.rekick = true;
+      return;
+    }
+    this.rekick = false;
+    this.running = this.pump().finally(() => {
+      this.running = undefined;
+      if (this.rekick && !this.finished) this.kick();
+    });
+  }
+
+  private async pump(): Promise<void> {
+    for (;;) {
+      if (this.finished || this.ending !== undefined) break;
+      const event = this.reader.next();
+      if (event === undefined) break;
+      this.armTimer(); // R-S8: any command resets the idle timer
+      await this.handle(event);
+      if (this.queuedBytes >= OUTPUT_FLUSH) {
+        this.flush();
+        if (this.socket.writableNeedDrain) await this.drained().catch(() => undefined);
+      }
+    }
+    this.flush();
+    if (this.finished) return;
+    if (this.ending !== undefined) return this.close(this.ending);
+    if (this.inputEnded) return this.close('client closed');
+    if (this.socket.isPaused() && this.reader.buffered <= INPUT_PAUSE) this.socket.resume();
+  }
+
+  private async handle(event: LineEvent): Promise<void> {
+    this.stats.commands++;
+    if (event.kind === 'too-long') {
+      return this.badCommand(
+        new Pop3Error('LINE_TOO_LONG', `Command line too long (max ${this.settings.maxCommandLength} octets)`),
+      );
+    }
+    const parsed = parseCommand(event.line);
+    if (!parsed.ok) return this.badCommand(parsed.error);
+    const { command } = parsed;
+    const spec = COMMANDS[command.name];
+    const refused = guard(spec, this.state.phase, this.settings);
+    if (refused !== undefined) return this.badCommand(refused);
+    this.log.debug({ command: command.name }, 'command');
+    try {
+      await spec.run(this, command);
+    } catch (e) {
+      const error = toPop3Error(e);
+      if (this.inBody) {
+        // The status line and part of the body are out: an -ERR now would read as message text.
+        this.inBody = false;
+        if (this.writable()) this.log.error({ err: e, command: command.name }, 'transfer failed');
+        this.socket.destroy();
+        return this.end('transfer failed');
+      }
+      if (error.code === 'INTERNAL') this.log.error({ err: e, command: command.name }, 'command failed');
+      this.fail(error);
+    }
+  }
+
+  private badCommand(error: Pop3Error): void {
+    this.stats.badCommands++;
+    if (this.stats.badCommands >= this.settings.maxBadCommands) {
+      // R-S10: the server may close after a negative reply.
+      this.fail(new Pop3Error('TOO_MANY_ERRORS', 'Too many invalid commands, closing connection', { disconnect: true }));
+    } else {
+      this.fail(error);
+    }
+  }
+
+  private fail(error: Pop3Error): void {
+    if (!this.writable()) return this.end('disconnected');
+    this.reply(formatError(error));
+    if (error.disconnect) this.end(error.code === 'TOO_MANY_ERRORS' ? 'too many errors' : error.code.toLowerCase());
+  }
+
+  // --- output -----------------------------------------------------------------------------------
+
+  private writable(): boolean {
+    return !this.socket.destroyed && this.socket.writable;
+  }
+
+  private flush(): void {
+    if (this.queued.length === 0) return;
+    const data = this.queued.length === 1 ? this.queued[0]! : Buffer.concat(this.queued);
+    this.queued = [];
+    this.queuedBytes = 0;
+    if (!this.writable()) return;
+    this.stats.bytesOut += data.length;
+    this.socket.write(data);
+  }
+
+  /** Waits for the socket to drain; progress counts as activity for the idle timer. */
+  private drained(): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const onDrain = (): void => {
+        cleanup();
+        this.armTimer();
+        resolve();
+      };
+      const onClose = (): void => {
+        cleanup();
+        reject(new Pop3Error('INTERNAL', 'Connection closed during transfer', { disconnect: true }));
+      };
+      const cleanup = (): void => {
+        this.socket.off('drain', onDrain);
+        this.socket.off('close', onClose);
+      };
+      if (this.socket.destroyed) return onClose();
+      this.socket.on('drain', onDrain);
+      this.socket.on('close', onClose);
+    });
+  }
+
+  // --- timers and the end -----------------------------------------------------------------------
+
+  private armTimer(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    if (this.finished) return;
+    const ms =
+      this.state.phase === 'authorization' ? this.settings.timeoutUnauthenticatedMs : this.settings.timeoutAuthenticatedMs;
+    this.timer = setTimeout(() => this.onIdle(), ms);
+    this.timer.unref();
+  }
+
+  private onIdle(): void {
+    if (this.finished) return;
+    // R-S8: a notice line, then close; the session does not enter UPDATE, nothing is deleted.
+    this.queued = [];
+    this.queuedBytes = 0;
+    this.reply(err('Disconnected for inactivity'));
+    this.flush();
+    this.close('timeout');
+  }
+
+  private close(reason: string): void {
+    this.ending ??= reason;
+    if (this.socket.destroyed) return void this.finish(reason);
+    this.socket.end();
+    setTimeout(() => this.socket.destroy(), CLOSE_GRACE_MS).unref();
+  }
+
+  /** Runs once: waits for the running command, releases the maildrop, logs the summary line. */
+  private async finish(reason: string): Promise<void> {
+    if (this.finished) return;
+    this.finished = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    if (!this.socket.destroyed) this.close(reason);
+    await this.running?.catch(() => undefined);
+    const state = this.state;
+    if (state.phase === 'transaction') {
+      // R-K4: no UPDATE without QUIT. Only the retrieved marks are recorded.
+      await state.maildrop.snapshot
+        .commit(state.maildrop.seenOnly())
+        .catch((e: unknown) => this.log.error({ err: e }, 'recording retrieved marks failed'))
+        .finally(() => state.maildrop.snapshot.release());
+    }
+    const s = this.stats;
+    this.log.info(
+      {
+        event: 'session_end', reason: this.ending ?? reason, user: s.user, mailbox: s.mailbox, commands: s.commands, bad: s.badCommands,
+        authFailures: s.authFailures, retr: s.retr, retrBytes: s.retrBytes, top: s.top, topBytes: s.topBytes,
+        dele: s.dele, bytesOut: s.bytesOut, mailboxMessages: s.mailboxMessages, mailboxBytes: s.mailboxBytes,
+      },
+      'session end',
+    );
+    this.resolveClosed();
+  }
+}

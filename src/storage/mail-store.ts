@@ -1,0 +1,81 @@
+/**
+ * The storage interface, shaped by POP3's verbs (DESIGN.md habit 4): open a snapshot, stream one
+ * message, commit deletions in UPDATE, deliver. Storage never speaks POP3.
+ *
+ * Index spaces, named so they are never confused:
+ * - message number: 1..n, POP3's numbering; exists only in session/maildrop.ts.
+ * - uid: the per-maildrop counter of R-S12; decimal, increasing, persisted, never reused.
+ * - storage id: the backend's opaque key for a message (Maildir: the base file name without its
+ *   `:2,flags` info; memory: the uid as text).
+ */
+import type { Readable } from 'node:stream';
+
+export interface MessageInfo {
+  /** R-S12: per-maildrop unique id, never reused. */
+  readonly uid: number;
+  /** R-S4: exact octets RETR sends (CRLF line ends, before dot-stuffing), stored at first sight. */
+  readonly size: number;
+  /** The message was retrieved in an earlier session (Maildir `S` flag); retention uses it. */
+  readonly seen: boolean;
+  /** Backend key (see above). */
+  readonly id: string;
+}
+
+export interface OpenOptions {
+  /** R-S3 opt-in RFC-strict mode: fail with StorageError('MAILBOX_LOCKED') if another session holds it. */
+  readonly exclusive: boolean;
+}
+
+export interface MailStore {
+  /**
+   * R-S3: takes a snapshot of the maildrop (creating an empty one if it does not exist yet).
+   * Messages other programs dropped in are given a uid and exact size here, once.
+   */
+  open(mailbox: string, opts: OpenOptions): Promise<MaildropSnapshot>;
+  /** Stores one message durably and returns its uid and exact size. */
+  deliver(mailbox: string, message: Buffer | AsyncIterable<Buffer>): Promise<DeliveryResult>;
+  /** Whether the maildrop exists (has been created or delivered to). */
+  exists(mailbox: string): Promise<boolean>;
+  /** Creates an empty maildrop; no error if it exists. */
+  create(mailbox: string): Promise<void>;
+  /** Releases whatever the store holds (pools, watchers). */
+  close(): Promise<void>;
+}
+
+export interface DeliveryResult {
+  readonly uid: number;
+  readonly size: number;
+}
+
+export interface CommitChanges {
+  /** Storage ids to remove (R-K4: only ever called from UPDATE). Missing ones are not an error. */
+  readonly expunge: readonly string[];
+  /** Storage ids to mark seen (retrieved). Missing ones are not an error. */
+  readonly seen: readonly string[];
+}
+
+export interface MaildropSnapshot {
+  readonly mailbox: string;
+  /** The messages at open time, ascending uid. Never changes during the session (R-S3). */
+  readonly messages: readonly MessageInfo[];
+  /**
+   * The stored bytes of one message, as stored (any line endings). Rejects with
+   * StorageError('MESSAGE_GONE') if it was expunged since the snapshot (R-S3).
+   */
+  read(id: string): Promise<Readable>;
+  /** R-K4 / R-S11: applies the changes; repeating it after a partial failure is harmless. */
+  commit(changes: CommitChanges): Promise<void>;
+  /** Releases the snapshot's locks without changing anything. Safe to call more than once. */
+  release(): Promise<void>;
+}
+
+/**
+ * Mailbox (maildrop) names reach the file system, so they are checked in one place: no path
+ * separators, no leading dot, no control characters, at most 255 octets.
+ */
+export function isValidMailboxName(name: string): boolean {
+  if (name.length === 0 || Buffer.byteLength(name, 'utf8') > 255) return false;
+  if (name.startsWith('.') || name.startsWith('-')) return false;
+  // eslint-disable-next-line no-control-regex
+  return !/[\x00-\x1f\x7f/\\:*?"<>|%]/.test(name) && name.trim() === name;
+}
