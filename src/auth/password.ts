@@ -1,0 +1,110 @@
+/**
+ * Password hashing and verification (R-X8). A stored credential names its scheme in braces, as
+ * Dovecot does: `{SCRYPT}$scrypt$ln=15,r=8,p=1$<salt>$<hash>` (PHC string format, unpadded
+ * base64). Verifying a scheme is one entry in SCHEMES. Passwords are compared as the UTF-8 bytes
+ * given, without Unicode normalisation. The server path uses only the async crypto.scrypt.
+ */
+import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+
+const SCRYPT_R = 8;
+const SCRYPT_P = 1;
+const SALT_BYTES = 16;
+const KEY_BYTES = 32;
+/** Cost bounds for hashes poplar makes; config allows 14–20, tests use 14, hashing below 10 is refused. */
+const MIN_COST = 10;
+const MAX_COST = 20;
+/**
+ * Bounds on parameters read from a stored hash: a corrupt or hostile users file must not make one
+ * login allocate more than scrypt at the highest configurable cost does (128·N·r = 1 GiB).
+ */
+const MAX_STORED_MEMORY = 128 * 2 ** MAX_COST * SCRYPT_R;
+
+function scryptAsync(pw: Buffer, salt: Buffer, keylen: number, opts: ScryptOptions): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    scrypt(pw, salt, keylen, opts, (err, key) => (err ? reject(err) : resolve(key)));
+  });
+}
+
+/** Node refuses scrypt when 128·N·r exceeds maxmem; leave headroom above that. */
+function scryptOptions(ln: number, r: number, p: number): ScryptOptions {
+  const N = 2 ** ln;
+  return { N, r, p, maxmem: 2 * 128 * N * r + 1024 * 1024 };
+}
+
+const b64 = (b: Buffer): string => b.toString('base64').replace(/=+$/, '');
+const B64 = /^[A-Za-z0-9+/]+={0,2}$/;
+
+interface ScryptParams {
+  ln: number;
+  r: number;
+  p: number;
+  salt: Buffer;
+  hash: Buffer;
+}
+
+/** Parses `$scrypt$ln=15,r=8,p=1$<salt>$<hash>`; undefined when malformed or out of bounds. */
+function parseScrypt(encoded: string): ScryptParams | undefined {
+  const m = /^\$scrypt\$ln=(\d{1,2}),r=(\d{1,3}),p=(\d{1,3})\$([^$]+)\$([^$]+)$/.exec(encoded);
+  if (!m) return undefined;
+  const [ln, r, p] = [Number(m[1]), Number(m[2]), Number(m[3])];
+  const [saltText, hashText] = [m[4]!, m[5]!];
+  if (ln < 1 || r < 1 || p < 1 || p > 16 || 128 * 2 ** ln * r > MAX_STORED_MEMORY) return undefined;
+  if (!B64.test(saltText) || !B64.test(hashText)) return undefined;
+  const salt = Buffer.from(saltText, 'base64');
+  const hash = Buffer.from(hashText, 'base64');
+  if (salt.length < 8 || hash.length < 16 || hash.length > 64) return undefined;
+  return { ln, r, p, salt, hash };
+}
+
+async function verifyScrypt(encoded: string, pw: Buffer): Promise<boolean> {
+  const params = parseScrypt(encoded);
+  if (!params) return false;
+  const { ln, r, p, salt, hash } = params;
+  const key = await scryptAsync(pw, salt, hash.length, scryptOptions(ln, r, p));
+  return timingSafeEqual(key, hash);
+}
+
+interface Scheme {
+  /** `encoded` is the stored credential after the `{SCHEME}` prefix. */
+  verify(encoded: string, password: Buffer): Promise<boolean>;
+}
+
+/** Verifiable schemes by upper-case name; Dovecot's scheme names are case-insensitive. */
+const SCHEMES: Readonly<Record<string, Scheme>> = {
+  SCRYPT: { verify: verifyScrypt },
+};
+
+/** The scheme named by a stored credential's `{SCHEME}` prefix (upper case), or undefined. */
+export function schemeOf(stored: string): string | undefined {
+  const m = /^\{([A-Za-z0-9._-]+)\}/.exec(stored);
+  return m ? m[1]!.toUpperCase() : undefined;
+}
+
+/** A new `{SCRYPT}` credential with a 16-byte random salt and a 32-byte key; cost is log2 N. */
+export async function hashPassword(pw: string, opts: { cost: number }): Promise<string> {
+  const { cost } = opts;
+  if (!Number.isInteger(cost) || cost < MIN_COST || cost > MAX_COST) {
+    throw new RangeError(`scrypt cost must be an integer ${MIN_COST}–${MAX_COST}, got ${cost}`);
+  }
+  const salt = randomBytes(SALT_BYTES);
+  const key = await scryptAsync(Buffer.from(pw, 'utf8'), salt, KEY_BYTES, scryptOptions(cost, SCRYPT_R, SCRYPT_P));
+  return `{SCRYPT}$scrypt$ln=${cost},r=${SCRYPT_R},p=${SCRYPT_P}$${b64(salt)}$${b64(key)}`;
+}
+
+/** True when `pw` matches the stored credential; false for unknown schemes and malformed hashes. */
+export async function verifyPassword(stored: string, pw: string): Promise<boolean> {
+  const scheme = schemeOf(stored);
+  if (scheme === undefined || !Object.hasOwn(SCHEMES, scheme)) return false;
+  return SCHEMES[scheme]!.verify(stored.slice(scheme.length + 2), Buffer.from(pw, 'utf8'));
+}
+
+/**
+ * Always false, after the same work as verifying a `{SCRYPT}` hash made at `cost`: used for
+ * unknown users so that a failed login takes as long as a wrong password (R-S13).
+ */
+export async function verifyDummy(pw: string, cost: number): Promise<boolean> {
+  const ln = Math.min(Math.max(Math.trunc(cost), 1), MAX_COST);
+  const key = await scryptAsync(Buffer.from(pw, 'utf8'), randomBytes(SALT_BYTES), KEY_BYTES, scryptOptions(ln, SCRYPT_R, SCRYPT_P));
+  timingSafeEqual(key, Buffer.alloc(KEY_BYTES));
+  return false;
+}

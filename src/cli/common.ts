@@ -1,0 +1,37 @@
+/**
+ * What the subcommands share: the `--config`, `-o`, `--data` options that locate the
+ * configuration, and CliError, an expected failure printed as `poplar: <message>` without a stack.
+ */
+import type { Command } from 'commander';
+import { loadConfig, type Config } from '../config/load.js';
+
+export class CliError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'CliError';
+  }
+}
+
+export interface ConfigOptions {
+  config?: string;
+  override: string[];
+  data?: string;
+}
+
+const collect = (value: string, previous: string[]): string[] => [...previous, value];
+
+/** Adds the options every subcommand uses to find its configuration. */
+export function withConfigOptions(cmd: Command): Command {
+  return cmd
+    .option('-c, --config <file>', 'TOML config file')
+    .option('-o, --override <key=value>', 'set a config key, e.g. -o pop3.listen=127.0.0.1:1110 (repeatable)', collect, [])
+    .option('--data <dir>', 'data directory (sets server.data_dir)');
+}
+
+export function configFrom(opts: ConfigOptions): Config {
+  return loadConfig({
+    ...(opts.config === undefined ? {} : { file: opts.config }),
+    ...(opts.data === undefined ? {} : { dataDir: opts.data }),
+    overrides: opts.override,
+  });
+}

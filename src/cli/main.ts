@@ -1,0 +1,58 @@
+#!/usr/bin/env node
+/**
+ * The `poplar` command: a table of subcommands, one file each. Expected failures (CliError,
+ * ConfigError, PasswdFileError) print `poplar: <message>` to stderr and exit 1, without a stack.
+ */
+import { readFileSync, realpathSync } from 'node:fs';
+import { pathToFileURL } from 'node:url';
+import { Command, CommanderError } from 'commander';
+import { PasswdFileError } from '../auth/passwd-file.js';
+import { ConfigError } from '../errors.js';
+import { CliError } from './common.js';
+import { configCommand } from './config.js';
+import { grantCommand } from './grant.js';
+import { serveCommand } from './serve-command.js';
+import { userCommand } from './user.js';
+
+const SUBCOMMANDS: ReadonlyArray<() => Command> = [serveCommand, userCommand, grantCommand, configCommand];
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+/** Usage errors read `poplar: <message>` and reach main() instead of exiting, at every level. */
+function configure(cmd: Command): void {
+  cmd
+    .configureOutput({ outputError: (str, write) => write(`poplar: ${str.replace(/^error: /, '')}`) })
+    .exitOverride();
+  for (const sub of cmd.commands) configure(sub);
+}
+
+export function program(): Command {
+  const p = new Command('poplar').description('poplar, a POP3 server').version(version());
+  for (const make of SUBCOMMANDS) p.addCommand(make());
+  configure(p);
+  return p;
+}
+
+/** Runs the CLI; resolves to the exit code. */
+export async function main(argv: readonly string[]): Promise<number> {
+  try {
+    await program().parseAsync([...argv], { from: 'user' });
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) return err.exitCode;
+    if (err instanceof CliError || err instanceof PasswdFileError || err instanceof ConfigError) {
+      process.stderr.write(`poplar: ${err.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`poplar: unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    return 1;
+  }
+}
+
+const entry = process.argv[1];
+if (entry !== undefined && import.meta.url === pathToFileURL(realpathSync(entry)).href) {
+  process.exitCode = await main(process.argv.slice(2));
+}

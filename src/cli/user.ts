@@ -1,0 +1,73 @@
+/**
+ * `poplar user add|passwd|del|list` (R-X8): manage the passwd-file user directory named by
+ * `auth.users_file`. A running server picks the changes up without a restart.
+ */
+import { Command } from 'commander';
+import { hashPassword } from '../auth/password.js';
+import { nameProblem, PasswdFile } from '../auth/passwd-file.js';
+import type { Config } from '../config/load.js';
+import { CliError, configFrom, withConfigOptions, type ConfigOptions } from './common.js';
+import { readNewPassword } from './prompt.js';
+
+interface PasswordOptions extends ConfigOptions {
+  passwordStdin?: boolean;
+}
+
+function directory(config: Config): PasswdFile {
+  return new PasswdFile(config.auth.users_file);
+}
+
+async function exists(dir: PasswdFile, name: string): Promise<boolean> {
+  return (await dir.list()).some((u) => u.name === name);
+}
+
+async function add(name: string, opts: PasswordOptions): Promise<void> {
+  const problem = nameProblem(name);
+  if (problem !== undefined) throw new CliError(`invalid user name "${name}": ${problem}`);
+  const config = configFrom(opts);
+  const dir = directory(config);
+  if (await exists(dir, name)) throw new CliError(`user "${name}" already exists (use "poplar user passwd" to change the password)`);
+  const pw = await readNewPassword(name, opts.passwordStdin === true);
+  await dir.add(name, await hashPassword(pw, { cost: config.auth.scrypt_cost }));
+  process.stdout.write(`user "${name}" added to ${dir.path}\n`);
+}
+
+async function passwd(name: string, opts: PasswordOptions): Promise<void> {
+  const config = configFrom(opts);
+  const dir = directory(config);
+  if (!(await exists(dir, name))) throw new CliError(`no such user "${name}" in ${dir.path}`);
+  const pw = await readNewPassword(name, opts.passwordStdin === true);
+  await dir.setPassword(name, await hashPassword(pw, { cost: config.auth.scrypt_cost }));
+  process.stdout.write(`password of "${name}" changed\n`);
+}
+
+async function del(name: string, opts: ConfigOptions): Promise<void> {
+  const config = configFrom(opts);
+  const dir = directory(config);
+  await dir.remove(name);
+  const where = config.storage.backend === 'maildir' ? ` in ${config.storage.maildir_path.replaceAll('%u', name)}` : '';
+  process.stdout.write(`user "${name}" removed; their mail${where} was not deleted\n`);
+}
+
+async function list(opts: ConfigOptions): Promise<void> {
+  const dir = directory(configFrom(opts));
+  const users = await dir.list();
+  if (users.length === 0) process.stderr.write(`no users in ${dir.path}\n`);
+  for (const u of users) {
+    process.stdout.write(u.grants.length ? `${u.name}\tgrants=${u.grants.join(',')}\n` : `${u.name}\n`);
+  }
+}
+
+export function userCommand(): Command {
+  const user = new Command('user').description('add, remove and list users, set passwords');
+  const stdinOption = ['--password-stdin', 'read the password from the first line of stdin'] as const;
+  withConfigOptions(user.command('add').description('add a user').argument('<name>').option(...stdinOption))
+    .action((name: string, opts: PasswordOptions) => add(name, opts));
+  withConfigOptions(user.command('passwd').description("set a user's password").argument('<name>').option(...stdinOption))
+    .action((name: string, opts: PasswordOptions) => passwd(name, opts));
+  withConfigOptions(user.command('del').description('remove a user (their mail is kept)').argument('<name>'))
+    .action((name: string, opts: ConfigOptions) => del(name, opts));
+  withConfigOptions(user.command('list').description('list users and their grants'))
+    .action((opts: ConfigOptions) => list(opts));
+  return user;
+}

@@ -1,0 +1,175 @@
+/**
+ * Locks for a maildrop shared with other processes (other poplar processes, an LDA) and with
+ * concurrent sessions of this process.
+ *
+ * - `FileLock`: a lock file created with O_CREAT|O_EXCL ('wx'), which is atomic on local file
+ *   systems and on NFSv3+ (open(2)). It holds `<pid> <host> <time ms> <token>`. The holder touches
+ *   its mtime every STALE_MS / 3, so a lock is stale when its mtime is older than STALE_MS, or,
+ *   written on this host, when its pid is dead, or when it carries this process's pid but a token
+ *   this process does not hold (a previous process with the same pid, e.g. pid 1 in a container).
+ *   Tokens are per module instance: one process, one store registry (no sessions in workers).
+ * - `Mutex`: an in-process FIFO lock, so concurrent sessions of one process queue cheaply instead
+ *   of polling the lock file.
+ */
+import { randomBytes } from 'node:crypto';
+import { open, readFile, stat, unlink, utimes } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { StorageError } from '../../errors.js';
+import { errCode, ignoreEnoent } from './maildir-errors.js';
+import { encodeHostname } from './maildir-filename.js';
+
+/** A lock not refreshed for this long is stale (holders refresh it every STALE_MS / 3). */
+export const LOCK_STALE_MS = 30_000;
+/** How long a writer waits for the uidlist lock before failing with StorageError('IO'). */
+export const LOCK_WAIT_MS = 10_000;
+const BACKOFF_FIRST_MS = 2;
+const BACKOFF_MAX_MS = 100;
+
+/** The lock owner's host as written in lock files: the machine's name, never a configured one. */
+export const LOCK_HOST = encodeHostname(hostname()).replace(/\s/g, '_');
+/** Tokens of the locks this process holds now. */
+const heldTokens = new Set<string>();
+
+export class FileLock {
+  private readonly heartbeat: NodeJS.Timeout;
+  private released = false;
+
+  private constructor(
+    readonly path: string,
+    private readonly content: string,
+    private readonly token: string,
+  ) {
+    heldTokens.add(token);
+    this.heartbeat = setInterval(() => {
+      const now = new Date();
+      utimes(this.path, now, now).catch(() => {});
+    }, LOCK_STALE_MS / 3);
+    this.heartbeat.unref();
+  }
+
+  /**
+   * Takes the lock, breaking a stale one, retrying with backoff for up to `waitMs` while a live
+   * one is held. Resolves undefined if it is still held after that.
+   */
+  static async acquire(path: string, waitMs: number): Promise<FileLock | undefined> {
+    const deadline = Date.now() + waitMs;
+    let delay = BACKOFF_FIRST_MS;
+    for (;;) {
+      const token = randomBytes(8).toString('hex');
+      const content = `${process.pid} ${LOCK_HOST} ${Date.now()} ${token}\n`;
+      try {
+        const fh = await open(path, 'wx', 0o600);
+        try {
+          await fh.writeFile(content);
+        } finally {
+          await fh.close();
+        }
+        return new FileLock(path, content, token);
+      } catch (err) {
+        if (errCode(err) !== 'EEXIST') throw err;
+      }
+      if (await breakIfStale(path)) continue;
+      const left = deadline - Date.now();
+      if (left <= 0) return undefined;
+      await sleep(Math.min(delay * (0.5 + Math.random()), left));
+      delay = Math.min(delay * 2, BACKOFF_MAX_MS);
+    }
+  }
+
+  /** Takes the lock or fails with StorageError('IO') after `waitMs` (default LOCK_WAIT_MS). */
+  static async acquireOrFail(path: string, waitMs = LOCK_WAIT_MS): Promise<FileLock> {
+    const lock = await FileLock.acquire(path, waitMs);
+    if (lock === undefined) throw new StorageError('IO', `timed out waiting for lock ${path}`);
+    return lock;
+  }
+
+  /** Removes the lock file if it is still ours (a holder judged stale may have lost it). */
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    clearInterval(this.heartbeat);
+    heldTokens.delete(this.token);
+    const current = await readIfExists(this.path);
+    if (current === this.content) await unlink(this.path).catch(ignoreEnoent);
+  }
+}
+
+/** Whether a live (not stale) lock file exists at `path`. */
+export async function isLockHeld(path: string): Promise<boolean> {
+  const content = await readIfExists(path);
+  if (content === undefined) return false;
+  return !(await isStale(path, content));
+}
+
+/**
+ * Removes the lock at `path` if it is stale; true if the caller should retry at once. The
+ * content is read again just before unlink(2), so a lock re-created meanwhile survives.
+ */
+async function breakIfStale(path: string): Promise<boolean> {
+  const content = await readIfExists(path);
+  if (content === undefined) return true;
+  if (!(await isStale(path, content))) return false;
+  if ((await readIfExists(path)) !== content) return true;
+  await unlink(path).catch(ignoreEnoent);
+  return true;
+}
+
+async function isStale(path: string, content: string): Promise<boolean> {
+  let mtimeMs: number;
+  try {
+    mtimeMs = (await stat(path)).mtimeMs;
+  } catch (err) {
+    if (errCode(err) === 'ENOENT') return true;
+    throw err;
+  }
+  if (Date.now() - mtimeMs > LOCK_STALE_MS) return true;
+  // An empty or partial file is a lock being written right now: only age makes it stale.
+  const m = /^(\d+) (\S+) \d+ (\S+)\n$/.exec(content);
+  if (m === null || m[2] !== LOCK_HOST) return false;
+  const pid = Number(m[1]);
+  if (pid === process.pid) return !heldTokens.has(m[3]!);
+  return !isProcessAlive(pid);
+}
+
+function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return errCode(err) === 'EPERM'; // exists, owned by another user
+  }
+}
+
+async function readIfExists(path: string): Promise<string | undefined> {
+  try {
+    return await readFile(path, 'utf8');
+  } catch (err) {
+    if (errCode(err) === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+/** An in-process FIFO mutex. */
+export class Mutex {
+  private tail: Promise<void> = Promise.resolve();
+  private pending = 0;
+
+  get idle(): boolean {
+    return this.pending === 0;
+  }
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    this.pending++;
+    const previous = this.tail;
+    let done!: () => void;
+    this.tail = new Promise<void>((resolve) => (done = resolve));
+    try {
+      await previous;
+      return await fn();
+    } finally {
+      this.pending--;
+      done();
+    }
+  }
+}

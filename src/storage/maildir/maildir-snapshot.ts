@@ -1,0 +1,105 @@
+/**
+ * One session's view of a Maildir maildrop (R-S3): the messages seen at open, by base name.
+ * Other programs may rename a file meanwhile (mutt or Dovecot changing flags, moving new/ to
+ * cur/), so every file operation that meets ENOENT looks the base name up again in cur/ and new/
+ * before deciding the message is gone.
+ */
+import { open, rename, unlink } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import type { Readable } from 'node:stream';
+import { StorageError } from '../../errors.js';
+import { BODY_READ_CHUNK } from '../../protocol/limits.js';
+import type { CommitChanges, MaildropSnapshot, MessageInfo } from '../mail-store.js';
+import { fsyncDir, locate } from './maildir-dir.js';
+import { parseName, withFlag } from './maildir-filename.js';
+import { errCode, toStorageError } from './maildir-errors.js';
+import type { FileLock } from './maildir-lock.js';
+import type { MaildropState } from './maildir-state.js';
+
+/** Look-ups after ENOENT before a message counts as gone (each one follows a rename). */
+const MAX_RELOCATE = 3;
+
+export class MaildirSnapshot implements MaildropSnapshot {
+  private released = false;
+
+  constructor(
+    readonly mailbox: string,
+    readonly messages: readonly MessageInfo[],
+    private readonly state: MaildropState,
+    /** Base name -> path relative to the root, updated when a file is found renamed. */
+    private readonly paths: Map<string, string>,
+    private readonly exclusiveLock: FileLock | undefined,
+  ) {}
+
+  async read(id: string): Promise<Readable> {
+    this.checkLive();
+    // The handle is opened first, so a vanished file rejects here rather than failing the stream.
+    const fh = await this.onFile(id, (path) => open(path, 'r')).catch((err: unknown) => {
+      throw toStorageError(err, `reading message ${id}`);
+    });
+    if (fh === undefined) throw new StorageError('MESSAGE_GONE', `message ${id} is gone`);
+    return fh.createReadStream({ highWaterMark: BODY_READ_CHUNK }); // closes fh at end or error
+  }
+
+  /**
+   * R-K4 / R-S11: unlinks the expunged messages and adds the `S` flag to the seen ones, then
+   * fsyncs cur/. Only messages of this snapshot are touched; a file already gone is skipped, so a
+   * commit that failed part-way can simply be repeated.
+   */
+  async commit(changes: CommitChanges): Promise<void> {
+    this.checkLive();
+    try {
+      await this.apply(changes);
+    } catch (err) {
+      throw toStorageError(err, `committing changes to ${this.mailbox}`);
+    }
+  }
+
+  private async apply(changes: CommitChanges): Promise<void> {
+    const expunge = new Set(changes.expunge.filter((id) => this.paths.has(id)));
+    for (const id of expunge) await this.onFile(id, (path) => unlink(path));
+    for (const id of changes.seen) {
+      if (expunge.has(id) || !this.paths.has(id)) continue;
+      await this.onFile(id, async (path) => {
+        const name = basename(path);
+        if (parseName(name).flags.includes('S')) return;
+        const target = `cur/${withFlag(name, 'S')}`;
+        await rename(path, join(this.state.root, target));
+        this.paths.set(id, target);
+      });
+    }
+    await fsyncDir(join(this.state.root, 'cur'));
+  }
+
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    this.state.openSnapshots--;
+    if (this.exclusiveLock !== undefined) {
+      this.state.exclusive = false;
+      await this.exclusiveLock.release();
+    }
+  }
+
+  /**
+   * Runs `op` on the message's current path; on ENOENT finds the file again (it may have been
+   * renamed) and retries. Undefined when the message is no longer in the maildir.
+   */
+  private async onFile<T>(id: string, op: (path: string) => Promise<T>): Promise<T | undefined> {
+    let rel = this.paths.get(id);
+    for (let attempt = 0; rel !== undefined && attempt <= MAX_RELOCATE; attempt++) {
+      try {
+        return await op(join(this.state.root, rel));
+      } catch (err) {
+        if (errCode(err) !== 'ENOENT') throw err;
+      }
+      rel = await locate(this.state.root, id);
+      if (rel !== undefined) this.paths.set(id, rel);
+    }
+    return undefined;
+  }
+
+  private checkLive(): void {
+    if (this.released) throw new StorageError('IO', `snapshot of ${this.mailbox} was released`);
+  }
+}

@@ -1,0 +1,258 @@
+/**
+ * The Maildir backend (R-X7), sharing the standard layout root/{cur,new,tmp} with Postfix
+ * (`home_mailbox = Maildir/`), Dovecot and mutt. Storage id = the file's base name (before `:2,`).
+ * Uids and exact sizes live in poplar's own `poplar-uidlist` (maildir-uidlist.ts); the files of
+ * other programs are only ever moved new/ -> cur/ and given flags, as every Maildir reader does.
+ *
+ * Lock rule (R-S3 opt-in exclusive mode), the same in every backend:
+ * - an exclusive open fails with MAILBOX_LOCKED while any other snapshot of that mailbox is open;
+ * - any open fails with MAILBOX_LOCKED while an exclusive snapshot of that mailbox is open;
+ * - release() ends the snapshot's claim; a released snapshot can no longer read or commit.
+ * An exclusive snapshot holds `poplar-pop3.lock` (maildir-lock.ts) for its lifetime, so the
+ * second rule holds across processes. Plain snapshots leave no trace on disk, so the first rule
+ * covers the plain snapshots of this process only.
+ */
+import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { basename, join } from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { StorageError } from '../../errors.js';
+import { CrlfSizer } from '../../protocol/crlf.js';
+import {
+  isValidMailboxName,
+  type DeliveryResult,
+  type MailStore,
+  type MaildropSnapshot,
+  type MessageInfo,
+  type OpenOptions,
+} from '../mail-store.js';
+import { crlfSizeOfFile, ensureMaildir, fsyncDir, listBases, locate, scanMaildir } from './maildir-dir.js';
+import { errCode, ignoreEnoent, toStorageError } from './maildir-errors.js';
+import {
+  compareDeliveryOrder,
+  encodeHostname,
+  newUniqueName,
+  parseName,
+  sizeFromName,
+} from './maildir-filename.js';
+import { FileLock, isLockHeld, LOCK_WAIT_MS } from './maildir-lock.js';
+import { MaildirSnapshot } from './maildir-snapshot.js';
+import { maildropState, type MaildropState } from './maildir-state.js';
+
+/** Held by an exclusive (RFC-strict, R-S3) session for its whole life. */
+export const SESSION_LOCK_FILE = 'poplar-pop3.lock';
+/** Held while the uidlist is appended to or rewritten. */
+export const UIDLIST_LOCK_FILE = 'poplar-uidlist.lock';
+/** Compact the uidlist once this many records name vanished files and they outnumber the live. */
+const COMPACT_MIN_DEAD = 32;
+
+export interface MaildirStoreOptions {
+  /** The maildrop's root directory for a (validated) mailbox name, e.g. `<data>/mail/%u`. */
+  readonly path: (mailbox: string) => string;
+  /** Host part of new file names (default: os.hostname()). */
+  readonly hostname?: string;
+  /** Clock for new file names, in (possibly fractional) ms since the epoch. */
+  readonly now?: () => number;
+  /** How long a writer waits for the uidlist lock before failing with 'IO' (default 10 s). */
+  readonly lockWaitMs?: number;
+}
+
+export class MaildirStore implements MailStore {
+  private readonly host: string;
+  private readonly now: () => number;
+  private readonly lockWaitMs: number;
+
+  constructor(private readonly opts: MaildirStoreOptions) {
+    this.host = encodeHostname(opts.hostname ?? hostname());
+    this.now = opts.now ?? (() => performance.timeOrigin + performance.now());
+    this.lockWaitMs = opts.lockWaitMs ?? LOCK_WAIT_MS;
+  }
+
+  async open(mailbox: string, opts: OpenOptions): Promise<MaildropSnapshot> {
+    const state = maildropState(this.root(mailbox));
+    if (state.exclusive || (opts.exclusive && state.openSnapshots > 0)) throw locked(mailbox);
+    state.openSnapshots++; // claimed synchronously, before any await (the lock rule above)
+    if (opts.exclusive) state.exclusive = true;
+    let sessionLock: FileLock | undefined;
+    try {
+      await ensureMaildir(state.root);
+      const lockPath = join(state.root, SESSION_LOCK_FILE);
+      if (opts.exclusive) {
+        sessionLock = await FileLock.acquire(lockPath, 0);
+        if (sessionLock === undefined) throw locked(mailbox);
+      } else if (await isLockHeld(lockPath)) {
+        throw locked(mailbox);
+      }
+      const paths = await this.scanAndAssign(state);
+      const messages: MessageInfo[] = [];
+      for (const [id, rel] of paths) {
+        const entry = state.uidlist.entries.get(id);
+        if (entry === undefined) paths.delete(id);
+        else messages.push({ ...entry, seen: parseName(basename(rel)).flags.includes('S'), id });
+      }
+      messages.sort((a, b) => a.uid - b.uid);
+      return new MaildirSnapshot(mailbox, messages, state, paths, sessionLock);
+    } catch (err) {
+      state.openSnapshots--;
+      if (opts.exclusive) state.exclusive = false;
+      await sessionLock?.release();
+      throw toStorageError(err, `opening ${mailbox}`);
+    }
+  }
+
+  async deliver(mailbox: string, message: Buffer | AsyncIterable<Buffer>): Promise<DeliveryResult> {
+    const root = this.root(mailbox);
+    let delivered: string | undefined;
+    try {
+      await ensureMaildir(root);
+      const { name, size } = await this.writeToNew(root, message);
+      delivered = name;
+      await fsyncDir(join(root, 'new'));
+      // R-S12: the uid is assigned now; an open() that saw the file first already gave it one.
+      const state = maildropState(root);
+      const [entry] = await this.locked(state, async () => {
+        await state.uidlist.refresh();
+        return state.uidlist.append([{ key: name, size }]);
+      });
+      return { uid: entry!.uid, size };
+    } catch (err) {
+      // R-X6: a delivery that was not acknowledged leaves nothing behind if it can help it.
+      if (delivered !== undefined) await unlink(join(root, 'new', delivered)).catch(() => {});
+      throw toStorageError(err, `delivering to ${mailbox}`);
+    }
+  }
+
+  async exists(mailbox: string): Promise<boolean> {
+    const root = this.root(mailbox);
+    try {
+      return (await stat(join(root, 'cur'))).isDirectory();
+    } catch (err) {
+      if (errCode(err) === 'ENOENT' || errCode(err) === 'ENOTDIR') return false;
+      throw toStorageError(err, `checking ${mailbox}`);
+    }
+  }
+
+  async create(mailbox: string): Promise<void> {
+    const root = this.root(mailbox);
+    await ensureMaildir(root).catch((err: unknown) => {
+      throw toStorageError(err, `creating ${mailbox}`);
+    });
+  }
+
+  /** Nothing to release: snapshots release their own locks. */
+  async close(): Promise<void> {}
+
+  private root(mailbox: string): string {
+    if (!isValidMailboxName(mailbox)) {
+      throw new StorageError('INVALID_NAME', `invalid mailbox name ${JSON.stringify(mailbox)}`);
+    }
+    return this.opts.path(mailbox);
+  }
+
+  /**
+   * Moves new/ to cur/, gives files seen for the first time their uid and exact size (R-S4,
+   * R-S12), and returns base name -> relative path of every message found. Sizes are computed
+   * before taking the lock, so the lock is held only for the uidlist append.
+   */
+  private async scanAndAssign(state: MaildropState): Promise<Map<string, string>> {
+    const found = await scanMaildir(state.root);
+    await state.uidlist.refresh();
+    const unknown: { key: string; size: number }[] = [];
+    for (const [key, rel] of found) {
+      if (state.uidlist.entries.has(key)) continue;
+      const size = sizeFromName(key) ?? (await this.sizeOf(state.root, key, rel, found));
+      if (size !== undefined) unknown.push({ key, size });
+    }
+    const live = [...found.keys()].filter((key) => state.uidlist.entries.has(key)).length;
+    const dead = state.uidlist.entries.size - live;
+    if (unknown.length === 0 && !(dead >= COMPACT_MIN_DEAD && dead > live)) return found;
+    await this.locked(state, async () => {
+      await state.uidlist.refresh();
+      unknown.sort((a, b) => compareDeliveryOrder(a.key, b.key));
+      await state.uidlist.append(unknown.filter((u) => !state.uidlist.entries.has(u.key)));
+      const live = [...found.keys()].filter((key) => state.uidlist.entries.has(key)).length;
+      const dead = state.uidlist.entries.size - live;
+      if (dead >= COMPACT_MIN_DEAD && dead > live) {
+        // A file renamed during the first listing may have been missed: list again before dropping.
+        const present = await listBases(state.root);
+        await state.uidlist.compact((key) => found.has(key) || present.has(key));
+      }
+    });
+    return found;
+  }
+
+  /** The CRLF size of a file first seen, following one rename; undefined if it vanished. */
+  private async sizeOf(root: string, key: string, rel: string, found: Map<string, string>) {
+    const size = await crlfSizeOfFile(join(root, rel));
+    if (size !== undefined) return size;
+    const moved = await locate(root, key);
+    if (moved === undefined) return undefined;
+    found.set(key, moved);
+    return crlfSizeOfFile(join(root, moved));
+  }
+
+  /**
+   * Writes the message to tmp/ under a unique name, fsyncs it and renames it into new/ as
+   * `<unique>,S=<raw octets>,W=<CRLF octets>` (Maildir spec delivery; Dovecot's size fields).
+   */
+  private async writeToNew(root: string, message: Buffer | AsyncIterable<Buffer>) {
+    const { unique, fh } = await this.createTmp(root);
+    const tmpPath = join(root, 'tmp', unique);
+    let closed = false;
+    try {
+      let raw = 0;
+      const sizer = new CrlfSizer();
+      for await (const chunk of Buffer.isBuffer(message) ? [message] : message) {
+        raw += chunk.length;
+        sizer.push(chunk);
+        await writeAll(fh, chunk);
+      }
+      await fh.sync();
+      closed = true;
+      await fh.close();
+      const size = sizer.total();
+      const name = `${unique},S=${raw},W=${size}`;
+      await rename(tmpPath, join(root, 'new', name));
+      return { name, size };
+    } catch (err) {
+      if (!closed) await fh.close().catch(() => {});
+      await unlink(tmpPath).catch(ignoreEnoent);
+      throw err;
+    }
+  }
+
+  /** Creates tmp/<unique> with O_EXCL, so even a name collision can never overwrite a file. */
+  private async createTmp(root: string): Promise<{ unique: string; fh: FileHandle }> {
+    for (let attempt = 0; ; attempt++) {
+      const unique = newUniqueName(this.now(), this.host);
+      try {
+        return { unique, fh: await open(join(root, 'tmp', unique), 'wx', 0o600) };
+      } catch (err) {
+        if (errCode(err) !== 'EEXIST' || attempt >= 10) throw err;
+      }
+    }
+  }
+
+  /** Runs `fn` holding this process's mutex, then the uidlist lock file, for the maildrop. */
+  private locked<T>(state: MaildropState, fn: () => Promise<T>): Promise<T> {
+    return state.mutex.run(async () => {
+      const lock = await FileLock.acquireOrFail(join(state.root, UIDLIST_LOCK_FILE), this.lockWaitMs);
+      try {
+        return await fn();
+      } finally {
+        await lock.release();
+      }
+    });
+  }
+}
+
+function locked(mailbox: string): StorageError {
+  return new StorageError('MAILBOX_LOCKED', `mailbox ${mailbox} is in use`);
+}
+
+async function writeAll(fh: FileHandle, chunk: Uint8Array): Promise<void> {
+  let written = 0;
+  while (written < chunk.length) {
+    written += (await fh.write(chunk, written, chunk.length - written)).bytesWritten;
+  }
+}

@@ -1,0 +1,213 @@
+/**
+ * `poplar-uidlist`: the file in the maildir root where poplar keeps each message's uid (R-S12)
+ * and exact CRLF size (R-S4), keyed by the Maildir base name (the part before `:2,`, which
+ * mutt, Dovecot and poplar never change once delivered). Other programs' files are never renamed
+ * to hold this data. Format, one record per LF-terminated line:
+ *
+ *   poplar-uidlist 1 next=<next uid> gen=<random>     header, written only by a rewrite
+ *   <uid> <size> <base name>                          one per message, appended
+ *
+ * The file is append-only between rewrites. The next uid is max(header `next`, largest uid + 1),
+ * so a uid stays used after its line is dropped by a compaction. A line without its final LF is
+ * a torn append (a crash mid-write): readers ignore it and the next writer truncates it away, so
+ * every reader agrees on the same records. Appends and rewrites happen under the maildrop's lock
+ * (maildir-lock.ts); reads need no lock. A rewrite goes to a temporary file, is fsynced, renamed
+ * over the old one and the directory fsynced, so a reader sees the old or the new file, whole.
+ */
+import { randomBytes } from 'node:crypto';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { fsyncDir } from './maildir-dir.js';
+import { errCode, ignoreEnoent } from './maildir-errors.js';
+import { Mutex } from './maildir-lock.js';
+
+export const UIDLIST_FILE = 'poplar-uidlist';
+
+export interface UidEntry {
+  readonly uid: number;
+  readonly size: number;
+}
+
+const HEADER = /^poplar-uidlist 1 next=(\d{1,15}) gen=(\S+)$/;
+const ENTRY = /^(\d{1,15}) (\d{1,15}) (.+)$/;
+
+/** A cache of the file's records, brought up to date by reading only what was appended. */
+export class UidList {
+  /** Record per base name; the first line for a name wins. */
+  readonly entries = new Map<string, UidEntry>();
+  private nextFromHeader = 1;
+  private maxUid = 0;
+  /** Identity of the cached file: inode, header line, and the offset after the last full line. */
+  private ino = -1;
+  private header = '';
+  private offset = 0;
+  private readonly serial = new Mutex();
+
+  constructor(readonly path: string) {}
+
+  /** R-S12: the uid the next new message gets. */
+  get nextUid(): number {
+    return Math.max(this.nextFromHeader, this.maxUid + 1);
+  }
+
+  /** Reads what changed in the file since the last call (all of it after a rewrite). */
+  refresh(): Promise<void> {
+    return this.serial.run(async () => {
+      let fh: FileHandle;
+      try {
+        fh = await open(this.path, 'r');
+      } catch (err) {
+        if (errCode(err) !== 'ENOENT') throw err;
+        this.reset(-1);
+        return;
+      }
+      try {
+        await this.readFrom(fh);
+      } finally {
+        await fh.close();
+      }
+    });
+  }
+
+  /**
+   * Appends records for `items`, in order, with consecutive new uids, and makes them durable
+   * (fdatasync) before resolving. A name that already has a record keeps it. The caller holds
+   * the maildrop lock.
+   */
+  append(items: readonly { key: string; size: number }[]): Promise<UidEntry[]> {
+    if (items.length === 0) return Promise.resolve([]);
+    return this.serial.run(async () => {
+      let fh = await openForAppend(this.path);
+      if (fh === undefined) {
+        await this.rewrite(() => true); // creates the file, header first
+        fh = await open(this.path, 'r+');
+      }
+      try {
+        await this.readFrom(fh);
+        if ((await fh.stat()).size > this.offset) await fh.truncate(this.offset); // torn line
+        const fresh = new Map<string, UidEntry>();
+        const added = items.map(({ key, size }) => {
+          const known = this.entries.get(key) ?? fresh.get(key);
+          if (known !== undefined) return known;
+          const entry = { uid: this.nextUid + fresh.size, size };
+          fresh.set(key, entry);
+          return entry;
+        });
+        const text = [...fresh].map(([key, e]) => `${e.uid} ${e.size} ${key}\n`).join('');
+        const bytes = Buffer.from(text, 'utf8');
+        let written = 0;
+        while (written < bytes.length) {
+          const r = await fh.write(bytes, written, bytes.length - written, this.offset + written);
+          written += r.bytesWritten;
+        }
+        await fh.datasync();
+        // The cache learns the records only once they are durable.
+        for (const [key, e] of fresh) {
+          this.entries.set(key, e);
+          this.maxUid = Math.max(this.maxUid, e.uid);
+        }
+        this.offset += bytes.length;
+        return added;
+      } finally {
+        await fh.close();
+      }
+    });
+  }
+
+  /** Rewrites the file keeping only the records whose name `keep` accepts; the caller holds the lock. */
+  compact(keep: (key: string) => boolean): Promise<void> {
+    return this.serial.run(() => this.rewrite(keep));
+  }
+
+  private async rewrite(keep: (key: string) => boolean): Promise<void> {
+    const next = this.nextUid;
+    const kept = [...this.entries].filter(([key]) => keep(key)).sort((a, b) => a[1].uid - b[1].uid);
+    const header = `poplar-uidlist 1 next=${next} gen=${randomBytes(6).toString('hex')}`;
+    const lines = kept.map(([key, e]) => `${e.uid} ${e.size} ${key}\n`);
+    const text = Buffer.from(`${header}\n${lines.join('')}`, 'utf8');
+    const tmp = `${this.path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    const fh = await open(tmp, 'wx', 0o600);
+    try {
+      await fh.writeFile(text);
+      await fh.sync();
+      await fh.close();
+      await rename(tmp, this.path);
+    } catch (err) {
+      await fh.close().catch(() => {});
+      await unlink(tmp).catch(ignoreEnoent);
+      throw err;
+    }
+    await fsyncDir(dirname(this.path));
+    const fresh = await open(this.path, 'r');
+    try {
+      await this.readFrom(fresh); // a new header (gen) makes this a full read
+    } finally {
+      await fresh.close();
+    }
+  }
+
+  /**
+   * Brings the cache up to date from an open handle of the file. All reads come first; the
+   * cache is then changed without an await, so callers never see it half-updated.
+   */
+  private async readFrom(fh: FileHandle): Promise<void> {
+    const st = await fh.stat();
+    const headerBytes = Buffer.byteLength(this.header) + 1;
+    const sameFile =
+      st.ino === this.ino &&
+      st.size >= this.offset &&
+      this.offset >= headerBytes &&
+      (await readRange(fh, 0, headerBytes)).toString('utf8') === `${this.header}\n`;
+    const from = sameFile ? this.offset : 0;
+    const tail = await readRange(fh, from, st.size - from);
+    if (!sameFile) this.reset(st.ino);
+    const end = tail.lastIndexOf(0x0a) + 1; // bytes after the last LF are a torn line
+    for (const line of tail.subarray(0, end).toString('utf8').split('\n')) this.parse(line);
+    this.offset += end;
+  }
+
+  private parse(line: string): void {
+    const header = HEADER.exec(line);
+    if (header !== null) {
+      if (this.header === '') this.header = line;
+      this.nextFromHeader = Math.max(this.nextFromHeader, Number(header[1]));
+      return;
+    }
+    const m = ENTRY.exec(line);
+    if (m === null) return; // not a record poplar wrote: skipped
+    const uid = Number(m[1]);
+    this.maxUid = Math.max(this.maxUid, uid);
+    if (!this.entries.has(m[3]!)) this.entries.set(m[3]!, { uid, size: Number(m[2]) });
+  }
+
+  /** Forgets the cached records, keeping the next uid: a uid is never handed out twice. */
+  private reset(ino: number): void {
+    this.nextFromHeader = this.nextUid;
+    this.maxUid = 0;
+    this.entries.clear();
+    this.ino = ino;
+    this.header = '';
+    this.offset = 0;
+  }
+}
+
+/** The file opened for writing, or undefined if it does not exist yet. */
+async function openForAppend(path: string): Promise<FileHandle | undefined> {
+  try {
+    return await open(path, 'r+');
+  } catch (err) {
+    if (errCode(err) === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+async function readRange(fh: FileHandle, position: number, length: number): Promise<Buffer> {
+  const buf = Buffer.alloc(length);
+  let done = 0;
+  while (done < length) {
+    const { bytesRead } = await fh.read(buf, done, length - done, position + done);
+    if (bytesRead === 0) break;
+    done += bytesRead;
+  }
+  return buf.subarray(0, done);
+}

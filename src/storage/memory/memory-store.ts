@@ -1,0 +1,147 @@
+/**
+ * The in-memory reference backend (DESIGN.md habit 4): the simplest store that has every
+ * behaviour the conformance suite asks for. Storage id = the uid as decimal text.
+ *
+ * Lock rule (R-S3 opt-in exclusive mode), the same in every backend:
+ * - an exclusive open fails with MAILBOX_LOCKED while any other snapshot of that mailbox is open;
+ * - any open fails with MAILBOX_LOCKED while an exclusive snapshot of that mailbox is open;
+ * - release() ends the snapshot's claim; a released snapshot can no longer read or commit.
+ */
+import { Readable } from 'node:stream';
+import { StorageError } from '../../errors.js';
+import { crlfSize } from '../../protocol/crlf.js';
+import { BODY_READ_CHUNK } from '../../protocol/limits.js';
+import {
+  isValidMailboxName,
+  type CommitChanges,
+  type DeliveryResult,
+  type MailStore,
+  type MaildropSnapshot,
+  type MessageInfo,
+  type OpenOptions,
+} from '../mail-store.js';
+
+interface StoredMessage {
+  readonly uid: number;
+  readonly size: number;
+  readonly bytes: Buffer;
+  seen: boolean;
+}
+
+interface Maildrop {
+  /** R-S12: the next uid; only ever grows. */
+  nextUid: number;
+  /** Keyed by storage id. */
+  readonly messages: Map<string, StoredMessage>;
+  openSnapshots: number;
+  exclusiveHeld: boolean;
+}
+
+export class MemoryMailStore implements MailStore {
+  private readonly maildrops = new Map<string, Maildrop>();
+
+  async open(mailbox: string, opts: OpenOptions): Promise<MaildropSnapshot> {
+    const drop = this.maildrop(mailbox);
+    if (drop.exclusiveHeld || (opts.exclusive && drop.openSnapshots > 0)) {
+      throw new StorageError('MAILBOX_LOCKED', `mailbox ${mailbox} is in use`);
+    }
+    drop.openSnapshots++;
+    if (opts.exclusive) drop.exclusiveHeld = true;
+    const messages: MessageInfo[] = [...drop.messages.entries()]
+      .map(([id, m]) => ({ uid: m.uid, size: m.size, seen: m.seen, id }))
+      .sort((a, b) => a.uid - b.uid);
+    return new MemorySnapshot(mailbox, drop, messages, opts.exclusive);
+  }
+
+  async deliver(mailbox: string, message: Buffer | AsyncIterable<Buffer>): Promise<DeliveryResult> {
+    checkName(mailbox);
+    // Collect the whole message first: a failing source delivers nothing (R-X6).
+    const chunks: Buffer[] = [];
+    if (Buffer.isBuffer(message)) chunks.push(Buffer.from(message));
+    else for await (const chunk of message) chunks.push(Buffer.from(chunk));
+    const bytes = Buffer.concat(chunks);
+    const drop = this.maildrop(mailbox);
+    const uid = drop.nextUid++;
+    const size = crlfSize(bytes);
+    drop.messages.set(String(uid), { uid, size, bytes, seen: false });
+    return { uid, size };
+  }
+
+  async exists(mailbox: string): Promise<boolean> {
+    checkName(mailbox);
+    return this.maildrops.has(mailbox);
+  }
+
+  async create(mailbox: string): Promise<void> {
+    this.maildrop(mailbox);
+  }
+
+  async close(): Promise<void> {}
+
+  private maildrop(mailbox: string): Maildrop {
+    checkName(mailbox);
+    let drop = this.maildrops.get(mailbox);
+    if (drop === undefined) {
+      drop = { nextUid: 1, messages: new Map(), openSnapshots: 0, exclusiveHeld: false };
+      this.maildrops.set(mailbox, drop);
+    }
+    return drop;
+  }
+}
+
+class MemorySnapshot implements MaildropSnapshot {
+  private released = false;
+  private readonly ids: ReadonlySet<string>;
+
+  constructor(
+    readonly mailbox: string,
+    private readonly drop: Maildrop,
+    readonly messages: readonly MessageInfo[],
+    private readonly exclusive: boolean,
+  ) {
+    this.ids = new Set(messages.map((m) => m.id));
+  }
+
+  async read(id: string): Promise<Readable> {
+    this.checkLive();
+    const stored = this.ids.has(id) ? this.drop.messages.get(id) : undefined;
+    if (stored === undefined) throw new StorageError('MESSAGE_GONE', `message ${id} is gone`);
+    const bytes = stored.bytes;
+    // Chunked like a file read, so consumers see the same stream shape as with Maildir.
+    return Readable.from(
+      (function* () {
+        for (let i = 0; i < bytes.length; i += BODY_READ_CHUNK) {
+          yield bytes.subarray(i, i + BODY_READ_CHUNK);
+        }
+      })(),
+      { objectMode: false },
+    );
+  }
+
+  async commit(changes: CommitChanges): Promise<void> {
+    this.checkLive();
+    // Ids outside this snapshot are ignored: a session only changes what it was shown.
+    for (const id of changes.expunge) if (this.ids.has(id)) this.drop.messages.delete(id);
+    for (const id of changes.seen) {
+      const stored = this.ids.has(id) ? this.drop.messages.get(id) : undefined;
+      if (stored !== undefined) stored.seen = true;
+    }
+  }
+
+  async release(): Promise<void> {
+    if (this.released) return;
+    this.released = true;
+    this.drop.openSnapshots--;
+    if (this.exclusive) this.drop.exclusiveHeld = false;
+  }
+
+  private checkLive(): void {
+    if (this.released) throw new StorageError('IO', `snapshot of ${this.mailbox} was released`);
+  }
+}
+
+function checkName(mailbox: string): void {
+  if (!isValidMailboxName(mailbox)) {
+    throw new StorageError('INVALID_NAME', `invalid mailbox name ${JSON.stringify(mailbox)}`);
+  }
+}

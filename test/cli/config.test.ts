@@ -1,0 +1,68 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { parse } from 'smol-toml';
+import { poplar } from './run.js';
+
+function configFile(text: string): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'poplar-cli-config-')), 'poplar.toml');
+  writeFileSync(file, text);
+  return file;
+}
+
+describe('poplar config', () => {
+  it('config check says "configuration OK" and exits 0 for a valid file', async () => {
+    const r = await poplar(['config', 'check', '--config', configFile('[pop3]\nlisten = ["127.0.0.1:1110"]\n')]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'configuration OK\n');
+  });
+
+  it('R-S20 config check lists every problem with its key and exits 1', async () => {
+    const file = configFile('[pop3]\nmax_command_length = 2000\ntimeout_authenticated = 60\nlisen = []\n[storage]\nbackend = "mbox"\n');
+    const r = await poplar(['config', 'check', '--config', file, '-o', 'log.level=loud', '-o', 'pop3.nope=1']);
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, '');
+    const lines = r.stderr.trimEnd().split('\n');
+    assert.equal(lines[0], 'poplar: invalid configuration:');
+    const keys = lines.slice(1).map((l) => l.replace(/^ {2}- (-o )?/, '').split(':')[0]);
+    assert.deepEqual(keys.sort(), [
+      'log.level',
+      'pop3.lisen',
+      'pop3.max_command_length',
+      'pop3.nope',
+      'pop3.timeout_authenticated',
+      'storage.backend',
+    ]);
+    assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
+  });
+
+  it('config check reports a TOML syntax error with line and column', async () => {
+    const file = configFile('[pop3]\nlast_command = tru\n');
+    const r = await poplar(['config', 'check', '--config', file]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, new RegExp(`${file}:2:\\d+: TOML syntax error`));
+  });
+
+  it('config show prints the effective configuration as TOML', async () => {
+    const data = mkdtempSync(join(tmpdir(), 'poplar-cli-show-'));
+    const r = await poplar(['config', 'show', '--data', data, '-o', 'pop3.listen=127.0.0.1:1110', '-o', 'pop3.last_command=true']);
+    assert.equal(r.code, 0, r.stderr);
+    const shown = parse(r.stdout) as Record<string, Record<string, unknown>>;
+    assert.deepEqual(shown['pop3']!['listen'], ['127.0.0.1:1110']);
+    assert.equal(shown['pop3']!['last_command'], true);
+    assert.equal(shown['pop3']!['max_command_length'], 512);
+    assert.equal(shown['server']!['data_dir'], data);
+    assert.equal(shown['auth']!['users_file'], join(data, 'users'));
+  });
+
+  it('usage errors print "poplar: ..." and exit non-zero', async () => {
+    const r = await poplar(['user', 'add']);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /^poplar: missing required argument 'name'/);
+    const u = await poplar(['frobnicate']);
+    assert.notEqual(u.code, 0);
+    assert.match(u.stderr, /^poplar: unknown command 'frobnicate'/);
+  });
+});

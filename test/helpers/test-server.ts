@@ -1,0 +1,129 @@
+/**
+ * A real poplar server on 127.0.0.1, port 0, for socket-level tests: memory store by default,
+ * users with real scrypt hashes (cheap cost), and every log line captured so tests can assert on
+ * the summary line and that no secret is ever logged.
+ */
+import { Writable } from 'node:stream';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startServer, type PoplarServer } from '../../src/server.js';
+import type { SessionSettings } from '../../src/session/context.js';
+import type { MailStore } from '../../src/storage/mail-store.js';
+import type { UserDirectory, UserRecord } from '../../src/auth/directory.js';
+import { MemoryMailStore } from '../../src/storage/memory/memory-store.js';
+import { MaildirStore } from '../../src/storage/maildir/maildir-store.js';
+import { hashPassword } from '../../src/auth/password.js';
+import { createLogger } from '../../src/observability/logger.js';
+
+export const TEST_SCRYPT_COST = 10;
+
+export const DEFAULT_TEST_SETTINGS: SessionSettings = {
+  maxCommandLength: 512,
+  timeoutUnauthenticatedMs: 60_000,
+  timeoutAuthenticatedMs: 1_800_000,
+  lockMode: 'snapshot',
+  lastCommand: false,
+  maxBadCommands: 20,
+  maxAuthFailures: 3,
+  hostname: 'test.example',
+};
+
+export interface TestUser {
+  readonly password: string;
+  readonly grants?: readonly string[];
+}
+
+export class MapDirectory implements UserDirectory {
+  constructor(private readonly records: Map<string, UserRecord>) {}
+  async lookup(name: string): Promise<UserRecord | undefined> {
+    return this.records.get(name);
+  }
+}
+
+export interface TestServer {
+  readonly port: number;
+  readonly server: PoplarServer;
+  readonly store: MailStore;
+  /** Parsed JSON log lines so far. */
+  readonly logs: Array<Record<string, unknown>>;
+  /** Raw log text so far (to prove secrets never appear). */
+  logText(): string;
+  close(): Promise<void>;
+}
+
+export interface TestServerOptions {
+  readonly settings?: Partial<SessionSettings>;
+  readonly users?: Record<string, TestUser>;
+  /** 'memory' (default), 'maildir' (a fresh temp folder), or a store the test made. */
+  readonly store?: 'memory' | 'maildir' | MailStore;
+  /** log2 scrypt cost for the users' hashes and the dummy check (default TEST_SCRYPT_COST). */
+  readonly scryptCost?: number;
+}
+
+export async function startTestServer(opts: TestServerOptions = {}): Promise<TestServer> {
+  const users = opts.users ?? { alice: { password: 'wonderland' } };
+  const cost = opts.scryptCost ?? TEST_SCRYPT_COST;
+  const records = new Map<string, UserRecord>();
+  for (const [name, u] of Object.entries(users)) {
+    records.set(name, { name, password: await hashPassword(u.password, { cost }), grants: u.grants ?? [] });
+  }
+  let tempDir: string | undefined;
+  let store: MailStore;
+  if (opts.store === 'maildir') {
+    const dir = await mkdtemp(join(tmpdir(), 'poplar-e2e-'));
+    tempDir = dir;
+    store = new MaildirStore({ path: (m) => join(dir, m) });
+  } else {
+    store = opts.store === undefined || opts.store === 'memory' ? new MemoryMailStore() : opts.store;
+  }
+  let text = '';
+  const logs: Array<Record<string, unknown>> = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      const s = chunk.toString();
+      text += s;
+      for (const line of s.split('\n')) if (line.trim() !== '') logs.push(JSON.parse(line) as Record<string, unknown>);
+      cb();
+    },
+  });
+  const server = await startServer({
+    listen: [{ host: '127.0.0.1', port: 0 }],
+    settings: { ...DEFAULT_TEST_SETTINGS, ...opts.settings },
+    directory: new MapDirectory(records),
+    store,
+    logger: createLogger('debug', sink),
+    scryptCost: cost,
+  });
+  return {
+    port: server.addresses()[0]!.port,
+    server,
+    store,
+    logs,
+    logText: () => text,
+    async close() {
+      await server.close();
+      await store.close();
+      if (tempDir !== undefined) await rm(tempDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Waits until `predicate` holds, polling; fails after `ms`. For log lines written after a close. */
+export async function waitFor(predicate: () => boolean, ms = 5000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!predicate()) {
+    if (Date.now() > deadline) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Runs `fn` against a fresh server and always closes it, so a failing test cannot hang the run. */
+export async function withServer<T>(opts: TestServerOptions, fn: (t: TestServer) => Promise<T>): Promise<T> {
+  const t = await startTestServer(opts);
+  try {
+    return await fn(t);
+  } finally {
+    await t.close();
+  }
+}
