@@ -102,6 +102,16 @@ describe('login', () => {
     c.close();
   });
 
+  it('R-S6 a reply naming a very long mailbox is still at most 512 octets', async () => {
+    const c = await Pop3Client.connect(t.port);
+    await c.cmd(`USER alice/${'m'.repeat(490)}`);
+    c.write('PASS wonderland\r\n');
+    const reply = await c.line();
+    assert.match(reply, /^-ERR \[AUTH\] User alice has no access to mailbox m+$/);
+    assert.equal(Buffer.byteLength(reply) + 2, 512);
+    c.close();
+  });
+
   it('R-K3 malformed USER forms are refused', async () => {
     const c = await Pop3Client.connect(t.port);
     assert.match(await c.cmd('USER EXAMPLE\\'), /^-ERR /);

@@ -67,7 +67,7 @@ describe('Maildir interoperability', () => {
     return text.split('\n').slice(1).filter((l) => l !== '');
   }
 
-  it('R-S4 R-S12 files another program drops into new/ get new uids and exact sizes', async () => {
+  it('R-X7 R-S4 R-S12 files another program drops into new/ get new uids and exact sizes', async () => {
     const mine = await store.deliver('alice', Buffer.from('Subject: mine\r\n\r\nx\r\n'));
     const bodies = ['Subject: crlf\r\n\r\nbody\r\n', 'Subject: bare lf\n\nbody\n', 'Subject: none\r\n\r\nbody'];
     // Names whose leading <sec> order differs from their text order, with ties broken by name.
@@ -97,7 +97,7 @@ describe('Maildir interoperability', () => {
     assert.deepEqual(await openInOtherProcess(), snap.messages);
   });
 
-  it('R-S12 a file renamed by mutt between sessions keeps its uid', async () => {
+  it('R-X7 R-S12 a file renamed by mutt between sessions keeps its uid', async () => {
     const a = await store.deliver('alice', Buffer.from('a\r\n'));
     const b = await store.deliver('alice', Buffer.from('b\r\n'));
     const first = await store.open('alice', plain);
@@ -283,7 +283,7 @@ describe('Maildir interoperability', () => {
     assert.equal(delivered.at(-1)!.uid, 40);
   });
 
-  it('new file names follow the Maildir spec, with the host encoded and both sizes', async () => {
+  it('R-X7 new file names follow the Maildir spec, with the host encoded and both sizes', async () => {
     const named = new MaildirStore({ path: () => root, hostname: 'mx/1:a', now: () => 1700000000123.456 });
     const { size } = await named.deliver('alice', Buffer.from('a\nb\n'));
     const [name] = await readdir(join(root, 'new'));
