@@ -145,6 +145,7 @@ export class Session implements CommandContext {
       if (event === undefined) break;
       this.armTimer(); // R-S8: any command resets the idle timer
       await this.handle(event);
+      this.armTimer(); // and the timer that applies now may be the other one (after PASS)
       if (this.queuedBytes >= OUTPUT_FLUSH) {
         this.flush();
         if (this.socket.writableNeedDrain) await this.drained().catch(() => undefined);

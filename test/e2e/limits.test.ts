@@ -109,6 +109,17 @@ describe('limits and bad input', () => {
     });
   });
 
+  it('R-S8 after login the authenticated timer applies, not the unauthenticated one', async () => {
+    // Regression: the timer armed before PASS ran kept the 60 s unauthenticated limit after login.
+    await withServer({ settings: { timeoutUnauthenticatedMs: 150, timeoutAuthenticatedMs: 5000 } }, async (t2) => {
+      const c = await Pop3Client.connect(t2.port);
+      await c.login('alice', 'wonderland');
+      await new Promise((r) => setTimeout(r, 500));
+      assert.equal(await c.cmd('NOOP'), '+OK');
+      await c.cmd('QUIT');
+    });
+  });
+
   it('R-S10 too many invalid commands close the connection', async () => {
     await withServer({ settings: { maxBadCommands: 5 } }, async (t2) => {
       const c = await Pop3Client.connect(t2.port);
