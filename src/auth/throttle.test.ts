@@ -1,0 +1,50 @@
+/** R-X9 failed-login delay: grows per IP and per user, capped, fades, ignores a stale password. */
+import { it } from 'node:test';
+import assert from 'node:assert/strict';
+import { LoginThrottle } from './throttle.js';
+
+function make(): { t: LoginThrottle; clock: { now: number } } {
+  const clock = { now: 1_000_000 };
+  return { t: new LoginThrottle({ baseMs: 2000, maxMs: 15000, windowMs: 600_000, now: () => clock.now }), clock };
+}
+
+it('R-X9 the delay doubles per failure from 2 s and stops at 15 s', () => {
+  const { t } = make();
+  const delays = ['a', 'b', 'c', 'd', 'e'].map((pw) => t.failure('192.0.2.1', 'alice', pw));
+  assert.deepEqual(delays, [2000, 4000, 8000, 15000, 15000]);
+});
+
+it('R-X9 the delay grows per user across IPs and per IP across users', () => {
+  const { t } = make();
+  assert.equal(t.failure('192.0.2.1', 'alice', 'x'), 2000);
+  assert.equal(t.failure('192.0.2.2', 'alice', 'y'), 4000, 'same user, new IP');
+  assert.equal(t.failure('192.0.2.3', 'bob', 'x'), 2000);
+  assert.equal(t.failure('192.0.2.3', 'carol', 'x'), 4000, 'same IP, new user');
+});
+
+it('R-X9 a client repeating the same stale password does not make the delay grow', () => {
+  const { t } = make();
+  const delays = Array.from({ length: 6 }, () => t.failure('192.0.2.9', 'phone-user', 'old-password'));
+  assert.deepEqual(delays, [2000, 2000, 2000, 2000, 2000, 2000]);
+  assert.equal(t.failure('192.0.2.9', 'phone-user', 'a-new-guess'), 4000);
+});
+
+it('R-X9 counters fade after the window and a success clears the user', () => {
+  const { t, clock } = make();
+  t.failure('192.0.2.1', 'alice', 'a');
+  t.failure('192.0.2.1', 'alice', 'b');
+  assert.equal(t.current('192.0.2.1', 'alice'), 4000);
+  clock.now += 600_001;
+  assert.equal(t.current('192.0.2.1', 'alice'), 0);
+  t.failure('192.0.2.7', 'dave', 'a');
+  t.success('dave');
+  assert.equal(t.current('192.0.2.8', 'dave'), 0);
+  assert.equal(t.current('192.0.2.7'), 2000, 'the IP keeps its count');
+});
+
+it('R-X9 memory stays bounded by maxEntries', () => {
+  const t = new LoginThrottle({ baseMs: 1, maxMs: 10, windowMs: 1e9, maxEntries: 100 });
+  for (let i = 0; i < 10_000; i++) t.failure(`10.0.${i >> 8}.${i & 255}`, `user${i}`, 'pw');
+  const sizes = t as unknown as { ips: Map<string, unknown>; users: Map<string, unknown> };
+  assert.ok(sizes.ips.size <= 100 && sizes.users.size <= 100);
+});
