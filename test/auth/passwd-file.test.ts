@@ -1,12 +1,16 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { nameProblem, PasswdFile, PasswdFileError } from '../../src/auth/passwd-file.js';
 
+/** Every test's files live under one folder, removed when the file's tests end. */
+const root = mkdtempSync(join(tmpdir(), 'poplar-passwd-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+
 function tempFile(text?: string): string {
-  const file = join(mkdtempSync(join(tmpdir(), 'poplar-passwd-')), 'users');
+  const file = join(mkdtempSync(join(root, 'case-')), 'users');
   if (text !== undefined) writeFileSync(file, text);
   return file;
 }

@@ -1,13 +1,17 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { parse } from 'smol-toml';
 import { poplar } from './run.js';
 
+/** Every test's files live under one folder, removed when the file's tests end. */
+const root = mkdtempSync(join(tmpdir(), 'poplar-cli-config-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+
 function configFile(text: string): string {
-  const file = join(mkdtempSync(join(tmpdir(), 'poplar-cli-config-')), 'poplar.toml');
+  const file = join(mkdtempSync(join(root, 'case-')), 'poplar.toml');
   writeFileSync(file, text);
   return file;
 }
@@ -46,7 +50,7 @@ describe('poplar config', () => {
   });
 
   it('config show prints the effective configuration as TOML', async () => {
-    const data = mkdtempSync(join(tmpdir(), 'poplar-cli-show-'));
+    const data = mkdtempSync(join(root, 'show-'));
     const r = await poplar(['config', 'show', '--data', data, '-o', 'pop3.listen=127.0.0.1:1110', '-o', 'pop3.last_command=true']);
     assert.equal(r.code, 0, r.stderr);
     const shown = parse(r.stdout) as Record<string, Record<string, unknown>>;

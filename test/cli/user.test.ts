@@ -1,13 +1,17 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { verifyPassword } from '../../src/auth/password.js';
 import { poplar } from './run.js';
 
+/** Every test's data lives under one folder, removed when the file's tests end. */
+const root = mkdtempSync(join(tmpdir(), 'poplar-cli-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+
 function dataDir(): { data: string; args: string[] } {
-  const data = join(mkdtempSync(join(tmpdir(), 'poplar-cli-')), 'data');
+  const data = join(mkdtempSync(join(root, 'case-')), 'data');
   return { data, args: ['--data', data, '-o', 'auth.scrypt_cost=14'] };
 }
 

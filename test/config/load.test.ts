@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import { ConfigError } from '../../src/errors.js';
 import { loadConfig, parseListen } from '../../src/config/load.js';
 
@@ -16,8 +16,12 @@ function problemsOf(fn: () => unknown): readonly string[] {
   assert.fail('expected a ConfigError');
 }
 
+/** Every test's files live under one folder, removed when the file's tests end. */
+const root = mkdtempSync(join(tmpdir(), 'poplar-config-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+
 function configFile(text: string): string {
-  const dir = mkdtempSync(join(tmpdir(), 'poplar-config-'));
+  const dir = mkdtempSync(join(root, 'case-'));
   const file = join(dir, 'poplar.toml');
   writeFileSync(file, text);
   return file;
