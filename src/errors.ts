@@ -22,6 +22,9 @@ export type Pop3ErrorCode =
   | 'MAILBOX_IN_USE'
   | 'TOO_MANY_ERRORS'
   | 'DISABLED'
+  | 'PLAINTEXT_DISALLOWED'
+  | 'AUTH_CANCELLED'
+  | 'TLS_UNAVAILABLE'
   | 'INTERNAL';
 
 export class Pop3Error extends Error {
@@ -45,7 +48,7 @@ export class Pop3Error extends Error {
 
 /** Storage-level failures that are not POP3's business; commands translate them. */
 export class StorageError extends Error {
-  readonly code: 'MESSAGE_GONE' | 'MAILBOX_LOCKED' | 'NO_SUCH_MAILBOX' | 'INVALID_NAME' | 'IO';
+  readonly code: 'MESSAGE_GONE' | 'MAILBOX_LOCKED' | 'NO_SUCH_MAILBOX' | 'INVALID_NAME' | 'INVALID_UIDL' | 'IO';
   constructor(code: StorageError['code'], message: string, cause?: unknown) {
     super(message, cause === undefined ? undefined : { cause });
     this.name = 'StorageError';

@@ -17,6 +17,11 @@ export class Authenticator {
     private readonly opts: AuthenticatorOptions,
   ) {}
 
+  /** The user's record, for mechanisms that verify their own proof (SCRAM, CRAM-MD5, NTLM, APOP). */
+  lookup(name: string): Promise<UserRecord | undefined> {
+    return this.directory.lookup(name);
+  }
+
   async login(name: string, password: string): Promise<UserRecord | undefined> {
     const record = await this.directory.lookup(name);
     if (record === undefined) {

@@ -10,6 +10,11 @@ export interface UserRecord {
   readonly password: string;
   /** R-K3: other maildrops this user may open with `USER name/mailbox` (`poplar grant`). */
   readonly grants: readonly string[];
+  /**
+   * Extra credentials a challenge mechanism needs, from the `poplar_*` extra fields (see
+   * auth/credentials.ts): `poplar_scram`, `poplar_nt`, `poplar_cram`, `poplar_secret`. Absent keys: not stored.
+   */
+  readonly credentials?: Readonly<Record<string, string>>;
 }
 
 export interface UserDirectory {

@@ -76,21 +76,41 @@ function grantsOf(fields: readonly string[]): string[] {
 
 /** Replaces the grants token in the extra fields, keeping every other token in place. */
 function withGrants(fields: readonly string[], grants: readonly string[]): string[] {
+  return withExtra(fields, GRANTS_KEY, grants.length === 0 ? undefined : grants.join(','));
+}
+
+/** Extra-field keys that hold credentials for challenge mechanisms (auth/credentials.ts). */
+export const CREDENTIAL_KEYS = ['poplar_scram', 'poplar_nt', 'poplar_cram', 'poplar_secret'] as const;
+export type CredentialKey = (typeof CREDENTIAL_KEYS)[number];
+
+function credentialsOf(fields: readonly string[]): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const t of extraTokens(fields)) {
+    const eq = t.indexOf('=');
+    const key = t.slice(0, eq);
+    if (eq > 0 && (CREDENTIAL_KEYS as readonly string[]).includes(key)) out[key] = t.slice(eq + 1);
+  }
+  return out;
+}
+
+/** Sets (or with undefined removes) one `key=value` token of the extra fields, keeping the others. */
+function withExtra(fields: readonly string[], key: string, value: string | undefined): string[] {
   const f = [...fields];
   while (f.length < FIELD_COUNT) f.push('');
-  const token = `${GRANTS_KEY}=${grants.join(',')}`;
   const tokens = extraTokens(f);
-  const i = tokens.findIndex((t) => t.startsWith(`${GRANTS_KEY}=`));
-  if (grants.length === 0) {
+  const i = tokens.findIndex((t) => t.startsWith(`${key}=`));
+  if (value === undefined) {
     if (i >= 0) tokens.splice(i, 1);
-  } else if (i >= 0) tokens[i] = token;
-  else tokens.push(token);
+  } else if (i >= 0) tokens[i] = `${key}=${value}`;
+  else tokens.push(`${key}=${value}`);
   f[EXTRA] = tokens.join(' ');
   return f;
 }
 
 function toRecord(fields: readonly string[]): UserRecord {
-  return { name: fields[0]!, password: fields[1] ?? '', grants: grantsOf(fields) };
+  const record = { name: fields[0]!, password: fields[1] ?? '', grants: grantsOf(fields) };
+  const credentials = credentialsOf(fields);
+  return Object.keys(credentials).length === 0 ? record : { ...record, credentials };
 }
 
 function parseFile(text: string): Line[] {
@@ -219,19 +239,31 @@ export class PasswdFile implements UserDirectory {
   }
 
   /** Adds a user with a stored credential such as hashPassword() returns. */
-  async add(name: string, hash: string): Promise<void> {
+  async add(name: string, hash: string, credentials?: Partial<Record<CredentialKey, string>>): Promise<void> {
     checkName(name);
     await this.modify((lines) => {
       if (lines.some((l) => l.fields?.[0] === name)) throw new PasswdFileError('EXISTS', `user "${name}" already exists`);
-      lines.push({ raw: serialize([name, hash]), fields: [name, hash] });
+      let fields = [name, hash];
+      for (const key of CREDENTIAL_KEYS) {
+        const value = credentials?.[key];
+        if (value !== undefined) fields = withExtra(fields, key, value);
+      }
+      lines.push({ raw: serialize(fields), fields });
     });
   }
 
-  async setPassword(name: string, hash: string): Promise<void> {
+  /**
+   * Sets the password field and, when `credentials` is given, replaces every `poplar_*`
+   * credential token with those given (a mechanism no longer enabled loses its stale secret).
+   */
+  async setPassword(name: string, hash: string, credentials?: Partial<Record<CredentialKey, string>>): Promise<void> {
     await this.modify((lines) => {
       const line = PasswdFile.find(lines, name);
-      const fields = [...line.fields!];
+      let fields = [...line.fields!];
       fields[1] = hash;
+      if (credentials !== undefined) {
+        for (const key of CREDENTIAL_KEYS) fields = withExtra(fields, key, credentials[key]);
+      }
       PasswdFile.setFields(line, fields);
     });
   }

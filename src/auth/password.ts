@@ -1,10 +1,11 @@
 /**
  * Password hashing and verification (R-X8). A stored credential names its scheme in braces, as
  * Dovecot does: `{SCRYPT}$scrypt$ln=15,r=8,p=1$<salt>$<hash>` (PHC string format, unpadded
- * base64). Verifying a scheme is one entry in SCHEMES. Passwords are compared as the UTF-8 bytes
+ * base64). Verifying a scheme is one entry in SCHEMES; Dovecot's schemes are in schemes.ts. Passwords are compared as the UTF-8 bytes
  * given, without Unicode normalisation. The server path uses only the async crypto.scrypt.
  */
 import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { DOVECOT_SCHEMES, type Scheme } from './schemes.js';
 
 const SCRYPT_R = 8;
 const SCRYPT_P = 1;
@@ -64,14 +65,10 @@ async function verifyScrypt(encoded: string, pw: Buffer): Promise<boolean> {
   return timingSafeEqual(key, hash);
 }
 
-interface Scheme {
-  /** `encoded` is the stored credential after the `{SCHEME}` prefix. */
-  verify(encoded: string, password: Buffer): Promise<boolean>;
-}
-
 /** Verifiable schemes by upper-case name; Dovecot's scheme names are case-insensitive. */
 const SCHEMES: Readonly<Record<string, Scheme>> = {
   SCRYPT: { verify: verifyScrypt },
+  ...DOVECOT_SCHEMES,
 };
 
 /** The scheme named by a stored credential's `{SCHEME}` prefix (upper case), or undefined. */

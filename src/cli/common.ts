@@ -12,6 +12,20 @@ export class CliError extends Error {
   }
 }
 
+/**
+ * A subcommand's chosen exit status with a message for stderr, e.g. `poplar deliver`'s sysexits
+ * codes (67 no such user, 75 temporary failure) that Postfix and procmail act on.
+ */
+export class ExitStatus extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ExitStatus';
+  }
+}
+
 export interface ConfigOptions {
   config?: string;
   override: string[];

@@ -8,13 +8,24 @@ import { pathToFileURL } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { PasswdFileError } from '../auth/passwd-file.js';
 import { ConfigError } from '../errors.js';
-import { CliError } from './common.js';
+import { CliError, ExitStatus } from './common.js';
+import { certCommand } from './cert.js';
 import { configCommand } from './config.js';
+import { deliverCommand } from './deliver.js';
+import { expireCommand } from './expire.js';
+import { exportCommand } from './export.js';
+import { importCommand } from './import.js';
+import { quotaCommand } from './quota.js';
+import { retentionCommand } from './retention.js';
 import { grantCommand } from './grant.js';
+import { reloadCommand } from './reload.js';
 import { serveCommand } from './serve-command.js';
 import { userCommand } from './user.js';
 
-const SUBCOMMANDS: ReadonlyArray<() => Command> = [serveCommand, userCommand, grantCommand, configCommand];
+const SUBCOMMANDS: ReadonlyArray<() => Command> = [
+  serveCommand, userCommand, grantCommand, configCommand, deliverCommand, quotaCommand, retentionCommand,
+  expireCommand, importCommand, exportCommand, certCommand, reloadCommand,
+];
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -43,6 +54,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     return 0;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode;
+    if (err instanceof ExitStatus) {
+      if (err.message !== '') process.stderr.write(`poplar: ${err.message}\n`);
+      return err.status;
+    }
     if (err instanceof CliError || err instanceof PasswdFileError || err instanceof ConfigError) {
       process.stderr.write(`poplar: ${err.message}\n`);
       return 1;

@@ -1,12 +1,13 @@
 /**
  * `poplar serve`: the composition root. Picks the concrete user directory and mail store from
  * the configuration, performs the first-run set-up on an empty data folder, starts the listeners
- * and stops cleanly on SIGINT/SIGTERM (sessions are closed without UPDATE: nothing is deleted).
+ * (POP3, and LMTP when `lmtp.listen` is set) and the retention sweeper, and stops cleanly on
+ * SIGINT/SIGTERM (sessions are closed without UPDATE: nothing is deleted).
  */
 import { randomBytes } from 'node:crypto';
 import { hostname as osHostname } from 'node:os';
 import { PasswdFile } from '../auth/passwd-file.js';
-import { hashPassword } from '../auth/password.js';
+import { makeCredentials, needsFor } from '../auth/credentials.js';
 import { parseListen, type Config } from '../config/load.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { startServer } from '../server.js';
@@ -14,6 +15,11 @@ import type { SessionSettings } from '../session/context.js';
 import type { MailStore } from '../storage/mail-store.js';
 import { MaildirStore } from '../storage/maildir/maildir-store.js';
 import { MemoryMailStore } from '../storage/memory/memory-store.js';
+import { DeliveryAgent } from '../delivery/agent.js';
+import { LmtpListener } from '../delivery/lmtp/lmtp-listener.js';
+import { RetentionSweeper } from '../policy/retention.js';
+import { loadSecurity } from './serve-security.js';
+import { defaultsFrom, UserPolicies } from '../policy/user-policy.js';
 
 export function sessionSettings(config: Config): SessionSettings {
   const p = config.pop3;
@@ -26,6 +32,9 @@ export function sessionSettings(config: Config): SessionSettings {
     maxBadCommands: p.max_bad_commands,
     maxAuthFailures: p.max_auth_failures,
     hostname: p.hostname === '' ? osHostname() : p.hostname,
+    apop: config.auth.apop,
+    mechanisms: config.auth.mechanisms,
+    masterUsers: config.auth.master_users,
   };
 }
 
@@ -35,6 +44,39 @@ export function createStore(config: Config): MailStore {
   return new MaildirStore({ path: (mailbox) => template.replaceAll('%u', mailbox) });
 }
 
+export function createPolicies(config: Config): UserPolicies {
+  return new UserPolicies(config.policy.users_file, defaultsFrom(config));
+}
+
+export function createAgent(config: Config, store: MailStore, directory: PasswdFile, logger: Logger): DeliveryAgent {
+  return new DeliveryAgent({
+    store,
+    directory,
+    policies: createPolicies(config),
+    logger,
+    hostname: sessionSettings(config).hostname,
+    overQuota: config.quota.over_quota,
+    warnPercent: config.quota.warn_percent,
+    recipientDelimiter: config.lmtp.recipient_delimiter,
+  });
+}
+
+/** Every maildrop retention looks at: each user's own and the mailboxes granted to users (R-K3). */
+export async function allMailboxes(directory: PasswdFile): Promise<string[]> {
+  const users = await directory.list();
+  return [...new Set(users.flatMap((u) => [u.name, ...u.grants]))].sort();
+}
+
+export function createSweeper(config: Config, store: MailStore, directory: PasswdFile, logger: Logger, now?: () => number): RetentionSweeper {
+  return new RetentionSweeper({
+    store,
+    policies: createPolicies(config),
+    mailboxes: () => allMailboxes(directory),
+    logger,
+    ...(now === undefined ? {} : { now }),
+  });
+}
+
 export async function runServe(config: Config): Promise<void> {
   const logger = createLogger(config.log.level);
   const directory = new PasswdFile(config.auth.users_file);
@@ -42,20 +84,31 @@ export async function runServe(config: Config): Promise<void> {
   await firstRun(config, directory, store, logger);
 
   const listen = config.pop3.listen.map(parseListen);
+  const security = await loadSecurity(config, logger);
   const server = await startServer({
+    ...security.serverOptions,
     listen,
     settings: sessionSettings(config),
     directory,
     store,
     logger,
     scryptCost: config.auth.scrypt_cost,
+    policy: createPolicies(config),
   });
+  const lmtp = new LmtpListener(createAgent(config, store, directory, logger), {
+    hostname: sessionSettings(config).hostname,
+    maxMessageSize: config.lmtp.max_message_size,
+    maxRecipients: config.lmtp.max_recipients,
+  }, logger);
+  await lmtp.listen(config.lmtp.listen.map(parseListen));
+  const sweeper = createSweeper(config, store, directory, logger);
+  sweeper.start(config.retention.sweep_interval * 1000);
+  await security.start();
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {
       logger.info({ event: 'shutdown', signal, sessions: server.sessionCount }, 'shutting down');
-      void server
-        .close()
+      void Promise.all([server.close(), lmtp.close(), sweeper.stop(), security.stop()])
         .then(() => store.close())
         .finally(resolve);
     };
@@ -74,7 +127,8 @@ async function firstRun(config: Config, directory: PasswdFile, store: MailStore,
   const name = config.server.first_run_user;
   if (name === '' || (await directory.list()).length > 0) return;
   const password = randomBytes(12).toString('base64url');
-  await directory.add(name, await hashPassword(password, { cost: config.auth.scrypt_cost }));
+  const made = await makeCredentials(password, { cost: config.auth.scrypt_cost, needs: needsFor(config.auth.mechanisms, config.auth.apop) });
+  await directory.add(name, made.password, made.credentials);
   await store.deliver(name, Buffer.from(welcomeMessage(name, sessionSettings(config).hostname)));
   logger.info({ event: 'first_run', user: name, usersFile: config.auth.users_file }, 'created the first user');
   const first = config.pop3.listen[0];

@@ -1,9 +1,11 @@
 /**
  * `poplar user add|passwd|del|list` (R-X8): manage the passwd-file user directory named by
- * `auth.users_file`. A running server picks the changes up without a restart.
+ * `auth.users_file`. A running server picks the changes up without a restart. The password is
+ * stored as a slow hash, with the extra credentials the enabled mechanisms need (`auth.mechanisms`,
+ * `auth.apop`): SCRAM-SHA-256 keys, the NT hash, the shared secret.
  */
 import { Command } from 'commander';
-import { hashPassword } from '../auth/password.js';
+import { makeCredentials, needsFor } from '../auth/credentials.js';
 import { nameProblem, PasswdFile } from '../auth/passwd-file.js';
 import type { Config } from '../config/load.js';
 import { CliError, configFrom, withConfigOptions, type ConfigOptions } from './common.js';
@@ -11,6 +13,11 @@ import { readNewPassword } from './prompt.js';
 
 interface PasswordOptions extends ConfigOptions {
   passwordStdin?: boolean;
+}
+
+/** The slow hash, plus what the enabled mechanisms and APOP need (auth/credentials.ts). */
+function credentialsFor(config: Config, pw: string): ReturnType<typeof makeCredentials> {
+  return makeCredentials(pw, { cost: config.auth.scrypt_cost, needs: needsFor(config.auth.mechanisms, config.auth.apop) });
 }
 
 function directory(config: Config): PasswdFile {
@@ -28,7 +35,8 @@ async function add(name: string, opts: PasswordOptions): Promise<void> {
   const dir = directory(config);
   if (await exists(dir, name)) throw new CliError(`user "${name}" already exists (use "poplar user passwd" to change the password)`);
   const pw = await readNewPassword(name, opts.passwordStdin === true);
-  await dir.add(name, await hashPassword(pw, { cost: config.auth.scrypt_cost }));
+  const made = await credentialsFor(config, pw);
+  await dir.add(name, made.password, made.credentials);
   process.stdout.write(`user "${name}" added to ${dir.path}\n`);
 }
 
@@ -37,7 +45,8 @@ async function passwd(name: string, opts: PasswordOptions): Promise<void> {
   const dir = directory(config);
   if (!(await exists(dir, name))) throw new CliError(`no such user "${name}" in ${dir.path}`);
   const pw = await readNewPassword(name, opts.passwordStdin === true);
-  await dir.setPassword(name, await hashPassword(pw, { cost: config.auth.scrypt_cost }));
+  const made = await credentialsFor(config, pw);
+  await dir.setPassword(name, made.password, made.credentials);
   process.stdout.write(`password of "${name}" changed\n`);
 }
 

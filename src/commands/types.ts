@@ -13,6 +13,8 @@ export interface CommandSpec {
   readonly states: readonly Phase[];
   /** Settings that switch the command off (it then answers like an unknown command). */
   readonly enabled?: (settings: SessionSettings) => boolean;
+  /** Carries a password in the clear: refused where R-S14's plaintext policy forbids it. */
+  readonly plaintext?: boolean;
   readonly run: (ctx: CommandContext, cmd: Command) => Promise<void> | void;
 }
 
@@ -23,8 +25,11 @@ type Handler<N extends CommandName, S extends SessionState> = (
 ) => Promise<void> | void;
 
 /** A command of the AUTHORIZATION state (RFC 1939 §4). */
-export function authorization<N extends CommandName>(run: Handler<N, AuthorizationState>): CommandSpec {
-  return { states: ['authorization'], run: (ctx, cmd) => run(ctx, ctx.state as AuthorizationState, cmd as CommandOf<N>) };
+export function authorization<N extends CommandName>(
+  run: Handler<N, AuthorizationState>,
+  opts: { plaintext?: boolean; enabled?: (settings: SessionSettings) => boolean } = {},
+): CommandSpec {
+  return { states: ['authorization'], ...opts, run: (ctx, cmd) => run(ctx, ctx.state as AuthorizationState, cmd as CommandOf<N>) };
 }
 
 /** A command of the TRANSACTION state (RFC 1939 §5). */

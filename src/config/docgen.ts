@@ -19,6 +19,8 @@ function typeOf(k: KeyInfo): string {
   switch (k.kind) {
     case 'string[]':
       return 'list of strings';
+    case 'integer[]':
+      return 'list of integers';
     case 'enum':
       return 'string (choice)';
     default:

@@ -5,7 +5,7 @@
 import { z } from 'zod';
 import { configSchema } from './schema.js';
 
-export type KeyKind = 'string' | 'integer' | 'boolean' | 'enum' | 'string[]';
+export type KeyKind = 'string' | 'integer' | 'boolean' | 'enum' | 'string[]' | 'integer[]';
 
 export interface KeyInfo {
   readonly section: string;
@@ -43,7 +43,7 @@ interface JsonNode {
 
 function kindOf(n: JsonNode): KeyKind {
   if (n.enum) return 'enum';
-  if (n.type === 'array') return 'string[]';
+  if (n.type === 'array') return n.items?.type === 'integer' ? 'integer[]' : 'string[]';
   if (n.type === 'integer' || n.type === 'boolean' || n.type === 'string') return n.type;
   throw new Error(`config schema: unsupported JSON Schema type ${String(n.type)}`);
 }

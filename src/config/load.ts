@@ -101,7 +101,7 @@ function issueProblems(issues: readonly z.core.$ZodIssue[]): string[] {
     if (issue.code === 'unrecognized_keys') {
       return issue.keys.map((k) => {
         const siblings = issue.path.length === 0
-          ? ['server', 'pop3', 'auth', 'storage', 'log']
+          ? [...new Set([...keys.values()].map((i) => i.section))]
           : [...keys.values()].filter((i) => i.section === issue.path[0]).map((i) => i.key);
         return `${name([...issue.path, k])}: ${unknownKey(k, siblings)}`;
       });
@@ -115,7 +115,7 @@ function issueProblems(issues: readonly z.core.$ZodIssue[]): string[] {
 
 /**
  * The effective configuration. Paths (`server.data_dir`, `auth.users_file`,
- * `storage.maildir_path`) come back absolute with `{data_dir}` expanded; relative paths from the
+ * `storage.maildir_path`, `policy.users_file`) come back absolute with `{data_dir}` expanded; relative paths from the
  * file resolve against the file's directory, those from `--data`/`-o` against the current
  * directory. An empty `pop3.hostname` becomes the system host name.
  */
@@ -161,6 +161,11 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
   config.server.data_dir = dataDir;
   config.auth.users_file = expand('auth.users_file', config.auth.users_file);
   config.storage.maildir_path = expand('storage.maildir_path', config.storage.maildir_path);
+  config.server.pid_file = config.server.pid_file === '' ? '' : expand('server.pid_file', config.server.pid_file);
+  config.tls.cert = expand('tls.cert', config.tls.cert);
+  config.tls.key = expand('tls.key', config.tls.key);
+  config.tls.client_ca = config.tls.client_ca === '' ? '' : expand('tls.client_ca', config.tls.client_ca);
+  config.policy.users_file = expand('policy.users_file', config.policy.users_file);
   if (config.pop3.hostname === '') config.pop3.hostname = osHostname();
   return config;
 }

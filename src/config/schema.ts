@@ -16,6 +16,8 @@ import {
   MIN_MAX_COMMAND_LENGTH,
   MIN_TIMEOUT_AUTHENTICATED_S,
 } from '../protocol/limits.js';
+import { MECHANISM_NAMES } from '../auth/sasl/names.js';
+import { networkProblem } from '../net/networks.js';
 import { tryParseListen } from './listen.js';
 
 /** Metadata every key carries; read back by docgen through `schema.meta()`. */
@@ -50,6 +52,13 @@ const server = z
         'On an empty data directory, `poplar serve` creates this user with a random password, prints ' +
         'the password once and drops a welcome message into its maildrop. `""` disables this.',
     })),
+    pid_file: z.string().default('{data_dir}/poplar.pid').meta(meta({
+      description:
+        '`poplar serve` writes its process id here; `poplar reload` reads it to signal the server (SIGHUP: ' +
+        'certificates and token keys are re-read). `""` writes no pid file.',
+      requirements: ['R-X3', 'R-X13'],
+      path: true,
+    })),
   })
   .prefault({})
   .meta(meta({ description: 'Where poplar keeps its state.' }));
@@ -61,6 +70,12 @@ const pop3 = z
         'Addresses to accept POP3 connections on, each `host:port`; IPv6 in brackets, e.g. `[::]:110`. ' +
         'A plain string given with `-o` becomes a one-element list.',
       requirements: ['R-S5', 'R-X13'],
+    })),
+    tls_listen: z.array(listenAddress).default(['0.0.0.0:995']).meta(meta({
+      description:
+        'Addresses for POP3 over implicit TLS (POP3S, RFC 8314). Used only when a certificate is ' +
+        'configured (`tls.cert`); `[]` disables POP3S while STLS stays available.',
+      requirements: ['R-S5', 'R-X3'],
     })),
     max_command_length: z
       .number().int().min(MIN_MAX_COMMAND_LENGTH).max(MAX_MAX_COMMAND_LENGTH)
@@ -125,6 +140,34 @@ const auth = z
       description: 'scrypt cost as log2 N for new hashes (r=8, p=1); each step doubles time and memory.',
       requirements: ['R-X8'],
     })),
+    mechanisms: z.array(z.enum(MECHANISM_NAMES)).default(['PLAIN', 'LOGIN', 'SCRAM-SHA-256']).meta(meta({
+      description:
+        'SASL mechanisms offered by AUTH (RFC 5034). `poplar user add/passwd` stores the credential each ' +
+        'one needs: SCRAM-SHA-256 keys, the NT hash for NTLM, the HMAC-MD5 contexts for CRAM-MD5. ' +
+        'OAUTHBEARER and XOAUTH2 also need `oauth.issuers`; EXTERNAL needs `tls.client_ca`.',
+      requirements: ['R-S9', 'R-X4'],
+    })),
+    trusted_networks: z.array(z.string().superRefine((v, ctx) => {
+      const problem = networkProblem(v);
+      if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+    })).default(['127.0.0.0/8', '::1/128']).meta(meta({
+      description:
+        'Networks (address/prefix) where USER/PASS, PLAIN and LOGIN are allowed without TLS. Elsewhere they ' +
+        'are refused with `-ERR [AUTH]` until the client uses STLS or POP3S. `[]`: TLS always required.',
+      requirements: ['R-S14'],
+    })),
+    apop: z.boolean().default(false).meta(meta({
+      description:
+        'Offer APOP (RFC 1939 §7): the greeting carries a `<pid.clock@host>` banner. Works for users whose ' +
+        'shared secret is stored (`poplar user passwd` stores it while this is on).',
+      requirements: ['R-K2', 'R-K9'],
+    })),
+    master_users: z.array(z.string()).default([]).meta(meta({
+      description:
+        'Users who may open any maildrop with their own password: SASL PLAIN with an authorization ' +
+        'identity, or `USER name*master`. Every such login is logged (`event: "master_login"`).',
+      requirements: ['R-X14'],
+    })),
   })
   .prefault({})
   .meta(meta({ description: 'Users and passwords.' }));
@@ -145,6 +188,152 @@ const storage = z
   .prefault({})
   .meta(meta({ description: 'Mail storage.' }));
 
+const lmtp = z
+  .strictObject({
+    listen: z.array(listenAddress).default([]).meta(meta({
+      description:
+        'Addresses to accept LMTP (RFC 2033) deliveries on, each `host:port`, e.g. `127.0.0.1:24`; ' +
+        'empty: no LMTP listener. LMTP has no authentication: bind it to loopback or a trusted network.',
+      requirements: ['R-X6'],
+    })),
+    max_message_size: z.number().int().min(1024).default(50 * 1024 * 1024).meta(meta({
+      description:
+        'Largest message accepted, in octets, advertised as SIZE (RFC 1870); a larger one is refused ' +
+        'with `552 5.3.4` for every recipient. The message is held in memory while it is delivered.',
+      requirements: ['R-X6'],
+    })),
+    max_recipients: z.number().int().min(1).default(100).meta(meta({
+      description: 'Recipients accepted in one transaction; more get `452 4.5.3` (RFC 5321 §4.5.3.1.10).',
+      requirements: ['R-X6'],
+    })),
+    recipient_delimiter: z.string().max(1).default('+').meta(meta({
+      description:
+        'A recipient `user+detail@domain` that is not itself a user is delivered to `user`; `""` turns ' +
+        'this off. As Postfix\'s `recipient_delimiter`.',
+      requirements: ['R-X6'],
+    })),
+  })
+  .prefault({})
+  .meta(meta({ description: 'Mail delivery by LMTP (and `poplar deliver`, which shares the quota rules).' }));
+
+const quota = z
+  .strictObject({
+    bytes: z.number().int().min(0).default(0).meta(meta({
+      description: 'Default storage quota of every maildrop, in octets (exact sizes, R-S4); `0` is unlimited.',
+      requirements: ['R-S16'],
+    })),
+    messages: z.number().int().min(0).default(0).meta(meta({
+      description: 'Default quota on the number of messages in every maildrop; `0` is unlimited.',
+      requirements: ['R-S16'],
+    })),
+    warn_percent: z.array(z.number().int().min(1).max(100)).default([80, 95]).meta(meta({
+      description:
+        'When a delivery takes a maildrop across one of these percentages of its quota (bytes or ' +
+        'messages, whichever is fuller), one warning message is put in the maildrop; `[]` disables warnings.',
+      requirements: ['R-S17'],
+    })),
+    over_quota: z.enum(['reject', 'defer']).default('reject').meta(meta({
+      description:
+        '`reject`: a delivery over quota is refused for good (LMTP `552 5.2.2`, `poplar deliver` exit 73). ' +
+        '`defer`: refused for now, the sender retries (LMTP `452 4.2.2`, exit 75).',
+      requirements: ['R-S16', 'R-X6'],
+    })),
+  })
+  .prefault({})
+  .meta(meta({ description: 'Storage quotas, enforced at delivery; per-user values are set with `poplar quota set`.' }));
+
+const retention = z
+  .strictObject({
+    retrieved_days: z.number().int().min(0).default(0).meta(meta({
+      description:
+        'Messages a client has retrieved (RETR) are removed this many days after they arrived; `0` keeps ' +
+        'them. RFC 1939 §8\'s example is 7.',
+      requirements: ['R-S18', 'R-X10'],
+    })),
+    unretrieved_days: z.number().int().min(0).default(0).meta(meta({
+      description:
+        'Messages never retrieved are removed this many days after they arrived; `0` keeps them. ' +
+        'RFC 1939 §8\'s example is 60.',
+      requirements: ['R-S18', 'R-X10'],
+    })),
+    sweep_interval: z.number().int().min(0).default(3600).meta(meta({
+      description:
+        'Seconds between the runs of the retention sweeper inside `poplar serve`; `0`: only `poplar expire` ' +
+        'removes expired mail.',
+      requirements: ['R-S18'],
+    })),
+  })
+  .prefault({})
+  .meta(meta({ description: 'Retention: removal of old mail, advertised to clients as CAPA EXPIRE (RFC 2449 §6.7).' }));
+
+const policy = z
+  .strictObject({
+    users_file: z.string().min(1).default('{data_dir}/user-policy.toml').meta(meta({
+      description:
+        'TOML file of per-user values that override `[quota]`, `[retention]` and `login_delay` ' +
+        '(written by `poplar quota set` and `poplar retention set`); read again whenever it changes.',
+      requirements: ['R-S16', 'R-S18', 'R-X10'],
+      path: true,
+    })),
+    login_delay: z.number().int().min(0).default(0).meta(meta({
+      description:
+        'Seconds a client is asked to wait between logins, advertised as CAPA LOGIN-DELAY (RFC 2449 §6.5); ' +
+        '`0` advertises nothing.',
+      requirements: ['R-X10'],
+    })),
+  })
+  .prefault({})
+  .meta(meta({ description: 'Per-user policy overrides and the poll policy.' }));
+
+const tls = z
+  .strictObject({
+    cert: z.string().default('{data_dir}/tls/cert.pem').meta(meta({
+      description:
+        'PEM certificate chain for POP3S and STLS. When the file does not exist, TLS is off (`poplar cert` ' +
+        'makes a self-signed pair here). Re-read on SIGHUP / `poplar reload`.',
+      requirements: ['R-X3', 'R-S5'],
+      path: true,
+    })),
+    key: z.string().default('{data_dir}/tls/key.pem').meta(meta({
+      description: 'PEM private key of `tls.cert`.',
+      requirements: ['R-X3'],
+      path: true,
+    })),
+    min_version: z.enum(['TLSv1.2', 'TLSv1.3']).default('TLSv1.2').meta(meta({
+      description: 'Lowest TLS version accepted.',
+      requirements: ['R-X3'],
+    })),
+    client_ca: z.string().default('').meta(meta({
+      description:
+        'PEM CA certificates whose client certificates SASL EXTERNAL accepts (the subject CN or an ' +
+        'e-mail subjectAltName is the user). `""`: no client certificates are asked for.',
+      requirements: ['R-X4'],
+      path: true,
+    })),
+  })
+  .prefault({})
+  .meta(meta({ description: 'TLS: POP3S and STLS.' }));
+
+const oauth = z
+  .strictObject({
+    issuers: z.array(z.string().regex(/^\S+ \S+$/, 'expected "ISSUER JWKS" (JWKS: https URL or file path)')).default([]).meta(meta({
+      description:
+        'Trusted token issuers for OAUTHBEARER and XOAUTH2, each `"<iss> <jwks>"`: the `iss` claim, then ' +
+        'the issuer\'s JWKS as an https URL or an absolute file path. Tokens are verified as signed JWTs.',
+      requirements: ['R-X4'],
+    })),
+    audience: z.string().default('').meta(meta({
+      description: 'Required `aud` claim of bearer tokens; `""` does not check it.',
+      requirements: ['R-X4'],
+    })),
+    user_claim: z.string().min(1).default('email').meta(meta({
+      description: 'Token claim holding the poplar user name.',
+      requirements: ['R-X4'],
+    })),
+  })
+  .prefault({})
+  .meta(meta({ description: 'OAuth 2.0 bearer tokens (OAUTHBEARER, XOAUTH2).' }));
+
 const log = z
   .strictObject({
     level: z.enum(LOG_LEVELS).default('info').meta(meta({
@@ -155,7 +344,7 @@ const log = z
   .prefault({})
   .meta(meta({ description: 'Logging.' }));
 
-export const configSchema = z.strictObject({ server, pop3, auth, storage, log });
+export const configSchema = z.strictObject({ server, pop3, auth, tls, oauth, storage, lmtp, quota, retention, policy, log });
 
 /** The validated, effective configuration. */
 export type Config = z.output<typeof configSchema>;

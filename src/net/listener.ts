@@ -1,6 +1,8 @@
 /**
- * Plain TCP listeners for POP3 (R-S5: every binding configurable). Each connection becomes a
- * Session; the listener knows sockets and addresses, never POP3 beyond handing the socket over.
+ * TCP listeners for POP3 (R-S5: every binding configurable), plain or implicit TLS (RFC 8314,
+ * port 995). Each connection becomes a Session; the listener knows sockets and addresses, never
+ * POP3 beyond handing the socket over. Implicit-TLS sockets are wrapped with the TLS provider's
+ * current context, so a certificate reload applies to the next connection.
  */
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
@@ -15,6 +17,7 @@ export interface ListenAddress {
 
 export class Pop3Listener {
   private readonly servers: Server[] = [];
+  private readonly tlsServers = new Set<Server>();
   private readonly sessions = new Set<Session>();
   private readonly idPrefix = randomBytes(3).toString('hex');
   private counter = 0;
@@ -30,27 +33,37 @@ export class Pop3Listener {
     this.settings = settings;
   }
 
-  async listen(addresses: readonly ListenAddress[]): Promise<void> {
+  /** `tls`: implicit TLS on these addresses (needs the services' TLS provider). */
+  async listen(addresses: readonly ListenAddress[], opts: { tls?: boolean } = {}): Promise<void> {
+    const tls = opts.tls === true;
+    if (tls && this.services.tls === undefined) throw new Error('implicit TLS listener without a certificate');
     for (const address of addresses) {
-      const server = createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
+      const server = createServer({ allowHalfOpen: true }, (socket) => this.accept(socket, tls));
       server.listen({ host: address.host, port: address.port });
       await once(server, 'listening');
       this.servers.push(server);
+      if (tls) this.tlsServers.add(server);
     }
   }
 
-  addresses(): AddressInfo[] {
-    return this.servers.map((s) => s.address() as AddressInfo);
+  /** Bound addresses; `tls` selects the implicit-TLS ones (true) or the plain ones (false). */
+  addresses(tls?: boolean): AddressInfo[] {
+    return this.servers
+      .filter((s) => tls === undefined || this.tlsServers.has(s) === tls)
+      .map((s) => s.address() as AddressInfo);
   }
 
   get sessionCount(): number {
     return this.sessions.size;
   }
 
-  private accept(socket: Socket): void {
+  private accept(raw: Socket, tls: boolean): void {
+    const remoteAddress = raw.remoteAddress ?? 'unknown';
+    const socket = tls ? this.services.tls!.wrap(raw) : raw;
     const session = new Session(socket, this.services, this.settings, {
       id: `${this.idPrefix}${(this.counter++).toString(36)}`,
-      remoteAddress: socket.remoteAddress ?? 'unknown',
+      remoteAddress,
+      secure: tls,
     });
     this.sessions.add(session);
     void session.closed.then(() => this.sessions.delete(session));

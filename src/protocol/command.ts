@@ -2,7 +2,8 @@
  * POP3 commands as a typed union, and the parser from one framed line to a command (RFC 1939 §3,
  * §§4–7; RFC 2449 CAPA; RFC 1460 LAST). Pure and total: every byte sequence yields a command or a
  * Pop3Error. Keywords are case-insensitive (R-K8); keyword and arguments are separated by one or
- * more SPACE or TAB (R-S1); PASS takes the whole rest of the line (R-S15).
+ * more SPACE or TAB (R-S1); PASS takes the whole rest of the line (R-S15). Extensions: AUTH
+ * (RFC 5034), STLS (RFC 2595), UTF8 (RFC 6856).
  */
 import { Pop3Error } from '../errors.js';
 import { MAX_ARGUMENT_NUMBER } from './limits.js';
@@ -12,6 +13,10 @@ export type Command =
   | { readonly name: 'USER'; readonly user: string }
   | { readonly name: 'PASS'; readonly password: string }
   | { readonly name: 'APOP'; readonly user: string; readonly digest: string }
+  /** RFC 5034: no mechanism lists the mechanisms (RFC 1734 clients); the response is base64 or `=`. */
+  | { readonly name: 'AUTH'; readonly mechanism: string | undefined; readonly initialResponse: string | undefined }
+  | { readonly name: 'STLS' }
+  | { readonly name: 'UTF8' }
   // any state
   | { readonly name: 'CAPA' }
   | { readonly name: 'QUIT' }
@@ -33,12 +38,15 @@ export type ParseResult =
   | { readonly ok: false; readonly error: Pop3Error; readonly keyword: string | undefined };
 
 /** Argument shapes; `rest` takes the remainder of the line verbatim. */
-type ArgSpec = 'none' | 'optional-number' | 'number' | 'number-number' | 'word' | 'word-word' | 'rest';
+type ArgSpec = 'none' | 'optional-number' | 'number' | 'number-number' | 'word' | 'word-word' | 'rest' | 'optional-word-word';
 
 const SPECS: Readonly<Record<CommandName, ArgSpec>> = {
   USER: 'word',
   PASS: 'rest',
   APOP: 'word-word',
+  AUTH: 'optional-word-word',
+  STLS: 'none',
+  UTF8: 'none',
   CAPA: 'none',
   QUIT: 'none',
   STAT: 'none',
@@ -105,7 +113,10 @@ export function parseCommand(line: Buffer): ParseResult {
 }
 
 function parseArgs(name: CommandName, spec: ArgSpec, args: string[]): ParseResult {
-  const arity = { none: [0, 0], 'optional-number': [0, 1], number: [1, 1], 'number-number': [2, 2], word: [1, 1], 'word-word': [2, 2], rest: [1, 1] }[spec];
+  const arity = {
+    none: [0, 0], 'optional-number': [0, 1], number: [1, 1], 'number-number': [2, 2], word: [1, 1], 'word-word': [2, 2],
+    rest: [1, 1], 'optional-word-word': [0, 2],
+  }[spec];
   if (args.length < arity[0]!) return badSyntax(name, `${name} needs ${arity[0] === 1 ? 'an argument' : `${arity[0]} arguments`}`);
   if (args.length > arity[1]!) return badSyntax(name, arity[1] === 0 ? `${name} takes no arguments` : `Too many arguments for ${name}`);
   const nums: number[] = [];
@@ -123,6 +134,9 @@ function parseArgs(name: CommandName, spec: ArgSpec, args: string[]): ParseResul
       break;
     case 'APOP':
       command = { name, user: args[0]!, digest: args[1]! };
+      break;
+    case 'AUTH':
+      command = { name, mechanism: args[0]?.toUpperCase(), initialResponse: args[1] };
       break;
     case 'LIST':
     case 'UIDL':

@@ -36,3 +36,12 @@ export const MAX_ARGUMENT_NUMBER = 2 ** 31 - 1;
 
 /** Output chunk for streamed bodies (Dovecot throttles at 4 KiB; we read files 64 KiB at a time). */
 export const BODY_READ_CHUNK = 64 * 1024;
+
+/**
+ * RFC 5034 §4 / RFC 4422: longest SASL continuation line (base64 client response) in octets,
+ * CRLF included. The command-length limit (R-S2) does not apply to these lines: an OAuth 2.0
+ * bearer JWT with its signature and claims is routinely 1–4 KiB, and base64 adds a third. RFC
+ * 2449 §4's 255 octets is the least a server must accept for a command; 16 KiB leaves room for
+ * large tokens and NTLM messages while bounding memory per session.
+ */
+export const MAX_SASL_RESPONSE_LENGTH = 16 * 1024;

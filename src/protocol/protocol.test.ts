@@ -31,6 +31,7 @@ const COMMANDS = [
   'CAPA', 'STAT', 'LIST', 'LIST 2', 'list\t\t3', 'RETR 1', 'DELE 10', 'NOOP', 'RSET', 'TOP 1 0', 'TOP 2   15', 'UIDL',
   'UIDL 7', 'LAST', 'QUIT', 'XYZZY', '', '   ', 'RETR', 'RETR -1', 'RETR 1e3', 'RETR +1', 'RETR 0x10', 'STAT 1',
   'TOP 1', 'LIST 1 2', 'RETR 99999999999999999999', 'USER a\x00b', 'PASS \x00', 'US\u00e9R x', 'RETR 1\x01',
+  'AUTH', 'AUTH plain', 'AUTH PLAIN AGFsaWNlAHB3', 'AUTH PLAIN =', 'AUTH A B C', 'STLS', 'stls x', 'UTF8',
 ];
 
 describe('protocol', () => {
@@ -53,6 +54,18 @@ describe('protocol', () => {
     assert.deepEqual(describeResult(parseCommand(Buffer.from('top \t 3\t 7'))), { name: 'TOP', msg: 3, lines: 7 });
     assert.deepEqual(describeResult(parseCommand(Buffer.from('uIdL'))), { name: 'UIDL', msg: undefined });
     assert.deepEqual(describeResult(parseCommand(Buffer.from('USER\t\tbob  '))), { name: 'USER', user: 'bob' });
+  });
+
+  it('R-X4 R-X3 R-X5 AUTH takes an optional mechanism (upper-cased) and initial response; STLS and UTF8 take nothing', () => {
+    const parse = (l: string): unknown => describeResult(parseCommand(Buffer.from(l)));
+    assert.deepEqual(parse('AUTH'), { name: 'AUTH', mechanism: undefined, initialResponse: undefined });
+    assert.deepEqual(parse('auth scram-sha-256'), { name: 'AUTH', mechanism: 'SCRAM-SHA-256', initialResponse: undefined });
+    assert.deepEqual(parse('AUTH PLAIN AGFsaWNlAHB3'), { name: 'AUTH', mechanism: 'PLAIN', initialResponse: 'AGFsaWNlAHB3' });
+    assert.deepEqual(parse('AUTH PLAIN ='), { name: 'AUTH', mechanism: 'PLAIN', initialResponse: '=' });
+    assert.deepEqual(parse('AUTH A B C'), { error: 'BAD_SYNTAX', text: 'Too many arguments for AUTH' });
+    assert.deepEqual(parse('STLS'), { name: 'STLS' });
+    assert.deepEqual(parse('STLS now'), { error: 'BAD_SYNTAX', text: 'STLS takes no arguments' });
+    assert.deepEqual(parse('utf8'), { name: 'UTF8' });
   });
 
   it('R-S15 PASS takes the whole rest of the line, inner and trailing spaces included', () => {

@@ -3,7 +3,13 @@
  * counters, and a small output API. Handlers never see the socket.
  */
 import type { Logger } from 'pino';
+import type { BlockList } from 'node:net';
 import type { Authenticator } from '../auth/authenticator.js';
+import type { SaslEnv } from '../auth/sasl/mechanism.js';
+import type { TokenVerifier } from '../auth/sasl/token-verifier.js';
+import type { TlsProvider } from '../net/tls.js';
+import type { LineEvent } from '../protocol/line-reader.js';
+import type { PollPolicy } from '../policy/user-policy.js';
 import type { MailStore } from '../storage/mail-store.js';
 import type { SessionState } from './state.js';
 
@@ -24,12 +30,28 @@ export interface SessionSettings {
   readonly maxAuthFailures: number;
   /** Host name shown in the greeting and sign-off. */
   readonly hostname: string;
+  /** R-K2, R-K9: offer APOP; the greeting then carries the `<pid.clock@host>` banner. */
+  readonly apop: boolean;
+  /** R-S9, R-X4: SASL mechanisms offered by AUTH, upper case (auth/sasl/index.ts). */
+  readonly mechanisms: readonly string[];
+  /** R-X14: users who may log in to any maildrop with their own password (authzid, `user*master`). */
+  readonly masterUsers: readonly string[];
 }
 
 export interface SessionServices {
   readonly authenticator: Authenticator;
   readonly store: MailStore;
   readonly logger: Logger;
+  /** R-X10: per-user EXPIRE and LOGIN-DELAY for CAPA; absent: neither is advertised. */
+  readonly policy?: PollPolicy;
+  /** TLS certificates and options; absent: no implicit TLS, no STLS. */
+  readonly tls?: TlsProvider;
+  /** R-S14: where plaintext logins are allowed without TLS (loopback by default). */
+  readonly trustedNetworks: BlockList;
+  /** OAUTHBEARER/XOAUTH2 token checks; absent when no issuer is configured. */
+  readonly tokens?: TokenVerifier;
+  /** Per-process random secret (SCRAM salts for unknown users). */
+  readonly serverSecret: Buffer;
 }
 
 /** Counters for the one summary line a session logs (DESIGN.md habit 8). */
@@ -64,4 +86,26 @@ export interface CommandContext {
   sendBody(status: Buffer, body: AsyncIterable<Buffer>): Promise<number>;
   /** Ends the session once queued replies are flushed. */
   end(reason: string): void;
+
+  // --- TLS and SASL (R-X3, R-S14, R-X4) ---
+  /** The connection is encrypted (implicit TLS, or after STLS). */
+  readonly secure: boolean;
+  /** R-S14: USER/PASS, PLAIN and LOGIN may be used: TLS, or a trusted network. */
+  readonly plaintextAllowed: boolean;
+  /** STLS can be offered: TLS is configured and the connection is not encrypted yet. */
+  readonly stlsAvailable: boolean;
+  /** R-K2: the APOP banner of the greeting, when APOP is enabled. */
+  readonly apopBanner: string | undefined;
+  /** What SASL mechanisms may use on this connection. */
+  readonly saslEnv: SaslEnv;
+  /**
+   * STLS (RFC 2595 §4): writes `+OK`, drops every byte the client sent after the STLS line (R-X3:
+   * no command injection), then performs the TLS handshake. Resolves false if it failed.
+   */
+  startTls(): Promise<boolean>;
+  /**
+   * RFC 5034 §4: flushes replies and waits for the client's next line (a SASL response), with the
+   * SASL line limit. Undefined when the connection ended first.
+   */
+  readResponse(): Promise<LineEvent | undefined>;
 }

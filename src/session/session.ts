@@ -8,9 +8,16 @@
  * - Output: replies to one batch of pipelined commands go out in one write; bodies and listings
  *   are streamed and the session waits for 'drain', so a client that never reads costs at most
  *   the socket's buffer, and is closed by the idle timer (R-S8) since it makes no progress.
+ * - TLS: STLS swaps the socket for a TLSSocket and drops the plaintext read behind the STLS
+ *   line (R-X3). SASL exchanges read the client's responses here, one line at a time, with the
+ *   SASL line limit (readResponse); the command loop waits meanwhile.
  */
+import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
+import type { SaslEnv } from '../auth/sasl/mechanism.js';
+import { inNetworks } from '../net/networks.js';
+import { MAX_SASL_RESPONSE_LENGTH } from '../protocol/limits.js';
 import { COMMANDS } from '../commands/index.js';
 import { Pop3Error, toPop3Error } from '../errors.js';
 import { parseCommand } from '../protocol/command.js';
@@ -18,6 +25,7 @@ import { LineReader, type LineEvent } from '../protocol/line-reader.js';
 import { err, formatError, ok } from '../protocol/response.js';
 import type { CommandContext, SessionServices, SessionSettings, SessionStats } from './context.js';
 import { guard } from './guard.js';
+import { saslEnvFor } from './sasl-env.js';
 import { INITIAL_STATE, type SessionState } from './state.js';
 
 /** Pause reading when this many input octets wait unframed or unanswered. */
@@ -30,6 +38,8 @@ const CLOSE_GRACE_MS = 2000;
 export interface SessionInfo {
   readonly id: string;
   readonly remoteAddress: string;
+  /** The socket is a TLSSocket of the implicit-TLS listener (RFC 8314). */
+  readonly secure?: boolean;
 }
 
 export class Session implements CommandContext {
@@ -42,7 +52,13 @@ export class Session implements CommandContext {
   /** Resolves when the session has ended and released its maildrop. */
   readonly closed: Promise<void>;
 
-  private readonly reader: LineReader;
+  private reader: LineReader;
+  private socket: Socket;
+  private isSecure: boolean;
+  /** A SASL exchange waits for the client's next line (readResponse). */
+  private responseWaiter: (() => void) | undefined;
+  readonly apopBanner: string | undefined;
+  readonly saslEnv: SaslEnv;
   private queued: Buffer[] = [];
   private queuedBytes = 0;
   private running: Promise<void> | undefined;
@@ -57,34 +73,112 @@ export class Session implements CommandContext {
   private resolveClosed!: () => void;
 
   constructor(
-    private readonly socket: Socket,
+    socket: Socket,
     readonly services: SessionServices,
     readonly settings: SessionSettings,
     info: SessionInfo,
   ) {
+    this.socket = socket;
+    this.isSecure = info.secure === true;
     this.remoteAddress = info.remoteAddress;
+    // R-K2 / RFC 1939 §7: a banner unique to this greeting, `<process-id.clock@host>`.
+    this.apopBanner = settings.apop
+      ? `<${process.pid}.${Date.now()}${randomBytes(3).toString('hex')}@${settings.hostname}>`
+      : undefined;
+    this.saslEnv = saslEnvFor(services, settings, () => this.socket);
     this.log = services.logger.child({ session: info.id, ip: info.remoteAddress });
     this.reader = new LineReader(settings.maxCommandLength);
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
   }
 
   start(greeting: string): void {
-    const s = this.socket;
-    s.setNoDelay(true);
-    s.on('data', (chunk: Buffer) => this.onData(chunk));
-    s.on('end', () => {
-      this.inputEnded = true;
-      this.kick();
-    });
-    s.on('error', (e) => this.log.debug({ err: e }, 'socket error'));
-    s.on('close', () => void this.finish(this.ending ?? 'disconnected'));
-    this.log.debug('session start');
-    this.reply(ok(greeting));
+    this.socket.setNoDelay(true);
+    this.attach(this.socket);
+    this.log.debug({ tls: this.isSecure }, 'session start');
+    this.reply(ok(this.apopBanner === undefined ? greeting : `${greeting} ${this.apopBanner}`));
     this.flush();
     this.armTimer();
   }
 
+  private readonly onDataBound = (chunk: Buffer): void => this.onData(chunk);
+  private readonly onEndBound = (): void => {
+    this.inputEnded = true;
+    this.responseWaiter?.();
+    this.kick();
+  };
+  private readonly onErrorBound = (e: Error): void => this.log.debug({ err: e }, 'socket error');
+  private readonly onCloseBound = (): void => {
+    this.responseWaiter?.();
+    void this.finish(this.ending ?? 'disconnected');
+  };
+
+  private attach(s: Socket): void {
+    s.on('data', this.onDataBound).on('end', this.onEndBound).on('error', this.onErrorBound).on('close', this.onCloseBound);
+  }
+
+  private detach(s: Socket): void {
+    s.off('data', this.onDataBound).off('end', this.onEndBound).off('error', this.onErrorBound).off('close', this.onCloseBound);
+  }
+
   // --- CommandContext ---------------------------------------------------------------------------
+
+  get secure(): boolean {
+    return this.isSecure;
+  }
+
+  get plaintextAllowed(): boolean {
+    return this.isSecure || inNetworks(this.services.trustedNetworks, this.remoteAddress);
+  }
+
+  get stlsAvailable(): boolean {
+    return !this.isSecure && this.services.tls !== undefined;
+  }
+
+  async startTls(): Promise<boolean> {
+    const provider = this.services.tls!;
+    this.reply(ok('Begin TLS negotiation'));
+    const data = Buffer.concat(this.queued);
+    this.queued = [];
+    this.queuedBytes = 0;
+    const plain = this.socket;
+    await new Promise<void>((resolve) => plain.write(data, () => resolve()));
+    // R-X3 (RFC 2595 §4, the STARTTLS injection bug class): whatever the client sent after the
+    // STLS line arrived in plaintext and is dropped unread; only what comes over TLS counts.
+    const injected = this.reader.buffered;
+    this.reader = new LineReader(this.settings.maxCommandLength);
+    if (injected > 0) this.log.warn({ event: 'stls_plaintext_discarded', octets: injected }, 'plaintext after STLS discarded');
+    this.detach(plain);
+    const secure = provider.wrap(plain);
+    this.socket = secure;
+    this.attach(secure);
+    this.isSecure = await new Promise<boolean>((resolve) => {
+      secure.once('secure', () => resolve(true));
+      secure.once('close', () => resolve(false));
+    });
+    this.log.debug({ ok: this.isSecure, protocol: secure.getProtocol() }, 'STLS handshake');
+    return this.isSecure;
+  }
+
+  readResponse(): Promise<LineEvent | undefined> {
+    this.flush();
+    this.reader.setMaxLength(MAX_SASL_RESPONSE_LENGTH);
+    return new Promise<LineEvent | undefined>((resolve) => {
+      const take = (): void => {
+        const event = this.reader.next();
+        if (event === undefined && !this.inputEnded && !this.finished) {
+          if (this.socket.isPaused() && this.reader.buffered <= INPUT_PAUSE) this.socket.resume();
+          return;
+        }
+        this.responseWaiter = undefined;
+        resolve(event);
+      };
+      this.responseWaiter = take;
+      take();
+    }).finally(() => {
+      this.reader.setMaxLength(this.settings.maxCommandLength);
+      this.armTimer();
+    });
+  }
 
   reply(data: Buffer): void {
     this.queued.push(data);
@@ -122,6 +216,7 @@ export class Session implements CommandContext {
     if (this.finished || this.ending !== undefined) return;
     this.reader.push(chunk);
     if (this.reader.buffered > INPUT_PAUSE) this.socket.pause();
+    if (this.responseWaiter !== undefined) return this.responseWaiter();
     this.kick();
   }
 
@@ -169,7 +264,7 @@ export class Session implements CommandContext {
     if (!parsed.ok) return this.badCommand(parsed.error);
     const { command } = parsed;
     const spec = COMMANDS[command.name];
-    const refused = guard(spec, this.state.phase, this.settings);
+    const refused = guard(spec, this.state.phase, this.settings, this);
     if (refused !== undefined) return this.badCommand(refused);
     this.log.debug({ command: command.name }, 'command');
     try {

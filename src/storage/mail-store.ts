@@ -19,6 +19,44 @@ export interface MessageInfo {
   readonly seen: boolean;
   /** Backend key (see above). */
   readonly id: string;
+  /**
+   * R-X11: the UIDL a client already knows for this message (carried over from another server by
+   * import: a Dovecot uidlist, an `X-UIDL:` header). UIDL shows it instead of the uid. Absent for
+   * mail poplar received itself. Always passes isValidUidl().
+   */
+  readonly uidl?: string;
+}
+
+/** What deliver() may be told besides the bytes (import uses all of it; LMTP none). */
+export interface DeliverOptions {
+  /** R-X11: a carried-over UIDL (see MessageInfo.uidl); must pass isValidUidl(). */
+  readonly uidl?: string;
+  /** When the message first arrived (ms since the epoch), kept for retention; default now. */
+  readonly received?: number;
+  /** Store it as already retrieved (an imported message the old server had marked seen). */
+  readonly seen?: boolean;
+}
+
+/** Messages and exact octets (R-S4 sizes) a maildrop holds now, for quotas (R-S16). */
+export interface Usage {
+  readonly messages: number;
+  readonly bytes: number;
+}
+
+/** What retention (R-S18) may know of a message when deciding whether it expired. */
+export interface ExpiryCandidate extends MessageInfo {
+  /** When the message arrived (ms since the epoch); Maildir: the file's mtime, as Dovecot keeps it. */
+  readonly received: number;
+}
+
+export interface ExpireResult {
+  /**
+   * A live session (of this or another process) has the maildrop open: nothing was removed,
+   * because every message is in that session's snapshot (R-S3). Try again after it ends.
+   */
+  readonly inUse: boolean;
+  /** The messages removed (or, with dryRun, that would have been), ascending uid. */
+  readonly removed: readonly ExpiryCandidate[];
 }
 
 export interface OpenOptions {
@@ -32,8 +70,19 @@ export interface MailStore {
    * Messages other programs dropped in are given a uid and exact size here, once.
    */
   open(mailbox: string, opts: OpenOptions): Promise<MaildropSnapshot>;
-  /** Stores one message durably and returns its uid and exact size. */
-  deliver(mailbox: string, message: Buffer | AsyncIterable<Buffer>): Promise<DeliveryResult>;
+  /**
+   * Stores one message durably and returns its uid and exact size. R-X6: when it resolves, the
+   * message is on stable storage and visible whole; when it rejects, nothing of it is visible.
+   */
+  deliver(mailbox: string, message: Buffer | AsyncIterable<Buffer>, opts?: DeliverOptions): Promise<DeliveryResult>;
+  /** R-S16: what the maildrop holds now (zero for one that does not exist); creates nothing. */
+  usage(mailbox: string): Promise<Usage>;
+  /**
+   * R-S18: removes the messages `select` picks, unless any session has the maildrop open (then
+   * removes nothing and says so). A session opened while this runs waits for it, so no snapshot
+   * ever lists a message this removes. With `dryRun`, reports what it would remove.
+   */
+  expire(mailbox: string, select: (m: ExpiryCandidate) => boolean, opts?: { dryRun?: boolean }): Promise<ExpireResult>;
   /** Whether the maildrop exists (has been created or delivered to). */
   exists(mailbox: string): Promise<boolean>;
   /** Creates an empty maildrop; no error if it exists. */
@@ -45,6 +94,11 @@ export interface MailStore {
 export interface DeliveryResult {
   readonly uid: number;
   readonly size: number;
+}
+
+/** R-X11 / RFC 1939 §7: a UIDL is 1 to 70 characters in 0x21..0x7E. */
+export function isValidUidl(uidl: string): boolean {
+  return /^[\x21-\x7e]{1,70}$/.test(uidl);
 }
 
 export interface CommitChanges {

@@ -15,6 +15,14 @@ it('docs/conformance.md is up to date with the test titles (run npm run docs:con
   assert.equal(readFileSync(join(ROOT, 'docs/conformance.md'), 'utf8'), renderConformance());
 });
 
+/** The requirements of mail in and mailbox policy (issue #4). */
+const DELIVERY_AND_POLICY = ['R-S16', 'R-S17', 'R-S18', 'R-X6', 'R-X10', 'R-X11', 'R-X15'];
+
+it('every delivery and mailbox-policy requirement id has at least one test named with it', () => {
+  const map = conformanceMap();
+  assert.deepEqual(DELIVERY_AND_POLICY.filter((id) => (map.get(id)?.length ?? 0) === 0), []);
+});
+
 it('every core requirement id has at least one test named with it', () => {
   const map = conformanceMap();
   const missing = CORE.filter((id) => (map.get(id)?.length ?? 0) === 0);

@@ -3,6 +3,7 @@
  * replies exactly as they arrived (nothing normalised), and observe the server closing.
  */
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import { once } from 'node:events';
 
 export interface MultiLine {
@@ -19,21 +20,47 @@ export class Pop3Client {
   private ended = false;
   readonly greeting: Promise<string>;
 
-  private constructor(readonly socket: Socket) {
-    socket.on('data', (d: Buffer) => {
-      this.buf = Buffer.concat([this.buf, d]);
-      this.wake();
-    });
-    socket.on('end', () => {
-      this.ended = true;
-      this.wake();
-    });
-    socket.on('close', () => {
-      this.ended = true;
-      this.wake();
-    });
-    socket.on('error', () => undefined);
+  private readonly onData = (d: Buffer): void => {
+    this.buf = Buffer.concat([this.buf, d]);
+    this.wake();
+  };
+  private readonly onEnd = (): void => {
+    this.ended = true;
+    this.wake();
+  };
+  private readonly onError = (): void => undefined;
+
+  private constructor(public socket: Socket) {
+    this.listen(socket);
     this.greeting = this.line();
+  }
+
+  private listen(socket: Socket): void {
+    socket.on('data', this.onData).on('end', this.onEnd).on('close', this.onEnd).on('error', this.onError);
+  }
+
+  /** Connects with implicit TLS (POP3S); the test certificate is self-signed, so it is not verified. */
+  static async connectTls(port: number, opts: ConnectionOptions = {}): Promise<Pop3Client> {
+    const socket = tlsConnect({ port, host: '127.0.0.1', rejectUnauthorized: false, ...opts });
+    await once(socket, 'secureConnect');
+    const c = new Pop3Client(socket);
+    await c.greeting;
+    return c;
+  }
+
+  /**
+   * After a `+OK` to STLS: the TLS handshake on this connection (RFC 2595). Bytes received in
+   * plaintext and not yet read are dropped, as a careful client does.
+   */
+  async upgrade(opts: ConnectionOptions = {}): Promise<TLSSocket> {
+    const plain = this.socket;
+    plain.off('data', this.onData).off('end', this.onEnd).off('close', this.onEnd);
+    this.buf = Buffer.alloc(0);
+    const secure = tlsConnect({ socket: plain, rejectUnauthorized: false, ...opts });
+    await once(secure, 'secureConnect');
+    this.socket = secure;
+    this.listen(secure);
+    return secure;
   }
 
   static async connect(port: number, host = '127.0.0.1'): Promise<Pop3Client> {

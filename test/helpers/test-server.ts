@@ -13,7 +13,10 @@ import type { MailStore } from '../../src/storage/mail-store.js';
 import type { UserDirectory, UserRecord } from '../../src/auth/directory.js';
 import { MemoryMailStore } from '../../src/storage/memory/memory-store.js';
 import { MaildirStore } from '../../src/storage/maildir/maildir-store.js';
-import { hashPassword } from '../../src/auth/password.js';
+import { makeCredentials } from '../../src/auth/credentials.js';
+import type { TokenVerifier } from '../../src/auth/sasl/token-verifier.js';
+import { TlsProvider, type TlsVersion } from '../../src/net/tls.js';
+import { testCerts } from './certs.js';
 import { createLogger } from '../../src/observability/logger.js';
 
 export const TEST_SCRYPT_COST = 10;
@@ -27,6 +30,9 @@ export const DEFAULT_TEST_SETTINGS: SessionSettings = {
   maxBadCommands: 20,
   maxAuthFailures: 3,
   hostname: 'test.example',
+  apop: false,
+  mechanisms: ['PLAIN', 'LOGIN', 'CRAM-MD5', 'SCRAM-SHA-256', 'NTLM'],
+  masterUsers: [],
 };
 
 export interface TestUser {
@@ -43,6 +49,8 @@ export class MapDirectory implements UserDirectory {
 
 export interface TestServer {
   readonly port: number;
+  /** The POP3S port when started with `tls` (0 otherwise). */
+  readonly tlsPort: number;
   readonly server: PoplarServer;
   readonly store: MailStore;
   /** Parsed JSON log lines so far. */
@@ -59,6 +67,13 @@ export interface TestServerOptions {
   readonly store?: 'memory' | 'maildir' | MailStore;
   /** log2 scrypt cost for the users' hashes and the dummy check (default TEST_SCRYPT_COST). */
   readonly scryptCost?: number;
+  /** TLS with the test certificates: STLS, and POP3S on another port (`tlsPort`). */
+  readonly tls?: boolean | { readonly clientCa?: boolean; readonly minVersion?: TlsVersion } | TlsProvider;
+  /** R-S14 trusted networks (default: loopback, as the server's default). */
+  readonly trustedNetworks?: readonly string[];
+  readonly tokens?: TokenVerifier;
+  /** Records used as they are (Dovecot hashes, missing credentials), besides `users`. */
+  readonly records?: readonly UserRecord[];
 }
 
 export async function startTestServer(opts: TestServerOptions = {}): Promise<TestServer> {
@@ -66,7 +81,17 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
   const cost = opts.scryptCost ?? TEST_SCRYPT_COST;
   const records = new Map<string, UserRecord>();
   for (const [name, u] of Object.entries(users)) {
-    records.set(name, { name, password: await hashPassword(u.password, { cost }), grants: u.grants ?? [] });
+    // Every credential a mechanism may need (SCRAM keys, NT hash, shared secret), as `poplar user` writes them.
+    const made = await makeCredentials(u.password, { cost, needs: { scram: true, nt: true, cram: true, secret: true } });
+    records.set(name, { name, password: made.password, grants: u.grants ?? [], credentials: made.credentials });
+  }
+  for (const r of opts.records ?? []) records.set(r.name, r);
+  let tls: TlsProvider | undefined;
+  if (opts.tls instanceof TlsProvider) tls = opts.tls;
+  else if (opts.tls !== undefined && opts.tls !== false) {
+    const certs = await testCerts();
+    const o = opts.tls === true ? {} : opts.tls;
+    tls = await TlsProvider.load({ cert: certs.cert, key: certs.key, minVersion: o.minVersion ?? 'TLSv1.2', clientCa: o.clientCa ? certs.ca : '' });
   }
   let tempDir: string | undefined;
   let store: MailStore;
@@ -94,9 +119,13 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     store,
     logger: createLogger('debug', sink),
     scryptCost: cost,
+    ...(tls === undefined ? {} : { tls, tlsListen: [{ host: '127.0.0.1', port: 0 }] }),
+    ...(opts.trustedNetworks === undefined ? {} : { trustedNetworks: opts.trustedNetworks }),
+    ...(opts.tokens === undefined ? {} : { tokens: opts.tokens }),
   });
   return {
     port: server.addresses()[0]!.port,
+    tlsPort: server.tlsAddresses()[0]?.port ?? 0,
     server,
     store,
     logs,

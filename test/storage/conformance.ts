@@ -8,6 +8,7 @@ import type { Readable } from 'node:stream';
 import { StorageError } from '../../src/errors.js';
 import { BODY_READ_CHUNK } from '../../src/protocol/limits.js';
 import type { MailStore, MaildropSnapshot } from '../../src/storage/mail-store.js';
+import { registerPolicyCases } from './conformance-policy.js';
 
 export interface StoreUnderTest {
   store: MailStore;
@@ -345,6 +346,8 @@ export function runMailStoreConformance(
       assert.equal(after.messages.length, 1, 'the late commit removed nothing');
       await after.release();
     });
+
+    registerPolicyCases(() => store);
 
     it('invalid mailbox names are rejected with INVALID_NAME', async () => {
       for (const bad of ['../x', 'a/b', '', '.hidden', 'a\0b', 'a\\b', '..']) {

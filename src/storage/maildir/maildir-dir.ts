@@ -5,7 +5,7 @@
  * reader, `cur/` seen by a reader, with `:2,<flags>` info in the name.
  */
 import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { CrlfSizer } from '../../protocol/crlf.js';
 import { BODY_READ_CHUNK } from '../../protocol/limits.js';
@@ -55,6 +55,23 @@ export async function scanMaildir(root: string): Promise<Map<string, string>> {
   return found;
 }
 
+/**
+ * The Maildir spec: a file left in tmp/ for 36 hours is debris of a delivery that never finished
+ * (a crash between write and rename); readers remove it. Younger files may be being written.
+ */
+export const TMP_STALE_MS = 36 * 60 * 60 * 1000;
+
+export async function cleanTmp(root: string, now: number): Promise<void> {
+  for (const name of await listDir(join(root, 'tmp'))) {
+    const path = join(root, 'tmp', name);
+    try {
+      if (now - (await stat(path)).mtimeMs > TMP_STALE_MS) await unlink(path);
+    } catch (err) {
+      if (errCode(err) !== 'ENOENT') throw err;
+    }
+  }
+}
+
 /** Base names present in cur/ and new/ right now, without moving anything. */
 export async function listBases(root: string): Promise<Set<string>> {
   const bases = new Set<string>();
@@ -62,6 +79,15 @@ export async function listBases(root: string): Promise<Set<string>> {
     for (const name of await listDir(join(root, sub))) bases.add(parseName(name).base);
   }
   return bases;
+}
+
+/** Base name -> path relative to root of every message in new/ and cur/, moving nothing. */
+export async function listFiles(root: string): Promise<Map<string, string>> {
+  const files = new Map<string, string>();
+  for (const sub of ['new', 'cur']) {
+    for (const name of await listDir(join(root, sub))) files.set(parseName(name).base, `${sub}/${name}`);
+  }
+  return files;
 }
 
 /** Where the message with base name `base` is now (relative to root), if anywhere. */

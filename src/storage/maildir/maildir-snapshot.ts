@@ -29,6 +29,8 @@ export class MaildirSnapshot implements MaildropSnapshot {
     /** Base name -> path relative to the root, updated when a file is found renamed. */
     private readonly paths: Map<string, string>,
     private readonly exclusiveLock: FileLock | undefined,
+    /** This snapshot's session marker (maildir-sessions.ts), removed at release. */
+    private readonly marker: FileLock,
   ) {}
 
   async read(id: string): Promise<Readable> {
@@ -79,6 +81,7 @@ export class MaildirSnapshot implements MaildropSnapshot {
       this.state.exclusive = false;
       await this.exclusiveLock.release();
     }
+    await this.marker.release();
   }
 
   /**

@@ -9,8 +9,9 @@
  * - any open fails with MAILBOX_LOCKED while an exclusive snapshot of that mailbox is open;
  * - release() ends the snapshot's claim; a released snapshot can no longer read or commit.
  * An exclusive snapshot holds `poplar-pop3.lock` (maildir-lock.ts) for its lifetime, so the
- * second rule holds across processes. Plain snapshots leave no trace on disk, so the first rule
- * covers the plain snapshots of this process only.
+ * second rule holds across processes. Plain snapshots leave only a session marker on disk
+ * (maildir-sessions.ts, for retention), so the first rule covers the plain snapshots of this
+ * process only.
  */
 import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
@@ -20,13 +21,18 @@ import { StorageError } from '../../errors.js';
 import { CrlfSizer } from '../../protocol/crlf.js';
 import {
   isValidMailboxName,
+  isValidUidl,
+  type DeliverOptions,
   type DeliveryResult,
+  type ExpireResult,
+  type ExpiryCandidate,
   type MailStore,
   type MaildropSnapshot,
   type MessageInfo,
   type OpenOptions,
+  type Usage,
 } from '../mail-store.js';
-import { crlfSizeOfFile, ensureMaildir, fsyncDir, listBases, locate, scanMaildir } from './maildir-dir.js';
+import { cleanTmp, crlfSizeOfFile, ensureMaildir, fsyncDir, listBases, listFiles, locate, scanMaildir } from './maildir-dir.js';
 import { errCode, ignoreEnoent, toStorageError } from './maildir-errors.js';
 import {
   compareDeliveryOrder,
@@ -36,6 +42,7 @@ import {
   sizeFromName,
 } from './maildir-filename.js';
 import { FileLock, isLockHeld, LOCK_WAIT_MS } from './maildir-lock.js';
+import { claimSession, EXPIRE_LOCK_FILE, liveSessions } from './maildir-sessions.js';
 import { MaildirSnapshot } from './maildir-snapshot.js';
 import { maildropState, type MaildropState } from './maildir-state.js';
 
@@ -74,8 +81,10 @@ export class MaildirStore implements MailStore {
     state.openSnapshots++; // claimed synchronously, before any await (the lock rule above)
     if (opts.exclusive) state.exclusive = true;
     let sessionLock: FileLock | undefined;
+    let marker: FileLock | undefined;
     try {
       await ensureMaildir(state.root);
+      marker = await claimSession(state.root, this.lockWaitMs);
       const lockPath = join(state.root, SESSION_LOCK_FILE);
       if (opts.exclusive) {
         sessionLock = await FileLock.acquire(lockPath, 0);
@@ -88,37 +97,99 @@ export class MaildirStore implements MailStore {
       for (const [id, rel] of paths) {
         const entry = state.uidlist.entries.get(id);
         if (entry === undefined) paths.delete(id);
-        else messages.push({ ...entry, seen: parseName(basename(rel)).flags.includes('S'), id });
+        else messages.push(messageInfo(state, id, rel));
       }
       messages.sort((a, b) => a.uid - b.uid);
-      return new MaildirSnapshot(mailbox, messages, state, paths, sessionLock);
+      return new MaildirSnapshot(mailbox, messages, state, paths, sessionLock, marker);
     } catch (err) {
       state.openSnapshots--;
       if (opts.exclusive) state.exclusive = false;
       await sessionLock?.release();
+      await marker?.release();
       throw toStorageError(err, `opening ${mailbox}`);
     }
   }
 
-  async deliver(mailbox: string, message: Buffer | AsyncIterable<Buffer>): Promise<DeliveryResult> {
+  async deliver(mailbox: string, message: Buffer | AsyncIterable<Buffer>, opts: DeliverOptions = {}): Promise<DeliveryResult> {
     const root = this.root(mailbox);
+    if (opts.uidl !== undefined && !isValidUidl(opts.uidl)) {
+      throw new StorageError('INVALID_UIDL', `invalid UIDL ${JSON.stringify(opts.uidl)}`);
+    }
     let delivered: string | undefined;
     try {
       await ensureMaildir(root);
-      const { name, size } = await this.writeToNew(root, message);
-      delivered = name;
-      await fsyncDir(join(root, 'new'));
+      const { name, rel, size } = await this.writeToNew(root, message, opts);
+      delivered = rel;
+      await fsyncDir(join(root, rel.slice(0, 3)));
       // R-S12: the uid is assigned now; an open() that saw the file first already gave it one.
       const state = maildropState(root);
       const [entry] = await this.locked(state, async () => {
         await state.uidlist.refresh();
-        return state.uidlist.append([{ key: name, size }]);
+        return state.uidlist.append([{ key: name, size, ...(opts.uidl === undefined ? {} : { uidl: opts.uidl }) }]);
       });
       return { uid: entry!.uid, size };
     } catch (err) {
       // R-X6: a delivery that was not acknowledged leaves nothing behind if it can help it.
-      if (delivered !== undefined) await unlink(join(root, 'new', delivered)).catch(() => {});
+      if (delivered !== undefined) await unlink(join(root, delivered)).catch(() => {});
       throw toStorageError(err, `delivering to ${mailbox}`);
+    }
+  }
+
+  async usage(mailbox: string): Promise<Usage> {
+    const root = this.root(mailbox);
+    try {
+      const files = await listFiles(root);
+      if (files.size === 0) return { messages: 0, bytes: 0 };
+      const { uidlist } = maildropState(root);
+      await uidlist.refresh();
+      let messages = 0;
+      let bytes = 0;
+      for (const [base, rel] of files) {
+        const size = uidlist.entries.get(base)?.size ?? sizeFromName(base) ?? (await crlfSizeOfFile(join(root, rel)));
+        if (size === undefined) continue; // removed meanwhile
+        messages++;
+        bytes += size;
+      }
+      return { messages, bytes };
+    } catch (err) {
+      throw toStorageError(err, `measuring ${mailbox}`);
+    }
+  }
+
+  async expire(
+    mailbox: string,
+    select: (m: ExpiryCandidate) => boolean,
+    opts: { dryRun?: boolean } = {},
+  ): Promise<ExpireResult> {
+    if (!(await this.exists(mailbox))) return { inUse: false, removed: [] };
+    const state = maildropState(this.root(mailbox));
+    let lock: FileLock | undefined;
+    try {
+      lock = await FileLock.acquireOrFail(join(state.root, EXPIRE_LOCK_FILE), this.lockWaitMs);
+      if (state.openSnapshots > 0 || (await liveSessions(state.root)) > 0) return { inUse: true, removed: [] };
+      const paths = await this.scanAndAssign(state);
+      const candidates: ExpiryCandidate[] = [];
+      for (const [id, rel] of paths) {
+        if (!state.uidlist.entries.has(id)) continue;
+        const st = await stat(join(state.root, rel)).catch(ignoreEnoent);
+        if (st) candidates.push({ ...messageInfo(state, id, rel), received: st.mtimeMs });
+      }
+      const removed = candidates.filter(select).sort((a, b) => a.uid - b.uid);
+      if (opts.dryRun === true || removed.length === 0) return { inUse: false, removed };
+      for (const m of removed) {
+        const rel = paths.get(m.id)!;
+        await unlink(join(state.root, rel)).catch(async (err: unknown) => {
+          ignoreEnoent(err);
+          const moved = await locate(state.root, m.id); // renamed meanwhile (a flag change)
+          if (moved !== undefined) await unlink(join(state.root, moved)).catch(ignoreEnoent);
+        });
+      }
+      await fsyncDir(join(state.root, 'cur'));
+      return { inUse: false, removed };
+    } catch (err) {
+      throw toStorageError(err, `expiring messages of ${mailbox}`);
+    } finally {
+      await lock?.release();
     }
   }
 
@@ -150,11 +221,12 @@ export class MaildirStore implements MailStore {
   }
 
   /**
-   * Moves new/ to cur/, gives files seen for the first time their uid and exact size (R-S4,
-   * R-S12), and returns base name -> relative path of every message found. Sizes are computed
+   * Removes stale tmp/ debris, moves new/ to cur/, gives files seen for the first time their uid
+   * and exact size (R-S4, R-S12), and returns base name -> relative path of every message found. Sizes are computed
    * before taking the lock, so the lock is held only for the uidlist append.
    */
   private async scanAndAssign(state: MaildropState): Promise<Map<string, string>> {
+    await cleanTmp(state.root, Date.now());
     const found = await scanMaildir(state.root);
     await state.uidlist.refresh();
     const unknown: { key: string; size: number }[] = [];
@@ -195,7 +267,7 @@ export class MaildirStore implements MailStore {
    * Writes the message to tmp/ under a unique name, fsyncs it and renames it into new/ as
    * `<unique>,S=<raw octets>,W=<CRLF octets>` (Maildir spec delivery; Dovecot's size fields).
    */
-  private async writeToNew(root: string, message: Buffer | AsyncIterable<Buffer>) {
+  private async writeToNew(root: string, message: Buffer | AsyncIterable<Buffer>, opts: DeliverOptions) {
     const { unique, fh } = await this.createTmp(root);
     const tmpPath = join(root, 'tmp', unique);
     let closed = false;
@@ -207,13 +279,17 @@ export class MaildirStore implements MailStore {
         sizer.push(chunk);
         await writeAll(fh, chunk);
       }
+      // The arrival time is the file's mtime, as Dovecot keeps it; import carries the original.
+      if (opts.received !== undefined) await fh.utimes(opts.received / 1000, opts.received / 1000);
       await fh.sync();
       closed = true;
       await fh.close();
       const size = sizer.total();
       const name = `${unique},S=${raw},W=${size}`;
-      await rename(tmpPath, join(root, 'new', name));
-      return { name, size };
+      // A message imported as already retrieved goes straight to cur/ with the S flag.
+      const rel = opts.seen === true ? `cur/${name}:2,S` : `new/${name}`;
+      await rename(tmpPath, join(root, rel));
+      return { name, rel, size };
     } catch (err) {
       if (!closed) await fh.close().catch(() => {});
       await unlink(tmpPath).catch(ignoreEnoent);
@@ -244,6 +320,14 @@ export class MaildirStore implements MailStore {
       }
     });
   }
+}
+
+/** A message's MessageInfo from its uidlist record and current file name. */
+function messageInfo(state: MaildropState, id: string, rel: string): MessageInfo {
+  const entry = state.uidlist.entries.get(id)!;
+  const uidl = state.uidlist.uidls.get(entry.uid);
+  const info = { uid: entry.uid, size: entry.size, seen: parseName(basename(rel)).flags.includes('S'), id };
+  return uidl === undefined ? info : { ...info, uidl };
 }
 
 function locked(mailbox: string): StorageError {

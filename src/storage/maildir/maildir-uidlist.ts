@@ -6,6 +6,7 @@
  *
  *   poplar-uidlist 1 next=<next uid> gen=<random>     header, written only by a rewrite
  *   <uid> <size> <base name>                          one per message, appended
+ *   U <uid> <uidl>                                    R-X11: a carried-over UIDL for that uid
  *
  * The file is append-only between rewrites. The next uid is max(header `next`, largest uid + 1),
  * so a uid stays used after its line is dropped by a compaction. A line without its final LF is
@@ -28,13 +29,24 @@ export interface UidEntry {
   readonly size: number;
 }
 
+export interface NewEntry {
+  readonly key: string;
+  readonly size: number;
+  /** R-X11: written as a `U` record right after the entry, in the same durable append. */
+  readonly uidl?: string;
+}
+
 const HEADER = /^poplar-uidlist 1 next=(\d{1,15}) gen=(\S+)$/;
 const ENTRY = /^(\d{1,15}) (\d{1,15}) (.+)$/;
+/** Older readers skip these lines (the first field is not a number), so the format stays 1. */
+const UIDL = /^U (\d{1,15}) ([\x21-\x7e]{1,70})$/;
 
 /** A cache of the file's records, brought up to date by reading only what was appended. */
 export class UidList {
   /** Record per base name; the first line for a name wins. */
   readonly entries = new Map<string, UidEntry>();
+  /** R-X11: carried-over UIDLs by uid; the first record for a uid wins. */
+  readonly uidls = new Map<number, string>();
   private nextFromHeader = 1;
   private maxUid = 0;
   /** Identity of the cached file: inode, header line, and the offset after the last full line. */
@@ -74,7 +86,7 @@ export class UidList {
    * (fdatasync) before resolving. A name that already has a record keeps it. The caller holds
    * the maildrop lock.
    */
-  append(items: readonly { key: string; size: number }[]): Promise<UidEntry[]> {
+  append(items: readonly NewEntry[]): Promise<UidEntry[]> {
     if (items.length === 0) return Promise.resolve([]);
     return this.serial.run(async () => {
       let fh = await openForAppend(this.path);
@@ -86,14 +98,16 @@ export class UidList {
         await this.readFrom(fh);
         if ((await fh.stat()).size > this.offset) await fh.truncate(this.offset); // torn line
         const fresh = new Map<string, UidEntry>();
-        const added = items.map(({ key, size }) => {
+        const freshUidls = new Map<number, string>();
+        const added = items.map(({ key, size, uidl }) => {
           const known = this.entries.get(key) ?? fresh.get(key);
           if (known !== undefined) return known;
           const entry = { uid: this.nextUid + fresh.size, size };
           fresh.set(key, entry);
+          if (uidl !== undefined) freshUidls.set(entry.uid, uidl);
           return entry;
         });
-        const text = [...fresh].map(([key, e]) => `${e.uid} ${e.size} ${key}\n`).join('');
+        const text = [...fresh].map(([key, e]) => record(key, e, freshUidls.get(e.uid))).join('');
         const bytes = Buffer.from(text, 'utf8');
         let written = 0;
         while (written < bytes.length) {
@@ -106,6 +120,7 @@ export class UidList {
           this.entries.set(key, e);
           this.maxUid = Math.max(this.maxUid, e.uid);
         }
+        for (const [uid, uidl] of freshUidls) this.uidls.set(uid, uidl);
         this.offset += bytes.length;
         return added;
       } finally {
@@ -123,7 +138,7 @@ export class UidList {
     const next = this.nextUid;
     const kept = [...this.entries].filter(([key]) => keep(key)).sort((a, b) => a[1].uid - b[1].uid);
     const header = `poplar-uidlist 1 next=${next} gen=${randomBytes(6).toString('hex')}`;
-    const lines = kept.map(([key, e]) => `${e.uid} ${e.size} ${key}\n`);
+    const lines = kept.map(([key, e]) => record(key, e, this.uidls.get(e.uid)));
     const text = Buffer.from(`${header}\n${lines.join('')}`, 'utf8');
     const tmp = `${this.path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
     const fh = await open(tmp, 'wx', 0o600);
@@ -173,6 +188,13 @@ export class UidList {
       this.nextFromHeader = Math.max(this.nextFromHeader, Number(header[1]));
       return;
     }
+    const u = UIDL.exec(line);
+    if (u !== null) {
+      const uid = Number(u[1]);
+      this.maxUid = Math.max(this.maxUid, uid);
+      if (!this.uidls.has(uid)) this.uidls.set(uid, u[2]!);
+      return;
+    }
     const m = ENTRY.exec(line);
     if (m === null) return; // not a record poplar wrote: skipped
     const uid = Number(m[1]);
@@ -185,10 +207,16 @@ export class UidList {
     this.nextFromHeader = this.nextUid;
     this.maxUid = 0;
     this.entries.clear();
+    this.uidls.clear();
     this.ino = ino;
     this.header = '';
     this.offset = 0;
   }
+}
+
+/** The line(s) of one message: its entry, then its carried-over UIDL if it has one. */
+function record(key: string, e: UidEntry, uidl: string | undefined): string {
+  return `${e.uid} ${e.size} ${key}\n` + (uidl === undefined ? '' : `U ${e.uid} ${uidl}\n`);
 }
 
 /** The file opened for writing, or undefined if it does not exist yet. */

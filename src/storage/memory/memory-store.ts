@@ -13,19 +13,36 @@ import { crlfSize } from '../../protocol/crlf.js';
 import { BODY_READ_CHUNK } from '../../protocol/limits.js';
 import {
   isValidMailboxName,
+  isValidUidl,
   type CommitChanges,
+  type DeliverOptions,
   type DeliveryResult,
+  type ExpireResult,
+  type ExpiryCandidate,
   type MailStore,
   type MaildropSnapshot,
   type MessageInfo,
   type OpenOptions,
+  type Usage,
 } from '../mail-store.js';
 
 interface StoredMessage {
   readonly uid: number;
   readonly size: number;
   readonly bytes: Buffer;
+  readonly uidl: string | undefined;
+  readonly received: number;
   seen: boolean;
+}
+
+export interface MemoryMailStoreOptions {
+  /** Clock for the arrival time of delivered messages (ms since the epoch). */
+  readonly now?: () => number;
+}
+
+function info(id: string, m: StoredMessage): MessageInfo {
+  const base = { uid: m.uid, size: m.size, seen: m.seen, id };
+  return m.uidl === undefined ? base : { ...base, uidl: m.uidl };
 }
 
 interface Maildrop {
@@ -39,6 +56,11 @@ interface Maildrop {
 
 export class MemoryMailStore implements MailStore {
   private readonly maildrops = new Map<string, Maildrop>();
+  private readonly now: () => number;
+
+  constructor(opts: MemoryMailStoreOptions = {}) {
+    this.now = opts.now ?? Date.now;
+  }
 
   async open(mailbox: string, opts: OpenOptions): Promise<MaildropSnapshot> {
     const drop = this.maildrop(mailbox);
@@ -48,13 +70,14 @@ export class MemoryMailStore implements MailStore {
     drop.openSnapshots++;
     if (opts.exclusive) drop.exclusiveHeld = true;
     const messages: MessageInfo[] = [...drop.messages.entries()]
-      .map(([id, m]) => ({ uid: m.uid, size: m.size, seen: m.seen, id }))
+      .map(([id, m]) => info(id, m))
       .sort((a, b) => a.uid - b.uid);
     return new MemorySnapshot(mailbox, drop, messages, opts.exclusive);
   }
 
-  async deliver(mailbox: string, message: Buffer | AsyncIterable<Buffer>): Promise<DeliveryResult> {
+  async deliver(mailbox: string, message: Buffer | AsyncIterable<Buffer>, opts: DeliverOptions = {}): Promise<DeliveryResult> {
     checkName(mailbox);
+    checkUidl(opts.uidl);
     // Collect the whole message first: a failing source delivers nothing (R-X6).
     const chunks: Buffer[] = [];
     if (Buffer.isBuffer(message)) chunks.push(Buffer.from(message));
@@ -63,8 +86,34 @@ export class MemoryMailStore implements MailStore {
     const drop = this.maildrop(mailbox);
     const uid = drop.nextUid++;
     const size = crlfSize(bytes);
-    drop.messages.set(String(uid), { uid, size, bytes, seen: false });
+    const received = opts.received ?? this.now();
+    drop.messages.set(String(uid), { uid, size, bytes, uidl: opts.uidl, received, seen: opts.seen === true });
     return { uid, size };
+  }
+
+  async usage(mailbox: string): Promise<Usage> {
+    checkName(mailbox);
+    let bytes = 0;
+    const messages = this.maildrops.get(mailbox)?.messages ?? new Map<string, StoredMessage>();
+    for (const m of messages.values()) bytes += m.size;
+    return { messages: messages.size, bytes };
+  }
+
+  async expire(
+    mailbox: string,
+    select: (m: ExpiryCandidate) => boolean,
+    opts: { dryRun?: boolean } = {},
+  ): Promise<ExpireResult> {
+    checkName(mailbox);
+    const drop = this.maildrops.get(mailbox);
+    if (drop === undefined) return { inUse: false, removed: [] };
+    if (drop.openSnapshots > 0 || drop.exclusiveHeld) return { inUse: true, removed: [] };
+    const removed = [...drop.messages]
+      .map(([id, m]) => ({ ...info(id, m), received: m.received }))
+      .filter(select)
+      .sort((a, b) => a.uid - b.uid);
+    if (opts.dryRun !== true) for (const m of removed) drop.messages.delete(m.id);
+    return { inUse: false, removed };
   }
 
   async exists(mailbox: string): Promise<boolean> {
@@ -137,6 +186,12 @@ class MemorySnapshot implements MaildropSnapshot {
 
   private checkLive(): void {
     if (this.released) throw new StorageError('IO', `snapshot of ${this.mailbox} was released`);
+  }
+}
+
+function checkUidl(uidl: string | undefined): void {
+  if (uidl !== undefined && !isValidUidl(uidl)) {
+    throw new StorageError('INVALID_UIDL', `invalid UIDL ${JSON.stringify(uidl)}`);
   }
 }
 

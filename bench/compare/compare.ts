@@ -1,0 +1,145 @@
+/**
+ * `npm run bench:compare`: starts a private Dovecot and poplar side by side (own folders under
+ * --work, loopback only, the same passwd-file, password scheme and certificate), runs every
+ * scenario against each in turn — each run a separate `bench/main.js` process, so the bench
+ * client's CPU is its own — and writes bench/results/compare.{md,svg,json}.
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { cpus } from 'node:os';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync, chmodSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from '../args.js';
+import type { Result } from '../measure.js';
+import { costTable, markdownTable, rows, svgChart, type Outcome } from './report.js';
+import { hashWithDoveadm, makeCert, startDovecot, startPoplar, waitForPort, writeUsers, type Server } from './servers.js';
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+const a = parseArgs(process.argv.slice(2));
+const work = resolve(a.str('work', '/tmp/poplar-bench'));
+const out = resolve(root, a.str('out', 'bench/results'));
+const scheme = a.str('scheme', 'SHA512-CRYPT');
+const password = 'bench-password';
+const duration = a.str('duration', '10');
+const base = a.num('port-base', 31000);
+const WORK_MARKER = 'poplar-bench-work';
+
+/** name -> scenario arguments; ports are filled in per server. */
+const SCENARIOS: { key: string; args: string[]; port: 'pop3' | 'pop3s' | 'lmtp' }[] = [
+  { key: 'login', args: ['login', '--clients', '16'], port: 'pop3' },
+  { key: 'login-tls', args: ['login', '--clients', '16', '--tls'], port: 'pop3s' },
+  { key: 'retr-100k', args: ['retr', '--size', '102400'], port: 'pop3' },
+  { key: 'retr-5m', args: ['retr', '--size', '5242880'], port: 'pop3' },
+  { key: 'bigbox', args: ['bigbox', '--messages', a.str('bigbox-messages', '50000')], port: 'pop3' },
+  { key: 'deliver', args: ['deliver', '--clients', '8'], port: 'lmtp' },
+  { key: 'idle', args: ['idle', '--sessions', a.str('sessions', '10000')], port: 'pop3' },
+];
+const only = a.has('only') ? a.str('only', '').split(',') : SCENARIOS.map((s) => s.key);
+
+const USERS = [
+  ...Array.from({ length: 16 }, (_, i) => `login${i}`),
+  ...['100kb', '5mb'].flatMap((s) => Array.from({ length: 4 }, (_, i) => `retr${s}-u${i}`)),
+  'bigbox',
+  ...Array.from({ length: 100 }, (_, i) => `idle${i}`),
+  ...Array.from({ length: 10 }, (_, i) => `deliver${i}`),
+];
+
+function prepareWork(): void {
+  if (existsSync(work)) {
+    if (!existsSync(join(work, WORK_MARKER))) throw new Error(`${work} exists and was not made by bench:compare`);
+    rmSync(work, { recursive: true, force: true });
+  }
+  mkdirSync(work, { recursive: true });
+  chmodSync(work, 0o755); // Dovecot's mail processes run as nobody and must reach their folders
+  writeFileSync(join(work, WORK_MARKER), '');
+}
+
+/** Runs one scenario in its own process; resolves with its JSON result or the reason it failed. */
+function runScenario(argv: string[], timeoutMs: number): Promise<Outcome> {
+  return new Promise((done) => {
+    const child = spawn(process.execPath, [join(root, 'dist/bench/main.js'), ...argv, '--json'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (c: Buffer) => (stdout += c.toString()));
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      const json = stdout.trim().split('\n').pop() ?? '';
+      if (code === 0 && json.startsWith('{')) {
+        process.stdout.write(stdout.slice(0, stdout.lastIndexOf('\n{')) + '\n');
+        done({ result: JSON.parse(json) as Result });
+      } else done({ error: (stderr.trim() || `exit ${code}`).split('\n')[0]!.slice(0, 200) });
+    });
+  });
+}
+
+function machine(): string {
+  const model = /model name\s*:\s*(.*)/.exec(readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? 'unknown';
+  const dovecot = execFileSync('dovecot', ['--version'], { encoding: 'utf8' }).trim();
+  const kernel = readFileSync('/proc/sys/kernel/osrelease', 'utf8').trim();
+  const memGiB = Number(/MemTotal:\s+(\d+)/.exec(readFileSync('/proc/meminfo', 'utf8'))?.[1] ?? 0) / 2 ** 20;
+  return `${cpus().length} × ${model}, ${memGiB.toFixed(0)} GiB, Linux ${kernel}; Node ${process.version}; Dovecot ${dovecot}`;
+}
+
+async function main(): Promise<void> {
+  prepareWork();
+  const cert = makeCert(work);
+  const usersFile = join(work, 'users');
+  writeUsers(usersFile, USERS, hashWithDoveadm(scheme, password));
+  const nodeArgs = a.str('poplar-node-args', '').split(' ').filter((s) => s !== '');
+  const servers: Server[] = [];
+  try {
+    servers.push(await startPoplar({ root, work, usersFile, cert, nodeArgs, ports: { pop3: base + 110, pop3s: base + 995, lmtp: base + 24 } }));
+    servers.push(await startDovecot({ work, usersFile, cert, ports: { pop3: base + 1110, pop3s: base + 1995, lmtp: base + 1024 } }));
+    const runs: { server: string; scenario: string; outcome: Outcome }[] = [];
+    for (const sc of SCENARIOS.filter((s) => only.includes(s.key))) {
+      for (const s of servers) {
+        const port = s.ports[sc.port];
+        if (sc.port !== 'pop3' && !(await waitForPort(port, 1000))) {
+          runs.push({ server: s.name, scenario: sc.key, outcome: { error: `${s.name} has no ${sc.port.toUpperCase()} listener` } });
+          continue;
+        }
+        process.stdout.write(`--- ${sc.key} against ${s.name}\n`);
+        const argv = [...sc.args, '--port', String(port), '--duration', duration, '--password', password,
+          '--server-pid', String(s.pid), '--maildir', s.maildir, ...(s.chown ? ['--chown', s.chown] : [])];
+        const outcome = await runScenario(argv, 600_000);
+        if ('error' in outcome) process.stdout.write(`    failed: ${outcome.error}\n`);
+        runs.push({ server: s.name, scenario: sc.key, outcome });
+        await sleep(2000); // let the server settle (Dovecot's session processes exit)
+      }
+    }
+    const pick = (name: string): Outcome[] => runs.filter((r) => r.server === name).map((r) => r.outcome);
+    const table = rows(pick('poplar'), pick('dovecot'));
+    const when = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    const title = `poplar vs Dovecot, ${when}`;
+    mkdirSync(out, { recursive: true });
+    const md = [
+      `# ${title}`,
+      '',
+      `Machine: ${machine()}.`,
+      `Both servers: loopback, the same passwd-file (\`{${scheme}}\`), the same RSA-2048 self-signed certificate, Maildirs seeded with the same bytes. Duration ${duration} s per load run; \`npm run bench:compare\`.`,
+      '',
+      markdownTable(table),
+      '',
+      '![ratios](compare.svg)',
+      '',
+      '## Cost of each run',
+      '',
+      costTable(runs),
+      '',
+    ].join('\n');
+    writeFileSync(join(out, 'compare.md'), md);
+    writeFileSync(join(out, 'compare.svg'), svgChart(table, title));
+    writeFileSync(join(out, 'compare.json'), JSON.stringify({ when, machine: machine(), scheme, runs }, null, 1) + '\n');
+    process.stdout.write(`\n${markdownTable(table)}\n\nwritten: ${join(out, 'compare.md')}, compare.svg, compare.json\n`);
+  } finally {
+    for (const s of servers) await s.stop();
+  }
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench:compare: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});

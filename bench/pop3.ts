@@ -1,0 +1,170 @@
+/**
+ * A minimal POP3 client for load generation (RFC 1939): one command at a time, replies read
+ * from a chunk list without re-copying, multi-line replies found by their CRLF "." CRLF end.
+ * Every -ERR, unexpected close or timeout rejects, so a scenario never counts a failed step.
+ */
+import { connect as netConnect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
+import { unstuff } from './messages.js';
+
+export interface Target {
+  readonly host: string;
+  readonly port: number;
+  /** Implicit TLS (POP3S); certificates are not checked (self-signed bench certificates). */
+  readonly tls?: boolean;
+}
+
+const END = Buffer.from('\r\n.\r\n');
+const TIMEOUT_MS = 60_000;
+
+export class Pop3Client {
+  private chunks: Buffer[] = [];
+  private waiter: { resolve: () => void; reject: (e: Error) => void } | undefined;
+  private failure: Error | undefined;
+
+  private constructor(private readonly socket: Socket) {
+    socket.on('data', (c: Buffer) => {
+      // A tiny chunk joins the one before it, so a delimiter spans at most two chunks.
+      const last = this.chunks.length - 1;
+      if (c.length < 8 && last >= 0) this.chunks[last] = Buffer.concat([this.chunks[last]!, c]);
+      else this.chunks.push(c);
+      this.wake();
+    });
+    const fail = (e: Error): void => {
+      this.failure ??= e;
+      this.wake();
+    };
+    socket.on('error', fail);
+    socket.on('close', () => fail(new Error('connection closed by server')));
+    socket.setTimeout(TIMEOUT_MS, () => socket.destroy(new Error('timeout')));
+  }
+
+  /** Connects and reads the greeting. */
+  static async open(t: Target): Promise<Pop3Client> {
+    const socket = t.tls
+      ? tlsConnect({ host: t.host, port: t.port, rejectUnauthorized: false })
+      : netConnect({ host: t.host, port: t.port });
+    socket.setNoDelay(true);
+    const c = new Pop3Client(socket);
+    await c.status();
+    return c;
+  }
+
+  async login(user: string, password: string): Promise<void> {
+    await this.command(`USER ${user}`);
+    await this.command(`PASS ${password}`);
+  }
+
+  /** Sends a command, returns the text after "+OK". */
+  async command(line: string): Promise<string> {
+    this.socket.write(`${line}\r\n`);
+    return this.status();
+  }
+
+  async stat(): Promise<{ count: number; octets: number }> {
+    const [count, octets] = (await this.command('STAT')).trim().split(' ').map(Number);
+    return { count: count!, octets: octets! };
+  }
+
+  /** A multi-line command: the body without dot-unstuffing and without the final ".\r\n". */
+  async multi(line: string): Promise<Buffer> {
+    await this.command(line);
+    return this.until(END, true);
+  }
+
+  /** RETR n: the message as sent, dot-unstuffed (CRLF line endings). */
+  async retr(n: number): Promise<Buffer> {
+    return unstuff(await this.multi(`RETR ${n}`));
+  }
+
+  /** Sends QUIT, reads +OK and waits for the server to close, so TIME_WAIT stays server-side. */
+  async quit(): Promise<void> {
+    await this.command('QUIT');
+    await new Promise<void>((resolve) => {
+      if (this.socket.readableEnded || this.socket.destroyed) resolve();
+      else this.socket.once('close', () => resolve());
+      this.socket.resume();
+    });
+  }
+
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  private async status(): Promise<string> {
+    const line = (await this.until(CRLF, false)).toString('latin1');
+    if (!line.startsWith('+OK')) throw new Error(`server said: ${line.trim()}`);
+    return line.slice(3);
+  }
+
+  /**
+   * Bytes up to `delim` (exclusive) from the buffered chunks, waiting for more as needed. With
+   * `afterLine`, the CRLF that ended the status line counts as the start of `delim`, so an empty
+   * multi-line body (".\r\n" right after the status line) is found too.
+   */
+  private async until(delim: Buffer, afterLine: boolean): Promise<Buffer> {
+    let scanned = 0; // chunks fully searched already
+    let seen = 0; // bytes in those chunks
+    for (;;) {
+      if (afterLine && scanned === 0) {
+        const head = this.chunks.length > 1 ? Buffer.concat(this.chunks.slice(0, 2)) : this.chunks[0];
+        if (head !== undefined && head.length >= 3 && head.subarray(0, 3).equals(DOT_LINE)) {
+          this.take(3);
+          return Buffer.alloc(0);
+        }
+      }
+      const found = this.find(delim, scanned, seen);
+      if (found >= 0) {
+        const out = this.take(found + delim.length);
+        return out.subarray(0, afterLine ? found + 2 : found); // keep the last line's CRLF
+      }
+      // Everything but the last chunk is searched; the boundary is covered by the overlap check.
+      scanned = Math.max(0, this.chunks.length - 1);
+      seen = this.chunks.slice(0, scanned).reduce((s, c) => s + c.length, 0);
+      if (this.failure) throw this.failure;
+      await new Promise<void>((resolve, reject) => (this.waiter = { resolve, reject }));
+    }
+  }
+
+  /** Offset of `delim` in the buffered bytes, searching from chunk `from` (at byte `base`). */
+  private find(delim: Buffer, from: number, base: number): number {
+    let offset = base;
+    for (let i = from; i < this.chunks.length; i++) {
+      const c = this.chunks[i]!;
+      const at = c.indexOf(delim);
+      if (at >= 0) return offset + at;
+      const next = this.chunks[i + 1];
+      if (next !== undefined) {
+        // delim split across chunks: search the seam
+        const k = delim.length - 1;
+        const seam = Buffer.concat([c.subarray(Math.max(0, c.length - k)), next.subarray(0, k)]);
+        const s = seam.indexOf(delim);
+        if (s >= 0) return offset + c.length - Math.min(k, c.length) + s;
+      }
+      offset += c.length;
+    }
+    return -1;
+  }
+
+  /** Removes and returns the first n buffered bytes. */
+  private take(n: number): Buffer {
+    const first = this.chunks[0]!;
+    if (first.length >= n) {
+      this.chunks[0] = first.subarray(n);
+      if (this.chunks[0].length === 0) this.chunks.shift();
+      return first.subarray(0, n);
+    }
+    const all = Buffer.concat(this.chunks);
+    this.chunks = all.length > n ? [all.subarray(n)] : [];
+    return all.subarray(0, n);
+  }
+
+  private wake(): void {
+    const w = this.waiter;
+    this.waiter = undefined;
+    w?.resolve();
+  }
+}
+
+const CRLF = Buffer.from('\r\n');
+const DOT_LINE = Buffer.from('.\r\n');

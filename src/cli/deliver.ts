@@ -1,0 +1,81 @@
+/**
+ * `poplar deliver --user NAME` (R-X6): the local delivery agent for Postfix's `mailbox_command`,
+ * procmail or a `.forward` pipe. Reads one message on stdin and delivers it through the same
+ * DeliveryAgent as LMTP (trace headers, quota, warnings). Exit status (sysexits.h), which Postfix
+ * maps onto bounce or retry:
+ *   0  delivered (durable and visible whole)
+ *   67 EX_NOUSER     no such user
+ *   73 EX_CANTCREAT  over quota with `quota.over_quota = "reject"`, or larger than lmtp.max_message_size
+ *   75 EX_TEMPFAIL   over quota with "defer", disk full or any storage failure: try again later
+ */
+import { Command } from 'commander';
+import { PasswdFile } from '../auth/passwd-file.js';
+import { createLogger } from '../observability/logger.js';
+import { configFrom, ExitStatus, withConfigOptions, type ConfigOptions } from './common.js';
+
+export const EX_OK = 0;
+export const EX_NOUSER = 67;
+export const EX_CANTCREAT = 73;
+export const EX_TEMPFAIL = 75;
+
+interface DeliverOptions extends ConfigOptions {
+  user: string;
+  from?: string;
+  recipient?: string;
+}
+
+async function readStdin(limit: number): Promise<Buffer | undefined> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for await (const chunk of process.stdin) {
+    total += (chunk as Buffer).length;
+    if (total > limit) return undefined;
+    chunks.push(chunk as Buffer);
+  }
+  return Buffer.concat(chunks);
+}
+
+async function deliver(opts: DeliverOptions): Promise<void> {
+  let config;
+  try {
+    config = configFrom(opts);
+  } catch (err) {
+    throw new ExitStatus(EX_TEMPFAIL, (err as Error).message); // a broken config must not bounce mail
+  }
+  // Logs go to stderr: Postfix quotes a mailbox_command's output in bounces and its own log.
+  const logger = createLogger(config.log.level === 'info' ? 'warn' : config.log.level, process.stderr);
+  const { createAgent, createStore } = await import('./serve.js');
+  const directory = new PasswdFile(config.auth.users_file);
+  const record = await directory.lookup(opts.user).catch((err: unknown) => {
+    throw new ExitStatus(EX_TEMPFAIL, `cannot read the users file: ${(err as Error).message}`);
+  });
+  if (record === undefined) throw new ExitStatus(EX_NOUSER, `no such user "${opts.user}"`);
+  const message = await readStdin(config.lmtp.max_message_size);
+  if (message === undefined) throw new ExitStatus(EX_CANTCREAT, `message larger than lmtp.max_message_size (${config.lmtp.max_message_size} octets)`);
+  const store = createStore(config);
+  const agent = createAgent(config, store, directory, logger);
+  const sender = opts.from ?? process.env['SENDER'] ?? '';
+  const recipient = opts.recipient ?? process.env['ORIGINAL_RECIPIENT'] ?? process.env['RECIPIENT'] ?? record.name;
+  const outcome = await agent.deliver(record.name, message, { sender, recipient, protocol: 'local' });
+  await store.close();
+  if (outcome.ok) return;
+  const r = outcome.refusal;
+  switch (r.kind) {
+    case 'no-such-user':
+      throw new ExitStatus(EX_NOUSER, `no such user "${opts.user}"`);
+    case 'over-quota':
+      throw new ExitStatus(r.temporary ? EX_TEMPFAIL : EX_CANTCREAT, `mailbox of "${record.name}" is over quota`);
+    case 'failed':
+      throw new ExitStatus(EX_TEMPFAIL, `delivery failed, try again later: ${(r.error as Error).message ?? String(r.error)}`);
+  }
+}
+
+export function deliverCommand(): Command {
+  return withConfigOptions(
+    new Command('deliver')
+      .description('deliver one message from stdin to a user (for mailbox_command / procmail); exits 0, 67, 73 or 75')
+      .requiredOption('-u, --user <name>', 'the user whose maildrop receives the message')
+      .option('-f, --from <address>', 'envelope sender for Return-Path (default: $SENDER)')
+      .option('-a, --recipient <address>', 'envelope recipient for Delivered-To (default: $ORIGINAL_RECIPIENT, $RECIPIENT, the user)'),
+  ).action((opts: DeliverOptions) => deliver(opts));
+}

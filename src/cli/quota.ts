@@ -1,0 +1,73 @@
+/**
+ * `poplar quota set|get|list` (R-S16, R-S20): per-user quota overrides in `policy.users_file`,
+ * and what each maildrop uses. A running server applies a change to the next delivery.
+ */
+import { Command } from 'commander';
+import { PasswdFile } from '../auth/passwd-file.js';
+import type { Config } from '../config/schema.js';
+import { fullness, parseSize } from '../policy/quota.js';
+import { CliError, configFrom, withConfigOptions, type ConfigOptions } from './common.js';
+
+interface SetOptions extends ConfigOptions {
+  bytes?: string;
+  messages?: string;
+}
+
+const limit = (n: number): string => (n === 0 ? 'unlimited' : String(n));
+
+/** A value for `set`: a number (sizes may say K, M, G), or `default` to drop the override. */
+function parseValue(text: string, what: string, size: boolean): number | null {
+  if (text === 'default') return null;
+  const n = size ? parseSize(text) : /^\d{1,15}$/.test(text) ? Number(text) : undefined;
+  if (n === undefined) throw new CliError(`invalid ${what} "${text}" (a number${size ? ' with optional K, M, G' : ''}, 0 for unlimited, or "default")`);
+  return n;
+}
+
+async function show(config: Config, names: readonly string[]): Promise<void> {
+  const { createPolicies, createStore } = await import('./serve.js');
+  const policies = createPolicies(config);
+  const store = createStore(config);
+  for (const name of names) {
+    const p = await policies.get(name);
+    const u = await store.usage(name);
+    const pct = fullness(u, p);
+    process.stdout.write(
+      `${name}\tbytes ${u.bytes}/${limit(p.quotaBytes)}\tmessages ${u.messages}/${limit(p.quotaMessages)}` +
+        `${p.quotaBytes > 0 || p.quotaMessages > 0 ? `\t${pct.toFixed(1)}%` : ''}\n`,
+    );
+  }
+  await store.close();
+}
+
+async function set(name: string, opts: SetOptions): Promise<void> {
+  if (opts.bytes === undefined && opts.messages === undefined) throw new CliError('give --bytes and/or --messages');
+  const config = configFrom(opts);
+  if ((await new PasswdFile(config.auth.users_file).lookup(name)) === undefined) throw new CliError(`no such user "${name}"`);
+  const { createPolicies } = await import('./serve.js');
+  const changes: { quota_bytes?: number | null; quota_messages?: number | null } = {};
+  if (opts.bytes !== undefined) changes.quota_bytes = parseValue(opts.bytes, 'size', true);
+  if (opts.messages !== undefined) changes.quota_messages = parseValue(opts.messages, 'message count', false);
+  await createPolicies(config).update(name, changes);
+  await show(config, [name]);
+}
+
+export function quotaCommand(): Command {
+  const quota = new Command('quota').description('set and show per-user storage quotas');
+  withConfigOptions(
+    quota
+      .command('set')
+      .description('override the quota of a user ("default" drops the override, 0 is unlimited)')
+      .argument('<user>')
+      .option('--bytes <size>', 'storage quota in octets, e.g. 50M')
+      .option('--messages <count>', 'quota on the number of messages'),
+  ).action((name: string, opts: SetOptions) => set(name, opts));
+  withConfigOptions(quota.command('get').description("show a user's quota and usage").argument('<user>')).action(
+    (name: string, opts: ConfigOptions) => show(configFrom(opts), [name]),
+  );
+  withConfigOptions(quota.command('list').description('show quota and usage of every user')).action(async (opts: ConfigOptions) => {
+    const config = configFrom(opts);
+    const users = await new PasswdFile(config.auth.users_file).list();
+    await show(config, users.map((u) => u.name));
+  });
+  return quota;
+}

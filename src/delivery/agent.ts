@@ -1,0 +1,162 @@
+/**
+ * The delivery agent shared by the LMTP listener and `poplar deliver` (R-X6): finds the maildrop
+ * of a recipient, applies the quota (R-S16, R-S17), adds the trace headers and calls
+ * MailStore.deliver, which resolves only once the message is durable and visible whole. It knows
+ * neither LMTP nor exit codes: it answers with values the callers turn into replies.
+ */
+import { randomBytes } from 'node:crypto';
+import type { UserDirectory } from '../auth/directory.js';
+import type { Logger } from '../observability/logger.js';
+import { crossedThreshold, exceedsQuota, quotaWarning, type QuotaLimits } from '../policy/quota.js';
+import type { UserPolicies } from '../policy/user-policy.js';
+import { crlfSize } from '../protocol/crlf.js';
+import { isValidMailboxName, type MailStore, type Usage } from '../storage/mail-store.js';
+import { traceHeaders, type Envelope } from './headers.js';
+
+export type { Envelope } from './headers.js';
+
+/**
+ * How long a measured usage is trusted to admit a message. Measuring lists the maildrop
+ * (O(messages)); within this window deliveries by this process update the figure themselves.
+ * A stale figure is never trusted to refuse: a refusal always measures again. Only deliveries by
+ * another process within the window can make a quota overshoot, by what they delivered.
+ */
+const USAGE_TRUST_MS = 1000;
+const USAGE_CACHE_MAX = 1024;
+
+export type Refusal =
+  | { readonly kind: 'no-such-user' }
+  /** `temporary` follows `quota.over_quota`: defer (retry later) or reject (bounce). */
+  | { readonly kind: 'over-quota'; readonly temporary: boolean }
+  /** The store failed (disk full, I/O error): always temporary. */
+  | { readonly kind: 'failed'; readonly error: unknown };
+
+export type DeliveryOutcome =
+  | { readonly ok: true; readonly uid: number; readonly size: number; readonly id: string }
+  | { readonly ok: false; readonly refusal: Refusal };
+
+export interface DeliveryAgentOptions {
+  readonly store: MailStore;
+  readonly directory: UserDirectory;
+  readonly policies: UserPolicies;
+  readonly logger: Logger;
+  /** Our host name, for the Received line and warning messages. */
+  readonly hostname: string;
+  readonly overQuota: 'reject' | 'defer';
+  readonly warnPercent: readonly number[];
+  /** `+` maps `user+detail@…` to `user`; `''` turns that off. */
+  readonly recipientDelimiter: string;
+  readonly now?: () => Date;
+}
+
+export class DeliveryAgent {
+  /** Deliveries to one maildrop run one at a time in this process, so usage and warnings are exact. */
+  private readonly queues = new Map<string, Promise<unknown>>();
+  /** Last measured usage per maildrop, kept up to date by our own deliveries (see USAGE_TRUST_MS). */
+  private readonly usageCache = new Map<string, { usage: Usage; measuredAt: number }>();
+
+  constructor(private readonly opts: DeliveryAgentOptions) {}
+
+  /** The maildrop of a recipient address (`user`, `user@domain`, `user+detail@domain`), if any. */
+  async resolve(address: string): Promise<string | undefined> {
+    const at = address.lastIndexOf('@');
+    const local = at < 0 ? address : address.slice(0, at);
+    const candidates = [address, local, local.toLowerCase()];
+    const d = this.opts.recipientDelimiter;
+    if (d !== '' && local.includes(d)) {
+      const base = local.slice(0, local.indexOf(d));
+      candidates.push(base, base.toLowerCase());
+    }
+    for (const name of new Set(candidates)) {
+      if (name === '' || !isValidMailboxName(name)) continue;
+      const record = await this.opts.directory.lookup(name);
+      if (record !== undefined) return record.name;
+    }
+    return undefined;
+  }
+
+  /** RCPT-time check: refuses a maildrop already full, or too full for a declared SIZE. */
+  async admit(mailbox: string, declaredSize = 0): Promise<Refusal | undefined> {
+    try {
+      const limits = await this.opts.policies.get(mailbox);
+      if (limits.quotaBytes === 0 && limits.quotaMessages === 0) return undefined;
+      const { over } = await this.measure(mailbox, { messages: 1, bytes: declaredSize }, limits);
+      return over ? this.overQuota() : undefined;
+    } catch (error) {
+      return { kind: 'failed', error };
+    }
+  }
+
+  /** Delivers `message` (as received, without our trace headers) to `mailbox`. */
+  deliver(mailbox: string, message: Buffer, envelope: Envelope): Promise<DeliveryOutcome> {
+    const previous = this.queues.get(mailbox) ?? Promise.resolve();
+    const run = previous.then(() => this.deliverNow(mailbox, message, envelope));
+    const tail = run.catch(() => undefined);
+    this.queues.set(mailbox, tail);
+    void tail.then(() => {
+      if (this.queues.get(mailbox) === tail) this.queues.delete(mailbox);
+    });
+    return run;
+  }
+
+  private async deliverNow(mailbox: string, message: Buffer, envelope: Envelope): Promise<DeliveryOutcome> {
+    const { store, policies, logger } = this.opts;
+    const now = (this.opts.now ?? (() => new Date()))();
+    const id = randomBytes(6).toString('hex');
+    const full = Buffer.concat([traceHeaders(envelope, { id, host: this.opts.hostname, now }, message), message]);
+    const log = { mailbox, id, from: envelope.sender, protocol: envelope.protocol };
+    try {
+      const limits = await policies.get(mailbox);
+      const limited = limits.quotaBytes > 0 || limits.quotaMessages > 0;
+      const size = crlfSize(full);
+      const { usage: before, over } = limited
+        ? await this.measure(mailbox, { messages: 1, bytes: size }, limits)
+        : { usage: { messages: 0, bytes: 0 }, over: false };
+      if (over) {
+        logger.info({ ...log, event: 'delivery_refused', reason: 'over quota', size, ...before }, 'over quota');
+        return { ok: false, refusal: this.overQuota() };
+      }
+      const stored = await store.deliver(mailbox, full);
+      logger.info({ ...log, event: 'delivered', uid: stored.uid, size: stored.size }, 'delivered');
+      if (limited) {
+        let after = { messages: before.messages + 1, bytes: before.bytes + stored.size };
+        const threshold = crossedThreshold(before, after, limits, this.opts.warnPercent);
+        if (threshold !== undefined) {
+          const warning = quotaWarning(mailbox, this.opts.hostname, threshold, after, limits, now);
+          await store
+            .deliver(mailbox, warning)
+            .then((w) => {
+              after = { messages: after.messages + 1, bytes: after.bytes + w.size };
+              logger.info({ mailbox, event: 'quota_warning', threshold, uid: w.uid, ...after }, 'quota warning');
+            })
+            .catch((err: unknown) => logger.error({ err, mailbox, event: 'quota_warning_failed' }, 'quota warning failed'));
+        }
+        const cached = this.usageCache.get(mailbox);
+        if (cached !== undefined) this.usageCache.set(mailbox, { usage: after, measuredAt: cached.measuredAt });
+      }
+      return { ok: true, uid: stored.uid, size: stored.size, id };
+    } catch (error) {
+      logger.error({ ...log, err: error, event: 'delivery_failed' }, 'delivery failed');
+      return { ok: false, refusal: { kind: 'failed', error } };
+    }
+  }
+
+  /** Usage, and whether adding `add` goes over quota; a cached figure only ever admits. */
+  private async measure(mailbox: string, add: Usage, limits: QuotaLimits): Promise<{ usage: Usage; over: boolean }> {
+    const cached = this.usageCache.get(mailbox);
+    const now = Date.now();
+    if (cached !== undefined && now - cached.measuredAt < USAGE_TRUST_MS && !exceedsQuota(cached.usage, add, limits)) {
+      return { usage: cached.usage, over: false };
+    }
+    const usage = await this.opts.store.usage(mailbox);
+    if (this.usageCache.size >= USAGE_CACHE_MAX) {
+      for (const [key, c] of this.usageCache) if (now - c.measuredAt >= USAGE_TRUST_MS) this.usageCache.delete(key);
+    }
+    if (this.usageCache.size < USAGE_CACHE_MAX) this.usageCache.set(mailbox, { usage, measuredAt: now });
+    return { usage, over: exceedsQuota(usage, add, limits) };
+  }
+
+  private overQuota(): Refusal {
+    return { kind: 'over-quota', temporary: this.opts.overQuota === 'defer' };
+  }
+}

@@ -1,0 +1,169 @@
+/**
+ * Per-user policy (R-S16 quotas, R-S18 retention, R-X10 poll policy): the server-wide defaults
+ * of the config file, overridden per user by a small TOML file (`policy.users_file`) that the
+ * admin tools write (`poplar quota set`, `poplar retention set`):
+ *
+ *   [alice]
+ *   quota_bytes = 10485760
+ *   retrieved_days = 7
+ *
+ * The file is read again whenever its mtime or size changes, so a running server sees changes
+ * at once (R-S20). It is replaced atomically (temporary file, fsync, rename).
+ */
+import { randomBytes } from 'node:crypto';
+import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { parse, stringify } from 'smol-toml';
+import { z } from 'zod';
+import type { Config } from '../config/schema.js';
+import { ConfigError } from '../errors.js';
+
+const overrideSchema = z.strictObject({
+  quota_bytes: z.number().int().min(0).optional(),
+  quota_messages: z.number().int().min(0).optional(),
+  retrieved_days: z.number().int().min(0).optional(),
+  unretrieved_days: z.number().int().min(0).optional(),
+  login_delay: z.number().int().min(0).optional(),
+});
+
+export type UserOverrides = z.infer<typeof overrideSchema>;
+export type OverrideKey = keyof UserOverrides;
+export const OVERRIDE_KEYS: readonly OverrideKey[] = Object.keys(overrideSchema.shape) as OverrideKey[];
+
+/** One user's effective policy: 0 means unlimited / keep forever / not advertised. */
+export interface EffectivePolicy {
+  readonly quotaBytes: number;
+  readonly quotaMessages: number;
+  readonly retrievedDays: number;
+  readonly unretrievedDays: number;
+  readonly loginDelay: number;
+}
+
+/** What CAPA shows after login (RFC 2449 §6.5, §6.7); implemented by UserPolicies. */
+export interface PollPolicy {
+  /** Capability lines for `mailbox` (after login), or the server-wide ones (before login). */
+  capabilities(mailbox: string | undefined): Promise<string[]>;
+}
+
+export function defaultsFrom(config: Config): EffectivePolicy {
+  return {
+    quotaBytes: config.quota.bytes,
+    quotaMessages: config.quota.messages,
+    retrievedDays: config.retention.retrieved_days,
+    unretrievedDays: config.retention.unretrieved_days,
+    loginDelay: config.policy.login_delay,
+  };
+}
+
+/**
+ * RFC 2449 §6.7: EXPIRE is the minimum number of days the server keeps a message (counted here
+ * from its arrival, which §6.7 leaves to the server), and NEVER asserts that the server deletes
+ * nothing, so it is shown only when neither retrieved nor unretrieved mail ever expires.
+ */
+export function expireValue(p: Pick<EffectivePolicy, 'retrievedDays' | 'unretrievedDays'>): string {
+  const limits = [p.retrievedDays, p.unretrievedDays].filter((d) => d > 0);
+  return limits.length === 0 ? 'NEVER' : String(Math.min(...limits));
+}
+
+export class UserPolicies implements PollPolicy {
+  private cache: { mtimeMs: number; size: number; users: Map<string, UserOverrides> } | undefined;
+
+  constructor(
+    readonly path: string,
+    private defaults: EffectivePolicy,
+  ) {}
+
+  /** New defaults after a configuration reload. */
+  setDefaults(defaults: EffectivePolicy): void {
+    this.defaults = defaults;
+  }
+
+  async get(user: string): Promise<EffectivePolicy> {
+    const o = (await this.load()).get(user) ?? {};
+    const d = this.defaults;
+    return {
+      quotaBytes: o.quota_bytes ?? d.quotaBytes,
+      quotaMessages: o.quota_messages ?? d.quotaMessages,
+      retrievedDays: o.retrieved_days ?? d.retrievedDays,
+      unretrievedDays: o.unretrieved_days ?? d.unretrievedDays,
+      loginDelay: o.login_delay ?? d.loginDelay,
+    };
+  }
+
+  /** Every user with an override, and the overrides. */
+  async overrides(): Promise<ReadonlyMap<string, UserOverrides>> {
+    return this.load();
+  }
+
+  async capabilities(mailbox: string | undefined): Promise<string[]> {
+    if (mailbox !== undefined) {
+      const p = await this.get(mailbox);
+      const caps = [`EXPIRE ${expireValue(p)}`];
+      if (p.loginDelay > 0) caps.push(`LOGIN-DELAY ${p.loginDelay}`);
+      return caps;
+    }
+    // Before login: the server default, with USER when some user's value differs (§6.5, §6.7).
+    const users = [...(await this.load()).values()];
+    const varies = (keys: OverrideKey[]): string => (users.some((u) => keys.some((k) => u[k] !== undefined)) ? ' USER' : '');
+    const caps = [`EXPIRE ${expireValue(this.defaults)}${varies(['retrieved_days', 'unretrieved_days'])}`];
+    const delayVaries = varies(['login_delay']);
+    if (this.defaults.loginDelay > 0 || delayVaries) caps.push(`LOGIN-DELAY ${this.defaults.loginDelay}${delayVaries}`);
+    return caps;
+  }
+
+  /** Sets (a number) or removes (null) override keys of one user, rewriting the file atomically. */
+  async update(user: string, changes: Partial<Record<OverrideKey, number | null>>): Promise<UserOverrides> {
+    const users = new Map(await this.load(true));
+    const next: Record<string, number> = { ...(users.get(user) ?? {}) };
+    for (const [key, value] of Object.entries(changes)) {
+      if (value === null) delete next[key];
+      else if (value !== undefined) next[key] = value;
+    }
+    const checked = overrideSchema.parse(next);
+    if (Object.keys(checked).length === 0) users.delete(user);
+    else users.set(user, checked);
+    const text = stringify(Object.fromEntries([...users].sort(([a], [b]) => (a < b ? -1 : 1))));
+    const tmp = `${this.path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    const fh = await open(tmp, 'wx', 0o600);
+    try {
+      await fh.writeFile(`# poplar per-user policy; written by poplar quota/retention set\n${text}\n`);
+      await fh.sync();
+      await fh.close();
+      await rename(tmp, this.path);
+    } catch (err) {
+      await fh.close().catch(() => {});
+      await unlink(tmp).catch(() => {});
+      throw err;
+    }
+    this.cache = undefined;
+    return checked;
+  }
+
+  private async load(fresh = false): Promise<Map<string, UserOverrides>> {
+    let st;
+    try {
+      st = await stat(this.path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return new Map();
+      throw err;
+    }
+    const c = this.cache;
+    if (!fresh && c !== undefined && c.mtimeMs === st.mtimeMs && c.size === st.size) return c.users;
+    const text = await readFile(this.path, 'utf8');
+    const users = new Map<string, UserOverrides>();
+    const problems: string[] = [];
+    let table: Record<string, unknown>;
+    try {
+      table = parse(text) as Record<string, unknown>;
+    } catch (err) {
+      throw new ConfigError([`${this.path}: ${(err as Error).message.split('\n')[0]}`]);
+    }
+    for (const [name, value] of Object.entries(table)) {
+      const r = overrideSchema.safeParse(value);
+      if (r.success) users.set(name, r.data);
+      else problems.push(...r.error.issues.map((i) => `${this.path}: [${name}] ${i.path.join('.')}: ${i.message}`));
+    }
+    if (problems.length > 0) throw new ConfigError(problems);
+    this.cache = { mtimeMs: st.mtimeMs, size: st.size, users };
+    return users;
+  }
+}

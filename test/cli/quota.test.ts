@@ -1,0 +1,30 @@
+/** `poplar quota set|get|list` (R-S16): per-user overrides in the policy file, shown with usage. */
+import assert from 'node:assert/strict';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { it } from 'node:test';
+import { addUsers } from '../helpers/poplar-process.js';
+import { poplar } from './run.js';
+
+it('R-S16 quota set/get/list: per-user overrides over the server default, "default" removes one', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'poplar-quota-'));
+  try {
+    await addUsers(dir, { alice: 'a', bob: 'b' });
+    const q = (...args: string[]) => poplar(['quota', ...args, '--data', dir, '-o', 'quota.bytes=1000']);
+    assert.match((await q('get', 'alice')).stdout, /^alice\tbytes 0\/1000\tmessages 0\/unlimited\t0\.0%\n$/);
+    const set = await q('set', 'alice', '--bytes', '2K', '--messages', '5');
+    assert.equal(set.code, 0, set.stderr);
+    assert.match(set.stdout, /^alice\tbytes 0\/2048\tmessages 0\/5\t0\.0%$/m);
+    assert.match(await readFile(join(dir, 'user-policy.toml'), 'utf8'), /\[alice\]\nquota_bytes = 2048\nquota_messages = 5\n/);
+    assert.deepEqual((await q('list')).stdout.split('\n').filter(Boolean).map((l) => l.split('\t')[1]), ['bytes 0/2048', 'bytes 0/1000']);
+    await q('set', 'alice', '--bytes', 'default');
+    assert.match((await q('get', 'alice')).stdout, /bytes 0\/1000\tmessages 0\/5/);
+    const bad = await q('set', 'alice', '--bytes', 'lots');
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /invalid size "lots"/);
+    assert.equal((await q('set', 'nobody', '--bytes', '1')).code, 1);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,84 @@
+/**
+ * A real `poplar serve` in a child process (node dist/src/cli/main.js serve) on 127.0.0.1 with
+ * port 0 for POP3 and LMTP, on a fresh data directory: what an operator runs, including the
+ * composition root, the retention sweeper and the policy file. Ports are read from the JSON
+ * `listening` log lines. Every process started here is killed by stop() or kill().
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PasswdFile } from '../../src/auth/passwd-file.js';
+import { hashPassword } from '../../src/auth/password.js';
+import { MAIN, poplar, type Run } from '../cli/run.js';
+
+export interface PoplarProcess {
+  readonly dataDir: string;
+  readonly pop3Port: number;
+  readonly lmtpPort: number;
+  readonly child: ChildProcessWithoutNullStreams;
+  /** Everything the server wrote to stdout so far (JSON log lines). */
+  output(): string;
+  /** Parsed log lines with this `event`. */
+  events(event: string): Array<Record<string, unknown>>;
+  /** Runs another `poplar` subcommand on the same data directory and overrides. */
+  cli(args: readonly string[], input?: string): Promise<Run>;
+  /** SIGTERM and wait; the data directory is kept until cleanup(). */
+  stop(): Promise<void>;
+  /** SIGKILL and wait. */
+  kill(): Promise<void>;
+  /** Stops the process if needed and removes the data directory. */
+  cleanup(): Promise<void>;
+}
+
+/** Creates users with cheap scrypt hashes in `<dataDir>/users` (passwords = the values). */
+export async function addUsers(dataDir: string, users: Record<string, string>): Promise<void> {
+  const file = new PasswdFile(join(dataDir, 'users'));
+  for (const [name, pw] of Object.entries(users)) await file.add(name, await hashPassword(pw, { cost: 10 }));
+}
+
+export async function startPoplar(opts: { overrides?: readonly string[]; users?: Record<string, string>; dataDir?: string } = {}): Promise<PoplarProcess> {
+  const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'poplar-serve-')));
+  await addUsers(dataDir, opts.users ?? { alice: 'wonderland' });
+  const common = ['--data', dataDir, '-o', 'server.first_run_user=', ...(opts.overrides ?? []).flatMap((o) => ['-o', o])];
+  const child = spawn(process.execPath, [MAIN, 'serve', ...common, '-o', 'pop3.listen=127.0.0.1:0', '-o', 'lmtp.listen=127.0.0.1:0']);
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const parsed = (): Array<Record<string, unknown>> =>
+    out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const listening = parsed().filter((e) => e['event'] === 'listening');
+    if (listening.length >= 2) break;
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`poplar serve did not start (exit ${child.exitCode}): ${err}${out}`);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const listening = parsed().filter((e) => e['event'] === 'listening');
+  const lmtpPort = Number(listening.find((e) => e['protocol'] === 'lmtp')!['port']);
+  const pop3Port = Number(listening.find((e) => e['protocol'] !== 'lmtp')!['port']);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const signal = async (s: NodeJS.Signals): Promise<void> => {
+    if (child.exitCode === null && child.signalCode === null) child.kill(s);
+    await exited;
+  };
+  return {
+    dataDir,
+    pop3Port,
+    lmtpPort,
+    child,
+    output: () => out,
+    events: (event) => parsed().filter((e) => e['event'] === event),
+    cli: (args, input) => poplar([...args, ...common], input === undefined ? {} : { input }),
+    stop: () => signal('SIGTERM'),
+    kill: () => signal('SIGKILL'),
+    async cleanup() {
+      await signal('SIGKILL');
+      if (opts.dataDir === undefined) await rm(dataDir, { recursive: true, force: true });
+    },
+  };
+}

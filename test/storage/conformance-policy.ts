@@ -1,0 +1,95 @@
+/**
+ * The conformance cases of the storage verbs delivery and mailbox policy use (part of the one
+ * suite in conformance.ts, which every backend runs): carried-over UIDLs (R-X11), delivery
+ * options (R-X15), usage for quotas (R-S16) and expiry for retention (R-S18).
+ */
+import assert from 'node:assert/strict';
+import { it } from 'node:test';
+import type { MailStore } from '../../src/storage/mail-store.js';
+import { readAll, storageError } from './conformance.js';
+
+const plain = { exclusive: false };
+
+export function registerPolicyCases(store: () => MailStore): void {
+    it('R-X11 a carried-over UIDL is kept with its message; others have none', async () => {
+      const carried = '0000000100000A2B';
+      await store().deliver('alice', Buffer.from('Subject: old\r\n\r\nx\r\n'), { uidl: carried });
+      await store().deliver('alice', Buffer.from('Subject: new\r\n\r\ny\r\n'));
+      const longest = 'x'.repeat(70);
+      await store().deliver('alice', Buffer.from('z\r\n'), { uidl: longest });
+      for (let round = 0; round < 2; round++) {
+        const snap = await store().open('alice', plain);
+        assert.deepEqual(snap.messages.map((m) => m.uidl), [carried, undefined, longest]);
+        assert.equal('uidl' in snap.messages[1]!, false, 'no uidl key without a carried UIDL');
+        await snap.commit({ expunge: [], seen: [snap.messages[0]!.id] });
+        await snap.release();
+      }
+    });
+
+    it('R-X11 a UIDL that is not 1-70 printable characters is refused with INVALID_UIDL', async () => {
+      for (const bad of ['', 'a b', 'x'.repeat(71), 'caf\u00e9', 'tab\there']) {
+        await assert.rejects(store().deliver('alice', Buffer.from('x\r\n'), { uidl: bad }), storageError('INVALID_UIDL'));
+      }
+      const snap = await store().open('alice', plain);
+      assert.deepEqual(snap.messages, [], 'nothing was stored');
+      await snap.release();
+    });
+
+    it('R-X15 deliver can store a message as already retrieved', async () => {
+      await store().deliver('alice', Buffer.from('a\r\n'), { seen: true });
+      await store().deliver('alice', Buffer.from('b\r\n'));
+      const snap = await store().open('alice', plain);
+      assert.deepEqual(snap.messages.map((m) => m.seen), [true, false]);
+      await snap.release();
+    });
+
+    it('R-S16 usage counts the messages and their exact sizes, and creates nothing', async () => {
+      assert.deepEqual(await store().usage('alice'), { messages: 0, bytes: 0 });
+      assert.equal(await store().exists('alice'), false);
+      const a = await store().deliver('alice', Buffer.from('a\nb\n'));
+      const b = await store().deliver('alice', Buffer.from('c\r\n'));
+      assert.deepEqual(await store().usage('alice'), { messages: 2, bytes: a.size + b.size });
+      const snap = await store().open('alice', plain);
+      await snap.commit({ expunge: [snap.messages[0]!.id], seen: [] });
+      await snap.release();
+      assert.deepEqual(await store().usage('alice'), { messages: 1, bytes: b.size });
+    });
+
+    it('R-S18 expire removes exactly what select picks, with arrival times; dryRun removes nothing', async () => {
+      const day = 24 * 60 * 60 * 1000;
+      const t0 = Date.UTC(2024, 0, 1);
+      await store().deliver('alice', Buffer.from('old seen\r\n'), { received: t0, seen: true });
+      await store().deliver('alice', Buffer.from('old unseen\r\n'), { received: t0 + day });
+      await store().deliver('alice', Buffer.from('carried\r\n'), { received: t0 + 2 * day, uidl: 'U-3' });
+      const seenAtSelect: boolean[] = [];
+      const pick = (m: { seen: boolean; received: number; uidl?: string }): boolean => {
+        seenAtSelect.push(m.seen);
+        return m.seen || m.uidl === 'U-3';
+      };
+      const dry = await store().expire('alice', pick, { dryRun: true });
+      assert.equal(dry.inUse, false);
+      assert.deepEqual(dry.removed.map((m) => [m.seen, Math.round(m.received / 1000), m.uidl]), [
+        [true, t0 / 1000, undefined],
+        [false, (t0 + 2 * day) / 1000, 'U-3'],
+      ]);
+      assert.equal((await store().usage('alice')).messages, 3, 'dry run removed nothing');
+      const real = await store().expire('alice', pick);
+      assert.deepEqual(real.removed.map((m) => m.uid), dry.removed.map((m) => m.uid));
+      const snap = await store().open('alice', plain);
+      assert.deepEqual(snap.messages.map((m) => m.seen), [false]);
+      assert.equal((await readAll(snap, snap.messages[0]!.id)).toString(), 'old unseen\r\n');
+      await snap.release();
+      assert.deepEqual(await store().expire('nobody', () => true), { inUse: false, removed: [] });
+    });
+
+    it('R-S18 R-S3 expire removes nothing while a session has the maildrop open', async () => {
+      for (const b of ['a\r\n', 'b\r\n']) await store().deliver('alice', Buffer.from(b));
+      const snap = await store().open('alice', plain);
+      const r = await store().expire('alice', () => true);
+      assert.deepEqual(r, { inUse: true, removed: [] });
+      for (const m of snap.messages) assert.ok((await readAll(snap, m.id)).length > 0, 'still readable');
+      await snap.release();
+      assert.equal((await store().expire('alice', () => true)).removed.length, 2, 'swept once the session ended');
+      assert.deepEqual(await store().usage('alice'), { messages: 0, bytes: 0 });
+    });
+}
