@@ -97,6 +97,27 @@ describe('Maildir interoperability', () => {
     assert.deepEqual(await openInOtherProcess(), snap.messages);
   });
 
+  it('R-S4 R-S12 a name reused after poplar removed its message gets a new uid and its own size', async () => {
+    // Regression: the uidlist kept the removed message's record, so a new file under the same
+    // base name came back with the old uid (clients that had seen it skipped the new mail) and
+    // the old size (LIST and RETR disagreed).
+    const name = '1700000000.P1.host';
+    await store.create('alice');
+    await writeFile(join(root, 'new', name), 'Subject: first\r\n\r\nfirst body, rather longer than the second\r\n');
+    const a = await store.open('alice', plain);
+    assert.equal(a.messages.length, 1);
+    const old = a.messages[0]!;
+    await a.commit({ expunge: [old.id], seen: [] });
+    await a.release();
+    const second = 'Subject: second\r\n\r\nshort\r\n';
+    await writeFile(join(root, 'new', name), second);
+    for (const messages of [(await store.open('alice', plain)).messages, await openInOtherProcess()]) {
+      assert.equal(messages.length, 1);
+      assert.ok(messages[0]!.uid > old.uid, `uid ${messages[0]!.uid} must be new (old ${old.uid})`);
+      assert.equal(messages[0]!.size, Buffer.byteLength(second));
+    }
+  });
+
   it('R-X7 R-S12 a file renamed by mutt between sessions keeps its uid', async () => {
     const a = await store.deliver('alice', Buffer.from('a\r\n'));
     const b = await store.deliver('alice', Buffer.from('b\r\n'));
@@ -274,7 +295,9 @@ describe('Maildir interoperability', () => {
     const snap = await store.open('alice', plain);
     await snap.commit({ expunge: snap.messages.slice(2).map((m) => m.id), seen: [] });
     await snap.release();
-    assert.equal((await uidlistRecords()).length, 40);
+    const records = await uidlistRecords();
+    assert.equal(records.filter((l) => /^\d/.test(l)).length, 40, 'entries stay until a compaction');
+    assert.equal(records.filter((l) => l.startsWith('D ')).length, 38, 'each removal is recorded');
     const compacting = await store.open('alice', plain);
     await compacting.release();
     assert.deepEqual((await uidlistRecords()).map((l) => Number(l.split(' ')[0])), [1, 2]);

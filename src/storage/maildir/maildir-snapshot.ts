@@ -31,6 +31,8 @@ export class MaildirSnapshot implements MaildropSnapshot {
     private readonly exclusiveLock: FileLock | undefined,
     /** This snapshot's session marker (maildir-sessions.ts), removed at release. */
     private readonly marker: FileLock,
+    /** Records removed messages in the uidlist, so their names are never taken for them again. */
+    private readonly forget: (ids: readonly string[]) => Promise<void>,
   ) {}
 
   async read(id: string): Promise<Readable> {
@@ -71,6 +73,8 @@ export class MaildirSnapshot implements MaildropSnapshot {
       });
     }
     await fsyncDir(join(this.state.root, 'cur'));
+    // After the unlinks are durable; if this fails, the next commit or open repeats nothing harmful.
+    await this.forget([...expunge]);
   }
 
   async release(): Promise<void> {

@@ -100,7 +100,8 @@ export class MaildirStore implements MailStore {
         else messages.push(messageInfo(state, id, rel));
       }
       messages.sort((a, b) => a.uid - b.uid);
-      return new MaildirSnapshot(mailbox, messages, state, paths, sessionLock, marker);
+      const forget = (ids: readonly string[]): Promise<void> => this.forget(state, ids);
+      return new MaildirSnapshot(mailbox, messages, state, paths, sessionLock, marker, forget);
     } catch (err) {
       state.openSnapshots--;
       if (opts.exclusive) state.exclusive = false;
@@ -185,6 +186,7 @@ export class MaildirStore implements MailStore {
         });
       }
       await fsyncDir(join(state.root, 'cur'));
+      await this.forget(state, removed.map((m) => m.id));
       return { inUse: false, removed };
     } catch (err) {
       throw toStorageError(err, `expiring messages of ${mailbox}`);
@@ -236,14 +238,14 @@ export class MaildirStore implements MailStore {
       if (size !== undefined) unknown.push({ key, size });
     }
     const live = [...found.keys()].filter((key) => state.uidlist.entries.has(key)).length;
-    const dead = state.uidlist.entries.size - live;
+    const dead = state.uidlist.garbage + state.uidlist.entries.size - live;
     if (unknown.length === 0 && !(dead >= COMPACT_MIN_DEAD && dead > live)) return found;
     await this.locked(state, async () => {
       await state.uidlist.refresh();
       unknown.sort((a, b) => compareDeliveryOrder(a.key, b.key));
       await state.uidlist.append(unknown.filter((u) => !state.uidlist.entries.has(u.key)));
       const live = [...found.keys()].filter((key) => state.uidlist.entries.has(key)).length;
-      const dead = state.uidlist.entries.size - live;
+      const dead = state.uidlist.garbage + state.uidlist.entries.size - live;
       if (dead >= COMPACT_MIN_DEAD && dead > live) {
         // A file renamed during the first listing may have been missed: list again before dropping.
         const present = await listBases(state.root);
@@ -310,6 +312,15 @@ export class MaildirStore implements MailStore {
   }
 
   /** Runs `fn` holding this process's mutex, then the uidlist lock file, for the maildrop. */
+  /** Records that poplar removed these messages, freeing their names (maildir-uidlist.ts `D`). */
+  private forget(state: MaildropState, ids: readonly string[]): Promise<void> {
+    if (ids.length === 0) return Promise.resolve();
+    return this.locked(state, async () => {
+      await state.uidlist.refresh();
+      await state.uidlist.forget(ids);
+    });
+  }
+
   private locked<T>(state: MaildropState, fn: () => Promise<T>): Promise<T> {
     return state.mutex.run(async () => {
       const lock = await FileLock.acquireOrFail(join(state.root, UIDLIST_LOCK_FILE), this.lockWaitMs);

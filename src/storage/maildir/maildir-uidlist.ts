@@ -7,7 +7,11 @@
  *   poplar-uidlist 1 next=<next uid> gen=<random>     header, written only by a rewrite
  *   <uid> <size> <base name>                          one per message, appended
  *   U <uid> <uidl>                                    R-X11: a carried-over UIDL for that uid
+ *   D <uid>                                           the message with that uid was removed
  *
+ * A `D` record (written when poplar removes a message) frees the base name: a later file that
+ * reuses the name (a restored backup, a writer with a poor unique-name scheme) is a new message
+ * with a new uid and a freshly measured size, never the old message's uid and size.
  * The file is append-only between rewrites. The next uid is max(header `next`, largest uid + 1),
  * so a uid stays used after its line is dropped by a compaction. A line without its final LF is
  * a torn append (a crash mid-write): readers ignore it and the next writer truncates it away, so
@@ -40,6 +44,7 @@ const HEADER = /^poplar-uidlist 1 next=(\d{1,15}) gen=(\S+)$/;
 const ENTRY = /^(\d{1,15}) (\d{1,15}) (.+)$/;
 /** Older readers skip these lines (the first field is not a number), so the format stays 1. */
 const UIDL = /^U (\d{1,15}) ([\x21-\x7e]{1,70})$/;
+const REMOVED = /^D (\d{1,15})$/;
 
 /** A cache of the file's records, brought up to date by reading only what was appended. */
 export class UidList {
@@ -47,6 +52,10 @@ export class UidList {
   readonly entries = new Map<string, UidEntry>();
   /** R-X11: carried-over UIDLs by uid; the first record for a uid wins. */
   readonly uidls = new Map<number, string>();
+  /** Base name of each live uid, to apply `D` records. */
+  private readonly keys = new Map<number, string>();
+  /** Entry and `D` lines in the file: with the live count, tells when a compaction pays. */
+  private lines = 0;
   private nextFromHeader = 1;
   private maxUid = 0;
   /** Identity of the cached file: inode, header line, and the offset after the last full line. */
@@ -118,11 +127,47 @@ export class UidList {
         // The cache learns the records only once they are durable.
         for (const [key, e] of fresh) {
           this.entries.set(key, e);
+          this.keys.set(e.uid, key);
           this.maxUid = Math.max(this.maxUid, e.uid);
+          this.lines++;
         }
         for (const [uid, uidl] of freshUidls) this.uidls.set(uid, uidl);
         this.offset += bytes.length;
         return added;
+      } finally {
+        await fh.close();
+      }
+    });
+  }
+
+  /** Lines in the file that no longer describe a live message (removed ones and their `D` records). */
+  get garbage(): number {
+    return this.lines - this.entries.size;
+  }
+
+  /**
+   * Appends a durable `D` record for each name that has an entry, and forgets the entries, so
+   * the names are free for new messages. The uids stay used. The caller holds the maildrop lock.
+   */
+  forget(names: readonly string[]): Promise<void> {
+    return this.serial.run(async () => {
+      const fh = await openForAppend(this.path);
+      if (fh === undefined) return;
+      try {
+        await this.readFrom(fh);
+        if ((await fh.stat()).size > this.offset) await fh.truncate(this.offset); // torn line
+        const uids = names.map((n) => this.entries.get(n)?.uid).filter((u): u is number => u !== undefined);
+        if (uids.length === 0) return;
+        const bytes = Buffer.from(uids.map((u) => `D ${u}\n`).join(''), 'utf8');
+        let written = 0;
+        while (written < bytes.length) {
+          const r = await fh.write(bytes, written, bytes.length - written, this.offset + written);
+          written += r.bytesWritten;
+        }
+        await fh.datasync();
+        for (const uid of uids) this.remove(uid);
+        this.lines += uids.length;
+        this.offset += bytes.length;
       } finally {
         await fh.close();
       }
@@ -188,6 +233,12 @@ export class UidList {
       this.nextFromHeader = Math.max(this.nextFromHeader, Number(header[1]));
       return;
     }
+    const d = REMOVED.exec(line);
+    if (d !== null) {
+      this.lines++;
+      this.remove(Number(d[1]));
+      return;
+    }
     const u = UIDL.exec(line);
     if (u !== null) {
       const uid = Number(u[1]);
@@ -199,7 +250,20 @@ export class UidList {
     if (m === null) return; // not a record poplar wrote: skipped
     const uid = Number(m[1]);
     this.maxUid = Math.max(this.maxUid, uid);
-    if (!this.entries.has(m[3]!)) this.entries.set(m[3]!, { uid, size: Number(m[2]) });
+    this.lines++;
+    if (!this.entries.has(m[3]!)) {
+      this.entries.set(m[3]!, { uid, size: Number(m[2]) });
+      this.keys.set(uid, m[3]!);
+    }
+  }
+
+  /** Drops the live entry of `uid`, if any (a `D` record or its append). */
+  private remove(uid: number): void {
+    const key = this.keys.get(uid);
+    if (key === undefined) return;
+    this.keys.delete(uid);
+    if (this.entries.get(key)?.uid === uid) this.entries.delete(key);
+    this.uidls.delete(uid);
   }
 
   /** Forgets the cached records, keeping the next uid: a uid is never handed out twice. */
@@ -208,6 +272,8 @@ export class UidList {
     this.maxUid = 0;
     this.entries.clear();
     this.uidls.clear();
+    this.keys.clear();
+    this.lines = 0;
     this.ino = ino;
     this.header = '';
     this.offset = 0;
