@@ -12,6 +12,8 @@ export interface Target {
   readonly port: number;
   /** Implicit TLS (POP3S); certificates are not checked (self-signed bench certificates). */
   readonly tls?: boolean;
+  /** Inactivity limit in ms before the client gives up (default 60 s); 0: none (held sessions). */
+  readonly timeoutMs?: number;
 }
 
 const END = Buffer.from('\r\n.\r\n');
@@ -22,7 +24,7 @@ export class Pop3Client {
   private waiter: { resolve: () => void; reject: (e: Error) => void } | undefined;
   private failure: Error | undefined;
 
-  private constructor(private readonly socket: Socket) {
+  private constructor(private readonly socket: Socket, timeoutMs: number) {
     socket.on('data', (c: Buffer) => {
       // A tiny chunk joins the one before it, so a delimiter spans at most two chunks.
       const last = this.chunks.length - 1;
@@ -36,7 +38,7 @@ export class Pop3Client {
     };
     socket.on('error', fail);
     socket.on('close', () => fail(new Error('connection closed by server')));
-    socket.setTimeout(TIMEOUT_MS, () => socket.destroy(new Error('timeout')));
+    if (timeoutMs > 0) socket.setTimeout(timeoutMs, () => socket.destroy(new Error('timeout')));
   }
 
   /** Connects and reads the greeting. */
@@ -45,7 +47,7 @@ export class Pop3Client {
       ? tlsConnect({ host: t.host, port: t.port, rejectUnauthorized: false })
       : netConnect({ host: t.host, port: t.port });
     socket.setNoDelay(true);
-    const c = new Pop3Client(socket);
+    const c = new Pop3Client(socket, t.timeoutMs ?? TIMEOUT_MS);
     await c.status();
     return c;
   }

@@ -24,7 +24,7 @@ export async function idle(a: Args): Promise<Result> {
   const t0 = performance.now();
   try {
     await forEachLimited(n, a.num('open-concurrency', 64), async (i) => {
-      const p = await Pop3Client.open(c.target);
+      const p = await Pop3Client.open({ ...c.target, timeoutMs: 0 }); // held open for minutes
       sessions.push(p);
       await p.login(users[i % users.length]!, c.password);
       await p.stat();

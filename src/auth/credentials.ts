@@ -12,6 +12,7 @@
 import { randomBytes } from 'node:crypto';
 import type { UserRecord } from './directory.js';
 import { cramContexts } from './md5-context.js';
+import { saslprep } from './sasl/saslprep.js';
 import type { CredentialKey } from './passwd-file.js';
 import { hashPassword, schemeOf } from './password.js';
 import { formatScramKeys, ntHash, parseScramKeys, scramKeys, type ScramKeys } from './schemes.js';
@@ -43,7 +44,9 @@ export async function makeCredentials(
 ): Promise<{ password: string; credentials: Partial<Record<CredentialKey, string>> }> {
   const credentials: Partial<Record<CredentialKey, string>> = {};
   const pw = Buffer.from(password, 'utf8');
-  if (opts.needs.scram) credentials.poplar_scram = formatScramKeys(await scramKeys(pw, randomBytes(16), SCRAM_ITERATIONS));
+  // RFC 5802 §2.2: SCRAM hashes the SASLprep'd password (clients prepare theirs the same way).
+  const prepped = Buffer.from(saslprep(password) ?? password, 'utf8');
+  if (opts.needs.scram) credentials.poplar_scram = formatScramKeys(await scramKeys(prepped, randomBytes(16), SCRAM_ITERATIONS));
   if (opts.needs.nt) credentials.poplar_nt = (await ntHash(password)).toString('hex');
   if (opts.needs.cram) credentials.poplar_cram = cramContexts(pw).toString('hex');
   if (opts.needs.secret) credentials.poplar_secret = pw.toString('base64');

@@ -10,6 +10,7 @@
 import { createHash, createHmac, pbkdf2, timingSafeEqual } from 'node:crypto';
 import { argon2Verify, bcryptVerify, md4 } from 'hash-wasm';
 import { cramContexts } from './md5-context.js';
+import { saslprep } from './sasl/saslprep.js';
 import { parseShaCrypt, shaCrypt } from './sha-crypt.js';
 
 export interface Scheme {
@@ -130,7 +131,8 @@ const scramScheme: Scheme = {
   async verify(encoded, pw) {
     const k = parseScramKeys(encoded);
     if (k === undefined) return false;
-    return safeEqual((await scramKeys(pw, k.salt, k.iterations)).storedKey, k.storedKey);
+    const prepped = Buffer.from(saslprep(pw.toString('utf8')) ?? pw.toString('utf8'), 'utf8');
+    return safeEqual((await scramKeys(prepped, k.salt, k.iterations)).storedKey, k.storedKey);
   },
 };
 

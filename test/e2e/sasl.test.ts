@@ -7,6 +7,11 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash, createHmac } from 'node:crypto';
+import { once } from 'node:events';
+import { createServer as createHttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { TokenVerifier } from '../../src/auth/sasl/token-verifier.js';
 import { cramContexts } from '../../src/auth/md5-context.js';
 import { hashPassword } from '../../src/auth/password.js';
 import { Pop3Client } from '../helpers/pop3-client.js';
@@ -187,6 +192,27 @@ describe('AUTH', () => {
       assert.deepEqual(JSON.parse(unb64(challenge)), { status: 'invalid_token', schemes: 'bearer' }, why);
       assert.equal(await c.cmd(b64('\x01')), '-ERR [AUTH] Authentication failed', why);
       c.close();
+    }
+  });
+
+  it('R-X4 an issuer\'s keys can come from a JWKS URL; plain http is refused except to localhost', async () => {
+    const { publicKey, privateKey } = await generateKeyPair('ES256');
+    const jwks = JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'url-key', alg: 'ES256' }] });
+    const http = createHttpServer((_req, res) => res.writeHead(200, { 'content-type': 'application/json' }).end(jwks));
+    http.listen(0, '127.0.0.1');
+    await once(http, 'listening');
+    try {
+      const url = `http://127.0.0.1:${(http.address() as AddressInfo).port}/jwks.json`;
+      const verifier = await TokenVerifier.create({ issuers: [{ issuer: 'https://url.test', jwks: url }], audience: '', userClaim: 'sub' });
+      const token = await new SignJWT({ sub: 'alice' }).setProtectedHeader({ alg: 'ES256', kid: 'url-key' })
+        .setIssuer('https://url.test').setExpirationTime('5m').sign(privateKey);
+      assert.deepEqual(await verifier.verify(token), { ok: true, user: 'alice' });
+      await assert.rejects(
+        TokenVerifier.create({ issuers: [{ issuer: 'x', jwks: 'http://keys.example.org/jwks.json' }], audience: '', userClaim: 'sub' }),
+        /must use https/,
+      );
+    } finally {
+      http.close();
     }
   });
 

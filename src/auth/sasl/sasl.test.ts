@@ -6,7 +6,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { UserRecord } from '../directory.js';
-import { formatScramKeys, ntHash, scramKeys } from '../schemes.js';
+import { makeCredentials } from '../credentials.js';
+import { formatScramKeys, ntHash, parseScramKeys, scramKeys } from '../schemes.js';
 import { cramContexts } from '../md5-context.js';
 import { cramDigest, cramMd5 } from './cram-md5.js';
 import { login } from './login.js';
@@ -62,6 +63,12 @@ describe('SCRAM-SHA-256', () => {
     const ghost2 = text(await startScram(e, () => 'srv').step(Buffer.from('n,,n=ghost,r=abc')));
     assert.equal(ghost1, ghost2);
     assert.match(ghost1, /^r=abcsrv,s=[A-Za-z0-9+/]{22}==,i=4096$/);
+  });
+
+  it('R-X5 SCRAM keys are made from the SASLprep\'d password, as clients compute them (RFC 5802 §2.2)', async () => {
+    const made = await makeCredentials('I\u00adX\u2168', { cost: 10, needs: { scram: true, nt: false, cram: false, secret: false } });
+    const stored = parseScramKeys(made.credentials.poplar_scram!)!;
+    assert.deepEqual(stored.storedKey, (await scramKeys(Buffer.from('IXIX'), stored.salt, stored.iterations)).storedKey);
   });
 
   it('R-X4 SCRAM refuses channel binding it does not offer, and parses authzid and escaped names', () => {

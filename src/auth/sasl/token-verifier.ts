@@ -3,6 +3,7 @@
  * signature against the keys of the issuer named in the token (a JWKS file, or a URL fetched and
  * cached by jose), then `iss`, `exp`/`nbf`, and `aud` when an audience is configured. Only
  * asymmetric algorithms are accepted, so a token signed with a public key as HMAC secret fails.
+ * A JWKS URL must be https (http only to localhost); jose caches it and refetches for a new `kid`.
  * The user is the value of the configured claim (e.g. `email` or `preferred_username`).
  */
 import { readFile } from 'node:fs/promises';
@@ -27,6 +28,16 @@ export interface TokenVerifierOptions {
 
 export type TokenResult = { readonly ok: true; readonly user: string } | { readonly ok: false; readonly reason: string };
 
+/** A JWKS URL: https, or plain http only to this host (whoever can rewrite it can mint tokens). */
+function jwksUrl(text: string): URL {
+  const url = new URL(text);
+  const loopback = ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && loopback)) {
+    throw new Error(`JWKS URL ${text} must use https (plain http is allowed only to localhost)`);
+  }
+  return url;
+}
+
 export class TokenVerifier {
   private keys = new Map<string, JWTVerifyGetKey>();
 
@@ -42,7 +53,7 @@ export class TokenVerifier {
   async reload(): Promise<void> {
     const keys = new Map<string, JWTVerifyGetKey>();
     for (const { issuer, jwks } of this.opts.issuers) {
-      if (/^https?:\/\//.test(jwks)) keys.set(issuer, createRemoteJWKSet(new URL(jwks)));
+      if (/^https?:\/\//.test(jwks)) keys.set(issuer, createRemoteJWKSet(jwksUrl(jwks)));
       else keys.set(issuer, createLocalJWKSet(JSON.parse(await readFile(jwks, 'utf8'))));
     }
     this.keys = keys;

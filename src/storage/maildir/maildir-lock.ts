@@ -2,8 +2,10 @@
  * Locks for a maildrop shared with other processes (other poplar processes, an LDA) and with
  * concurrent sessions of this process.
  *
- * - `FileLock`: a lock file created with O_CREAT|O_EXCL ('wx'), which is atomic on local file
- *   systems and on NFSv3+ (open(2)). It holds `<pid> <host> <time ms> <token>`. The holder touches
+ * - `FileLock`: a lock file that appears whole: its content is written to a private temporary
+ *   file, which is then hard-linked to the lock's name (link(2) fails with EEXIST if the lock
+ *   exists: atomic on local file systems and NFS). A process killed at any instant therefore
+ *   never leaves an empty lock that only age could break. It holds `<pid> <host> <time ms> <token>`. The holder touches
  *   its mtime every STALE_MS / 3, so a lock is stale when its mtime is older than STALE_MS, or,
  *   written on this host, when its pid is dead, or when it carries this process's pid but a token
  *   this process does not hold (a previous process with the same pid, e.g. pid 1 in a container).
@@ -12,7 +14,7 @@
  *   of polling the lock file.
  */
 import { randomBytes } from 'node:crypto';
-import { open, readFile, stat, unlink, utimes } from 'node:fs/promises';
+import { link, open, readFile, stat, unlink, utimes } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StorageError } from '../../errors.js';
@@ -58,17 +60,7 @@ export class FileLock {
     for (;;) {
       const token = randomBytes(8).toString('hex');
       const content = `${process.pid} ${LOCK_HOST} ${Date.now()} ${token}\n`;
-      try {
-        const fh = await open(path, 'wx', 0o600);
-        try {
-          await fh.writeFile(content);
-        } finally {
-          await fh.close();
-        }
-        return new FileLock(path, content, token);
-      } catch (err) {
-        if (errCode(err) !== 'EEXIST') throw err;
-      }
+      if (await createWhole(path, content, token)) return new FileLock(path, content, token);
       if (await breakIfStale(path)) continue;
       const left = deadline - Date.now();
       if (left <= 0) return undefined;
@@ -92,6 +84,26 @@ export class FileLock {
     heldTokens.delete(this.token);
     const current = await readIfExists(this.path);
     if (current === this.content) await unlink(this.path).catch(ignoreEnoent);
+  }
+}
+
+/** Creates `path` holding `content`, whole, unless it exists; true if this call created it. */
+async function createWhole(path: string, content: string, token: string): Promise<boolean> {
+  const tmp = `${path}.${token}.tmp`;
+  const fh = await open(tmp, 'wx', 0o600);
+  try {
+    await fh.writeFile(content);
+  } finally {
+    await fh.close();
+  }
+  try {
+    await link(tmp, path);
+    return true;
+  } catch (err) {
+    if (errCode(err) !== 'EEXIST') throw err;
+    return false;
+  } finally {
+    await unlink(tmp).catch(ignoreEnoent);
   }
 }
 
