@@ -25,6 +25,8 @@ export type Pop3ErrorCode =
   | 'PLAINTEXT_DISALLOWED'
   | 'AUTH_CANCELLED'
   | 'TLS_UNAVAILABLE'
+  | 'LOGIN_DELAY'
+  | 'DOWNLOAD_LIMIT'
   | 'INTERNAL';
 
 export class Pop3Error extends Error {

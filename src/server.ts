@@ -10,12 +10,31 @@ import type { TlsProvider } from './net/tls.js';
 import { Authenticator } from './auth/authenticator.js';
 import type { UserDirectory } from './auth/directory.js';
 import type { Logger } from './observability/logger.js';
-import { Pop3Listener, type ListenAddress } from './net/listener.js';
+import { Pop3Listener, type ListenAddress, type ListenerOptions } from './net/listener.js';
+import { ConnectionLimits, type LimitSettings } from './session/limits.js';
 import type { SessionSettings } from './session/context.js';
 import type { PollPolicy } from './policy/user-policy.js';
+import { LoginThrottle } from './auth/throttle.js';
+import { PollLimiter } from './policy/poll-limits.js';
+import { PollState } from './policy/poll-state.js';
+import { DEFAULT_FAILURE_DELAY_MAX_MS, DEFAULT_FAILURE_DELAY_MS, DEFAULT_FAILURE_WINDOW_S } from './protocol/limits.js';
 import type { MailStore } from './storage/mail-store.js';
 
-export interface PoplarServerOptions {
+/** The operational settings a reload may change along with the session settings. */
+export interface OperationsOptions {
+  /** R-X9: connection caps (default: none). */
+  readonly limits?: LimitSettings;
+  /** R-X13: peers whose PROXY header (v1/v2) is believed; default: none. */
+  readonly proxyNetworks?: readonly string[];
+  /** R-X13: the greeting after `+OK`. */
+  readonly greeting?: string;
+}
+
+const UNLIMITED: LimitSettings = { maxConnections: 0, maxConnectionsPerIp: 0, maxConnectionsPerUser: 0 };
+
+export interface PoplarServerOptions extends OperationsOptions {
+  /** How long a shutdown lets logged-in sessions finish, ms (default 0: close at once). */
+  readonly shutdownTimeoutMs?: number;
   readonly listen: readonly ListenAddress[];
   readonly settings: SessionSettings;
   readonly directory: UserDirectory;
@@ -23,8 +42,14 @@ export interface PoplarServerOptions {
   readonly logger: Logger;
   /** log2 scrypt cost of the dummy check for unknown users (R-S13). */
   readonly scryptCost: number;
-  /** R-X10: what CAPA advertises as EXPIRE and LOGIN-DELAY, per user. */
+  /** R-X10: what CAPA advertises as EXPIRE and LOGIN-DELAY, per user, and what is enforced. */
   readonly policy?: PollPolicy;
+  /** R-X10: where last logins and today's downloads are kept (default: in memory); needs `policy`. */
+  readonly pollState?: PollState;
+  /** R-X9: the failed-login delay, ms (default 2 s doubling to 15 s, forgotten after 15 min). */
+  readonly failureDelay?: { readonly baseMs: number; readonly maxMs: number; readonly windowMs: number };
+  /** The clock of LOGIN-DELAY, the download day and the failed-login window (tests inject one). */
+  readonly now?: () => number;
   /** R-X3: certificates for implicit TLS and STLS; without it neither is offered. */
   readonly tls?: TlsProvider;
   /** R-S5: implicit-TLS (POP3S) addresses; needs `tls`. */
@@ -41,21 +66,44 @@ export interface PoplarServer {
   /** The implicit-TLS (POP3S) addresses. */
   tlsAddresses(): AddressInfo[];
   readonly sessionCount: number;
-  close(): Promise<void>;
+  /** Listening and not shutting down (the health check). */
+  readonly accepting: boolean;
+  /** R-S20: settings for new sessions from now on (a reload); live sessions keep theirs. */
+  update(settings: SessionSettings, operations: OperationsOptions): void;
+  /** Stops accepting; sessions get `deadlineMs` (default shutdownTimeoutMs) to finish. */
+  close(deadlineMs?: number): Promise<void>;
 }
 
 export async function startServer(opts: PoplarServerOptions): Promise<PoplarServer> {
+  const limits = new ConnectionLimits(opts.limits ?? UNLIMITED);
+  const listenerOptions = (o: OperationsOptions): ListenerOptions => ({
+    greeting: o.greeting ?? 'POP3 server ready',
+    limits,
+    proxyNetworks: o.proxyNetworks === undefined || o.proxyNetworks.length === 0 ? undefined : buildNetworks(o.proxyNetworks),
+  });
   const authenticator = new Authenticator(opts.directory, { scryptCost: opts.scryptCost });
+  const throttle = new LoginThrottle({
+    ...(opts.failureDelay ?? { baseMs: DEFAULT_FAILURE_DELAY_MS, maxMs: DEFAULT_FAILURE_DELAY_MAX_MS, windowMs: DEFAULT_FAILURE_WINDOW_S * 1000 }),
+    ...(opts.now === undefined ? {} : { now: opts.now }),
+  });
+  const pollLimits = opts.policy === undefined ? undefined : new PollLimiter({
+    policy: opts.policy,
+    state: opts.pollState ?? new PollState(undefined),
+    now: opts.now,
+    onError: (err, mailbox) => opts.logger.error({ err, mailbox, event: 'poll_state_write_failed' }, 'could not save poll state'),
+  });
   const listener = new Pop3Listener(
     {
       authenticator, store: opts.store, logger: opts.logger, ...(opts.policy === undefined ? {} : { policy: opts.policy }),
+      throttle, ...(pollLimits === undefined ? {} : { pollLimits }),
       ...(opts.tls === undefined ? {} : { tls: opts.tls }),
       ...(opts.tokens === undefined ? {} : { tokens: opts.tokens }),
       trustedNetworks: buildNetworks(opts.trustedNetworks ?? ['127.0.0.0/8', '::1/128']),
       serverSecret: randomBytes(32),
+      limits,
     },
     opts.settings,
-    'POP3 server ready',
+    listenerOptions(opts),
   );
   await listener.listen(opts.listen);
   if (opts.tlsListen !== undefined && opts.tlsListen.length > 0) await listener.listen(opts.tlsListen, { tls: true });
@@ -67,6 +115,16 @@ export async function startServer(opts: PoplarServerOptions): Promise<PoplarServ
     get sessionCount() {
       return listener.sessionCount;
     },
-    close: () => listener.close(),
+    get accepting() {
+      return listener.accepting;
+    },
+    update(settings: SessionSettings, operations: OperationsOptions) {
+      limits.update(operations.limits ?? UNLIMITED);
+      listener.update(settings, listenerOptions(operations));
+    },
+    close: async (deadlineMs: number = opts.shutdownTimeoutMs ?? 0) => {
+      await listener.close(deadlineMs);
+      await pollLimits?.state.flush(); // R-X10: the last logins and counts survive a restart
+    },
   };
 }

@@ -83,7 +83,18 @@ function machine(): string {
   return `${cpus().length} × ${model}, ${memGiB.toFixed(0)} GiB, Linux ${kernel}; Node ${process.version}; Dovecot ${dovecot}`;
 }
 
+/** Dovecot must start as root (it drops to nobody/dovenull itself) and be installed. */
+function checkHost(): void {
+  if (process.getuid?.() !== 0) throw new Error('run as root: Dovecot is started as root and the seeded mail is chowned to nobody');
+  try {
+    execFileSync('dovecot', ['--version'], { stdio: 'ignore' });
+  } catch {
+    throw new Error('Dovecot not found: apt-get install dovecot-pop3d dovecot-lmtpd (its system service need not run)');
+  }
+}
+
 async function main(): Promise<void> {
+  checkHost();
   prepareWork();
   const cert = makeCert(work);
   const usersFile = join(work, 'users');

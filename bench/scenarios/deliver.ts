@@ -49,10 +49,10 @@ export async function deliver(a: Args): Promise<Result> {
   return {
     scenario: 'deliver',
     metrics: [
-      { name: 'deliveries/s', value: delivered / s.wallS, unit: '/s', better: 'higher' },
+      { name: 'deliver deliveries/s', value: delivered / s.wallS, unit: '/s', better: 'higher' },
       ...(s.serverCpuS === undefined
         ? []
-        : [{ name: 'server CPU per delivery', value: (s.serverCpuS * 1000) / delivered, unit: 'ms', better: 'lower' as const }]),
+        : [{ name: 'deliver server CPU per delivery', value: (s.serverCpuS * 1000) / delivered, unit: 'ms', better: 'lower' as const }]),
     ],
     ...s,
     verified,

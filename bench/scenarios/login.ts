@@ -36,12 +36,12 @@ export async function login(a: Args): Promise<Result> {
   return {
     scenario: `login${tls}`,
     metrics: [
-      { name: `sessions/s${tls}`, value: sessions / s.wallS, unit: '/s', better: 'higher' },
+      { name: `login sessions/s${tls}`, value: sessions / s.wallS, unit: '/s', better: 'higher' },
       ...(s.serverCpuS === undefined
         ? []
-        : [{ name: `server CPU per session${tls}`, value: (s.serverCpuS * 1000) / sessions, unit: 'ms', better: 'lower' as const }]),
-      { name: `session latency p50${tls}`, value: percentile(latencies, 50), unit: 'ms', better: 'lower' },
-      { name: `session latency p99${tls}`, value: percentile(latencies, 99), unit: 'ms', better: 'lower' },
+        : [{ name: `login server CPU per session${tls}`, value: (s.serverCpuS * 1000) / sessions, unit: 'ms', better: 'lower' as const }]),
+      { name: `login latency p50${tls}`, value: percentile(latencies, 50), unit: 'ms', better: 'lower' },
+      { name: `login latency p99${tls}`, value: percentile(latencies, 99), unit: 'ms', better: 'lower' },
     ],
     ...s,
     verified: sessions,

@@ -1,6 +1,7 @@
 /**
- * `poplar quota set|get|list` (R-S16, R-S20): per-user quota overrides in `policy.users_file`,
- * and what each maildrop uses. A running server applies a change to the next delivery.
+ * `poplar quota set|get|list` (R-S16, R-S20, R-X10): per-user storage quota and daily download
+ * limit overrides in `policy.users_file`, and what each maildrop uses. A running server applies a
+ * change to the next delivery, RETR or TOP.
  */
 import { Command } from 'commander';
 import { PasswdFile } from '../auth/passwd-file.js';
@@ -11,6 +12,7 @@ import { CliError, configFrom, withConfigOptions, type ConfigOptions } from './c
 interface SetOptions extends ConfigOptions {
   bytes?: string;
   messages?: string;
+  downloadPerDay?: string;
 }
 
 const limit = (n: number): string => (n === 0 ? 'unlimited' : String(n));
@@ -33,20 +35,24 @@ async function show(config: Config, names: readonly string[]): Promise<void> {
     const pct = fullness(u, p);
     process.stdout.write(
       `${name}\tbytes ${u.bytes}/${limit(p.quotaBytes)}\tmessages ${u.messages}/${limit(p.quotaMessages)}` +
-        `${p.quotaBytes > 0 || p.quotaMessages > 0 ? `\t${pct.toFixed(1)}%` : ''}\n`,
+        `${p.quotaBytes > 0 || p.quotaMessages > 0 ? `\t${pct.toFixed(1)}%` : ''}` +
+        `${p.downloadBytesPerDay > 0 ? `\tdownload ${p.downloadBytesPerDay}/day` : ''}\n`,
     );
   }
   await store.close();
 }
 
 async function set(name: string, opts: SetOptions): Promise<void> {
-  if (opts.bytes === undefined && opts.messages === undefined) throw new CliError('give --bytes and/or --messages');
+  if (opts.bytes === undefined && opts.messages === undefined && opts.downloadPerDay === undefined) {
+    throw new CliError('give --bytes, --messages and/or --download-per-day');
+  }
   const config = configFrom(opts);
   if ((await new PasswdFile(config.auth.users_file).lookup(name)) === undefined) throw new CliError(`no such user "${name}"`);
   const { createPolicies } = await import('./serve.js');
-  const changes: { quota_bytes?: number | null; quota_messages?: number | null } = {};
+  const changes: { quota_bytes?: number | null; quota_messages?: number | null; download_bytes_per_day?: number | null } = {};
   if (opts.bytes !== undefined) changes.quota_bytes = parseValue(opts.bytes, 'size', true);
   if (opts.messages !== undefined) changes.quota_messages = parseValue(opts.messages, 'message count', false);
+  if (opts.downloadPerDay !== undefined) changes.download_bytes_per_day = parseValue(opts.downloadPerDay, 'size', true);
   await createPolicies(config).update(name, changes);
   await show(config, [name]);
 }
@@ -59,7 +65,8 @@ export function quotaCommand(): Command {
       .description('override the quota of a user ("default" drops the override, 0 is unlimited)')
       .argument('<user>')
       .option('--bytes <size>', 'storage quota in octets, e.g. 50M')
-      .option('--messages <count>', 'quota on the number of messages'),
+      .option('--messages <count>', 'quota on the number of messages')
+      .option('--download-per-day <size>', 'octets RETR/TOP may send per UTC day, e.g. 500M (R-X10)'),
   ).action((name: string, opts: SetOptions) => set(name, opts));
   withConfigOptions(quota.command('get').description("show a user's quota and usage").argument('<user>')).action(
     (name: string, opts: ConfigOptions) => show(configFrom(opts), [name]),

@@ -9,6 +9,6 @@ export function serveCommand(): Command {
   return withConfigOptions(new Command('serve').description('run the POP3 server')).action(async (opts: ConfigOptions) => {
     const config = configFrom(opts);
     const { runServe } = await import('./serve.js');
-    await runServe(config);
+    await runServe(config, () => configFrom(opts));
   });
 }

@@ -19,6 +19,8 @@ import { DeliveryAgent } from '../delivery/agent.js';
 import { LmtpListener } from '../delivery/lmtp/lmtp-listener.js';
 import { RetentionSweeper } from '../policy/retention.js';
 import { loadSecurity } from './serve-security.js';
+import { operationsOptions, startOperations } from './serve-operations.js';
+import { policyServerOptions } from './serve-policy.js';
 import { defaultsFrom, UserPolicies } from '../policy/user-policy.js';
 
 export function sessionSettings(config: Config): SessionSettings {
@@ -35,6 +37,10 @@ export function sessionSettings(config: Config): SessionSettings {
     apop: config.auth.apop,
     mechanisms: config.auth.mechanisms,
     masterUsers: config.auth.master_users,
+    loginTimeoutMs: p.login_timeout * 1000,
+    protocolLog: config.log.protocol,
+    workarounds: p.workarounds,
+    deleteMode: p.delete_mode,
   };
 }
 
@@ -77,7 +83,8 @@ export function createSweeper(config: Config, store: MailStore, directory: Passw
   });
 }
 
-export async function runServe(config: Config): Promise<void> {
+/** `reloadConfig` reads the configuration again for SIGHUP (`poplar reload`). */
+export async function runServe(config: Config, reloadConfig?: () => Config): Promise<void> {
   const logger = createLogger(config.log.level);
   const directory = new PasswdFile(config.auth.users_file);
   const store = createStore(config);
@@ -85,6 +92,7 @@ export async function runServe(config: Config): Promise<void> {
 
   const listen = config.pop3.listen.map(parseListen);
   const security = await loadSecurity(config, logger);
+  const policy = createPolicies(config);
   const server = await startServer({
     ...security.serverOptions,
     listen,
@@ -93,7 +101,10 @@ export async function runServe(config: Config): Promise<void> {
     store,
     logger,
     scryptCost: config.auth.scrypt_cost,
-    policy: createPolicies(config),
+    policy,
+    ...operationsOptions(config),
+    shutdownTimeoutMs: config.server.shutdown_timeout * 1000,
+    ...policyServerOptions(config),
   });
   const lmtp = new LmtpListener(createAgent(config, store, directory, logger), {
     hostname: sessionSettings(config).hostname,
@@ -104,11 +115,21 @@ export async function runServe(config: Config): Promise<void> {
   const sweeper = createSweeper(config, store, directory, logger);
   sweeper.start(config.retention.sweep_interval * 1000);
   await security.start();
+  const operations = await startOperations({
+    config,
+    server,
+    logger,
+    ...(reloadConfig === undefined ? {} : { reloadConfig }),
+    apply: (next) => {
+      server.update(sessionSettings(next), operationsOptions(next));
+      policy.setDefaults(defaultsFrom(next));
+    },
+  });
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {
       logger.info({ event: 'shutdown', signal, sessions: server.sessionCount }, 'shutting down');
-      void Promise.all([server.close(), lmtp.close(), sweeper.stop(), security.stop()])
+      void Promise.all([server.close(), lmtp.close(), sweeper.stop(), security.stop(), operations.stop()])
         .then(() => store.close())
         .finally(resolve);
     };

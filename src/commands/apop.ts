@@ -27,6 +27,6 @@ export const apop = authorization<'APOP'>(async (ctx, _state, cmd) => {
   const record = await ctx.services.authenticator.lookup(target.user);
   const secret = (record && sharedSecret(record)) ?? randomBytes(16);
   const good = safeEqual(Buffer.from(apopDigest(banner, secret)), Buffer.from(cmd.digest.toLowerCase()));
-  if (!good || record === undefined) authFailed(ctx, target.user, 'APOP');
+  if (!good || record === undefined) return authFailed(ctx, target.user, 'APOP');
   await completeLogin(ctx, { record, mailbox: target.mailbox, mechanism: 'APOP' });
 });

@@ -43,7 +43,7 @@ export const auth = authorization<'AUTH'>(async (ctx, _state, cmd) => {
   let response: Buffer | undefined;
   if (cmd.initialResponse !== undefined) {
     response = decodeSaslResponse(cmd.initialResponse);
-    if (response === undefined) authFailed(ctx, undefined, name, 'initial response is not base64', true);
+    if (response === undefined) return authFailed(ctx, undefined, name, 'initial response is not base64', true);
   }
   const exchange = configured.start(ctx.saslEnv);
   for (;;) {
@@ -52,7 +52,7 @@ export const auth = authorization<'AUTH'>(async (ctx, _state, cmd) => {
       return completeLogin(ctx, { record: step.record, authzid: step.authzid, mechanism: name });
     }
     if (step.kind === 'failure') {
-      return authFailed(ctx, step.user, name, step.reason, step.malformed === true);
+      return authFailed(ctx, step.user, name, step.reason, step.malformed === true, step.password);
     }
     // RFC 5034 §4: "+" SP base64 CRLF; not subject to the 512-octet status-line cut (R-S6 is for status lines).
     ctx.reply(Buffer.from(`+ ${step.data.toString('base64')}\r\n`, 'latin1'));
@@ -60,7 +60,7 @@ export const auth = authorization<'AUTH'>(async (ctx, _state, cmd) => {
     if (event === undefined) {
       ctx.end('disconnected');
       // A client that hangs up on an error challenge (curl does, for XOAUTH2) still failed: log it.
-      if (step.failing !== undefined) authFailed(ctx, step.failing.user, name, step.failing.reason);
+      if (step.failing !== undefined) return authFailed(ctx, step.failing.user, name, step.failing.reason);
       return;
     }
     if (event.kind === 'too-long') {
@@ -75,6 +75,6 @@ export const auth = authorization<'AUTH'>(async (ctx, _state, cmd) => {
       throw new Pop3Error('AUTH_CANCELLED', 'Authentication cancelled');
     }
     response = decodeSaslResponse(text);
-    if (response === undefined) authFailed(ctx, step.failing?.user, name, 'response is not base64', true);
+    if (response === undefined) return authFailed(ctx, step.failing?.user, name, 'response is not base64', true);
   }
 });

@@ -24,7 +24,8 @@ export const pass = authorization<'PASS'>(
       name = name.slice(star + 1);
     }
     const record = await ctx.services.authenticator.login(name, cmd.password);
-    if (record === undefined) authFailed(ctx, name, 'USER');
+    // R-X9: the password goes to the throttle only, to spot a client repeating a stale one.
+    if (record === undefined) return authFailed(ctx, name, 'USER', undefined, false, cmd.password);
     await completeLogin(ctx, { record, authzid, mailbox: pending.mailbox, mechanism: 'USER' });
   },
   { plaintext: true },

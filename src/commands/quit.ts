@@ -1,7 +1,8 @@
 /**
  * QUIT (RFC 1939 §6). In AUTHORIZATION it just signs off. In TRANSACTION the session enters UPDATE
- * and the store removes exactly the messages marked deleted (R-K4, R-S11); if that fails the reply
- * is the RFC's "-ERR some deleted messages not removed" and nothing else is lost.
+ * and the store removes exactly the messages marked deleted (R-K4, R-S11) — or, with
+ * `pop3.delete_mode = "hide"` (R-X12), hides them from POP3 for good and keeps the files; if that
+ * fails the reply is the RFC's "-ERR some deleted messages not removed" and nothing else is lost.
  */
 import { Pop3Error } from '../errors.js';
 import { ok } from '../protocol/response.js';
@@ -15,7 +16,7 @@ export const quit = anyState<'QUIT'>(async (ctx, state) => {
   }
   const { maildrop } = state;
   ctx.state = { phase: 'update' };
-  const changes = maildrop.changes();
+  const changes = maildrop.changes(ctx.settings.deleteMode);
   try {
     await maildrop.snapshot.commit(changes);
   } catch (e) {
@@ -24,7 +25,7 @@ export const quit = anyState<'QUIT'>(async (ctx, state) => {
   } finally {
     await maildrop.snapshot.release();
   }
-  const left = maildrop.count - changes.expunge.length;
+  const left = maildrop.count - maildrop.markedCount;
   ctx.reply(ok(`${ctx.settings.hostname} POP3 server signing off (${left} message${left === 1 ? '' : 's'} left)`));
   ctx.end('quit');
 });

@@ -166,6 +166,7 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
   config.tls.key = expand('tls.key', config.tls.key);
   config.tls.client_ca = config.tls.client_ca === '' ? '' : expand('tls.client_ca', config.tls.client_ca);
   config.policy.users_file = expand('policy.users_file', config.policy.users_file);
+  config.policy.state_dir = expand('policy.state_dir', config.policy.state_dir);
   if (config.pop3.hostname === '') config.pop3.hostname = osHostname();
   return config;
 }

@@ -9,6 +9,9 @@ import { z } from 'zod';
 import {
   DEFAULT_MAX_AUTH_FAILURES,
   DEFAULT_MAX_BAD_COMMANDS,
+  DEFAULT_FAILURE_DELAY_MAX_MS,
+  DEFAULT_FAILURE_DELAY_MS,
+  DEFAULT_FAILURE_WINDOW_S,
   DEFAULT_MAX_COMMAND_LENGTH,
   DEFAULT_TIMEOUT_AUTHENTICATED_S,
   DEFAULT_TIMEOUT_UNAUTHENTICATED_S,
@@ -17,6 +20,7 @@ import {
   MIN_TIMEOUT_AUTHENTICATED_S,
 } from '../protocol/limits.js';
 import { MECHANISM_NAMES } from '../auth/sasl/names.js';
+import { CLIENT_WORKAROUNDS } from '../protocol/dot-stuffing.js';
 import { networkProblem } from '../net/networks.js';
 import { tryParseListen } from './listen.js';
 
@@ -55,9 +59,21 @@ const server = z
     pid_file: z.string().default('{data_dir}/poplar.pid').meta(meta({
       description:
         '`poplar serve` writes its process id here; `poplar reload` reads it to signal the server (SIGHUP: ' +
-        'certificates and token keys are re-read). `""` writes no pid file.',
+        'the config file, certificates and token keys are re-read). `""` writes no pid file.',
       requirements: ['R-X3', 'R-X13'],
       path: true,
+    })),
+    shutdown_timeout: z.number().int().min(0).default(30).meta(meta({
+      description: 'On SIGTERM/SIGINT, seconds logged-in sessions get to finish (QUIT) before they are closed without UPDATE; sessions not logged in are closed at once.',
+      requirements: ['R-X13'],
+    })),
+    metrics_listen: z.string().default('').superRefine((s, ctx) => {
+      if (s === '') return;
+      const r = tryParseListen(s);
+      if (typeof r === 'string') ctx.addIssue({ code: 'custom', message: r });
+    }).meta(meta({
+      description: 'Address (`host:port`) of the HTTP endpoint with Prometheus metrics at `/metrics` and a health check at `/health`; `""`: off. Bind it to loopback or a management network.',
+      requirements: ['R-X13'],
     })),
   })
   .prefault({})
@@ -119,6 +135,55 @@ const pop3 = z
       description: 'Host name shown in the greeting banner and logs; `""` means the system host name.',
       requirements: ['R-K2', 'R-X13'],
     })),
+    greeting: z.string().min(1).max(200).regex(/^[\x20-\x7e]+$/, 'printable ASCII only').default('POP3 server ready').meta(meta({
+      description: 'Text of the greeting after `+OK` (the APOP banner, when on, follows it). Say as little about the software as you like.',
+      requirements: ['R-X13'],
+    })),
+    max_connections: z.number().int().min(0).default(2000).meta(meta({
+      description: 'POP3 connections open at once, server-wide; more are answered `-ERR [SYS/TEMP]` and closed. `0`: no limit. (Exchange: MaxConnections.)',
+      requirements: ['R-X9'],
+    })),
+    max_connections_per_ip: z.number().int().min(0).default(50).meta(meta({
+      description: 'POP3 connections open at once from one IP address (after PROXY, the real client\'s); more are refused like above. `0`: no limit. (Exchange: MaxConnectionFromSingleIP.)',
+      requirements: ['R-X9'],
+    })),
+    max_connections_per_user: z.number().int().min(0).default(16).meta(meta({
+      description: 'Logged-in sessions of one user at once; one more login gets `-ERR [IN-USE]`. `0`: no limit. (Exchange: MaxConnectionsPerUser, 16.)',
+      requirements: ['R-X9'],
+    })),
+    login_timeout: z.number().int().min(0).default(300).meta(meta({
+      description: 'Seconds a connection may take to log in, however often it sends a command; then it gets a notice and is closed (slow clients holding connections). `0`: no limit.',
+      requirements: ['R-X9'],
+    })),
+    proxy_networks: z.array(z.string().superRefine((v, ctx) => {
+      const problem = networkProblem(v);
+      if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+    })).default([]).meta(meta({
+      description: 'Networks (address/prefix) of load balancers whose PROXY protocol header (v1 or v2) is believed; a connection from there must start with one. From anywhere else a PROXY header is just a bad command.',
+      requirements: ['R-X13'],
+    })),
+    workarounds: z.array(z.enum(CLIENT_WORKAROUNDS)).default([]).meta(meta({
+      description:
+        'Named client workarounds (as Dovecot\'s `pop3_client_workarounds`) applied to RETR and TOP. ' +
+        '`outlook-no-nuls`: NUL octets in a message are sent as 0x80 (Outlook stops at a NUL); sizes do ' +
+        'not change. `oe-ns-eoh`: a message with no empty line (its header block never ends) gets one ' +
+        'sent after its last line (Outlook Express and Netscape break without it). Such a message is ' +
+        'sent 2 octets longer than stored, and STAT, LIST and RETR\'s `+OK n octets` include those 2 ' +
+        'octets, so sizes stay exact (R-S4). The stored size cannot tell which messages lack the line, ' +
+        'so with `oe-ns-eoh` on every login reads each message\'s header block once (up to its first ' +
+        'empty line; a message that has none is read whole): one read per message per login.',
+      requirements: ['R-X12', 'R-S4'],
+    })),
+    delete_mode: z.enum(['expunge', 'hide']).default('expunge').meta(meta({
+      description:
+        'What QUIT does with the messages a session marked with DELE. `expunge`: removes them. ' +
+        '`hide`: keeps them but POP3 never lists them again (their uids are not reused); other programs ' +
+        'still see them: on Maildir they get the standard `T` (trashed) flag, which mutt and Dovecot ' +
+        'show as deleted (and poplar never lists any `T` message, whoever set the flag). Hidden ' +
+        'messages take space, so they still count towards quotas until retention removes them; ' +
+        'retention treats them as retrieved (`retention.retrieved_days`; its default `0` keeps them).',
+      requirements: ['R-X12', 'R-K4', 'R-S11'],
+    })),
   })
   .prefault({})
   .meta(meta({ description: 'The POP3 service.' }));
@@ -167,6 +232,23 @@ const auth = z
         'Users who may open any maildrop with their own password: SASL PLAIN with an authorization ' +
         'identity, or `USER name*master`. Every such login is logged (`event: "master_login"`).',
       requirements: ['R-X14'],
+    })),
+    failure_delay: z.number().int().min(0).max(60_000).default(DEFAULT_FAILURE_DELAY_MS).meta(meta({
+      description:
+        'Milliseconds a failed login (USER/PASS, APOP, AUTH) waits before its `-ERR`, after the first failure ' +
+        'from an address or for a user; it doubles with each further failure up to `failure_delay_max`. A client ' +
+        'repeating a password that already failed for that user does not make it grow. `0` disables the delay.',
+      requirements: ['R-X9', 'R-S13'],
+    })),
+    failure_delay_max: z.number().int().min(0).max(300_000).default(DEFAULT_FAILURE_DELAY_MAX_MS).meta(meta({
+      description: 'Longest failed-login delay, in milliseconds.',
+      requirements: ['R-X9'],
+    })),
+    failure_window: z.number().int().min(1).default(DEFAULT_FAILURE_WINDOW_S).meta(meta({
+      description:
+        'Seconds without a failure after which an address or user starts again from `failure_delay`. A ' +
+        'successful login resets the user (not the address).',
+      requirements: ['R-X9'],
     })),
   })
   .prefault({})
@@ -270,16 +352,32 @@ const policy = z
   .strictObject({
     users_file: z.string().min(1).default('{data_dir}/user-policy.toml').meta(meta({
       description:
-        'TOML file of per-user values that override `[quota]`, `[retention]` and `login_delay` ' +
+        'TOML file of per-user values that override `[quota]`, `[retention]`, `login_delay` and ' +
+        '`download_bytes_per_day` ' +
         '(written by `poplar quota set` and `poplar retention set`); read again whenever it changes.',
       requirements: ['R-S16', 'R-S18', 'R-X10'],
       path: true,
     })),
     login_delay: z.number().int().min(0).default(0).meta(meta({
       description:
-        'Seconds a client is asked to wait between logins, advertised as CAPA LOGIN-DELAY (RFC 2449 §6.5); ' +
-        '`0` advertises nothing.',
+        'Seconds a client must wait between logins to one maildrop, advertised as CAPA LOGIN-DELAY (RFC 2449 ' +
+        '§6.5) and enforced: a login sooner after the previous successful one gets `-ERR [LOGIN-DELAY]`. ' +
+        '`0` neither advertises nor enforces anything.',
       requirements: ['R-X10'],
+    })),
+    download_bytes_per_day: z.number().int().min(0).default(0).meta(meta({
+      description:
+        'Octets RETR and TOP may send from one maildrop per UTC day; once reached they answer ' +
+        '`-ERR [SYS/TEMP] Daily download limit reached` until midnight UTC. A message that starts below the ' +
+        'limit is sent whole. `0` is unlimited; per user with `poplar quota set --download-per-day`.',
+      requirements: ['R-X10'],
+    })),
+    state_dir: z.string().min(1).default('{data_dir}/policy-state').meta(meta({
+      description:
+        'Where the server keeps, per maildrop, the time of the last login and the octets downloaded today ' +
+        '(one small JSON file each), so LOGIN-DELAY and the download limit hold across restarts.',
+      requirements: ['R-X10'],
+      path: true,
     })),
   })
   .prefault({})
@@ -338,6 +436,10 @@ const log = z
   .strictObject({
     level: z.enum(LOG_LEVELS).default('info').meta(meta({
       description: 'Least severe log level written; `silent` writes nothing.',
+      requirements: ['R-X13'],
+    })),
+    protocol: z.boolean().default(false).meta(meta({
+      description: 'Log every command (`C:`) and status line (`S:`) of every session at `debug` level, passwords and SASL data masked; needs `level = "debug"`. For troubleshooting a client.',
       requirements: ['R-X13'],
     })),
   })

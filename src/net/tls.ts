@@ -5,6 +5,7 @@
  * re-reads the files (SIGHUP, `poplar reload`); new connections get the new context, live ones
  * keep theirs; a reload that fails keeps the old context.
  */
+import type { Duplex } from 'node:stream';
 import { readFile } from 'node:fs/promises';
 import type { Socket } from 'node:net';
 import { X509Certificate } from 'node:crypto';
@@ -53,7 +54,7 @@ export class TlsProvider {
   }
 
   /** Starts the server side of TLS on an accepted socket (implicit TLS, or STLS). */
-  wrap(socket: Socket): TLSSocket {
+  wrap(socket: Socket | Duplex): TLSSocket {
     return new TLSSocket(socket, {
       isServer: true,
       secureContext: this.current.context,

@@ -16,10 +16,13 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 
 export type RetentionRule = Pick<EffectivePolicy, 'retrievedDays' | 'unretrievedDays'>;
 
-/** Picks the messages `rule` says have expired at `now` (ms since the epoch). */
+/**
+ * Picks the messages `rule` says have expired at `now` (ms since the epoch). R-X12: a message
+ * hidden by DELE in `hide` mode counts as retrieved, so it is removed after the retrieved age.
+ */
 export function expiredAt(rule: RetentionRule, now: number): (m: ExpiryCandidate) => boolean {
   return (m) => {
-    const days = m.seen ? rule.retrievedDays : rule.unretrievedDays;
+    const days = m.seen || m.hidden ? rule.retrievedDays : rule.unretrievedDays;
     return days > 0 && now - m.received >= days * DAY_MS;
   };
 }

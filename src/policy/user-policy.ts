@@ -1,5 +1,5 @@
 /**
- * Per-user policy (R-S16 quotas, R-S18 retention, R-X10 poll policy): the server-wide defaults
+ * Per-user policy (R-S16 quotas, R-S18 retention, R-X10 poll and download policy): the server-wide defaults
  * of the config file, overridden per user by a small TOML file (`policy.users_file`) that the
  * admin tools write (`poplar quota set`, `poplar retention set`):
  *
@@ -23,6 +23,7 @@ const overrideSchema = z.strictObject({
   retrieved_days: z.number().int().min(0).optional(),
   unretrieved_days: z.number().int().min(0).optional(),
   login_delay: z.number().int().min(0).optional(),
+  download_bytes_per_day: z.number().int().min(0).optional(),
 });
 
 export type UserOverrides = z.infer<typeof overrideSchema>;
@@ -36,12 +37,16 @@ export interface EffectivePolicy {
   readonly retrievedDays: number;
   readonly unretrievedDays: number;
   readonly loginDelay: number;
+  /** R-X10: octets RETR/TOP may send from the maildrop per UTC day; 0 is unlimited. */
+  readonly downloadBytesPerDay: number;
 }
 
-/** What CAPA shows after login (RFC 2449 §6.5, §6.7); implemented by UserPolicies. */
+/** What CAPA shows after login (RFC 2449 §6.5, §6.7) and what is enforced; implemented by UserPolicies. */
 export interface PollPolicy {
   /** Capability lines for `mailbox` (after login), or the server-wide ones (before login). */
   capabilities(mailbox: string | undefined): Promise<string[]>;
+  /** The effective policy of one maildrop (R-X10: login delay and daily download cap enforced). */
+  get(mailbox: string): Promise<EffectivePolicy>;
 }
 
 export function defaultsFrom(config: Config): EffectivePolicy {
@@ -51,6 +56,7 @@ export function defaultsFrom(config: Config): EffectivePolicy {
     retrievedDays: config.retention.retrieved_days,
     unretrievedDays: config.retention.unretrieved_days,
     loginDelay: config.policy.login_delay,
+    downloadBytesPerDay: config.policy.download_bytes_per_day,
   };
 }
 
@@ -86,6 +92,7 @@ export class UserPolicies implements PollPolicy {
       retrievedDays: o.retrieved_days ?? d.retrievedDays,
       unretrievedDays: o.unretrieved_days ?? d.unretrievedDays,
       loginDelay: o.login_delay ?? d.loginDelay,
+      downloadBytesPerDay: o.download_bytes_per_day ?? d.downloadBytesPerDay,
     };
   }
 

@@ -5,6 +5,13 @@
  * and the reply ends with ".\r\n". Pure: an async generator over any async iterable of chunks;
  * when TOP has sent enough it returns, which stops (and closes) the source early.
  * Scans with Buffer.indexOf; copies only the segments between line ends.
+ *
+ * R-X12 client workarounds (named after Dovecot's `pop3_client_workarounds`), off unless asked for:
+ * - `outlook-no-nuls`: a NUL octet is sent as 0x80 (Outlook stops at NULs); same octet count.
+ * - `oe-ns-eoh`: a message with no empty line, so no end of its header block, gets one empty line
+ *   (CRLF) sent after its last line (Outlook Express and Netscape break without it); RETR and TOP.
+ *   That is 2 octets more than the stored size: the session adds them to the sizes it reports
+ *   (session/maildrop.ts, using lacksEndOfHeaders below), so R-S4 sizes stay exact.
  */
 import { TERMINATOR } from './response.js';
 
@@ -14,9 +21,58 @@ const DOT = 0x2e;
 const CRLF = Buffer.from('\r\n');
 const DOT_BUF = Buffer.from('.');
 
+/** R-X12: the client workarounds stuffBody knows, as configured in `pop3.workarounds`. */
+export const CLIENT_WORKAROUNDS = ['outlook-no-nuls', 'oe-ns-eoh'] as const;
+export type ClientWorkaround = (typeof CLIENT_WORKAROUNDS)[number];
+
+/** What `outlook-no-nuls` sends instead of a NUL octet. */
+export const NUL_REPLACEMENT = 0x80;
+
 export interface BodyOptions {
   /** TOP's line count; undefined for RETR (the whole message). */
   readonly topLines?: number | undefined;
+  /** R-X12: the client workarounds in force (see above). */
+  readonly workarounds?: readonly ClientWorkaround[] | undefined;
+}
+
+/** A copy of `chunk` with every NUL replaced (outlook-no-nuls); the chunk itself when it has none. */
+function replaceNuls(chunk: Buffer): Buffer {
+  let at = chunk.indexOf(0);
+  if (at === -1) return chunk;
+  const copy = Buffer.from(chunk);
+  while (at !== -1) {
+    copy[at] = NUL_REPLACEMENT;
+    at = copy.indexOf(0, at + 1);
+  }
+  return copy;
+}
+
+/**
+ * R-X12 `oe-ns-eoh`: whether a stored message has no empty line (by the line-end rule of
+ * ./crlf.ts: CRLF, bare LF and bare CR each end a line), i.e. its header block never ends — the
+ * messages stuffBody adds an empty line to. Reads only up to the first empty line, so for a
+ * usual message only its header block; returns early, which stops (and closes) the source.
+ */
+export async function lacksEndOfHeaders(source: AsyncIterable<Uint8Array>): Promise<boolean> {
+  let atLineStart = true;
+  let afterCr = false; // the previous octet was a CR: an LF now completes that CRLF
+  for await (const chunk of source) {
+    for (let i = 0; i < chunk.length; i++) {
+      const b = chunk[i]!;
+      if (afterCr) {
+        afterCr = false;
+        if (b === LF) continue;
+      }
+      if (b === CR || b === LF) {
+        if (atLineStart) return false; // an empty line: the end of the header block
+        atLineStart = true;
+        afterCr = b === CR;
+      } else {
+        atLineStart = false;
+      }
+    }
+  }
+  return true;
 }
 
 export async function* stuffBody(
@@ -24,6 +80,8 @@ export async function* stuffBody(
   opts: BodyOptions = {},
 ): AsyncGenerator<Buffer, void, undefined> {
   const limit = opts.topLines;
+  const noNuls = opts.workarounds?.includes('outlook-no-nuls') === true;
+  const addEoh = opts.workarounds?.includes('oe-ns-eoh') === true;
   let atLineStart = true;
   let skipLf = false; // the previous chunk ended in CR, already emitted as CRLF
   let lineLen = 0; // octets of the current line so far (to find the empty line ending headers)
@@ -32,7 +90,9 @@ export async function* stuffBody(
   let done = false;
 
   for await (const raw of source) {
-    const chunk = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.length);
+    const view = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.length);
+    // A NUL is none of CR, LF or ".", so replacing it first changes nothing else.
+    const chunk = noNuls ? replaceNuls(view) : view;
     const out: Buffer[] = [];
     const n = chunk.length;
     let i = 0;
@@ -88,5 +148,10 @@ export async function* stuffBody(
     }
     if (out.length > 0) yield out.length === 1 ? out[0]! : Buffer.concat(out);
   }
-  yield atLineStart ? TERMINATOR : Buffer.concat([CRLF, TERMINATOR]);
+  const tail: Buffer[] = atLineStart ? [] : [CRLF];
+  // R-X12 oe-ns-eoh: the header block never ended (no empty line): end it. TOP only stops early
+  // once past the header block, so this is reached for TOP too.
+  if (addEoh && inHeaders) tail.push(CRLF);
+  tail.push(TERMINATOR);
+  yield tail.length === 1 ? tail[0]! : Buffer.concat(tail);
 }

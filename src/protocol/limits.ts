@@ -45,3 +45,13 @@ export const BODY_READ_CHUNK = 64 * 1024;
  * large tokens and NTLM messages while bounding memory per session.
  */
 export const MAX_SASL_RESPONSE_LENGTH = 16 * 1024;
+
+/**
+ * R-X9: the failed-login delay (auth/throttle.ts). The first failure from an address or for a
+ * user waits 2 s, each further one doubles it, up to 15 s (the issue's "2 s doubling to 15 s";
+ * Dovecot's auth_failure_delay is also 2 s). A guesser then gets about 4 tries a minute per
+ * connection slot instead of thousands. Counters fade after 15 minutes without failures.
+ */
+export const DEFAULT_FAILURE_DELAY_MS = 2000;
+export const DEFAULT_FAILURE_DELAY_MAX_MS = 15_000;
+export const DEFAULT_FAILURE_WINDOW_S = 900;

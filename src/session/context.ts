@@ -9,9 +9,14 @@ import type { SaslEnv } from '../auth/sasl/mechanism.js';
 import type { TokenVerifier } from '../auth/sasl/token-verifier.js';
 import type { TlsProvider } from '../net/tls.js';
 import type { LineEvent } from '../protocol/line-reader.js';
+import type { LoginThrottle } from '../auth/throttle.js';
+import type { PollLimiter } from '../policy/poll-limits.js';
 import type { PollPolicy } from '../policy/user-policy.js';
 import type { MailStore } from '../storage/mail-store.js';
 import type { SessionState } from './state.js';
+import type { ClientWorkaround } from '../protocol/dot-stuffing.js';
+import type { DeleteMode } from './maildrop.js';
+import type { ConnectionLimits } from './limits.js';
 
 export interface SessionSettings {
   /** R-S2: longest command line in octets, CRLF included (40–1024). */
@@ -36,6 +41,14 @@ export interface SessionSettings {
   readonly mechanisms: readonly string[];
   /** R-X14: users who may log in to any maildrop with their own password (authzid, `user*master`). */
   readonly masterUsers: readonly string[];
+  /** R-X12: client workarounds RETR and TOP apply (protocol/dot-stuffing.ts). */
+  readonly workarounds: readonly ClientWorkaround[];
+  /** R-X12: what UPDATE does with messages marked deleted: remove them, or hide them from POP3. */
+  readonly deleteMode: DeleteMode;
+  /** R-X9: a session must log in within this time, however it trickles commands (0 = no limit). */
+  readonly loginTimeoutMs?: number;
+  /** R-X13: log each command and status line (secrets masked) at debug level. */
+  readonly protocolLog?: boolean;
 }
 
 export interface SessionServices {
@@ -44,6 +57,10 @@ export interface SessionServices {
   readonly logger: Logger;
   /** R-X10: per-user EXPIRE and LOGIN-DELAY for CAPA; absent: neither is advertised. */
   readonly policy?: PollPolicy;
+  /** R-X10: LOGIN-DELAY and the daily download cap enforced; absent: neither is. */
+  readonly pollLimits?: PollLimiter;
+  /** R-X9: the failed-login delay, one per server so it spans sessions (login.ts). */
+  readonly throttle: LoginThrottle;
   /** TLS certificates and options; absent: no implicit TLS, no STLS. */
   readonly tls?: TlsProvider;
   /** R-S14: where plaintext logins are allowed without TLS (loopback by default). */
@@ -52,6 +69,8 @@ export interface SessionServices {
   readonly tokens?: TokenVerifier;
   /** Per-process random secret (SCRAM salts for unknown users). */
   readonly serverSecret: Buffer;
+  /** R-X9: connection caps; the per-user one is taken at login. */
+  readonly limits?: ConnectionLimits;
 }
 
 /** Counters for the one summary line a session logs (DESIGN.md habit 8). */
@@ -86,6 +105,8 @@ export interface CommandContext {
   sendBody(status: Buffer, body: AsyncIterable<Buffer>): Promise<number>;
   /** Ends the session once queued replies are flushed. */
   end(reason: string): void;
+  /** Aborted when the connection is gone or the server shuts down: long waits stop early. */
+  readonly signal: AbortSignal;
 
   // --- TLS and SASL (R-X3, R-S14, R-X4) ---
   /** The connection is encrypted (implicit TLS, or after STLS). */

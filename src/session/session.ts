@@ -25,8 +25,12 @@ import { LineReader, type LineEvent } from '../protocol/line-reader.js';
 import { err, formatError, ok } from '../protocol/response.js';
 import type { CommandContext, SessionServices, SessionSettings, SessionStats } from './context.js';
 import { guard } from './guard.js';
+import { SessionOutput } from './output.js';
 import { saslEnvFor } from './sasl-env.js';
 import { INITIAL_STATE, type SessionState } from './state.js';
+import { channels } from '../observability/channels.js';
+import { describeCommand } from './protocol-log.js';
+import type { Command } from '../protocol/command.js';
 
 /** Pause reading when this many input octets wait unframed or unanswered. */
 const INPUT_PAUSE = 64 * 1024;
@@ -59,8 +63,11 @@ export class Session implements CommandContext {
   private responseWaiter: (() => void) | undefined;
   readonly apopBanner: string | undefined;
   readonly saslEnv: SaslEnv;
-  private queued: Buffer[] = [];
-  private queuedBytes = 0;
+  private readonly out = new SessionOutput(
+    () => this.socket,
+    () => this.armTimer(),
+    (n) => (this.stats.bytesOut += n),
+  );
   private running: Promise<void> | undefined;
   /** Input arrived while the pump was finishing: run it again. */
   private rekick = false;
@@ -70,6 +77,11 @@ export class Session implements CommandContext {
   private inputEnded = false;
   private ending: string | undefined;
   private finished = false;
+  /** Aborted once the session finishes: handlers' long waits (the failed-login delay) stop. */
+  private readonly aborter = new AbortController();
+  /** Server shutdown: no new login; a session not logged in closes as soon as it is idle. */
+  private draining = false;
+  private readonly startedAt = Date.now();
   private resolveClosed!: () => void;
 
   constructor(
@@ -95,6 +107,7 @@ export class Session implements CommandContext {
     this.socket.setNoDelay(true);
     this.attach(this.socket);
     this.log.debug({ tls: this.isSecure }, 'session start');
+    channels.sessionOpen.publish({ ip: this.remoteAddress, tls: this.isSecure });
     this.reply(ok(this.apopBanner === undefined ? greeting : `${greeting} ${this.apopBanner}`));
     this.flush();
     this.armTimer();
@@ -137,9 +150,7 @@ export class Session implements CommandContext {
   async startTls(): Promise<boolean> {
     const provider = this.services.tls!;
     this.reply(ok('Begin TLS negotiation'));
-    const data = Buffer.concat(this.queued);
-    this.queued = [];
-    this.queuedBytes = 0;
+    const data = this.out.take();
     const plain = this.socket;
     await new Promise<void>((resolve) => plain.write(data, () => resolve()));
     // R-X3 (RFC 2595 §4, the STARTTLS injection bug class): whatever the client sent after the
@@ -181,27 +192,40 @@ export class Session implements CommandContext {
   }
 
   reply(data: Buffer): void {
-    this.queued.push(data);
-    this.queuedBytes += data.length;
+    if (this.settings.protocolLog === true) this.log.debug({ line: statusLine(data) }, 'S:');
+    this.out.push(data);
   }
 
   async sendBody(status: Buffer, body: AsyncIterable<Buffer>): Promise<number> {
     this.reply(status);
-    this.flush();
-    let sent = 0;
     this.inBody = true;
-    for await (const chunk of body) {
-      if (!this.writable()) throw new Pop3Error('INTERNAL', 'Connection closed during transfer', { disconnect: true });
-      this.stats.bytesOut += chunk.length;
-      sent += chunk.length;
-      if (!this.socket.write(chunk)) await this.drained();
-    }
+    const sent = await this.out.stream(body);
     this.inBody = false;
     return sent;
   }
 
   end(reason: string): void {
     this.ending ??= reason;
+  }
+
+  get signal(): AbortSignal {
+    return this.aborter.signal;
+  }
+
+  /**
+   * Server shutdown begins: a session that has not logged in and runs no command is told so and
+   * closed now; a logged-in one may go on until it QUITs or the server's deadline aborts it.
+   */
+  shutdown(): void {
+    this.draining = true;
+    if (this.running === undefined) this.closeIfDraining();
+  }
+
+  private closeIfDraining(): void {
+    if (!this.draining || this.finished || this.state.phase === 'transaction') return;
+    this.reply(err('Server shutting down, try again later', 'SYS/TEMP'));
+    this.flush();
+    this.close('server shutdown');
   }
 
   /** Server shutdown: drop the connection without UPDATE (R-K4). */
@@ -241,14 +265,15 @@ export class Session implements CommandContext {
       this.armTimer(); // R-S8: any command resets the idle timer
       await this.handle(event);
       this.armTimer(); // and the timer that applies now may be the other one (after PASS)
-      if (this.queuedBytes >= OUTPUT_FLUSH) {
+      if (this.out.pending >= OUTPUT_FLUSH) {
         this.flush();
-        if (this.socket.writableNeedDrain) await this.drained().catch(() => undefined);
+        if (this.socket.writableNeedDrain) await this.out.drained().catch(() => undefined);
       }
     }
     this.flush();
     if (this.finished) return;
     if (this.ending !== undefined) return this.close(this.ending);
+    if (this.draining) return this.closeIfDraining();
     if (this.inputEnded) return this.close('client closed');
     if (this.socket.isPaused() && this.reader.buffered <= INPUT_PAUSE) this.socket.resume();
   }
@@ -264,11 +289,14 @@ export class Session implements CommandContext {
     if (!parsed.ok) return this.badCommand(parsed.error);
     const { command } = parsed;
     const spec = COMMANDS[command.name];
+    if (this.settings.protocolLog === true) this.log.debug({ line: describeCommand(command) }, 'C:');
     const refused = guard(spec, this.state.phase, this.settings, this);
     if (refused !== undefined) return this.badCommand(refused);
-    this.log.debug({ command: command.name }, 'command');
+    const started = process.hrtime.bigint();
+    let outcome = false;
     try {
       await spec.run(this, command);
+      outcome = true;
     } catch (e) {
       const error = toPop3Error(e);
       if (this.inBody) {
@@ -278,9 +306,19 @@ export class Session implements CommandContext {
         this.socket.destroy();
         return this.end('transfer failed');
       }
-      if (error.code === 'INTERNAL') this.log.error({ err: e, command: command.name }, 'command failed');
+      if (error.code === 'INTERNAL') {
+        this.log.error({ err: e, command: command.name }, 'command failed');
+        channels.error.publish({ kind: 'command' });
+      }
       this.fail(error);
+    } finally {
+      this.observe(command, outcome, started);
     }
+  }
+
+  private observe(command: Command, ok: boolean, started: bigint): void {
+    if (!channels.command.hasSubscribers) return;
+    channels.command.publish({ command: command.name, ok, seconds: Number(process.hrtime.bigint() - started) / 1e9 });
   }
 
   private badCommand(error: Pop3Error): void {
@@ -302,39 +340,11 @@ export class Session implements CommandContext {
   // --- output -----------------------------------------------------------------------------------
 
   private writable(): boolean {
-    return !this.socket.destroyed && this.socket.writable;
+    return this.out.writable();
   }
 
   private flush(): void {
-    if (this.queued.length === 0) return;
-    const data = this.queued.length === 1 ? this.queued[0]! : Buffer.concat(this.queued);
-    this.queued = [];
-    this.queuedBytes = 0;
-    if (!this.writable()) return;
-    this.stats.bytesOut += data.length;
-    this.socket.write(data);
-  }
-
-  /** Waits for the socket to drain; progress counts as activity for the idle timer. */
-  private drained(): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      const onDrain = (): void => {
-        cleanup();
-        this.armTimer();
-        resolve();
-      };
-      const onClose = (): void => {
-        cleanup();
-        reject(new Pop3Error('INTERNAL', 'Connection closed during transfer', { disconnect: true }));
-      };
-      const cleanup = (): void => {
-        this.socket.off('drain', onDrain);
-        this.socket.off('close', onClose);
-      };
-      if (this.socket.destroyed) return onClose();
-      this.socket.on('drain', onDrain);
-      this.socket.on('close', onClose);
-    });
+    this.out.flush();
   }
 
   // --- timers and the end -----------------------------------------------------------------------
@@ -342,8 +352,13 @@ export class Session implements CommandContext {
   private armTimer(): void {
     if (this.timer !== undefined) clearTimeout(this.timer);
     if (this.finished) return;
-    const ms =
-      this.state.phase === 'authorization' ? this.settings.timeoutUnauthenticatedMs : this.settings.timeoutAuthenticatedMs;
+    let ms = this.settings.timeoutAuthenticatedMs;
+    if (this.state.phase === 'authorization') {
+      ms = this.settings.timeoutUnauthenticatedMs;
+      // R-X9: a client trickling one command per idle period still has to log in in time.
+      const login = this.settings.loginTimeoutMs ?? 0;
+      if (login > 0) ms = Math.max(0, Math.min(ms, this.startedAt + login - Date.now()));
+    }
     this.timer = setTimeout(() => this.onIdle(), ms);
     this.timer.unref();
   }
@@ -351,8 +366,7 @@ export class Session implements CommandContext {
   private onIdle(): void {
     if (this.finished) return;
     // R-S8: a notice line, then close; the session does not enter UPDATE, nothing is deleted.
-    this.queued = [];
-    this.queuedBytes = 0;
+    this.out.clear();
     this.reply(err('Disconnected for inactivity'));
     this.flush();
     this.close('timeout');
@@ -369,6 +383,7 @@ export class Session implements CommandContext {
   private async finish(reason: string): Promise<void> {
     if (this.finished) return;
     this.finished = true;
+    this.aborter.abort();
     if (this.timer !== undefined) clearTimeout(this.timer);
     if (!this.socket.destroyed) this.close(reason);
     await this.running?.catch(() => undefined);
@@ -381,6 +396,8 @@ export class Session implements CommandContext {
         .finally(() => state.maildrop.snapshot.release());
     }
     const s = this.stats;
+    if (s.user !== undefined) this.services.limits?.releaseUser(s.user);
+    channels.sessionClose.publish({ reason: this.ending ?? reason, bytesOut: s.bytesOut, retr: s.retr, dele: s.dele });
     this.log.info(
       {
         event: 'session_end', reason: this.ending ?? reason, user: s.user, mailbox: s.mailbox, commands: s.commands, bad: s.badCommands,
@@ -391,4 +408,10 @@ export class Session implements CommandContext {
     );
     this.resolveClosed();
   }
+}
+
+/** The first line of a reply, without its CRLF, for the protocol log (bodies are never logged). */
+function statusLine(data: Buffer): string {
+  const end = data.indexOf('\r\n');
+  return data.subarray(0, end === -1 ? Math.min(data.length, 512) : end).toString('utf8');
 }

@@ -47,6 +47,8 @@ export interface Usage {
 export interface ExpiryCandidate extends MessageInfo {
   /** When the message arrived (ms since the epoch); Maildir: the file's mtime, as Dovecot keeps it. */
   readonly received: number;
+  /** R-X12: hidden by a POP3 DELE in `hide` mode (CommitChanges.hide); POP3 no longer lists it. */
+  readonly hidden: boolean;
 }
 
 export interface ExpireResult {
@@ -68,6 +70,7 @@ export interface MailStore {
   /**
    * R-S3: takes a snapshot of the maildrop (creating an empty one if it does not exist yet).
    * Messages other programs dropped in are given a uid and exact size here, once.
+   * Hidden messages (CommitChanges.hide; Maildir: any file with the `T` flag) are left out.
    */
   open(mailbox: string, opts: OpenOptions): Promise<MaildropSnapshot>;
   /**
@@ -106,6 +109,13 @@ export interface CommitChanges {
   readonly expunge: readonly string[];
   /** Storage ids to mark seen (retrieved). Missing ones are not an error. */
   readonly seen: readonly string[];
+  /**
+   * R-X12 `delete_mode = "hide"`: storage ids to keep but hide from POP3 for good (only ever
+   * called from UPDATE). No later open() lists them and their uids are never reused; other
+   * programs still see them (Maildir: the `T` trashed flag). Retention counts them as retrieved
+   * (ExpiryCandidate.hidden). Missing ones are not an error.
+   */
+  readonly hide?: readonly string[];
 }
 
 export interface MaildropSnapshot {

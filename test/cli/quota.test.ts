@@ -1,4 +1,4 @@
-/** `poplar quota set|get|list` (R-S16): per-user overrides in the policy file, shown with usage. */
+/** `poplar quota set|get|list` (R-S16, R-X10): per-user overrides in the policy file, shown with usage. */
 import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -24,6 +24,25 @@ it('R-S16 quota set/get/list: per-user overrides over the server default, "defau
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /invalid size "lots"/);
     assert.equal((await q('set', 'nobody', '--bytes', '1')).code, 1);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+it('R-X10 quota set --download-per-day: a per-user daily download limit in the policy file, shown by quota get', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'poplar-quota-'));
+  try {
+    await addUsers(dir, { alice: 'a', bob: 'b' });
+    const q = (...args: string[]) => poplar(['quota', ...args, '--data', dir, '-o', 'policy.download_bytes_per_day=1000']);
+    assert.match((await q('get', 'bob')).stdout, /^bob\tbytes 0\/unlimited\tmessages 0\/unlimited\tdownload 1000\/day\n$/);
+    const set = await q('set', 'alice', '--download-per-day', '500M');
+    assert.equal(set.code, 0, set.stderr);
+    assert.match(set.stdout, /^alice\t.*\tdownload 524288000\/day$/m);
+    assert.match(await readFile(join(dir, 'user-policy.toml'), 'utf8'), /\[alice\]\ndownload_bytes_per_day = 524288000\n/);
+    assert.match((await q('set', 'alice', '--download-per-day', '0')).stdout, /^alice\tbytes 0\/unlimited\tmessages 0\/unlimited\n$/, '0: unlimited');
+    await q('set', 'alice', '--download-per-day', 'default');
+    assert.match((await q('get', 'alice')).stdout, /download 1000\/day/);
+    assert.equal((await q('set', 'alice', '--download-per-day', 'lots')).code, 1);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

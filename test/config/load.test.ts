@@ -67,6 +67,12 @@ describe('loadConfig', () => {
     assert.equal(c.storage.maildir_path, '/srv/mail/%u');
   });
 
+  it('R-X7 R-X10 every default path has {data_dir} expanded (regression: policy.state_dir was left literal, so a folder named "{data_dir}" appeared in the working directory)', () => {
+    const c = loadConfig({ file: configFile(''), dataDir: '/data' });
+    assert.doesNotMatch(JSON.stringify(c), /\{data_dir\}/);
+    assert.equal(c.policy.state_dir, '/data/policy-state');
+  });
+
   it('--data and -o paths resolve against the current directory', () => {
     const file = configFile('');
     assert.equal(loadConfig({ file, dataDir: 'here' }).server.data_dir, resolve('here'));

@@ -42,7 +42,10 @@ describe('login', () => {
 
   it('R-S13 a failed PASS takes as long for an unknown user as for a wrong password', async () => {
     // The cost is raised so the password hash dominates; without the dummy check an unknown user
-    // fails ~100x faster than a wrong password, far outside the factor allowed here.
+    // fails ~100x faster than a wrong password, far outside the factor allowed here. The test
+    // server runs without R-X9's failed-login delay (NO_FAILURE_DELAY), which would otherwise
+    // swamp the hash time; that the delay itself is the same for both is shown in
+    // failed-login-delay.test.ts.
     await withServer({ users: { alice: { password: 'wonderland' } }, scryptCost: 14 }, async (slow) => {
     const timeFailure = async (user: string): Promise<number> => {
       const c = await Pop3Client.connect(slow.port);

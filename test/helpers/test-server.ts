@@ -7,7 +7,7 @@ import { Writable } from 'node:stream';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServer, type PoplarServer } from '../../src/server.js';
+import { startServer, type OperationsOptions, type PoplarServer, type PoplarServerOptions } from '../../src/server.js';
 import type { SessionSettings } from '../../src/session/context.js';
 import type { MailStore } from '../../src/storage/mail-store.js';
 import type { UserDirectory, UserRecord } from '../../src/auth/directory.js';
@@ -33,6 +33,8 @@ export const DEFAULT_TEST_SETTINGS: SessionSettings = {
   apop: false,
   mechanisms: ['PLAIN', 'LOGIN', 'CRAM-MD5', 'SCRAM-SHA-256', 'NTLM'],
   masterUsers: [],
+  workarounds: [],
+  deleteMode: 'expunge',
 };
 
 export interface TestUser {
@@ -74,7 +76,24 @@ export interface TestServerOptions {
   readonly tokens?: TokenVerifier;
   /** Records used as they are (Dovecot hashes, missing credentials), besides `users`. */
   readonly records?: readonly UserRecord[];
+  /**
+   * R-X9 failed-login delay; default off (base 0) so tests that fail logins stay fast. The
+   * brute-force tests set a small base.
+   */
+  readonly failureDelay?: PoplarServerOptions['failureDelay'];
+  /** R-X10: per-user policy (CAPA, LOGIN-DELAY, download cap), its state, and the clock. */
+  readonly policy?: PoplarServerOptions['policy'];
+  readonly pollState?: PoplarServerOptions['pollState'];
+  readonly now?: () => number;
+  /** R-X9/R-X13: connection caps, PROXY networks, greeting; and the shutdown deadline. */
+  readonly operations?: OperationsOptions;
+  readonly shutdownTimeoutMs?: number;
+  /** Listen on this host instead of 127.0.0.1 (e.g. '::1'). */
+  readonly host?: string;
 }
+
+/** The failed-login delay of the test server unless a test asks for one: none. */
+export const NO_FAILURE_DELAY = { baseMs: 0, maxMs: 0, windowMs: 60_000 } as const;
 
 export async function startTestServer(opts: TestServerOptions = {}): Promise<TestServer> {
   const users = opts.users ?? { alice: { password: 'wonderland' } };
@@ -113,12 +132,18 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     },
   });
   const server = await startServer({
-    listen: [{ host: '127.0.0.1', port: 0 }],
+    listen: [{ host: opts.host ?? '127.0.0.1', port: 0 }],
     settings: { ...DEFAULT_TEST_SETTINGS, ...opts.settings },
+    ...opts.operations,
+    ...(opts.shutdownTimeoutMs === undefined ? {} : { shutdownTimeoutMs: opts.shutdownTimeoutMs }),
     directory: new MapDirectory(records),
     store,
     logger: createLogger('debug', sink),
     scryptCost: cost,
+    failureDelay: opts.failureDelay ?? NO_FAILURE_DELAY,
+    ...(opts.policy === undefined ? {} : { policy: opts.policy }),
+    ...(opts.pollState === undefined ? {} : { pollState: opts.pollState }),
+    ...(opts.now === undefined ? {} : { now: opts.now }),
     ...(tls === undefined ? {} : { tls, tlsListen: [{ host: '127.0.0.1', port: 0 }] }),
     ...(opts.trustedNetworks === undefined ? {} : { trustedNetworks: opts.trustedNetworks }),
     ...(opts.tokens === undefined ? {} : { tokens: opts.tokens }),

@@ -9,6 +9,7 @@ import { StorageError } from '../../src/errors.js';
 import { BODY_READ_CHUNK } from '../../src/protocol/limits.js';
 import type { MailStore, MaildropSnapshot } from '../../src/storage/mail-store.js';
 import { registerPolicyCases } from './conformance-policy.js';
+import { registerHideCases } from './conformance-hide.js';
 
 export interface StoreUnderTest {
   store: MailStore;
@@ -348,6 +349,7 @@ export function runMailStoreConformance(
     });
 
     registerPolicyCases(() => store);
+    registerHideCases(() => store);
 
     it('invalid mailbox names are rejected with INVALID_NAME', async () => {
       for (const bad of ['../x', 'a/b', '', '.hidden', 'a\0b', 'a\\b', '..']) {

@@ -3,7 +3,7 @@
  * UTF-8 string. A client may send the user name as initial response (curl with --sasl-ir).
  * Plaintext: allowed only under R-S14's policy.
  */
-import { challenge, decodeUtf8, failure, type Mechanism } from './mechanism.js';
+import { badPassword, challenge, decodeUtf8, failure, type Mechanism } from './mechanism.js';
 
 export const login: Mechanism = {
   name: 'LOGIN',
@@ -23,7 +23,7 @@ export const login: Mechanism = {
         const password = response === undefined ? undefined : decodeUtf8(response);
         if (password === undefined || password === '') return failure('invalid password', user, true);
         const record = await env.verifyPassword(user, password);
-        return record === undefined ? failure('bad credentials', user) : { kind: 'success', record };
+        return record === undefined ? badPassword(user, password) : { kind: 'success', record };
       },
     };
   },

@@ -20,8 +20,18 @@ export type SaslStep =
    * a different one (R-X14 master users); the caller decides whether that is allowed.
    */
   | { readonly kind: 'success'; readonly record: UserRecord; readonly authzid?: string }
-  /** Failed. `user` (the name tried, if known) and `reason` are for the log line only. */
-  | { readonly kind: 'failure'; readonly user?: string; readonly reason: string; readonly malformed?: boolean };
+  /**
+   * Failed. `user` (the name tried, if known) and `reason` are for the log line only. `password`:
+   * the password that failed, where the mechanism carries one (PLAIN, LOGIN), for the login
+   * throttle's stale-password check (R-X9); never logged.
+   */
+  | {
+      readonly kind: 'failure';
+      readonly user?: string;
+      readonly reason: string;
+      readonly malformed?: boolean;
+      readonly password?: string;
+    };
 
 export interface SaslExchange {
   /** `response` is the decoded client response; undefined for an AUTH without initial response. */
@@ -65,6 +75,9 @@ export const challenge = (data: Buffer | string): SaslStep => ({
 
 export const failure = (reason: string, user?: string, malformed = false): SaslStep =>
   user === undefined ? { kind: 'failure', reason, malformed } : { kind: 'failure', reason, user, malformed };
+
+/** A wrong password for `user` (PLAIN, LOGIN): the password goes to the throttle, not the log. */
+export const badPassword = (user: string, password: string): SaslStep => ({ kind: 'failure', reason: 'bad credentials', user, password });
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 

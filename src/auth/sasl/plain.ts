@@ -3,7 +3,7 @@
  * through the same check as PASS. An authzid naming another user is returned for the caller's
  * master-user decision (R-X14). Plaintext: allowed only under R-S14's policy.
  */
-import { challenge, decodeUtf8, failure, type Mechanism } from './mechanism.js';
+import { badPassword, challenge, decodeUtf8, failure, type Mechanism } from './mechanism.js';
 
 export const plain: Mechanism = {
   name: 'PLAIN',
@@ -23,7 +23,7 @@ export const plain: Mechanism = {
         if (authzid === undefined || authcid === undefined || passwd === undefined) return failure('invalid UTF-8', undefined, true);
         if (authcid === '' || passwd === '') return failure('empty authcid or password', authcid || undefined, true);
         const record = await env.verifyPassword(authcid, passwd);
-        if (record === undefined) return failure('bad credentials', authcid);
+        if (record === undefined) return badPassword(authcid, passwd);
         return authzid === '' || authzid === authcid ? { kind: 'success', record } : { kind: 'success', record, authzid };
       },
     };

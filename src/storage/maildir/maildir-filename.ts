@@ -31,6 +31,12 @@ export function newUniqueName(nowMs: number, host: string): string {
   return `${sec}.M${usec}P${process.pid}Q${deliveryCounter}.${host}`;
 }
 
+/**
+ * R-X12: the Maildir spec's `T` (trashed) flag, which mutt and Dovecot show as deleted; poplar
+ * sets it for `delete_mode = "hide"` and never lists a message that has it.
+ */
+export const HIDDEN_FLAG = 'T';
+
 /** Splits a directory entry into its base name (the storage id) and its flags. */
 export function parseName(name: string): { base: string; flags: string } {
   const colon = name.indexOf(':');

@@ -11,7 +11,7 @@ import { StorageError } from '../../errors.js';
 import { BODY_READ_CHUNK } from '../../protocol/limits.js';
 import type { CommitChanges, MaildropSnapshot, MessageInfo } from '../mail-store.js';
 import { fsyncDir, locate } from './maildir-dir.js';
-import { parseName, withFlag } from './maildir-filename.js';
+import { HIDDEN_FLAG, parseName, withFlag } from './maildir-filename.js';
 import { errCode, toStorageError } from './maildir-errors.js';
 import type { FileLock } from './maildir-lock.js';
 import type { MaildropState } from './maildir-state.js';
@@ -46,9 +46,10 @@ export class MaildirSnapshot implements MaildropSnapshot {
   }
 
   /**
-   * R-K4 / R-S11: unlinks the expunged messages and adds the `S` flag to the seen ones, then
-   * fsyncs cur/. Only messages of this snapshot are touched; a file already gone is skipped, so a
-   * commit that failed part-way can simply be repeated.
+   * R-K4 / R-S11: unlinks the expunged messages and adds the `S` flag to the seen ones and the
+   * `T` (trashed) flag to the hidden ones (R-X12), one rename per message, then fsyncs cur/.
+   * Only messages of this snapshot are touched; a file already gone is skipped, so a commit that
+   * failed part-way can simply be repeated.
    */
   async commit(changes: CommitChanges): Promise<void> {
     this.checkLive();
@@ -62,12 +63,16 @@ export class MaildirSnapshot implements MaildropSnapshot {
   private async apply(changes: CommitChanges): Promise<void> {
     const expunge = new Set(changes.expunge.filter((id) => this.paths.has(id)));
     for (const id of expunge) await this.onFile(id, (path) => unlink(path));
-    for (const id of changes.seen) {
+    const flags = new Map<string, string>();
+    for (const id of changes.seen) flags.set(id, 'S');
+    for (const id of changes.hide ?? []) flags.set(id, `${flags.get(id) ?? ''}${HIDDEN_FLAG}`);
+    for (const [id, add] of flags) {
       if (expunge.has(id) || !this.paths.has(id)) continue;
       await this.onFile(id, async (path) => {
         const name = basename(path);
-        if (parseName(name).flags.includes('S')) return;
-        const target = `cur/${withFlag(name, 'S')}`;
+        const has = parseName(name).flags;
+        if ([...add].every((f) => has.includes(f))) return;
+        const target = `cur/${withFlag(name, add)}`;
         await rename(path, join(this.state.root, target));
         this.paths.set(id, target);
       });

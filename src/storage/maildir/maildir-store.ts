@@ -37,6 +37,7 @@ import { errCode, ignoreEnoent, toStorageError } from './maildir-errors.js';
 import {
   compareDeliveryOrder,
   encodeHostname,
+  HIDDEN_FLAG,
   newUniqueName,
   parseName,
   sizeFromName,
@@ -96,7 +97,8 @@ export class MaildirStore implements MailStore {
       const messages: MessageInfo[] = [];
       for (const [id, rel] of paths) {
         const entry = state.uidlist.entries.get(id);
-        if (entry === undefined) paths.delete(id);
+        // R-X12: a trashed (`T`) file is hidden from POP3, whoever set the flag.
+        if (entry === undefined || isHidden(rel)) paths.delete(id);
         else messages.push(messageInfo(state, id, rel));
       }
       messages.sort((a, b) => a.uid - b.uid);
@@ -173,7 +175,7 @@ export class MaildirStore implements MailStore {
       for (const [id, rel] of paths) {
         if (!state.uidlist.entries.has(id)) continue;
         const st = await stat(join(state.root, rel)).catch(ignoreEnoent);
-        if (st) candidates.push({ ...messageInfo(state, id, rel), received: st.mtimeMs });
+        if (st) candidates.push({ ...messageInfo(state, id, rel), received: st.mtimeMs, hidden: isHidden(rel) });
       }
       const removed = candidates.filter(select).sort((a, b) => a.uid - b.uid);
       if (opts.dryRun === true || removed.length === 0) return { inUse: false, removed };
@@ -339,6 +341,10 @@ function messageInfo(state: MaildropState, id: string, rel: string): MessageInfo
   const uidl = state.uidlist.uidls.get(entry.uid);
   const info = { uid: entry.uid, size: entry.size, seen: parseName(basename(rel)).flags.includes('S'), id };
   return uidl === undefined ? info : { ...info, uidl };
+}
+
+function isHidden(rel: string): boolean {
+  return parseName(basename(rel)).flags.includes(HIDDEN_FLAG);
 }
 
 function locked(mailbox: string): StorageError {

@@ -33,6 +33,8 @@ interface StoredMessage {
   readonly uidl: string | undefined;
   readonly received: number;
   seen: boolean;
+  /** R-X12: hidden from POP3 by a DELE in `hide` mode (Maildir's `T` flag); never listed again. */
+  hidden: boolean;
 }
 
 export interface MemoryMailStoreOptions {
@@ -70,6 +72,7 @@ export class MemoryMailStore implements MailStore {
     drop.openSnapshots++;
     if (opts.exclusive) drop.exclusiveHeld = true;
     const messages: MessageInfo[] = [...drop.messages.entries()]
+      .filter(([, m]) => !m.hidden)
       .map(([id, m]) => info(id, m))
       .sort((a, b) => a.uid - b.uid);
     return new MemorySnapshot(mailbox, drop, messages, opts.exclusive);
@@ -87,7 +90,7 @@ export class MemoryMailStore implements MailStore {
     const uid = drop.nextUid++;
     const size = crlfSize(bytes);
     const received = opts.received ?? this.now();
-    drop.messages.set(String(uid), { uid, size, bytes, uidl: opts.uidl, received, seen: opts.seen === true });
+    drop.messages.set(String(uid), { uid, size, bytes, uidl: opts.uidl, received, seen: opts.seen === true, hidden: false });
     return { uid, size };
   }
 
@@ -109,7 +112,7 @@ export class MemoryMailStore implements MailStore {
     if (drop === undefined) return { inUse: false, removed: [] };
     if (drop.openSnapshots > 0 || drop.exclusiveHeld) return { inUse: true, removed: [] };
     const removed = [...drop.messages]
-      .map(([id, m]) => ({ ...info(id, m), received: m.received }))
+      .map(([id, m]) => ({ ...info(id, m), received: m.received, hidden: m.hidden }))
       .filter(select)
       .sort((a, b) => a.uid - b.uid);
     if (opts.dryRun !== true) for (const m of removed) drop.messages.delete(m.id);
@@ -174,6 +177,10 @@ class MemorySnapshot implements MaildropSnapshot {
     for (const id of changes.seen) {
       const stored = this.ids.has(id) ? this.drop.messages.get(id) : undefined;
       if (stored !== undefined) stored.seen = true;
+    }
+    for (const id of changes.hide ?? []) {
+      const stored = this.ids.has(id) ? this.drop.messages.get(id) : undefined;
+      if (stored !== undefined) stored.hidden = true;
     }
   }
 

@@ -1,0 +1,123 @@
+/**
+ * R-X10 enforced: LOGIN-DELAY (RFC 2449 §6.5) and the optional daily download cap, per maildrop,
+ * with the values CAPA advertises after login (the maildrop's policy: `policy.login_delay`,
+ * `policy.download_bytes_per_day`, or the maildrop's override in the policy file).
+ *
+ * - A login to a maildrop sooner than its login delay after the previous successful login is
+ *   refused with `-ERR [LOGIN-DELAY]`. That is not an authentication failure (the credential was
+ *   right): the session stays in AUTHORIZATION and the refused attempt does not restart the wait.
+ * - RETR and TOP are refused with `-ERR [SYS/TEMP]` once the octets they sent from the maildrop
+ *   this UTC day have reached the cap. The check is made before a message starts, and a message
+ *   that starts below the cap is sent whole: the day's total can pass the cap by less than one
+ *   message (per concurrent session), and a message larger than the cap can still be fetched.
+ *   Octets are counted as they are sent, so a transfer the client breaks off counts too.
+ *
+ * State lives in PollState (persisted per maildrop); the clock is injected.
+ */
+import { Pop3Error } from '../errors.js';
+import type { EffectivePolicy } from './user-policy.js';
+import type { PollRecord, PollState } from './poll-state.js';
+
+export type PollLimitValues = Pick<EffectivePolicy, 'loginDelay' | 'downloadBytesPerDay'>;
+
+export interface PollLimitSource {
+  get(mailbox: string): Promise<PollLimitValues>;
+}
+
+/** A login admitted by `admitLogin`: confirm once the maildrop is open, or cancel. */
+export interface LoginTicket {
+  /** Persists the login time (a failed write is reported to `onError`; the login stands). */
+  confirm(): Promise<void>;
+  /** The login did not happen after all (the maildrop could not be opened): forget it. */
+  cancel(): void;
+}
+
+/** The UTC day of `ms` as `YYYY-MM-DD`. */
+export function utcDay(ms: number): string {
+  return new Date(ms).toISOString().slice(0, 10);
+}
+
+export class PollLimiter {
+  private readonly policy: PollLimitSource;
+  readonly state: PollState;
+  private readonly now: () => number;
+  /** A record could not be written: the limits still hold in this process; say so. */
+  private readonly onError: (err: unknown, mailbox: string) => void;
+
+  constructor(opts: {
+    policy: PollLimitSource;
+    state: PollState;
+    now?: (() => number) | undefined;
+    onError?: (err: unknown, mailbox: string) => void;
+  }) {
+    this.policy = opts.policy;
+    this.state = opts.state;
+    this.now = opts.now ?? Date.now;
+    this.onError = opts.onError ?? (() => undefined);
+  }
+
+  /**
+   * Admits a login to `mailbox` or throws `-ERR [LOGIN-DELAY]`. Admitting records the login time
+   * at once (in memory), so two logins racing each other cannot both pass.
+   */
+  async admitLogin(mailbox: string): Promise<LoginTicket> {
+    const { loginDelay } = await this.policy.get(mailbox);
+    const record = await this.state.get(mailbox);
+    const now = this.now();
+    const previous = record.lastLogin;
+    const elapsed = previous === undefined ? undefined : now - previous;
+    // A previous login "in the future" means the clock was set back: do not lock the user out for it.
+    if (loginDelay > 0 && elapsed !== undefined && elapsed >= 0 && elapsed < loginDelay * 1000) {
+      const wait = Math.max(1, Math.ceil((loginDelay * 1000 - elapsed) / 1000));
+      throw new Pop3Error(
+        'LOGIN_DELAY',
+        `Minimum time between logins is ${loginDelay} seconds, try again in ${wait} second${wait === 1 ? '' : 's'}`,
+        { responseCode: 'LOGIN-DELAY' },
+      );
+    }
+    record.lastLogin = now;
+    return {
+      confirm: () => this.state.save(mailbox).catch((err: unknown) => this.onError(err, mailbox)),
+      cancel: () => {
+        if (record.lastLogin === now) record.lastLogin = previous;
+      },
+    };
+  }
+
+  /**
+   * Before RETR/TOP from `mailbox`: throws `-ERR [SYS/TEMP]` when today's download cap is spent;
+   * otherwise returns what to pass the body through, which counts the octets sent (nothing is
+   * counted, or written, for a maildrop without a cap).
+   */
+  async startDownload(mailbox: string): Promise<(body: AsyncIterable<Buffer>) => AsyncIterable<Buffer>> {
+    const { downloadBytesPerDay: cap } = await this.policy.get(mailbox);
+    if (cap <= 0) return (body) => body;
+    const record = await this.state.get(mailbox);
+    if (record.day === utcDay(this.now()) && (record.octets ?? 0) >= cap) {
+      throw new Pop3Error('DOWNLOAD_LIMIT', 'Daily download limit reached, try again after 00:00 UTC', { responseCode: 'SYS/TEMP' });
+    }
+    return (body) => this.metered(mailbox, record, body);
+  }
+
+  /**
+   * Passes `body` through, adding each chunk's octets to today's count as it is sent; the count
+   * is written back when the body ends, normally or not.
+   */
+  private async *metered(mailbox: string, record: PollRecord, body: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    let counted = false;
+    try {
+      for await (const chunk of body) {
+        const day = utcDay(this.now());
+        if (record.day !== day) {
+          record.day = day;
+          record.octets = 0;
+        }
+        record.octets = (record.octets ?? 0) + chunk.length;
+        counted = true;
+        yield chunk;
+      }
+    } finally {
+      if (counted) await this.state.save(mailbox).catch((err: unknown) => this.onError(err, mailbox));
+    }
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * What R-X10's poll and download policy must remember about each maildrop across sessions and
+ * restarts: when it was last logged in to (LOGIN-DELAY, RFC 2449 §6.5) and how many octets
+ * RETR/TOP sent from it on the current UTC day (the daily download cap).
+ *
+ * One small JSON file per maildrop in `policy.state_dir`, beside the per-user policy file:
+ *
+ *   {data_dir}/policy-state/alice.json   {"last_login":1763775000000,"day":"2026-11-22","octets":52311}
+ *
+ * The name is the maildrop name percent-encoded (encodeURIComponent, which leaves no `/`), or a
+ * SHA-256 of it when that would be too long for a file name. The records are kept in memory once
+ * read, so this process's view is authoritative; every change is written back by replacing the
+ * file (temporary file, rename), writes to one file coalesced and in order. A file that is
+ * missing or unreadable counts as an empty record (no previous login, nothing downloaded): the
+ * policy fails open rather than locking a user out. Without a directory the records live in
+ * memory only (tests, the memory store).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+export interface PollRecord {
+  /** Start of the last successful login, ms since the epoch. */
+  lastLogin?: number;
+  /** The UTC day (`YYYY-MM-DD`) `octets` counts for. */
+  day?: string;
+  /** Octets sent by RETR/TOP on `day`. */
+  octets?: number;
+}
+
+/** Longest encoded name used as it is; longer ones are hashed (file names stop at 255 octets). */
+const MAX_PLAIN_NAME = 200;
+
+export function stateFileName(mailbox: string): string {
+  const encoded = encodeURIComponent(mailbox).replaceAll('*', '%2A');
+  const base = encoded.length <= MAX_PLAIN_NAME ? encoded : `sha256-${createHash('sha256').update(mailbox).digest('hex')}`;
+  return `${base}.json`;
+}
+
+function parseRecord(text: string): PollRecord {
+  const v = JSON.parse(text) as Record<string, unknown>;
+  const r: PollRecord = {};
+  if (typeof v['last_login'] === 'number' && Number.isFinite(v['last_login'])) r.lastLogin = v['last_login'];
+  if (typeof v['day'] === 'string' && /^\d{4}-\d{2}-\d{2}$/.test(v['day'])) r.day = v['day'];
+  if (typeof v['octets'] === 'number' && Number.isSafeInteger(v['octets']) && v['octets'] >= 0) r.octets = v['octets'];
+  return r;
+}
+
+export class PollState {
+  private readonly records = new Map<string, PollRecord>();
+  private readonly loading = new Map<string, Promise<PollRecord>>();
+  /** The last write queued per maildrop, and whether one is queued but not started. */
+  private readonly writes = new Map<string, Promise<void>>();
+  private readonly queued = new Set<string>();
+  private madeDir = false;
+
+  /** `dir`: where the records are kept; undefined keeps them in memory only. */
+  constructor(readonly dir: string | undefined) {}
+
+  /** The record of `mailbox`, read from disk the first time. Mutate it, then call `save`. */
+  async get(mailbox: string): Promise<PollRecord> {
+    const known = this.records.get(mailbox);
+    if (known !== undefined) return known;
+    let pending = this.loading.get(mailbox);
+    if (pending === undefined) {
+      pending = this.read(mailbox).then((r) => {
+        this.loading.delete(mailbox);
+        const raced = this.records.get(mailbox);
+        if (raced !== undefined) return raced;
+        this.records.set(mailbox, r);
+        return r;
+      });
+      this.loading.set(mailbox, pending);
+    }
+    return pending;
+  }
+
+  /**
+   * Writes the current record of `mailbox` back. Writes of one file run in order; a save asked
+   * for while another waits to start is folded into it. Rejects when the write failed.
+   */
+  save(mailbox: string): Promise<void> {
+    if (this.dir === undefined) return Promise.resolve();
+    const waiting = this.writes.get(mailbox);
+    if (waiting !== undefined && this.queued.has(mailbox)) return waiting;
+    this.queued.add(mailbox);
+    const prev = waiting ?? Promise.resolve();
+    const next = prev
+      .catch(() => undefined)
+      .then(() => {
+        this.queued.delete(mailbox);
+        return this.write(mailbox, this.records.get(mailbox) ?? {});
+      });
+    this.writes.set(mailbox, next);
+    void next
+      .catch(() => undefined)
+      .finally(() => {
+        if (this.writes.get(mailbox) === next) this.writes.delete(mailbox);
+      });
+    return next;
+  }
+
+  /** Resolves when every write asked for so far has finished (failed ones included). */
+  async flush(): Promise<void> {
+    while (this.writes.size > 0) await Promise.all([...this.writes.values()].map((w) => w.catch(() => undefined)));
+  }
+
+  private async read(mailbox: string): Promise<PollRecord> {
+    if (this.dir === undefined) return {};
+    try {
+      return parseRecord(await readFile(join(this.dir, stateFileName(mailbox)), 'utf8'));
+    } catch {
+      return {}; // missing, unreadable or torn: fail open (see the module comment)
+    }
+  }
+
+  private async write(mailbox: string, r: PollRecord): Promise<void> {
+    const dir = this.dir!;
+    if (!this.madeDir) {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      this.madeDir = true;
+    }
+    const file = join(dir, stateFileName(mailbox));
+    const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
+    const text = JSON.stringify({ last_login: r.lastLogin, day: r.day, octets: r.octets });
+    try {
+      await writeFile(tmp, `${text}\n`, { mode: 0o600 });
+      await rename(tmp, file);
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      throw err;
+    }
+  }
+}

@@ -1,0 +1,93 @@
+/**
+ * The output side of a session: replies queued per batch of pipelined commands and written in
+ * one go, and streamed bodies that wait for 'drain' (backpressure), so a client that never reads
+ * costs at most the socket's buffer. The socket can change under it (STLS), so it is looked up
+ * on every use.
+ */
+import type { Socket } from 'node:net';
+import { Pop3Error } from '../errors.js';
+
+export class SessionOutput {
+  private queued: Buffer[] = [];
+  private queuedBytes = 0;
+
+  constructor(
+    private readonly socket: () => Socket,
+    /** Called on every 'drain': progress counts as activity for the idle timer. */
+    private readonly onProgress: () => void,
+    /** Counts octets written, for the session summary. */
+    private readonly count: (octets: number) => void,
+  ) {}
+
+  /** Octets queued and not yet written. */
+  get pending(): number {
+    return this.queuedBytes;
+  }
+
+  push(data: Buffer): void {
+    this.queued.push(data);
+    this.queuedBytes += data.length;
+  }
+
+  /** Drops what is queued (an idle timeout replaces it with its notice). */
+  clear(): void {
+    this.queued = [];
+    this.queuedBytes = 0;
+  }
+
+  /** Removes and returns what is queued, as one buffer (STLS writes it before the handshake). */
+  take(): Buffer {
+    const data = this.queued.length === 1 ? this.queued[0]! : Buffer.concat(this.queued);
+    this.clear();
+    return data;
+  }
+
+  writable(): boolean {
+    const s = this.socket();
+    return !s.destroyed && s.writable;
+  }
+
+  flush(): void {
+    if (this.queued.length === 0) return;
+    const data = this.take();
+    if (!this.writable()) return;
+    this.count(data.length);
+    this.socket().write(data);
+  }
+
+  /** Writes `body` after what is queued, waiting for the socket whenever it is full. */
+  async stream(body: AsyncIterable<Buffer>): Promise<number> {
+    this.flush();
+    let sent = 0;
+    for await (const chunk of body) {
+      if (!this.writable()) throw new Pop3Error('INTERNAL', 'Connection closed during transfer', { disconnect: true });
+      this.count(chunk.length);
+      sent += chunk.length;
+      if (!this.socket().write(chunk)) await this.drained();
+    }
+    return sent;
+  }
+
+  /** Resolves on 'drain'; rejects if the socket closes first. */
+  drained(): Promise<void> {
+    const socket = this.socket();
+    return new Promise<void>((resolve, reject) => {
+      const onDrain = (): void => {
+        cleanup();
+        this.onProgress();
+        resolve();
+      };
+      const onClose = (): void => {
+        cleanup();
+        reject(new Pop3Error('INTERNAL', 'Connection closed during transfer', { disconnect: true }));
+      };
+      const cleanup = (): void => {
+        socket.off('drain', onDrain);
+        socket.off('close', onClose);
+      };
+      if (socket.destroyed) return onClose();
+      socket.on('drain', onDrain);
+      socket.on('close', onClose);
+    });
+  }
+}
