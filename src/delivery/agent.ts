@@ -4,6 +4,7 @@
  * MailStore.deliver, which resolves only once the message is durable and visible whole. It knows
  * neither LMTP nor exit codes: it answers with values the callers turn into replies.
  */
+import { channels } from '../observability/channels.js';
 import { randomBytes } from 'node:crypto';
 import type { UserDirectory } from '../auth/directory.js';
 import type { Logger } from '../observability/logger.js';
@@ -105,6 +106,9 @@ export class DeliveryAgent {
     const id = randomBytes(6).toString('hex');
     const full = Buffer.concat([traceHeaders(envelope, { id, host: this.opts.hostname, now }, message), message]);
     const log = { mailbox, id, from: envelope.sender, protocol: envelope.protocol };
+    const started = process.hrtime.bigint();
+    const publish = (result: 'delivered' | 'rejected' | 'failed', bytes: number): void =>
+      channels.delivery.publish({ result, bytes, seconds: Number(process.hrtime.bigint() - started) / 1e9 });
     try {
       const limits = await policies.get(mailbox);
       const limited = limits.quotaBytes > 0 || limits.quotaMessages > 0;
@@ -114,10 +118,12 @@ export class DeliveryAgent {
         : { usage: { messages: 0, bytes: 0 }, over: false };
       if (over) {
         logger.info({ ...log, event: 'delivery_refused', reason: 'over quota', size, ...before }, 'over quota');
+        publish('rejected', 0);
         return { ok: false, refusal: this.overQuota() };
       }
       const stored = await store.deliver(mailbox, full);
       logger.info({ ...log, event: 'delivered', uid: stored.uid, size: stored.size }, 'delivered');
+      publish('delivered', stored.size);
       if (limited) {
         let after = { messages: before.messages + 1, bytes: before.bytes + stored.size };
         const threshold = crossedThreshold(before, after, limits, this.opts.warnPercent);
@@ -137,6 +143,7 @@ export class DeliveryAgent {
       return { ok: true, uid: stored.uid, size: stored.size, id };
     } catch (error) {
       logger.error({ ...log, err: error, event: 'delivery_failed' }, 'delivery failed');
+      publish('failed', 0);
       return { ok: false, refusal: { kind: 'failed', error } };
     }
   }

@@ -69,6 +69,22 @@ describe('connection limits', () => {
     });
   });
 
+  it('R-X9 a client trickling bytes of a line that never ends is closed by the idle timer', async () => {
+    await withServer({ settings: { timeoutUnauthenticatedMs: 300 } }, async (t) => {
+      const s = connect({ port: t.port, host: '127.0.0.1' });
+      await once(s, 'connect');
+      let got = '';
+      s.on('data', (d: Buffer) => (got += d.toString()));
+      const closed = once(s, 'close');
+      const started = Date.now();
+      const drip = setInterval(() => s.write('U'), 50); // bytes keep coming, a command never does
+      await closed;
+      clearInterval(drip);
+      assert.ok(Date.now() - started < 3000, 'closed within the timer and its grace');
+      assert.match(got, /-ERR Disconnected for inactivity\r\n$/);
+    });
+  });
+
   it('R-X9 a client trickling commands must still log in within the login timeout', async () => {
     await withServer({ settings: { loginTimeoutMs: 400, timeoutUnauthenticatedMs: 60_000 } }, async (t) => {
       const c = await Pop3Client.connect(t.port);

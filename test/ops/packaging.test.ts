@@ -13,3 +13,10 @@ it('R-X13 packaging/poplar.service passes systemd-analyze verify', async () => {
   });
   assert.equal(r.stderr.trim(), '', r.stderr);
 });
+
+it('R-S20 the example production config packaging/poplar.toml passes poplar config check', async () => {
+  const { poplar } = await import('../cli/run.js');
+  const r = await poplar(['config', 'check', '--config', 'packaging/poplar.toml']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'configuration OK\n');
+});
