@@ -28,7 +28,19 @@ export interface OperationsOptions {
   readonly proxyNetworks?: readonly string[];
   /** R-X13: the greeting after `+OK`. */
   readonly greeting?: string;
+  /** R-X9: the failed-login delay, ms (default 2 s doubling to 15 s, forgotten after 15 min). */
+  readonly failureDelay?: FailureDelay;
 }
+
+export interface FailureDelay {
+  readonly baseMs: number;
+  readonly maxMs: number;
+  readonly windowMs: number;
+}
+
+const DEFAULT_FAILURE_DELAY: FailureDelay = {
+  baseMs: DEFAULT_FAILURE_DELAY_MS, maxMs: DEFAULT_FAILURE_DELAY_MAX_MS, windowMs: DEFAULT_FAILURE_WINDOW_S * 1000,
+};
 
 const UNLIMITED: LimitSettings = { maxConnections: 0, maxConnectionsPerIp: 0, maxConnectionsPerUser: 0 };
 
@@ -46,8 +58,6 @@ export interface PoplarServerOptions extends OperationsOptions {
   readonly policy?: PollPolicy;
   /** R-X10: where last logins and today's downloads are kept (default: in memory); needs `policy`. */
   readonly pollState?: PollState;
-  /** R-X9: the failed-login delay, ms (default 2 s doubling to 15 s, forgotten after 15 min). */
-  readonly failureDelay?: { readonly baseMs: number; readonly maxMs: number; readonly windowMs: number };
   /** The clock of LOGIN-DELAY, the download day and the failed-login window (tests inject one). */
   readonly now?: () => number;
   /** R-X3: certificates for implicit TLS and STLS; without it neither is offered. */
@@ -83,7 +93,7 @@ export async function startServer(opts: PoplarServerOptions): Promise<PoplarServ
   });
   const authenticator = new Authenticator(opts.directory, { scryptCost: opts.scryptCost });
   const throttle = new LoginThrottle({
-    ...(opts.failureDelay ?? { baseMs: DEFAULT_FAILURE_DELAY_MS, maxMs: DEFAULT_FAILURE_DELAY_MAX_MS, windowMs: DEFAULT_FAILURE_WINDOW_S * 1000 }),
+    ...(opts.failureDelay ?? DEFAULT_FAILURE_DELAY),
     ...(opts.now === undefined ? {} : { now: opts.now }),
   });
   const pollLimits = opts.policy === undefined ? undefined : new PollLimiter({
@@ -120,6 +130,7 @@ export async function startServer(opts: PoplarServerOptions): Promise<PoplarServ
     },
     update(settings: SessionSettings, operations: OperationsOptions) {
       limits.update(operations.limits ?? UNLIMITED);
+      throttle.configure(operations.failureDelay ?? DEFAULT_FAILURE_DELAY);
       listener.update(settings, listenerOptions(operations));
     },
     close: async (deadlineMs: number = opts.shutdownTimeoutMs ?? 0) => {

@@ -48,3 +48,17 @@ it('R-X9 memory stays bounded by maxEntries', () => {
   const sizes = t as unknown as { ips: Map<string, unknown>; users: Map<string, unknown> };
   assert.ok(sizes.ips.size <= 100 && sizes.users.size <= 100);
 });
+
+it('R-X9 R-S20 a reload changes the delays and the window but keeps the counters', () => {
+  const { t, clock } = make();
+  t.failure('192.0.2.1', 'alice', 'a');
+  t.failure('192.0.2.1', 'alice', 'b');
+  t.configure({ baseMs: 100, maxMs: 1000, windowMs: 1000 });
+  assert.equal(t.failure('192.0.2.1', 'alice', 'c'), 400, 'third failure, new base');
+  assert.equal(t.failure('192.0.2.1', 'alice', 'd'), 800);
+  assert.equal(t.failure('192.0.2.1', 'alice', 'e'), 1000, 'new cap');
+  clock.now += 1001;
+  assert.equal(t.current('192.0.2.1', 'alice'), 0, 'new window');
+  t.configure({ baseMs: 0, maxMs: 1000, windowMs: 1000 });
+  assert.equal(t.failure('192.0.2.1', 'alice', 'f'), 0, 'base 0 turns the delay off');
+});

@@ -37,9 +37,14 @@ export class LoginThrottle {
   private readonly now: () => number;
   private readonly maxEntries: number;
 
-  constructor(private readonly opts: ThrottleOptions) {
+  constructor(private opts: ThrottleOptions) {
     this.now = opts.now ?? Date.now;
     this.maxEntries = opts.maxEntries ?? 100_000;
+  }
+
+  /** New delays and window (a configuration reload); the counters are kept. */
+  configure(timing: Pick<ThrottleOptions, 'baseMs' | 'maxMs' | 'windowMs'>): void {
+    this.opts = { ...this.opts, ...timing };
   }
 
   /** Records a failed login and returns how long to wait before answering it, ms. */

@@ -21,13 +21,14 @@ export function operationsOptions(config: Config): OperationsOptions {
     },
     proxyNetworks: p.proxy_networks,
     greeting: p.greeting,
+    failureDelay: { baseMs: config.auth.failure_delay, maxMs: config.auth.failure_delay_max, windowMs: config.auth.failure_window * 1000 },
   };
 }
 
 /** Keys read only at start: a reload that changes them says a restart is needed. */
 const RESTART_KEYS: ReadonlyArray<(c: Config) => unknown> = [
   (c) => c.pop3.listen, (c) => c.pop3.tls_listen, (c) => c.lmtp.listen, (c) => c.storage, (c) => c.server.data_dir,
-  (c) => c.server.metrics_listen, (c) => c.auth.users_file, (c) => c.log.level,
+  (c) => c.server.metrics_listen, (c) => c.auth.users_file, (c) => c.log.level, (c) => c.policy.state_dir,
 ];
 
 export interface Operations {

@@ -1,18 +1,12 @@
 /**
- * The server options `poplar serve` derives from the config for R-X9's failed-login delay and
- * R-X10's enforced poll and download policy (kept apart from serve.ts, the composition root).
+ * Where `poplar serve` keeps R-X10's poll state (last logins, today's downloads): the folder of
+ * `policy.state_dir`, read at start (a reload that changes it needs a restart). The failed-login
+ * delay of R-X9 comes with the reloadable operations options (serve-operations.ts).
  */
 import type { Config } from '../config/schema.js';
 import { PollState } from '../policy/poll-state.js';
 import type { PoplarServerOptions } from '../server.js';
 
-export function policyServerOptions(config: Config): Pick<PoplarServerOptions, 'failureDelay' | 'pollState'> {
-  return {
-    failureDelay: {
-      baseMs: config.auth.failure_delay,
-      maxMs: config.auth.failure_delay_max,
-      windowMs: config.auth.failure_window * 1000,
-    },
-    pollState: new PollState(config.policy.state_dir),
-  };
+export function policyServerOptions(config: Config): Pick<PoplarServerOptions, 'pollState'> {
+  return { pollState: new PollState(config.policy.state_dir) };
 }

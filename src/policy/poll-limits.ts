@@ -32,6 +32,8 @@ export interface LoginTicket {
   cancel(): void;
 }
 
+const NO_TICKET: LoginTicket = { confirm: async () => undefined, cancel: () => undefined };
+
 /** The UTC day of `ms` as `YYYY-MM-DD`. */
 export function utcDay(ms: number): string {
   return new Date(ms).toISOString().slice(0, 10);
@@ -58,16 +60,18 @@ export class PollLimiter {
 
   /**
    * Admits a login to `mailbox` or throws `-ERR [LOGIN-DELAY]`. Admitting records the login time
-   * at once (in memory), so two logins racing each other cannot both pass.
+   * at once (in memory), so two logins racing each other cannot both pass. A maildrop without a
+   * login delay is neither checked nor recorded (no write per login when the policy is off).
    */
   async admitLogin(mailbox: string): Promise<LoginTicket> {
     const { loginDelay } = await this.policy.get(mailbox);
+    if (loginDelay <= 0) return NO_TICKET;
     const record = await this.state.get(mailbox);
     const now = this.now();
     const previous = record.lastLogin;
     const elapsed = previous === undefined ? undefined : now - previous;
     // A previous login "in the future" means the clock was set back: do not lock the user out for it.
-    if (loginDelay > 0 && elapsed !== undefined && elapsed >= 0 && elapsed < loginDelay * 1000) {
+    if (elapsed !== undefined && elapsed >= 0 && elapsed < loginDelay * 1000) {
       const wait = Math.max(1, Math.ceil((loginDelay * 1000 - elapsed) / 1000));
       throw new Pop3Error(
         'LOGIN_DELAY',

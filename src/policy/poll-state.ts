@@ -10,7 +10,8 @@
  * The name is the maildrop name percent-encoded (encodeURIComponent, which leaves no `/`), or a
  * SHA-256 of it when that would be too long for a file name. The records are kept in memory once
  * read, so this process's view is authoritative; every change is written back by replacing the
- * file (temporary file, rename), writes to one file coalesced and in order. A file that is
+ * file (temporary file, rename), writes to one file coalesced and in order; only maildrops with a
+ * login delay or a download cap are recorded. A file that is
  * missing or unreadable counts as an empty record (no previous login, nothing downloaded): the
  * policy fails open rather than locking a user out. Without a directory the records live in
  * memory only (tests, the memory store).

@@ -9,6 +9,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Pop3Client } from '../helpers/pop3-client.js';
 import { waitFor, withServer, type TestServer } from '../helpers/test-server.js';
+import { startPoplar } from '../helpers/poplar-process.js';
 
 const USERS = { alice: { password: 'wonderland' } };
 const plain = (user: string, password: string): string => Buffer.from(`\0${user}\0${password}`, 'utf8').toString('base64');
@@ -125,5 +126,21 @@ describe('R-X9 failed-login delay', () => {
       await c.closed();
     });
     assert.ok(closedIn < 10_000, `server.close() took ${closedIn} ms with a 20 s delay pending`);
+  });
+});
+
+describe('R-X9 in poplar serve', () => {
+  it('R-X9 poplar serve applies auth.failure_delay and auth.failure_delay_max', async () => {
+    const p = await startPoplar({ overrides: ['auth.failure_delay=60', 'auth.failure_delay_max=100'] });
+    try {
+      for (let i = 0; i < 3; i++) {
+        const c = await Pop3Client.connect(p.pop3Port);
+        assert.equal(await pass(c, 'alice', `guess-${i}`), '-ERR [AUTH] Authentication failed');
+        c.close();
+      }
+      assert.deepEqual(p.events('auth_failed').map((e) => e['delayMs']), [60, 100, 100]);
+    } finally {
+      await p.cleanup();
+    }
   });
 });

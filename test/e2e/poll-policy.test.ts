@@ -5,11 +5,12 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pop3Client } from '../helpers/pop3-client.js';
 import { waitFor, withServer, type TestServerOptions } from '../helpers/test-server.js';
+import { startPoplar } from '../helpers/poplar-process.js';
 import { UserPolicies, type EffectivePolicy } from '../../src/policy/user-policy.js';
 import { PollState, stateFileName } from '../../src/policy/poll-state.js';
 import { MemoryMailStore } from '../../src/storage/memory/memory-store.js';
@@ -151,7 +152,7 @@ describe('R-X10 daily download cap', () => {
     return Buffer.from(head + body);
   };
 
-  it('R-X10 RETR and TOP answer -ERR [SYS/TEMP] once the day\'s octets reach the cap; a message started below it is sent whole; the next UTC day starts afresh', async () => {
+  it('R-X10 RETR and TOP answer -ERR [SYS/TEMP] once the octets sent that day reach the cap; a message started below it is sent whole; the next UTC day starts afresh', async () => {
     const { policy, stateDir } = await setup({ downloadBytesPerDay: 1000 });
     const t = clock(Date.UTC(2026, 0, 10, 23, 0, 0));
     await withServer({ users: USERS, policy, pollState: new PollState(stateDir), now: t.now }, async (s) => {
@@ -233,5 +234,28 @@ describe('R-X10 daily download cap', () => {
     const saved = JSON.parse(await readFile(join(stateDir, stateFileName('alice')), 'utf8')) as Record<string, unknown>;
     const octets = saved['octets'] as number;
     assert.ok(octets > 0 && octets < size, `counted ${octets} of ${size} octets`);
+  });
+});
+
+describe('R-X10 in poplar serve', () => {
+  it('R-X10 poplar serve enforces policy.login_delay across a restart (state in {data_dir}/policy-state)', async () => {
+    const overrides = ['policy.login_delay=600'];
+    const first = await startPoplar({ overrides });
+    try {
+      const a = await login(first.pop3Port, 'alice', 'wonderland');
+      assert.match(a.reply, /^\+OK/);
+      await a.c.cmd('QUIT');
+      await first.stop();
+      const files = await readdir(join(first.dataDir, 'policy-state'));
+      assert.deepEqual(files, ['alice.json']);
+      const second = await startPoplar({ overrides, dataDir: first.dataDir, users: {} });
+      try {
+        assert.match((await login(second.pop3Port, 'alice', 'wonderland')).reply, /^-ERR \[LOGIN-DELAY\] Minimum time between logins is 600 seconds/);
+      } finally {
+        await second.kill();
+      }
+    } finally {
+      await first.cleanup();
+    }
   });
 });

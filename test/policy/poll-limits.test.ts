@@ -123,7 +123,7 @@ describe('R-X10 poll limiter', () => {
     assert.equal((await refused(l.admitLogin('alice'))).code, 'LOGIN_DELAY', 'counted from the new login');
   });
 
-  it('R-X10 the download count is per UTC day, and a maildrop without a cap is neither counted nor written', async () => {
+  it('R-X10 the download count is per UTC day, and a maildrop without a cap or login delay is neither counted nor written', async () => {
     let t = Date.UTC(2026, 0, 10, 23, 59, 59);
     const d = fresh();
     const state = new PollState(d);
@@ -144,7 +144,8 @@ describe('R-X10 poll limiter', () => {
     assert.deepEqual(JSON.parse(await readFile(join(d, stateFileName('alice')), 'utf8')), { day: '2026-01-11', octets: 3 });
     cap = 0;
     await drain((await l.startDownload('bob'))(chunks(100)));
+    await (await l.admitLogin('bob')).confirm(); // and no login delay either
     await state.flush();
-    assert.deepEqual(await readdir(d), [stateFileName('alice')], 'nothing written for bob, who has no cap');
+    assert.deepEqual(await readdir(d), [stateFileName('alice')], 'nothing written for bob, who has no cap and no login delay');
   });
 });
