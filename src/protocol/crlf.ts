@@ -16,41 +16,27 @@ export class CrlfSizer {
   /** Last byte seen, or -1 before any byte. */
   private last = -1;
 
+  /** Counts with Buffer.indexOf: every octet once, plus one for each bare LF and each bare CR. */
   push(chunk: Uint8Array): void {
-    const n = chunk.length;
+    const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.length);
+    const n = buf.length;
     if (n === 0) return;
-    let i = 0;
+    let extra = 0;
     if (this.pendingCr) {
-      // The CR from the previous chunk: CRLF if this chunk starts with LF, else a bare CR (+1).
+      // The CR that ended the previous chunk is bare unless this chunk starts with its LF.
+      if (buf[0] !== LF) extra++;
       this.pendingCr = false;
-      if (chunk[0] === LF) {
-        this.size += 1;
-        i = 1;
-      } else {
-        this.size += 1;
-      }
     }
-    for (; i < n; i++) {
-      const b = chunk[i]!;
-      if (b === LF) {
-        this.size += 2; // bare LF becomes CRLF (a CRLF's LF is consumed with its CR below)
-      } else if (b === CR) {
-        this.size += 1;
-        if (i + 1 < n) {
-          if (chunk[i + 1] === LF) {
-            this.size += 1;
-            i++;
-          } else {
-            this.size += 1; // bare CR becomes CRLF
-          }
-        } else {
-          this.pendingCr = true;
-        }
-      } else {
-        this.size += 1;
-      }
+    for (let i = buf.indexOf(LF); i !== -1; i = buf.indexOf(LF, i + 1)) {
+      const afterCr = i > 0 ? buf[i - 1] === CR : this.last === CR;
+      if (!afterCr) extra++; // a bare LF becomes CRLF
     }
-    this.last = chunk[n - 1]!;
+    for (let i = buf.indexOf(CR); i !== -1; i = buf.indexOf(CR, i + 1)) {
+      if (i + 1 === n) this.pendingCr = true; // decided by the next chunk, or by total()
+      else if (buf[i + 1] !== LF) extra++; // a bare CR becomes CRLF
+    }
+    this.size += n + extra;
+    this.last = buf[n - 1]!;
   }
 
   /** The canonical size of everything pushed, as if the stream ended now. */
