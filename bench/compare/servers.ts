@@ -97,6 +97,10 @@ export async function startPoplar(o: PoplarOptions): Promise<Server> {
     ...set('tls.key', o.cert.key),
     ...set('auth.users_file', o.usersFile),
     ...set('server.first_run_user', ''),
+    // Connection caps raised as Dovecot's are (mail_max_userip_connections, process limits).
+    ...set('pop3.max_connections', '20000'),
+    ...set('pop3.max_connections_per_ip', '20000'),
+    ...set('pop3.max_connections_per_user', '20000'),
   ], { cwd: data, stdio: ['ignore', log, log] });
   if (!(await waitForPort(o.ports.pop3))) throw new Error(`poplar did not start: see ${join(data, 'poplar.log')}`);
   return { name: 'poplar', pid: child.pid!, ports: o.ports, maildir: join(data, 'mail/%u'), chown: undefined, stop: stopper(child, 'SIGINT') };
