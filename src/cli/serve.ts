@@ -54,11 +54,12 @@ export function createPolicies(config: Config): UserPolicies {
   return new UserPolicies(config.policy.users_file, defaultsFrom(config));
 }
 
-export function createAgent(config: Config, store: MailStore, directory: PasswdFile, logger: Logger): DeliveryAgent {
+/** `policies`: the server's shared instance, so a reload's new defaults reach delivery too. */
+export function createAgent(config: Config, store: MailStore, directory: PasswdFile, logger: Logger, policies = createPolicies(config)): DeliveryAgent {
   return new DeliveryAgent({
     store,
     directory,
-    policies: createPolicies(config),
+    policies,
     logger,
     hostname: sessionSettings(config).hostname,
     overQuota: config.quota.over_quota,
@@ -73,10 +74,12 @@ export async function allMailboxes(directory: PasswdFile): Promise<string[]> {
   return [...new Set(users.flatMap((u) => [u.name, ...u.grants]))].sort();
 }
 
-export function createSweeper(config: Config, store: MailStore, directory: PasswdFile, logger: Logger, now?: () => number): RetentionSweeper {
+export function createSweeper(
+  config: Config, store: MailStore, directory: PasswdFile, logger: Logger, now?: () => number, policies = createPolicies(config),
+): RetentionSweeper {
   return new RetentionSweeper({
     store,
-    policies: createPolicies(config),
+    policies,
     mailboxes: () => allMailboxes(directory),
     logger,
     ...(now === undefined ? {} : { now }),
@@ -106,13 +109,13 @@ export async function runServe(config: Config, reloadConfig?: () => Config): Pro
     shutdownTimeoutMs: config.server.shutdown_timeout * 1000,
     ...policyServerOptions(config),
   });
-  const lmtp = new LmtpListener(createAgent(config, store, directory, logger), {
+  const lmtp = new LmtpListener(createAgent(config, store, directory, logger, policy), {
     hostname: sessionSettings(config).hostname,
     maxMessageSize: config.lmtp.max_message_size,
     maxRecipients: config.lmtp.max_recipients,
   }, logger);
   await lmtp.listen(config.lmtp.listen.map(parseListen));
-  const sweeper = createSweeper(config, store, directory, logger);
+  const sweeper = createSweeper(config, store, directory, logger, undefined, policy);
   sweeper.start(config.retention.sweep_interval * 1000);
   await security.start();
   const operations = await startOperations({
