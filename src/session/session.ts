@@ -121,6 +121,8 @@ export class Session implements CommandContext {
   };
   private readonly onErrorBound = (e: Error): void => this.log.debug({ err: e }, 'socket error');
   private readonly onCloseBound = (): void => {
+    // A SASL exchange waiting for the client's next line must see the end too (no FIN may come).
+    this.inputEnded = true;
     this.responseWaiter?.();
     void this.finish(this.ending ?? 'disconnected');
   };
@@ -176,7 +178,7 @@ export class Session implements CommandContext {
     return new Promise<LineEvent | undefined>((resolve) => {
       const take = (): void => {
         const event = this.reader.next();
-        if (event === undefined && !this.inputEnded && !this.finished) {
+        if (event === undefined && !this.inputEnded && !this.finished && !this.socket.destroyed && this.ending === undefined) {
           if (this.socket.isPaused() && this.reader.buffered <= INPUT_PAUSE) this.socket.resume();
           return;
         }
@@ -366,6 +368,12 @@ export class Session implements CommandContext {
   private onIdle(): void {
     if (this.finished) return;
     // R-S8: a notice line, then close; the session does not enter UPDATE, nothing is deleted.
+    if (this.inBody) {
+      // Mid-body a notice would read as message text: the truncated reply and the close say it.
+      this.ending ??= 'timeout';
+      this.socket.destroy();
+      return;
+    }
     this.out.clear();
     this.reply(err('Disconnected for inactivity'));
     this.flush();

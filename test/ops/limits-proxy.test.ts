@@ -69,6 +69,26 @@ describe('connection limits', () => {
     });
   });
 
+  it('R-X9 a client that vanishes in the middle of a SASL exchange frees its slot', async () => {
+    // Regression: a session waiting for a SASL response never ended when the socket closed
+    // without a FIN (a reset), so its connection slot leaked and shutdown hung.
+    await withServer({ operations: limits(0, 2, 0) }, async (t) => {
+      for (let i = 0; i < 3; i++) {
+        const s = connect({ port: t.port, host: '127.0.0.1' });
+        await once(s, 'connect');
+        let got = '';
+        s.on('data', (d: Buffer) => (got += d.toString()));
+        s.write('AUTH PLAIN\r\n');
+        await waitFor(() => got.includes('\r\n+ '));
+        s.resetAndDestroy();
+        await waitFor(() => t.server.sessionCount === 0, 3000);
+      }
+      const c = await Pop3Client.connect(t.port);
+      assert.match(await c.login('alice', 'wonderland'), /^\+OK/, 'slots were given back');
+      await c.cmd('QUIT');
+    });
+  });
+
   it('R-X9 a client trickling bytes of a line that never ends is closed by the idle timer', async () => {
     await withServer({ settings: { timeoutUnauthenticatedMs: 300 } }, async (t) => {
       const s = connect({ port: t.port, host: '127.0.0.1' });

@@ -120,7 +120,10 @@ export class LmtpListener {
         });
         stream.on('end', () => {
           if (stream.sizeExceeded) return callback(null); // smtp-server answers 552 5.3.4 per recipient
-          void deliverAll(agent, Buffer.concat(chunks), session).then((results) => callback(null, results));
+          deliverAll(agent, Buffer.concat(chunks), session).then(
+            (results) => callback(null, results),
+            (error: unknown) => callback(null, session.envelope.rcptTo.map((r) => refusalReply(r.address, { kind: 'failed', error }))),
+          );
         });
       },
     });
@@ -132,7 +135,12 @@ async function deliverAll(agent: DeliveryAgent, message: Buffer, session: SMTPSe
   const sender = session.envelope.mailFrom === false ? '' : session.envelope.mailFrom.address;
   return Promise.all(
     session.envelope.rcptTo.map(async (rcpt): Promise<SMTPServerDataResult> => {
-      const mailbox = await agent.resolve(rcpt.address).catch(() => undefined);
+      let mailbox: string | undefined;
+      try {
+        mailbox = await agent.resolve(rcpt.address);
+      } catch (error) {
+        return refusalReply(rcpt.address, { kind: 'failed', error }); // the directory failed: 451, retry
+      }
       if (mailbox === undefined) return refusalReply(rcpt.address, { kind: 'no-such-user' });
       const outcome = await agent.deliver(mailbox, message, {
         sender,
