@@ -1,10 +1,10 @@
 /**
  * Verifies a login against the user directory. R-S13: an unknown user and a wrong password fail
  * alike and take the same time, because an unknown user is checked against a dummy hash of the
- * configured cost. Returns the user's record, or undefined on any failure.
+ * configured cost, and so is a user whose stored scheme is not scrypt (it would answer sooner). Returns the user's record, or undefined on any failure.
  */
 import type { UserDirectory, UserRecord } from './directory.js';
-import { verifyDummy, verifyPassword } from './password.js';
+import { schemeOf, verifyDummy, verifyPassword } from './password.js';
 
 export interface AuthenticatorOptions {
   /** log2 of scrypt's N for the dummy check, the cost new hashes are made with. */
@@ -28,6 +28,12 @@ export class Authenticator {
       await verifyDummy(password, this.opts.scryptCost);
       return undefined;
     }
-    return (await verifyPassword(record.password, password)) ? record : undefined;
+    if (schemeOf(record.password) === 'SCRYPT') {
+      return (await verifyPassword(record.password, password)) ? record : undefined;
+    }
+    // A fast scheme (a Dovecot {SSHA512}), a locked or malformed password field would answer
+    // sooner than an unknown user does: add the dummy's cost so no user stands out (R-S13).
+    const [ok] = await Promise.all([verifyPassword(record.password, password), verifyDummy(password, this.opts.scryptCost)]);
+    return ok ? record : undefined;
   }
 }

@@ -56,6 +56,24 @@ describe('login', () => {
     });
   });
 
+  it('R-S13 a user with a fast or locked password field fails as slowly as an unknown user', async () => {
+    // Regression: a {SSHA512} or locked (`!`) password field failed at once, ~70 ms sooner than
+    // an unknown user's dummy scrypt, which told that the user exists.
+    const records = [
+      { name: 'locked', password: '!', grants: [] },
+      { name: 'fast', password: '{SSHA512}' + Buffer.alloc(72, 1).toString('base64'), grants: [] },
+    ];
+    await withServer({ users: {}, records, scryptCost: 14, failureDelay: NO_FAILURE_DELAY }, async (slow) => {
+      for (const known of ['locked', 'fast']) {
+        const ratio = await failureTimeRatio(slow.port, async (c, user) => {
+          await c.cmd(`USER ${user}`);
+          await c.cmd('PASS wrong');
+        }, { known, unknown: 'ghost' });
+        assert.ok(ratio > 0.4 && ratio < 2.5, `${known}: unknown/known median ratio ${ratio.toFixed(2)}`);
+      }
+    });
+  });
+
   it('R-S15 PASS takes the whole rest of the line, spaces included', async () => {
     const c = await Pop3Client.connect(t.port);
     assert.match(await c.login('bob', 'pass with  spaces '), /^\+OK/);
