@@ -45,6 +45,11 @@ const DEFAULT_FAILURE_DELAY: FailureDelay = {
 const UNLIMITED: LimitSettings = { maxConnections: 0, maxConnectionsPerIp: 0, maxConnectionsPerUser: 0 };
 
 export interface PoplarServerOptions extends OperationsOptions {
+  /**
+   * Secret for what an unknown user is shown (SCRAM salts): kept across restarts, or a comparison
+   * of before and after tells which users exist. Default: random per process.
+   */
+  readonly serverSecret?: Buffer;
   /** How long a shutdown lets logged-in sessions finish, ms (default 0: close at once). */
   readonly shutdownTimeoutMs?: number;
   readonly listen: readonly ListenAddress[];
@@ -109,7 +114,7 @@ export async function startServer(opts: PoplarServerOptions): Promise<PoplarServ
       ...(opts.tls === undefined ? {} : { tls: opts.tls }),
       ...(opts.tokens === undefined ? {} : { tokens: opts.tokens }),
       trustedNetworks: buildNetworks(opts.trustedNetworks ?? ['127.0.0.0/8', '::1/128']),
-      serverSecret: randomBytes(32),
+      serverSecret: opts.serverSecret ?? randomBytes(32),
       limits,
     },
     opts.settings,

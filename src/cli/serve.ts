@@ -5,6 +5,8 @@
  * SIGINT/SIGTERM (sessions are closed without UPDATE: nothing is deleted).
  */
 import { randomBytes } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { hostname as osHostname } from 'node:os';
 import { PasswdFile } from '../auth/passwd-file.js';
 import { makeCredentials, needsFor } from '../auth/credentials.js';
@@ -107,6 +109,7 @@ export async function runServe(config: Config, reloadConfig?: () => Config): Pro
     policy,
     ...operationsOptions(config),
     shutdownTimeoutMs: config.server.shutdown_timeout * 1000,
+    serverSecret: await loadServerSecret(config.server.data_dir),
     ...policyServerOptions(config),
   });
   const lmtp = new LmtpListener(createAgent(config, store, directory, logger, policy), {
@@ -189,4 +192,18 @@ function welcomeMessage(user: string, host: string): string {
     'Add users with `poplar user add NAME`; see README.md for more.',
     '',
   ].join('\r\n');
+}
+
+/**
+ * The secret behind the fake SCRAM salts of unknown users, kept in `<data_dir>/server-secret`
+ * (created once, mode 0600) so they look the same after a restart, as real users' salts do.
+ */
+async function loadServerSecret(dataDir: string): Promise<Buffer> {
+  const path = join(dataDir, 'server-secret');
+  const existing = await readFile(path).catch(() => undefined);
+  if (existing !== undefined && existing.length >= 32) return existing;
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const secret = randomBytes(32);
+  await writeFile(path, secret, { mode: 0o600, flag: 'w' });
+  return secret;
 }

@@ -133,3 +133,34 @@ describe('a running poplar serve', () => {
     }
   });
 });
+
+describe('secrets across restarts', () => {
+  it('R-S13 an unknown user\'s SCRAM salt is the same after a restart, as a real user\'s is', async () => {
+    // Regression: the secret behind unknown users' fake salts was new in every process, so
+    // comparing server-first messages before and after a restart told which users exist.
+    const { startPoplar } = await import('../helpers/poplar-process.js');
+    const saltFor = async (port: number, user: string): Promise<string> => {
+      const c = await Pop3Client.connect(port);
+      const first = Buffer.from(`n,,n=${user},r=clientnonce`).toString('base64');
+      const reply = await c.cmd(`AUTH SCRAM-SHA-256 ${first}`);
+      c.close();
+      const text = Buffer.from(reply.replace(/^\+ /, ''), 'base64').toString();
+      return /,s=([^,]+),/.exec(text)?.[1] ?? `no salt in ${reply}`;
+    };
+    const first = await startPoplar();
+    try {
+      const before = await saltFor(first.pop3Port, 'ghost');
+      await first.stop();
+      const second = await startPoplar({ dataDir: first.dataDir, users: {} });
+      try {
+        assert.match(before, /^[A-Za-z0-9+/=]{16,}$/, 'a salt was offered');
+        assert.equal(await saltFor(second.pop3Port, 'ghost'), before);
+      } finally {
+        await second.stop();
+      }
+    } finally {
+      await first.cleanup();
+      await rm(first.dataDir, { recursive: true, force: true });
+    }
+  });
+});
