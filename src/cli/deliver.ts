@@ -52,12 +52,19 @@ async function deliver(opts: DeliverOptions): Promise<void> {
   if (record === undefined) throw new ExitStatus(EX_NOUSER, `no such user "${opts.user}"`);
   const message = await readStdin(config.lmtp.max_message_size);
   if (message === undefined) throw new ExitStatus(EX_CANTCREAT, `message larger than lmtp.max_message_size (${config.lmtp.max_message_size} octets)`);
-  const store = createStore(config);
-  const agent = createAgent(config, store, directory, logger);
   const sender = opts.from ?? process.env['SENDER'] ?? '';
   const recipient = opts.recipient ?? process.env['ORIGINAL_RECIPIENT'] ?? process.env['RECIPIENT'] ?? record.name;
-  const outcome = await agent.deliver(record.name, message, { sender, recipient, protocol: 'local' });
-  await store.close();
+  let outcome;
+  try {
+    const store = createStore(config);
+    const agent = createAgent(config, store, directory, logger);
+    outcome = await agent.deliver(record.name, message, { sender, recipient, protocol: 'local' });
+    // The message is durable once deliver() resolved: a failing close must not bounce it.
+    await store.close().catch((err: unknown) => logger.warn({ err }, 'closing the store failed'));
+  } catch (err) {
+    // Anything unexpected is temporary for the MTA (exit 1 would bounce the message).
+    throw new ExitStatus(EX_TEMPFAIL, `delivery failed, try again later: ${(err as Error).message ?? String(err)}`);
+  }
   if (outcome.ok) return;
   const r = outcome.refusal;
   switch (r.kind) {
