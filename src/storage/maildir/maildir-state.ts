@@ -17,6 +17,8 @@ export interface MaildropState {
   readonly uidlist: UidList;
   openSnapshots: number;
   exclusive: boolean;
+  /** cur/, new/ and tmp/ were made or seen by this process; reset after any failure. */
+  ready: boolean;
 }
 
 const states = new Map<string, MaildropState>();
@@ -31,6 +33,7 @@ export function maildropState(root: string): MaildropState {
       uidlist: new UidList(join(key, UIDLIST_FILE)),
       openSnapshots: 0,
       exclusive: false,
+      ready: false,
     };
   } else {
     states.delete(key); // re-inserted below: Map order is the LRU order

@@ -84,7 +84,7 @@ export class MaildirStore implements MailStore {
     let sessionLock: FileLock | undefined;
     let marker: FileLock | undefined;
     try {
-      await ensureMaildir(state.root);
+      await prepare(state);
       marker = await claimSession(state.root, this.lockWaitMs);
       const lockPath = join(state.root, SESSION_LOCK_FILE);
       if (opts.exclusive) {
@@ -105,6 +105,7 @@ export class MaildirStore implements MailStore {
       const forget = (ids: readonly string[]): Promise<void> => this.forget(state, ids);
       return new MaildirSnapshot(mailbox, messages, state, paths, sessionLock, marker, forget);
     } catch (err) {
+      state.ready = false;
       state.openSnapshots--;
       if (opts.exclusive) state.exclusive = false;
       await sessionLock?.release();
@@ -119,19 +120,20 @@ export class MaildirStore implements MailStore {
       throw new StorageError('INVALID_UIDL', `invalid UIDL ${JSON.stringify(opts.uidl)}`);
     }
     let delivered: string | undefined;
+    const state = maildropState(root);
     try {
-      await ensureMaildir(root);
+      await prepare(state);
       const { name, rel, size } = await this.writeToNew(root, message, opts);
       delivered = rel;
       await fsyncDir(join(root, rel.slice(0, 3)));
       // R-S12: the uid is assigned now; an open() that saw the file first already gave it one.
-      const state = maildropState(root);
       const [entry] = await this.locked(state, async () => {
         await state.uidlist.refresh();
         return state.uidlist.append([{ key: name, size, ...(opts.uidl === undefined ? {} : { uidl: opts.uidl }) }]);
       });
       return { uid: entry!.uid, size };
     } catch (err) {
+      state.ready = false; // the folders may have gone: make them again next time
       // R-X6: a delivery that was not acknowledged leaves nothing behind if it can help it.
       if (delivered !== undefined) await unlink(join(root, delivered)).catch(() => {});
       throw toStorageError(err, `delivering to ${mailbox}`);
@@ -239,16 +241,12 @@ export class MaildirStore implements MailStore {
       const size = sizeFromName(key) ?? (await this.sizeOf(state.root, key, rel, found));
       if (size !== undefined) unknown.push({ key, size });
     }
-    const live = [...found.keys()].filter((key) => state.uidlist.entries.has(key)).length;
-    const dead = state.uidlist.garbage + state.uidlist.entries.size - live;
-    if (unknown.length === 0 && !(dead >= COMPACT_MIN_DEAD && dead > live)) return found;
+    if (unknown.length === 0 && !compactionPays(state, found)) return found;
     await this.locked(state, async () => {
       await state.uidlist.refresh();
       unknown.sort((a, b) => compareDeliveryOrder(a.key, b.key));
       await state.uidlist.append(unknown.filter((u) => !state.uidlist.entries.has(u.key)));
-      const live = [...found.keys()].filter((key) => state.uidlist.entries.has(key)).length;
-      const dead = state.uidlist.garbage + state.uidlist.entries.size - live;
-      if (dead >= COMPACT_MIN_DEAD && dead > live) {
+      if (compactionPays(state, found)) {
         // A file renamed during the first listing may have been missed: list again before dropping.
         const present = await listBases(state.root);
         await state.uidlist.compact((key) => found.has(key) || present.has(key));
@@ -333,6 +331,24 @@ export class MaildirStore implements MailStore {
       }
     });
   }
+}
+
+/** The uidlist's lines for gone messages are many and outnumber the live ones. */
+function compactionPays(state: MaildropState, found: ReadonlyMap<string, string>): boolean {
+  let live = 0;
+  for (const key of found.keys()) if (state.uidlist.entries.has(key)) live++;
+  const dead = state.uidlist.garbage + state.uidlist.entries.size - live;
+  return dead >= COMPACT_MIN_DEAD && dead > live;
+}
+
+/**
+ * Makes cur/, new/ and tmp/ once per process and maildrop, not on every login and delivery
+ * (four mkdir calls each); a failure anywhere resets it, so vanished folders are made again.
+ */
+async function prepare(state: MaildropState): Promise<void> {
+  if (state.ready) return;
+  await ensureMaildir(state.root);
+  state.ready = true;
 }
 
 /** A message's MessageInfo from its uidlist record and current file name. */
