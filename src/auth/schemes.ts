@@ -60,7 +60,7 @@ const shaCryptScheme: Scheme = {
   async verify(encoded, pw) {
     const p = parseShaCrypt(encoded);
     if (p === undefined) return false;
-    return safeEqual(Buffer.from(shaCrypt(p.alg, pw, p.salt, p.rounds)), Buffer.from(encoded));
+    return safeEqual(Buffer.from(await shaCrypt(p.alg, pw, p.salt, p.rounds)), Buffer.from(encoded));
   },
 };
 

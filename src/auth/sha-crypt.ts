@@ -2,8 +2,15 @@
  * SHA-crypt, the `$5$` (SHA-256) and `$6$` (SHA-512) password hashes of glibc's crypt(3), as
  * specified by Ulrich Drepper ("Unix crypt using SHA-256 and SHA-512", 2007). Dovecot stores them
  * as `{SHA256-CRYPT}` and `{SHA512-CRYPT}`. Pure: bytes in, the crypt string out.
+ *
+ * Speed matters here: the 5,000 default rounds run on the event loop at every password login.
+ * A `createHash` and its Buffers per round cost ~7 ms per hash and fed the GC (docs/benchmarks.md,
+ * login profile). So the rounds reuse one hash-wasm (WASM) state per algorithm for the process
+ * (`init()` per round, one `update()` of the round's input assembled in one scratch buffer), and
+ * the P and S byte sequences are built once per hash: about 3 ms per 5,000-round SHA-512 hash
+ * (bench/auth-login.ts). One hasher per process is safe: a hash runs synchronously once started.
  */
-import { createHash } from 'node:crypto';
+import { createSHA256, createSHA512, type IHasher } from 'hash-wasm';
 
 const ITOA64 = './0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 const DEFAULT_ROUNDS = 5000;
@@ -11,24 +18,34 @@ const MIN_ROUNDS = 1000;
 const MAX_ROUNDS = 999_999_999;
 /** A stored hash asking for more rounds than this is refused: one login must stay cheap enough. */
 export const MAX_STORED_ROUNDS = 5_000_000;
+/** The spec uses at most 16 salt characters and ignores the rest. */
+const MAX_SALT = 16;
 
 type Alg = 'sha256' | 'sha512';
 
+let hashers: Promise<Record<Alg, IHasher>> | undefined;
+
+/** The process's two WASM hashers, made on first use. */
+function getHashers(): Promise<Record<Alg, IHasher>> {
+  hashers ??= Promise.all([createSHA256(), createSHA512()]).then(([sha256, sha512]) => ({ sha256, sha512 }));
+  return hashers;
+}
+
 /** `len` bytes made of `block` repeated. */
-function repeat(block: Buffer, len: number): Buffer {
-  const out = Buffer.alloc(len);
-  for (let i = 0; i < len; i += block.length) block.copy(out, i, 0, Math.min(block.length, len - i));
+function repeat(block: Uint8Array, len: number): Uint8Array {
+  const out = new Uint8Array(len);
+  for (let i = 0; i < len; i += block.length) out.set(block.subarray(0, Math.min(block.length, len - i)), i);
   return out;
 }
 
-function digest(alg: Alg, parts: readonly Buffer[]): Buffer {
-  const h = createHash(alg);
+function digest(h: IHasher, parts: readonly Uint8Array[]): Uint8Array {
+  h.init();
   for (const p of parts) h.update(p);
-  return h.digest();
+  return h.digest('binary');
 }
 
 /** Byte triples (first, second, third) encoded per 4 characters, in the order the spec fixes. */
-function encode(alg: Alg, c: Buffer): string {
+function encode(alg: Alg, c: Uint8Array): string {
   let out = '';
   const b64 = (b2: number, b1: number, b0: number, n: number): void => {
     let w = (b2 << 16) | (b1 << 8) | b0;
@@ -57,27 +74,69 @@ function encode(alg: Alg, c: Buffer): string {
   return out;
 }
 
+/**
+ * Drepper's steps 21a–e: `rounds` times C = H([P|C] [S] [P] [C|P]). The round's input is
+ * assembled in `buf` (the views of each possible length made once), so a round allocates only
+ * the digest hash-wasm returns.
+ */
+function runRounds(h: IHasher, a: Uint8Array, pBytes: Uint8Array, sBytes: Uint8Array, rounds: number): Uint8Array {
+  const dl = a.length;
+  const pl = pBytes.length;
+  const sl = sBytes.length;
+  const buf = new Uint8Array(2 * dl + 2 * pl + sl);
+  const views = new Map<number, Uint8Array>();
+  const view = (n: number): Uint8Array => {
+    let v = views.get(n);
+    if (v === undefined) views.set(n, (v = buf.subarray(0, n)));
+    return v;
+  };
+  let c = a;
+  for (let i = 0; i < rounds; i++) {
+    let n = 0;
+    if (i & 1) {
+      buf.set(pBytes, 0);
+      n = pl;
+    } else {
+      buf.set(c, 0);
+      n = dl;
+    }
+    if (i % 3 !== 0) {
+      buf.set(sBytes, n);
+      n += sl;
+    }
+    if (i % 7 !== 0) {
+      buf.set(pBytes, n);
+      n += pl;
+    }
+    if (i & 1) {
+      buf.set(c, n);
+      n += dl;
+    } else {
+      buf.set(pBytes, n);
+      n += pl;
+    }
+    h.init();
+    h.update(view(n));
+    c = h.digest('binary');
+  }
+  return c;
+}
+
 /** The full crypt string for `password`, e.g. `$6$rounds=10000$salt$hash`. */
-export function shaCrypt(alg: Alg, password: Buffer, saltText: string, rounds?: number): string {
-  const salt = Buffer.from(saltText.slice(0, 16), 'utf8');
+export async function shaCrypt(alg: Alg, password: Uint8Array, saltText: string, rounds?: number): Promise<string> {
+  const h = (await getHashers())[alg];
+  const salt = Buffer.from(saltText.slice(0, MAX_SALT), 'utf8');
   const r = rounds === undefined ? DEFAULT_ROUNDS : Math.min(Math.max(rounds, MIN_ROUNDS), MAX_ROUNDS);
   const p = password;
-  const b = digest(alg, [p, salt, p]);
-  const aParts: Buffer[] = [p, salt, repeat(b, p.length)];
+  const b = digest(h, [p, salt, p]);
+  const aParts: Uint8Array[] = [p, salt, repeat(b, p.length)];
   for (let n = p.length; n > 0; n >>= 1) aParts.push(n & 1 ? b : p);
-  const a = digest(alg, aParts);
-  const dp = digest(alg, Array.from({ length: p.length }, () => p));
+  const a = digest(h, aParts);
+  const dp = digest(h, Array.from({ length: p.length }, () => p));
   const pBytes = repeat(dp, p.length);
-  const ds = digest(alg, Array.from({ length: 16 + a[0]! }, () => salt));
+  const ds = digest(h, Array.from({ length: 16 + a[0]! }, () => salt));
   const sBytes = repeat(ds, salt.length);
-  let c = a;
-  for (let i = 0; i < r; i++) {
-    const parts: Buffer[] = [i & 1 ? pBytes : c];
-    if (i % 3 !== 0) parts.push(sBytes);
-    if (i % 7 !== 0) parts.push(pBytes);
-    parts.push(i & 1 ? c : pBytes);
-    c = digest(alg, parts);
-  }
+  const c = runRounds(h, a, pBytes, sBytes, r);
   const id = alg === 'sha512' ? '6' : '5';
   const roundsPart = rounds === undefined ? '' : `rounds=${r}$`;
   return `$${id}$${roundsPart}${salt.toString('utf8')}$${encode(alg, c)}`;
