@@ -8,6 +8,7 @@ import type { TokenVerifier } from './auth/sasl/token-verifier.js';
 import { buildNetworks } from './net/networks.js';
 import type { TlsProvider } from './net/tls.js';
 import { Authenticator } from './auth/authenticator.js';
+import { LOGIN_CACHE_OFF, type LoginCacheSettings } from './auth/login-cache.js';
 import type { UserDirectory } from './auth/directory.js';
 import type { Logger } from './observability/logger.js';
 import { Pop3Listener, type ListenAddress, type ListenerOptions } from './net/listener.js';
@@ -30,6 +31,8 @@ export interface OperationsOptions {
   readonly greeting?: string;
   /** R-X9: the failed-login delay, ms (default 2 s doubling to 15 s, forgotten after 15 min). */
   readonly failureDelay?: FailureDelay;
+  /** The verified-login cache (auth/login-cache.ts); default off. */
+  readonly loginCache?: LoginCacheSettings;
 }
 
 export interface FailureDelay {
@@ -96,7 +99,11 @@ export async function startServer(opts: PoplarServerOptions): Promise<PoplarServ
     limits,
     proxyNetworks: o.proxyNetworks === undefined || o.proxyNetworks.length === 0 ? undefined : buildNetworks(o.proxyNetworks),
   });
-  const authenticator = new Authenticator(opts.directory, { scryptCost: opts.scryptCost });
+  const authenticator = new Authenticator(opts.directory, {
+    scryptCost: opts.scryptCost,
+    ...(opts.loginCache === undefined ? {} : { cache: opts.loginCache }),
+    ...(opts.now === undefined ? {} : { now: opts.now }),
+  });
   const throttle = new LoginThrottle({
     ...(opts.failureDelay ?? DEFAULT_FAILURE_DELAY),
     ...(opts.now === undefined ? {} : { now: opts.now }),
@@ -136,6 +143,7 @@ export async function startServer(opts: PoplarServerOptions): Promise<PoplarServ
     update(settings: SessionSettings, operations: OperationsOptions) {
       limits.update(operations.limits ?? UNLIMITED);
       throttle.configure(operations.failureDelay ?? DEFAULT_FAILURE_DELAY);
+      authenticator.configureCache(operations.loginCache ?? LOGIN_CACHE_OFF);
       listener.update(settings, listenerOptions(operations));
     },
     close: async (deadlineMs: number = opts.shutdownTimeoutMs ?? 0) => {

@@ -22,6 +22,7 @@ export function operationsOptions(config: Config): OperationsOptions {
     proxyNetworks: p.proxy_networks,
     greeting: p.greeting,
     failureDelay: { baseMs: config.auth.failure_delay, maxMs: config.auth.failure_delay_max, windowMs: config.auth.failure_window * 1000 },
+    loginCache: { ttlMs: config.auth.cache_ttl * 1000, maxEntries: config.auth.cache_size },
   };
 }
 

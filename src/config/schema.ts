@@ -250,6 +250,20 @@ const auth = z
         'successful login resets the user (not the address).',
       requirements: ['R-X9'],
     })),
+    cache_ttl: z.number().int().min(0).max(86_400).default(3600).meta(meta({
+      description:
+        'Seconds a successful password login (USER/PASS, PLAIN, LOGIN) is remembered, like Dovecot\'s ' +
+        '`auth_cache_ttl`: the same user with the same password and an unchanged stored hash is let in ' +
+        'again without re-running the hash. Only a keyed MAC is kept, in memory; a wrong password always ' +
+        'takes the full check. `0` disables the cache. See docs/authentication.md.',
+      requirements: ['R-S9', 'R-S13'],
+    })),
+    cache_size: z.number().int().min(0).max(10_000_000).default(10_000).meta(meta({
+      description:
+        'Most users the login cache remembers at once (least recently used out first; ~150 bytes each). ' +
+        '`0` disables the cache.',
+      requirements: ['R-S9'],
+    })),
   })
   .prefault({})
   .meta(meta({ description: 'Users and passwords.' }));

@@ -1,0 +1,136 @@
+/**
+ * The Authenticator and its verified-login cache (login-cache.ts). The real scheme and dummy
+ * checks run, wrapped to count calls, so each test can tell the full path from a cache hit.
+ * Pure: an in-memory directory, no socket, no file.
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Authenticator } from './authenticator.js';
+import type { UserDirectory, UserRecord } from './directory.js';
+import { LoginCache } from './login-cache.js';
+import { verifyDummy, verifyPassword } from './password.js';
+
+// `doveadm pw -s SHA512-CRYPT -p bench-password`, and the same password with another salt.
+const BENCH = '{SHA512-CRYPT}$6$2xHtSu1OvXv5HAn1$r6VHA1kMqlUqOCNOFauxeEeY4OpONe2zst.4/FeZgzbyLXHrBTwTsr0h5MqzQkFI47xlw5xs4OsQqATNqlFAh/';
+const BENCH_RESALTED = '{SHA512-CRYPT}$6$saltsalt$XJrFU1SGiJkaylsq6tw2bLWQRAPq7dfpHdONBNivs2.y/WRdl96qHiB5bo39srbP.C4yD4EZq.IUMXmq1/YX00';
+
+class MemoryDirectory implements UserDirectory {
+  readonly users = new Map<string, UserRecord>();
+  set(name: string, password: string): void {
+    this.users.set(name, { name, password, grants: [] });
+  }
+  async lookup(name: string): Promise<UserRecord | undefined> {
+    return this.users.get(name);
+  }
+}
+
+function setup(cache: { ttlMs: number; maxEntries: number } | undefined, users: Record<string, string> = { alice: BENCH }) {
+  const dir = new MemoryDirectory();
+  for (const [n, p] of Object.entries(users)) dir.set(n, p);
+  const calls = { verify: 0, dummy: 0 };
+  let clock = 1_000_000;
+  const auth = new Authenticator(dir, {
+    scryptCost: 10,
+    ...(cache === undefined ? {} : { cache }),
+    now: () => clock,
+    verify: (stored, pw) => (calls.verify++, verifyPassword(stored, pw)),
+    dummy: (pw, cost) => (calls.dummy++, verifyDummy(pw, cost)),
+  });
+  return { dir, calls, auth, advance: (ms: number) => (clock += ms) };
+}
+
+const HOUR = 3_600_000;
+
+describe('Authenticator login cache', () => {
+  it('R-S9 a repeated password login with the same password is let in from the cache, without the scheme or the dummy', async () => {
+    const { auth, calls } = setup({ ttlMs: HOUR, maxEntries: 100 });
+    assert.equal((await auth.login('alice', 'bench-password'))?.name, 'alice');
+    assert.deepEqual(calls, { verify: 1, dummy: 1 });
+    assert.equal((await auth.login('alice', 'bench-password'))?.name, 'alice');
+    assert.equal((await auth.login('alice', 'bench-password'))?.name, 'alice');
+    assert.deepEqual(calls, { verify: 1, dummy: 1 });
+  });
+
+  it('R-S13 a wrong password after a cached success still fails, through the full path, as an unknown user does', async () => {
+    const { auth, calls } = setup({ ttlMs: HOUR, maxEntries: 100 });
+    assert.ok(await auth.login('alice', 'bench-password'));
+    assert.equal(await auth.login('alice', 'bench-passwore'), undefined);
+    assert.deepEqual(calls, { verify: 2, dummy: 2 }, 'the wrong password ran the scheme and the dummy');
+    assert.equal(await auth.login('nobody', 'bench-passwore'), undefined);
+    assert.deepEqual(calls, { verify: 2, dummy: 3 }, 'the unknown user ran the dummy');
+    // A failure is never cached, and does not spoil the remembered success.
+    assert.equal(await auth.login('alice', 'bench-passwore'), undefined);
+    assert.deepEqual(calls, { verify: 3, dummy: 4 });
+    assert.ok(await auth.login('alice', 'bench-password'));
+    assert.deepEqual(calls, { verify: 3, dummy: 4 });
+  });
+
+  it('R-S9 R-S13 a changed stored hash makes the cached login useless: the old password fails, the new one is checked in full', async () => {
+    const { auth, calls, dir } = setup({ ttlMs: HOUR, maxEntries: 100 });
+    assert.ok(await auth.login('alice', 'bench-password'));
+    // The same password, re-hashed with another salt: verified again, not taken from the cache.
+    dir.set('alice', BENCH_RESALTED);
+    assert.ok(await auth.login('alice', 'bench-password'));
+    assert.deepEqual(calls, { verify: 2, dummy: 2 });
+    // A new password: the old one, cached a moment ago, fails.
+    dir.set('alice', '{PLAIN}new secret');
+    assert.equal(await auth.login('alice', 'bench-password'), undefined);
+    assert.ok(await auth.login('alice', 'new secret'));
+    assert.deepEqual(calls, { verify: 4, dummy: 4 });
+  });
+
+  it('R-S9 an entry expires cache_ttl after the login that verified it; hits do not extend it', async () => {
+    const { auth, calls, advance } = setup({ ttlMs: HOUR, maxEntries: 100 });
+    assert.ok(await auth.login('alice', 'bench-password'));
+    advance(HOUR - 1);
+    assert.ok(await auth.login('alice', 'bench-password'));
+    assert.equal(calls.verify, 1);
+    advance(1);
+    assert.ok(await auth.login('alice', 'bench-password'));
+    assert.equal(calls.verify, 2, 'expired: checked in full');
+    assert.ok(await auth.login('alice', 'bench-password'));
+    assert.equal(calls.verify, 2, 'and remembered again');
+  });
+
+  it('R-S9 the cache holds at most cache_size users, the least recently used out first', async () => {
+    const { auth, calls } = setup({ ttlMs: HOUR, maxEntries: 2 }, { a: '{PLAIN}pa', b: '{PLAIN}pb', c: '{PLAIN}pc' });
+    assert.ok(await auth.login('a', 'pa'));
+    assert.ok(await auth.login('b', 'pb'));
+    assert.ok(await auth.login('a', 'pa')); // a hit: a is now the most recent
+    assert.equal(calls.verify, 2);
+    assert.ok(await auth.login('c', 'pc')); // b goes
+    assert.equal(calls.verify, 3);
+    assert.ok(await auth.login('a', 'pa'));
+    assert.ok(await auth.login('c', 'pc'));
+    assert.equal(calls.verify, 3, 'a and c still cached');
+    assert.ok(await auth.login('b', 'pb'));
+    assert.equal(calls.verify, 4, 'b was evicted');
+  });
+
+  it('R-S9 cache_ttl 0, cache_size 0 or no cache settings: every login is checked in full', async () => {
+    for (const cache of [{ ttlMs: 0, maxEntries: 100 }, { ttlMs: HOUR, maxEntries: 0 }, undefined]) {
+      const { auth, calls } = setup(cache);
+      for (let i = 0; i < 3; i++) assert.ok(await auth.login('alice', 'bench-password'));
+      assert.deepEqual(calls, { verify: 3, dummy: 3 }, JSON.stringify(cache));
+    }
+  });
+
+  it('R-S20 a reload that turns the cache off forgets what it held', async () => {
+    const { auth, calls } = setup({ ttlMs: HOUR, maxEntries: 100 });
+    assert.ok(await auth.login('alice', 'bench-password'));
+    auth.configureCache({ ttlMs: 0, maxEntries: 100 });
+    auth.configureCache({ ttlMs: HOUR, maxEntries: 100 });
+    assert.ok(await auth.login('alice', 'bench-password'));
+    assert.equal(calls.verify, 2);
+  });
+
+  it('R-S9 the MAC binds name, stored hash and password: no field can borrow from its neighbour', () => {
+    const cache = new LoginCache({ ttlMs: HOUR, maxEntries: 10 });
+    cache.remember('u', 'ab', 'c');
+    assert.ok(cache.matches('u', 'ab', 'c'));
+    assert.ok(!cache.matches('u', 'a', 'bc'));
+    assert.ok(!cache.matches('u', 'abc', ''));
+    assert.ok(!cache.matches('v', 'ab', 'c'));
+    assert.equal(cache.size, 1);
+  });
+});
