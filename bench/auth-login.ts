@@ -34,8 +34,14 @@ async function measure(label: string, iterations: number, fn: () => Promise<unkn
 
 const pw = Buffer.from(PASSWORD);
 await measure('shaCrypt SHA-512, 5000 rounds (event loop)', n, () => shaCrypt('sha512', pw, '2xHtSu1OvXv5HAn1'));
-await measure(`verifyDummy scrypt ln=${SCRYPT_COST} (threadpool)`, Math.max(10, Math.floor(n / 10)), () => verifyDummy(PASSWORD, SCRYPT_COST));
+await measure(`verifyDummy scrypt ln=${SCRYPT_COST} (threadpool)`, Math.max(10, Math.floor(n / 10)), () => verifyDummy(PASSWORD, 'scrypt', SCRYPT_COST));
 const uncached = new Authenticator(directory, { scryptCost: SCRYPT_COST });
+await measure('Authenticator.login, failed (wrong password)', Math.max(10, Math.floor(n / 10)), async () => {
+  if ((await uncached.login('bench', `${PASSWORD}x`)) !== undefined) throw new Error('login succeeded');
+});
+await measure('Authenticator.login, failed (unknown user)', Math.max(10, Math.floor(n / 10)), async () => {
+  if ((await uncached.login('nobody', PASSWORD)) !== undefined) throw new Error('login succeeded');
+});
 await measure('Authenticator.login, uncached', Math.max(10, Math.floor(n / 10)), async () => {
   if ((await uncached.login('bench', PASSWORD)) === undefined) throw new Error('login failed');
 });

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { Authenticator } from './authenticator.js';
 import type { UserDirectory, UserRecord } from './directory.js';
 import { LoginCache } from './login-cache.js';
-import { verifyDummy, verifyPassword } from './password.js';
+import { costClassOf, hashPassword, verifyDummy, verifyPassword } from './password.js';
 
 // `doveadm pw -s SHA512-CRYPT -p bench-password`, and the same password with another salt.
 const BENCH = '{SHA512-CRYPT}$6$2xHtSu1OvXv5HAn1$r6VHA1kMqlUqOCNOFauxeEeY4OpONe2zst.4/FeZgzbyLXHrBTwTsr0h5MqzQkFI47xlw5xs4OsQqATNqlFAh/';
@@ -34,7 +34,7 @@ function setup(cache: { ttlMs: number; maxEntries: number } | undefined, users: 
     ...(cache === undefined ? {} : { cache }),
     now: () => clock,
     verify: (stored, pw) => (calls.verify++, verifyPassword(stored, pw)),
-    dummy: (pw, cost) => (calls.dummy++, verifyDummy(pw, cost)),
+    dummy: (pw, kind, cost) => (calls.dummy++, verifyDummy(pw, kind, cost)),
   });
   return { dir, calls, auth, advance: (ms: number) => (clock += ms) };
 }
@@ -45,19 +45,19 @@ describe('Authenticator login cache', () => {
   it('R-S9 a repeated password login with the same password is let in from the cache, without the scheme or the dummy', async () => {
     const { auth, calls } = setup({ ttlMs: HOUR, maxEntries: 100 });
     assert.equal((await auth.login('alice', 'bench-password'))?.name, 'alice');
-    assert.deepEqual(calls, { verify: 1, dummy: 1 });
+    assert.deepEqual(calls, { verify: 1, dummy: 0 }, 'a success pays for its own scheme only');
     assert.equal((await auth.login('alice', 'bench-password'))?.name, 'alice');
     assert.equal((await auth.login('alice', 'bench-password'))?.name, 'alice');
-    assert.deepEqual(calls, { verify: 1, dummy: 1 });
+    assert.deepEqual(calls, { verify: 1, dummy: 0 });
   });
 
   it('R-S13 a wrong password after a cached success still fails, through the full path, as an unknown user does', async () => {
     const { auth, calls } = setup({ ttlMs: HOUR, maxEntries: 100 });
     assert.ok(await auth.login('alice', 'bench-password'));
     assert.equal(await auth.login('alice', 'bench-passwore'), undefined);
-    assert.deepEqual(calls, { verify: 2, dummy: 2 }, 'the wrong password ran the scheme and the dummy');
+    assert.deepEqual(calls, { verify: 2, dummy: 1 }, 'the wrong password ran the scheme and the scrypt dummy');
     assert.equal(await auth.login('nobody', 'bench-passwore'), undefined);
-    assert.deepEqual(calls, { verify: 2, dummy: 3 }, 'the unknown user ran the dummy');
+    assert.deepEqual(calls, { verify: 2, dummy: 3 }, 'the unknown user ran both dummies');
     // A failure is never cached, and does not spoil the remembered success.
     assert.equal(await auth.login('alice', 'bench-passwore'), undefined);
     assert.deepEqual(calls, { verify: 3, dummy: 4 });
@@ -71,12 +71,12 @@ describe('Authenticator login cache', () => {
     // The same password, re-hashed with another salt: verified again, not taken from the cache.
     dir.set('alice', BENCH_RESALTED);
     assert.ok(await auth.login('alice', 'bench-password'));
-    assert.deepEqual(calls, { verify: 2, dummy: 2 });
-    // A new password: the old one, cached a moment ago, fails.
+    assert.deepEqual(calls, { verify: 2, dummy: 0 });
+    // A new password: the old one, cached a moment ago, fails (and a {PLAIN} failure pays both dummies).
     dir.set('alice', '{PLAIN}new secret');
     assert.equal(await auth.login('alice', 'bench-password'), undefined);
     assert.ok(await auth.login('alice', 'new secret'));
-    assert.deepEqual(calls, { verify: 4, dummy: 4 });
+    assert.deepEqual(calls, { verify: 4, dummy: 2 });
   });
 
   it('R-S9 an entry expires cache_ttl after the login that verified it; hits do not extend it', async () => {
@@ -111,7 +111,7 @@ describe('Authenticator login cache', () => {
     for (const cache of [{ ttlMs: 0, maxEntries: 100 }, { ttlMs: HOUR, maxEntries: 0 }, undefined]) {
       const { auth, calls } = setup(cache);
       for (let i = 0; i < 3; i++) assert.ok(await auth.login('alice', 'bench-password'));
-      assert.deepEqual(calls, { verify: 3, dummy: 3 }, JSON.stringify(cache));
+      assert.deepEqual(calls, { verify: 3, dummy: 0 }, JSON.stringify(cache));
     }
   });
 
@@ -132,5 +132,40 @@ describe('Authenticator login cache', () => {
     assert.ok(!cache.matches('u', 'abc', ''));
     assert.ok(!cache.matches('v', 'ab', 'c'));
     assert.equal(cache.size, 1);
+  });
+});
+
+describe('Authenticator failure work (R-S13)', () => {
+  it('R-S13 every failed password login does one scrypt and one SHA512-CRYPT worth of work, whoever failed', async () => {
+    const scrypt10 = await hashPassword('right', { cost: 10 });
+    const scrypt11 = await hashPassword('right', { cost: 11 });
+    const users = { sha: BENCH, scrypt: scrypt10, otherCost: scrypt11, plain: '{PLAIN}right', locked: '!', sha50k: '{SHA512-CRYPT}$6$rounds=50000$s$x' };
+    const dir = new MemoryDirectory();
+    for (const [n, p] of Object.entries(users)) dir.set(n, p);
+    let work: string[] = [];
+    const auth = new Authenticator(dir, {
+      scryptCost: 10,
+      verify: (stored, pw) => (work.push(costClassOf(stored, 10) ?? 'own'), verifyPassword(stored, pw)),
+      dummy: (pw, kind, cost) => (work.push(kind), verifyDummy(pw, kind, cost)),
+    });
+    const expected: Record<string, string[]> = {
+      nobody: ['scrypt', 'sha512-crypt'],
+      sha: ['sha512-crypt', 'scrypt'],
+      scrypt: ['scrypt', 'sha512-crypt'],
+      otherCost: ['own', 'scrypt', 'sha512-crypt'],
+      plain: ['own', 'scrypt', 'sha512-crypt'],
+      locked: ['own', 'scrypt', 'sha512-crypt'],
+      sha50k: ['own', 'scrypt', 'sha512-crypt'],
+    };
+    for (const [name, want] of Object.entries(expected)) {
+      work = [];
+      assert.equal(await auth.login(name, 'wrong'), undefined, name);
+      assert.deepEqual(work, want, name);
+      const classes = work.filter((w) => w !== 'own').sort();
+      assert.deepEqual(classes, ['scrypt', 'sha512-crypt'], `${name} paid for both classes`);
+    }
+    work = [];
+    assert.ok(await auth.login('scrypt', 'right'));
+    assert.deepEqual(work, ['scrypt'], 'a success pays for its own check only');
   });
 });

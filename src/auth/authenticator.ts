@@ -1,14 +1,16 @@
 /**
  * Verifies a login against the user directory. R-S13: an unknown user and a wrong password fail
- * alike and take the same time, because an unknown user is checked against a dummy hash of the
- * configured cost, and so is a user whose stored scheme is not scrypt (it would answer sooner).
+ * alike and take the same time, because every failure does the same work: one scrypt of the
+ * configured cost and one default SHA512-CRYPT (password.ts DUMMY_KINDS) — the user's own check
+ * counts as one of them when its scheme and cost match, dummies make up the rest. A success only
+ * pays for its own scheme: answering it sooner tells nothing to someone who knows the password.
  * A login that repeats one verified within `auth.cache_ttl` is let in from the verified-login
  * cache (login-cache.ts) without either; anything else takes the full path. Returns the user's
  * record, or undefined on any failure.
  */
 import type { UserDirectory, UserRecord } from './directory.js';
 import { LoginCache, type LoginCacheSettings } from './login-cache.js';
-import { schemeOf, verifyDummy, verifyPassword } from './password.js';
+import { costClassOf, DUMMY_KINDS, type DummyKind, verifyDummy, verifyPassword } from './password.js';
 
 export interface AuthenticatorOptions {
   /** log2 of scrypt's N for the dummy check, the cost new hashes are made with. */
@@ -50,21 +52,21 @@ export class Authenticator {
   async login(name: string, password: string): Promise<UserRecord | undefined> {
     const record = await this.directory.lookup(name);
     if (record === undefined) {
-      await this.dummy(password, this.opts.scryptCost);
+      await this.failure(password, undefined);
       return undefined;
     }
     // Only ever a shortcut to success: a miss goes on exactly as without the cache (R-S13).
     if (this.cache.matches(record.name, record.password, password)) return record;
-    let ok: boolean;
-    if (schemeOf(record.password) === 'SCRYPT') {
-      ok = await this.verify(record.password, password);
-    } else {
-      // A fast scheme (a Dovecot {SSHA512}), a locked or malformed password field would answer
-      // sooner than an unknown user does: add the dummy's cost so no user stands out (R-S13).
-      [ok] = await Promise.all([this.verify(record.password, password), this.dummy(password, this.opts.scryptCost)]);
+    if (!(await this.verify(record.password, password))) {
+      await this.failure(password, costClassOf(record.password, this.opts.scryptCost));
+      return undefined;
     }
-    if (!ok) return undefined;
     this.cache.remember(record.name, record.password, password);
     return record;
+  }
+
+  /** The dummies a failure pays for beyond its own check, one after another as that check ran. */
+  private async failure(password: string, done: DummyKind | undefined): Promise<void> {
+    for (const kind of DUMMY_KINDS) if (kind !== done) await this.dummy(password, kind, this.opts.scryptCost);
   }
 }

@@ -6,6 +6,7 @@
  */
 import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import { DOVECOT_SCHEMES, type Scheme } from './schemes.js';
+import { parseShaCrypt, shaCrypt } from './sha-crypt.js';
 
 const SCRYPT_R = 8;
 const SCRYPT_P = 1;
@@ -96,12 +97,48 @@ export async function verifyPassword(stored: string, pw: string): Promise<boolea
 }
 
 /**
- * Always false, after the same work as verifying a `{SCRYPT}` hash made at `cost`: used for
- * unknown users so that a failed login takes as long as a wrong password (R-S13).
+ * The two costs a failed password login always pays, whatever failed (R-S13): one scrypt at the
+ * configured cost (the scheme poplar hashes with) and one 5,000-round SHA512-CRYPT (Dovecot's
+ * default scheme, the one directories migrated from Dovecot hold). A wrong password pays for its
+ * own scheme's check and a dummy of the other class; an unknown user pays for two dummies.
  */
-export async function verifyDummy(pw: string, cost: number): Promise<boolean> {
+export type DummyKind = 'scrypt' | 'sha512-crypt';
+export const DUMMY_KINDS: readonly DummyKind[] = ['scrypt', 'sha512-crypt'];
+
+/** Dovecot's and glibc's default SHA-crypt rounds. */
+const SHA_CRYPT_DEFAULT_ROUNDS = 5000;
+
+/** Which dummy class verifying `stored` already costs as much as, if any. */
+export function costClassOf(stored: string, scryptCost: number): DummyKind | undefined {
+  const scheme = schemeOf(stored);
+  const encoded = scheme === undefined ? '' : stored.slice(scheme.length + 2);
+  if (scheme === 'SCRYPT') {
+    const params = parseScrypt(encoded);
+    return params !== undefined && params.ln === scryptCost && params.r === SCRYPT_R && params.p === SCRYPT_P ? 'scrypt' : undefined;
+  }
+  if (scheme === 'SHA512-CRYPT') {
+    const params = parseShaCrypt(encoded);
+    return params?.alg === 'sha512' && (params.rounds ?? SHA_CRYPT_DEFAULT_ROUNDS) === SHA_CRYPT_DEFAULT_ROUNDS ? 'sha512-crypt' : undefined;
+  }
+  return undefined;
+}
+
+/** A salt nobody's hash uses, made once per process; the dummy compares against no real hash. */
+const DUMMY_SHA_SALT = randomBytes(12).toString('base64').replace(/[^./0-9A-Za-z]/g, '.');
+
+/**
+ * Always false, after the same work as verifying a hash of `kind` (scrypt made at `cost`, or a
+ * default SHA512-CRYPT): what a failed login pays for the class its own check did not (R-S13).
+ */
+export async function verifyDummy(pw: string, kind: DummyKind, cost: number): Promise<boolean> {
+  const bytes = Buffer.from(pw, 'utf8');
+  if (kind === 'sha512-crypt') {
+    const out = await shaCrypt('sha512', bytes, DUMMY_SHA_SALT);
+    timingSafeEqual(Buffer.from(out), Buffer.from(out));
+    return false;
+  }
   const ln = Math.min(Math.max(Math.trunc(cost), 1), MAX_COST);
-  const key = await scryptAsync(Buffer.from(pw, 'utf8'), randomBytes(SALT_BYTES), KEY_BYTES, scryptOptions(ln, SCRYPT_R, SCRYPT_P));
+  const key = await scryptAsync(bytes, randomBytes(SALT_BYTES), KEY_BYTES, scryptOptions(ln, SCRYPT_R, SCRYPT_P));
   timingSafeEqual(key, Buffer.alloc(KEY_BYTES));
   return false;
 }

@@ -51,6 +51,7 @@ describe('password hashing', () => {
   });
 
   it('R-S13 verifyDummy always answers false', async () => {
-    assert.equal(await verifyDummy('anything', cost), false);
+    assert.equal(await verifyDummy('anything', 'scrypt', cost), false);
+    assert.equal(await verifyDummy('anything', 'sha512-crypt', cost), false);
   });
 });
