@@ -21,6 +21,8 @@ const work = resolve(a.str('work', '/tmp/poplar-bench'));
 const out = resolve(root, a.str('out', 'bench/results'));
 const scheme = a.str('scheme', 'SHA512-CRYPT');
 const password = 'bench-password';
+/** Both servers' login caches on (default) or off: `--auth-cache off`. */
+const authCache = a.str('auth-cache', 'on') !== 'off';
 const duration = a.str('duration', '10');
 const base = a.num('port-base', 31000);
 const WORK_MARKER = 'poplar-bench-work';
@@ -104,8 +106,8 @@ async function main(): Promise<void> {
   const nodeArgs = a.str('poplar-node-args', '').split(' ').filter((s) => s !== '');
   const servers: Server[] = [];
   try {
-    servers.push(await startPoplar({ root, work, usersFile, cert, nodeArgs, ports: { pop3: base + 110, pop3s: base + 995, lmtp: base + 24 } }));
-    servers.push(await startDovecot({ work, usersFile, cert, ports: { pop3: base + 1110, pop3s: base + 1995, lmtp: base + 1024 } }));
+    servers.push(await startPoplar({ root, work, usersFile, cert, nodeArgs, authCache, ports: { pop3: base + 110, pop3s: base + 995, lmtp: base + 24 } }));
+    servers.push(await startDovecot({ work, usersFile, cert, authCache, ports: { pop3: base + 1110, pop3s: base + 1995, lmtp: base + 1024 } }));
     const runs: { server: string; scenario: string; outcome: Outcome }[] = [];
     for (const sc of SCENARIOS.filter((s) => only.includes(s.key))) {
       for (const s of servers) {
@@ -132,7 +134,7 @@ async function main(): Promise<void> {
       `# ${title}`,
       '',
       `Machine: ${machine()}.`,
-      `Both servers: loopback, the same passwd-file (\`{${scheme}}\`), the same RSA-2048 self-signed certificate, Maildirs seeded with the same bytes. Duration ${duration} s per load run; \`npm run bench:compare\`.`,
+      `Both servers: loopback, the same passwd-file (\`{${scheme}}\`), the same RSA-2048 self-signed certificate, Maildirs seeded with the same bytes, login caches ${authCache ? 'on in both (poplar auth.cache_ttl = 3600; Dovecot auth_cache_size = 10M, auth_cache_ttl = 1 hour)' : 'off in both'}. Duration ${duration} s per load run; \`npm run bench:compare\`.`,
       '',
       markdownTable(table),
       '',
@@ -145,7 +147,7 @@ async function main(): Promise<void> {
     ].join('\n');
     writeFileSync(join(out, 'compare.md'), md);
     writeFileSync(join(out, 'compare.svg'), svgChart(table, title));
-    writeFileSync(join(out, 'compare.json'), JSON.stringify({ when, machine: machine(), scheme, runs }, null, 1) + '\n');
+    writeFileSync(join(out, 'compare.json'), JSON.stringify({ when, machine: machine(), scheme, authCache, runs }, null, 1) + '\n');
     process.stdout.write(`\n${markdownTable(table)}\n\nwritten: ${join(out, 'compare.md')}, compare.svg, compare.json\n`);
   } finally {
     for (const s of servers) await s.stop();

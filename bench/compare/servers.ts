@@ -78,6 +78,11 @@ export interface PoplarOptions {
   readonly ports: Ports;
   readonly usersFile: string;
   readonly cert: { cert: string; key: string };
+  /**
+   * Both servers' verified-login caches on (poplar's default auth.cache_ttl = 3600; Dovecot
+   * auth_cache_size = 10M, auth_cache_ttl = 1 hour) or both off (poplar 0; Dovecot's default).
+   */
+  readonly authCache: boolean;
   /** Extra node flags, e.g. --cpu-prof. */
   readonly nodeArgs: readonly string[];
 }
@@ -97,6 +102,7 @@ export async function startPoplar(o: PoplarOptions): Promise<Server> {
     ...set('tls.key', o.cert.key),
     ...set('auth.users_file', o.usersFile),
     ...set('server.first_run_user', ''),
+    ...set('auth.cache_ttl', o.authCache ? '3600' : '0'),
     // Connection caps raised as Dovecot's are (mail_max_userip_connections, process limits).
     ...set('pop3.max_connections', '20000'),
     ...set('pop3.max_connections_per_ip', '20000'),
@@ -107,7 +113,7 @@ export async function startPoplar(o: PoplarOptions): Promise<Server> {
 }
 
 /** Dovecot's config: POP3, POP3S and LMTP on loopback, sized for 10,000 idle POP3 sessions. */
-function dovecotConf(dir: string, ports: Ports, usersFile: string, cert: { cert: string; key: string }): string {
+function dovecotConf(dir: string, ports: Ports, usersFile: string, cert: { cert: string; key: string }, authCache: boolean): string {
   return `# written by bench/compare (poplar); loopback only
 protocols = pop3 lmtp
 listen = 127.0.0.1
@@ -122,7 +128,7 @@ ssl_min_protocol = TLSv1.2
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 auth_username_format = %Ln
-mail_location = maildir:${dir}/mail/%u
+${authCache ? 'auth_cache_size = 10M\nauth_cache_ttl = 1 hour\n' : ''}mail_location = maildir:${dir}/mail/%u
 mail_max_userip_connections = 20000
 pop3_uidl_format = %08Xu%08Xv
 default_login_user = dovenull
@@ -174,7 +180,7 @@ export async function startDovecot(o: Omit<PoplarOptions, 'root' | 'nodeArgs'>):
   for (const d of ['run', 'state', 'mail', 'home']) mkdirSync(join(dir, d), { recursive: true });
   for (const d of ['mail', 'home']) chownSync(join(dir, d), 65534, 65534); // the userdb's uid=nobody
   const conf = join(dir, 'dovecot.conf');
-  writeFileSync(conf, dovecotConf(dir, o.ports, o.usersFile, o.cert));
+  writeFileSync(conf, dovecotConf(dir, o.ports, o.usersFile, o.cert, o.authCache));
   const log = openSync(join(dir, 'stdout.log'), 'a');
   const child = spawn('dovecot', ['-F', '-c', conf], { stdio: ['ignore', log, log] });
   if (!(await waitForPort(o.ports.pop3))) throw new Error(`dovecot did not start: see ${dir}/dovecot.log`);
