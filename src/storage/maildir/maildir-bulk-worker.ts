@@ -5,7 +5,9 @@
  * for every file, and the file's size from fstat to stop reading without a final empty read.
  *
  * Jobs (one message each; the reply carries the same id):
- *   { id, op: 'rename', root, names }  new/<name> -> cur/<curName(name)>, ENOENT skipped
+ *   { id, op: 'move', root, names }    sizes new/<name> unless its name has `,W=`, then renames
+ *                                      it to cur/<curName(name)>: the size (NaN if not measured,
+ *                                      -1 if the file was gone)
  *   { id, op: 'size', root, rels }     R-S4 CRLF size of each root/<rel>, -1 if it is gone
  * A reply is { id, result } or { id, error: { message, code } }.
  */
@@ -13,10 +15,10 @@ import { closeSync, fstatSync, openSync, readSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import { CrlfSizer } from '../../protocol/crlf.js';
-import { curName } from './maildir-filename.js';
+import { curName, sizeFromName } from './maildir-filename.js';
 
 export type BulkJob =
-  | { id: number; op: 'rename'; root: string; names: string[] }
+  | { id: number; op: 'move'; root: string; names: string[] }
   | { id: number; op: 'size'; root: string; rels: string[] };
 
 const buffer = Buffer.allocUnsafe(64 * 1024);
@@ -47,16 +49,28 @@ export function crlfSizeSync(path: string, buf: Buffer = buffer): number {
   }
 }
 
+/**
+ * Sizes new/<name> if its name carries no `,W=` (the file is read now, while it is in the page
+ * cache, saving a second pass), then moves it to cur/. -1 if it was gone (moved by another reader).
+ */
+function moveSync(root: string, name: string): number {
+  const from = join(root, 'new', name);
+  const size = sizeFromName(name.split(':')[0]!) === undefined ? crlfSizeSync(from) : Number.NaN;
+  if (size === -1) return -1;
+  try {
+    renameSync(from, join(root, 'cur', curName(name)));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+    return -1;
+  }
+  return size;
+}
+
 function run(job: BulkJob): unknown {
-  if (job.op === 'rename') {
-    for (const name of job.names) {
-      try {
-        renameSync(join(job.root, 'new', name), join(job.root, 'cur', curName(name)));
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-      }
-    }
-    return null;
+  if (job.op === 'move') {
+    const sizes = new Float64Array(job.names.length);
+    job.names.forEach((name, i) => (sizes[i] = moveSync(job.root, name)));
+    return sizes;
   }
   const sizes = new Float64Array(job.rels.length);
   job.rels.forEach((rel, i) => (sizes[i] = crlfSizeSync(join(job.root, rel))));

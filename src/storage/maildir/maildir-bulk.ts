@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { CrlfSizer } from '../../protocol/crlf.js';
 import { errCode } from './maildir-errors.js';
-import { curName } from './maildir-filename.js';
+import { curName, parseName, sizeFromName } from './maildir-filename.js';
 import type { BulkJob } from './maildir-bulk-worker.js';
 
 /** At or above this many files a batch goes to the worker pool. */
@@ -22,19 +22,37 @@ export const BULK_MIN = 64;
 const LANES = 8;
 const POOL_SIZE = Math.max(1, Math.min(2, availableParallelism()));
 
-/** Moves new/<name> to cur/ for each name (appending `:2,`); a file moved by another program is skipped. */
-export async function renameNewToCur(root: string, names: readonly string[]): Promise<void> {
+/**
+ * Moves new/<name> to cur/ for each name (appending `:2,`); a file moved by another program is
+ * skipped. A file whose name has no `,W=` size is sized (R-S4) on the way, before the move, as
+ * it is read anyway at first sight: returns base name -> CRLF size of those moved and measured.
+ */
+export async function moveNewToCur(root: string, names: readonly string[]): Promise<Map<string, number>> {
+  const sizes = new Map<string, number>();
+  const record = (name: string, size: number): void => {
+    if (size >= 0) sizes.set(parseName(name).base, size); // NaN (not measured) fails the test too
+  };
   if (names.length >= BULK_MIN) {
-    await Promise.all(split(names).map((part) => pool.run({ op: 'rename', root, names: part })));
-    return;
+    const parts = split(names);
+    const results = await Promise.all(parts.map((part) => pool.run({ op: 'move', root, names: part }) as Promise<Float64Array>));
+    parts.forEach((part, p) => part.forEach((name, i) => record(name, results[p]![i]!)));
+    return sizes;
   }
-  await lanes(names, async (name) => {
+  const buffers: Buffer[] = [];
+  await lanes(names, async (name, _i, lane) => {
+    const from = join(root, 'new', name);
+    const buf = (buffers[lane] ??= Buffer.allocUnsafe(64 * 1024));
+    const size = sizeFromName(parseName(name).base) === undefined ? await crlfSizeOf(from, buf) : Number.NaN;
+    if (size === undefined) return;
     try {
-      await rename(join(root, 'new', name), join(root, 'cur', curName(name)));
+      await rename(from, join(root, 'cur', curName(name)));
     } catch (err) {
       if (errCode(err) !== 'ENOENT') throw err;
+      return;
     }
+    record(name, size);
   });
+  return sizes;
 }
 
 /** R-S4: the CRLF size of each root/<rel>, undefined for a file that is gone. */

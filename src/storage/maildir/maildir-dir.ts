@@ -7,7 +7,7 @@
 import { mkdir, open, readdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errCode } from './maildir-errors.js';
-import { renameNewToCur } from './maildir-bulk.js';
+import { moveNewToCur } from './maildir-bulk.js';
 import { isMessageName, parseName } from './maildir-filename.js';
 
 /** Maildir directories are private to the mailbox owner. */
@@ -57,6 +57,8 @@ export async function stampOf(path: string): Promise<DirStamp | undefined> {
 export interface MaildirScan {
   /** Base name -> path relative to root of every message in cur/. */
   readonly found: Map<string, string>;
+  /** R-S4 CRLF sizes of files measured as they were moved from new/, by base name. */
+  readonly sized: ReadonlyMap<string, number>;
   /** new/ as it was when it was last listed empty (undefined: never, or it does not exist). */
   readonly newStamp: DirStamp | undefined;
   /** cur/ as it was before it was listed. */
@@ -73,11 +75,12 @@ const NEW_ROUNDS = 3;
  * see it), then lists cur/. A file another program moved first (ENOENT) is found by the cur/
  * listing, which is read after the moves. Each directory is stamped before it is listed, so a
  * change made after the listing changes the stamp (maildir-listing.ts relies on it): new/ is
- * listed again after moves until it is seen empty.
+ * listed again after moves until it is seen empty. Files are sized as they are moved (maildir-bulk.ts).
  */
 export async function scanMaildir(root: string): Promise<MaildirScan> {
   const at = Date.now();
   let newStamp: DirStamp | undefined;
+  const sized = new Map<string, number>();
   for (let round = 0; ; round++) {
     const stamp = await stampOf(join(root, 'new'));
     const names = await listDir(join(root, 'new'));
@@ -85,7 +88,7 @@ export async function scanMaildir(root: string): Promise<MaildirScan> {
       newStamp = stamp;
       break;
     }
-    await renameNewToCur(root, names);
+    for (const [base, size] of await moveNewToCur(root, names)) sized.set(base, size);
     if (round + 1 >= NEW_ROUNDS) break; // delivered to all the time: stamp left undefined
   }
   const curStamp = await stampOf(join(root, 'cur'));
@@ -94,7 +97,7 @@ export async function scanMaildir(root: string): Promise<MaildirScan> {
     const colon = name.indexOf(':');
     found.set(colon < 0 ? name : name.slice(0, colon), `cur/${name}`);
   }
-  return { found, newStamp, curStamp, at };
+  return { found, sized, newStamp, curStamp, at };
 }
 
 /**

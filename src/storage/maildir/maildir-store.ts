@@ -67,7 +67,7 @@ export interface MaildirStoreOptions {
   readonly now?: () => number;
   /** How long a writer waits for the uidlist lock before failing with 'IO' (default 10 s). */
   readonly lockWaitMs?: number;
-  /** maildir-listing.ts: a directory changed this recently is listed again next time (default 1 s). */
+  /** maildir-listing.ts: a directory changed this recently is listed again next time (default 100 ms). */
   readonly dirtyWindowMs?: number;
 }
 
@@ -272,9 +272,13 @@ export class MaildirStore implements MailStore {
     await state.uidlist.refresh();
     const unknown: { key: string; size: number }[] = [];
     const toSize: string[] = [];
+    let live = 0;
     for (const key of found.keys()) {
-      if (state.uidlist.entries.has(key)) continue;
-      const size = sizeFromName(key);
+      if (state.uidlist.entries.has(key)) {
+        live++;
+        continue;
+      }
+      const size = sizeFromName(key) ?? scan.sized.get(key);
       if (size === undefined) toSize.push(key);
       else unknown.push({ key, size });
     }
@@ -297,12 +301,12 @@ export class MaildirStore implements MailStore {
         if (size !== undefined) unknown.push({ key, size });
       }
     }
-    if (unknown.length === 0 && !compactionPays(state, found)) return { scan, clean };
+    if (unknown.length === 0 && !compactionPays(state, live)) return { scan, clean };
     await this.locked(state, async () => {
       await state.uidlist.refresh();
       unknown.sort((a, b) => compareDeliveryOrder(a.key, b.key));
       await state.uidlist.append(unknown.filter((u) => !state.uidlist.entries.has(u.key)));
-      if (compactionPays(state, found)) {
+      if (compactionPays(state, liveIn(state, found))) {
         // A file renamed during the first listing may have been missed: list again before dropping.
         const present = await listBases(state.root);
         await state.uidlist.compact((key) => found.has(key) || present.has(key));
@@ -379,10 +383,15 @@ export class MaildirStore implements MailStore {
   }
 }
 
-/** The uidlist's lines for gone messages are many and outnumber the live ones. */
-function compactionPays(state: MaildropState, found: ReadonlyMap<string, string>): boolean {
+/** How many of `found` have a uidlist record. */
+function liveIn(state: MaildropState, found: ReadonlyMap<string, string>): number {
   let live = 0;
   for (const key of found.keys()) if (state.uidlist.entries.has(key)) live++;
+  return live;
+}
+
+/** The uidlist's lines for gone messages are many and outnumber the live ones. */
+function compactionPays(state: MaildropState, live: number): boolean {
   const dead = state.uidlist.garbage + state.uidlist.entries.size - live;
   return dead >= COMPACT_MIN_DEAD && dead > live;
 }
