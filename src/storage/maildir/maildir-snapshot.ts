@@ -70,7 +70,8 @@ export class MaildirSnapshot implements MaildropSnapshot {
     for (const id of changes.seen) flags.set(id, 'S');
     for (const id of changes.hide ?? []) flags.set(id, `${flags.get(id) ?? ''}${HIDDEN_FLAG}`);
     // The files change: the next open lists them again (their ctime would tell it too).
-    if (expunge.size > 0 || flags.size > 0) this.state.listing = undefined;
+    if (expunge.size === 0 && flags.size === 0) return; // a QUIT with nothing to change: no fsync
+    this.state.listing = undefined;
     for (const [id, add] of flags) {
       if (expunge.has(id) || !this.paths.has(id)) continue;
       await this.onFile(id, async (path) => {
