@@ -63,8 +63,9 @@ export interface MaildirScan {
   readonly newStamp: DirStamp | undefined;
   /** cur/ as it was before it was listed. */
   readonly curStamp: DirStamp | undefined;
-  /** Date.now() before either stamp was taken. */
-  readonly at: number;
+  /** Date.now() just before newStamp, and before curStamp, were taken. */
+  readonly newAt: number;
+  readonly curAt: number;
 }
 
 /** Rounds of "list new/, move what it holds" before giving up on seeing new/ empty. */
@@ -78,10 +79,11 @@ const NEW_ROUNDS = 3;
  * listed again after moves until it is seen empty. Files are sized as they are moved (maildir-bulk.ts).
  */
 export async function scanMaildir(root: string): Promise<MaildirScan> {
-  const at = Date.now();
+  let newAt = Date.now();
   let newStamp: DirStamp | undefined;
   const sized = new Map<string, number>();
   for (let round = 0; ; round++) {
+    newAt = Date.now();
     const stamp = await stampOf(join(root, 'new'));
     const names = await listDir(join(root, 'new'));
     if (names.length === 0) {
@@ -91,13 +93,14 @@ export async function scanMaildir(root: string): Promise<MaildirScan> {
     for (const [base, size] of await moveNewToCur(root, names)) sized.set(base, size);
     if (round + 1 >= NEW_ROUNDS) break; // delivered to all the time: stamp left undefined
   }
+  const curAt = Date.now();
   const curStamp = await stampOf(join(root, 'cur'));
   const found = new Map<string, string>();
   for (const name of await listDir(join(root, 'cur'))) {
     const colon = name.indexOf(':');
     found.set(colon < 0 ? name : name.slice(0, colon), `cur/${name}`);
   }
-  return { found, sized, newStamp, curStamp, at };
+  return { found, sized, newStamp, curStamp, newAt, curAt };
 }
 
 /**

@@ -10,7 +10,7 @@
  *
  * The "dirty" rule (as Dovecot's maildir code has it): a change made after our listing gets a
  * ctime equal to the stamped one if both fall within one timestamp tick, and would go unseen.
- * So a directory whose ctime is within the window of the time of the scan is not trusted: the
+ * So a directory whose ctime is within the window of the time it was stamped is not trusted: the
  * listing is used by that login only and the next one lists again; once a scan happens a window
  * after the last change, the listing is kept. The window must exceed the file system's tick:
  * - Linux stamps inodes from the coarse clock, which lags the real one by at most one jiffy
@@ -76,10 +76,10 @@ export function buildListing(scan: MaildirScan, uidlist: UidList, dirtyWindowMs:
     );
   }
   messages = byUid(messages);
-  const settled = (s: DirStamp | undefined): boolean => {
+  const settled = (s: DirStamp | undefined, at: number): boolean => {
     if (s === undefined) return false;
     const window = s.ctimeNs % 1_000_000_000n === 0n ? Math.max(dirtyWindowMs, COARSE_WINDOW_MS) : dirtyWindowMs;
-    return Number(s.ctimeNs / 1_000_000n) < scan.at - window;
+    return Number(s.ctimeNs / 1_000_000n) < at - window;
   };
   return {
     messages: Object.freeze(messages),
@@ -87,7 +87,7 @@ export function buildListing(scan: MaildirScan, uidlist: UidList, dirtyWindowMs:
     newStamp: scan.newStamp,
     curStamp: scan.curStamp,
     uidlistStamp: uidlist.stamp,
-    trusted: clean && settled(scan.newStamp) && settled(scan.curStamp),
+    trusted: clean && settled(scan.newStamp, scan.newAt) && settled(scan.curStamp, scan.curAt),
   };
 }
 
