@@ -4,13 +4,11 @@
  * cr.yp.to/proto/maildir.html): `tmp/` being written, `new/` delivered and not yet seen by a
  * reader, `cur/` seen by a reader, with `:2,<flags>` info in the name.
  */
-import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, open, readdir, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { CrlfSizer } from '../../protocol/crlf.js';
-import { BODY_READ_CHUNK } from '../../protocol/limits.js';
 import { errCode } from './maildir-errors.js';
-import { curName, isMessageName, parseName } from './maildir-filename.js';
+import { moveNewToCur } from './maildir-bulk.js';
+import { isMessageName, parseName } from './maildir-filename.js';
 
 /** Maildir directories are private to the mailbox owner. */
 const DIR_MODE = 0o700;
@@ -35,24 +33,74 @@ export async function fsyncDir(path: string): Promise<void> {
   }
 }
 
+/** A directory's identity and last change (ctime cannot be set back by utimes, unlike mtime). */
+export interface DirStamp {
+  readonly ino: bigint;
+  readonly ctimeNs: bigint;
+}
+
+export function sameStamp(a: DirStamp | undefined, b: DirStamp | undefined): boolean {
+  return a !== undefined && b !== undefined && a.ino === b.ino && a.ctimeNs === b.ctimeNs;
+}
+
+/** The stamp of a directory, undefined if it does not exist. */
+export async function stampOf(path: string): Promise<DirStamp | undefined> {
+  try {
+    const st = await stat(path, { bigint: true });
+    return { ino: st.ino, ctimeNs: st.ctimeNs };
+  } catch (err) {
+    if (errCode(err) === 'ENOENT') return undefined;
+    throw err;
+  }
+}
+
+export interface MaildirScan {
+  /** Base name -> path relative to root of every message in cur/. */
+  readonly found: Map<string, string>;
+  /** R-S4 CRLF sizes of files measured as they were moved from new/, by base name. */
+  readonly sized: ReadonlyMap<string, number>;
+  /** new/ as it was when it was last listed empty (undefined: never, or it does not exist). */
+  readonly newStamp: DirStamp | undefined;
+  /** cur/ as it was before it was listed. */
+  readonly curStamp: DirStamp | undefined;
+  /** Date.now() just before newStamp, and before curStamp, were taken. */
+  readonly newAt: number;
+  readonly curAt: number;
+}
+
+/** Rounds of "list new/, move what it holds" before giving up on seeing new/ empty. */
+const NEW_ROUNDS = 3;
+
 /**
  * Moves every message in new/ to cur/ (appending `:2,`, as Dovecot and mutt do when they first
- * see it), then lists cur/. Returns base name -> path relative to root. A file another program
- * moved first (ENOENT) is found by the cur/ listing, which is read after the moves.
+ * see it), then lists cur/. A file another program moved first (ENOENT) is found by the cur/
+ * listing, which is read after the moves. Each directory is stamped before it is listed, so a
+ * change made after the listing changes the stamp (maildir-listing.ts relies on it): new/ is
+ * listed again after moves until it is seen empty. Files are sized as they are moved (maildir-bulk.ts).
  */
-export async function scanMaildir(root: string): Promise<Map<string, string>> {
-  for (const name of await listDir(join(root, 'new'))) {
-    try {
-      await rename(join(root, 'new', name), join(root, 'cur', curName(name)));
-    } catch (err) {
-      if (errCode(err) !== 'ENOENT') throw err;
+export async function scanMaildir(root: string): Promise<MaildirScan> {
+  let newAt = Date.now();
+  let newStamp: DirStamp | undefined;
+  const sized = new Map<string, number>();
+  for (let round = 0; ; round++) {
+    newAt = Date.now();
+    const stamp = await stampOf(join(root, 'new'));
+    const names = await listDir(join(root, 'new'));
+    if (names.length === 0) {
+      newStamp = stamp;
+      break;
     }
+    for (const [base, size] of await moveNewToCur(root, names)) sized.set(base, size);
+    if (round + 1 >= NEW_ROUNDS) break; // delivered to all the time: stamp left undefined
   }
+  const curAt = Date.now();
+  const curStamp = await stampOf(join(root, 'cur'));
   const found = new Map<string, string>();
   for (const name of await listDir(join(root, 'cur'))) {
-    found.set(parseName(name).base, `cur/${name}`);
+    const colon = name.indexOf(':');
+    found.set(colon < 0 ? name : name.slice(0, colon), `cur/${name}`);
   }
-  return found;
+  return { found, sized, newStamp, curStamp, newAt, curAt };
 }
 
 /**
@@ -98,20 +146,6 @@ export async function locate(root: string, base: string): Promise<string | undef
     }
   }
   return undefined;
-}
-
-/** R-S4: the CRLF size of a file, by streaming it through the one CrlfSizer; undefined if gone. */
-export async function crlfSizeOfFile(path: string): Promise<number | undefined> {
-  const sizer = new CrlfSizer();
-  try {
-    for await (const chunk of createReadStream(path, { highWaterMark: BODY_READ_CHUNK })) {
-      sizer.push(chunk as Buffer);
-    }
-  } catch (err) {
-    if (errCode(err) === 'ENOENT') return undefined;
-    throw err;
-  }
-  return sizer.total();
 }
 
 async function listDir(path: string): Promise<string[]> {

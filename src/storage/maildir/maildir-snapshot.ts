@@ -2,7 +2,9 @@
  * One session's view of a Maildir maildrop (R-S3): the messages seen at open, by base name.
  * Other programs may rename a file meanwhile (mutt or Dovecot changing flags, moving new/ to
  * cur/), so every file operation that meets ENOENT looks the base name up again in cur/ and new/
- * before deciding the message is gone.
+ * before deciding the message is gone. The messages and paths seen at open may be shared with
+ * other sessions (maildir-listing.ts) and are never changed: a path this session learns (a file
+ * found renamed, its own flag renames) goes into its own `moved` map, looked at first.
  */
 import { open, rename, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
@@ -14,6 +16,7 @@ import { fsyncDir, locate } from './maildir-dir.js';
 import { HIDDEN_FLAG, parseName, withFlag } from './maildir-filename.js';
 import { errCode, toStorageError } from './maildir-errors.js';
 import type { FileLock } from './maildir-lock.js';
+import { leaveSession } from './maildir-sessions.js';
 import type { MaildropState } from './maildir-state.js';
 
 /** Look-ups after ENOENT before a message counts as gone (each one follows a rename). */
@@ -21,16 +24,16 @@ const MAX_RELOCATE = 3;
 
 export class MaildirSnapshot implements MaildropSnapshot {
   private released = false;
+  /** Paths this session found or made since open, over `paths`. */
+  private readonly moved = new Map<string, string>();
 
   constructor(
     readonly mailbox: string,
     readonly messages: readonly MessageInfo[],
     private readonly state: MaildropState,
-    /** Base name -> path relative to the root, updated when a file is found renamed. */
-    private readonly paths: Map<string, string>,
+    /** Base name -> path relative to the root at open; shared, never mutated. */
+    private readonly paths: ReadonlyMap<string, string>,
     private readonly exclusiveLock: FileLock | undefined,
-    /** This snapshot's session marker (maildir-sessions.ts), removed at release. */
-    private readonly marker: FileLock,
     /** Records removed messages in the uidlist, so their names are never taken for them again. */
     private readonly forget: (ids: readonly string[]) => Promise<void>,
   ) {}
@@ -66,6 +69,9 @@ export class MaildirSnapshot implements MaildropSnapshot {
     const flags = new Map<string, string>();
     for (const id of changes.seen) flags.set(id, 'S');
     for (const id of changes.hide ?? []) flags.set(id, `${flags.get(id) ?? ''}${HIDDEN_FLAG}`);
+    // The files change: the next open lists them again (their ctime would tell it too).
+    if (expunge.size === 0 && flags.size === 0) return; // a QUIT with nothing to change: no fsync
+    this.state.listing = undefined;
     for (const [id, add] of flags) {
       if (expunge.has(id) || !this.paths.has(id)) continue;
       await this.onFile(id, async (path) => {
@@ -74,7 +80,7 @@ export class MaildirSnapshot implements MaildropSnapshot {
         if ([...add].every((f) => has.includes(f))) return;
         const target = `cur/${withFlag(name, add)}`;
         await rename(path, join(this.state.root, target));
-        this.paths.set(id, target);
+        this.moved.set(id, target);
       });
     }
     await fsyncDir(join(this.state.root, 'cur'));
@@ -90,7 +96,7 @@ export class MaildirSnapshot implements MaildropSnapshot {
       this.state.exclusive = false;
       await this.exclusiveLock.release();
     }
-    await this.marker.release();
+    await leaveSession(this.state);
   }
 
   /**
@@ -98,7 +104,7 @@ export class MaildirSnapshot implements MaildropSnapshot {
    * renamed) and retries. Undefined when the message is no longer in the maildir.
    */
   private async onFile<T>(id: string, op: (path: string) => Promise<T>): Promise<T | undefined> {
-    let rel = this.paths.get(id);
+    let rel = this.moved.get(id) ?? this.paths.get(id);
     for (let attempt = 0; rel !== undefined && attempt <= MAX_RELOCATE; attempt++) {
       try {
         return await op(join(this.state.root, rel));
@@ -106,7 +112,7 @@ export class MaildirSnapshot implements MaildropSnapshot {
         if (errCode(err) !== 'ENOENT') throw err;
       }
       rel = await locate(this.state.root, id);
-      if (rel !== undefined) this.paths.set(id, rel);
+      if (rel !== undefined) this.moved.set(id, rel);
     }
     return undefined;
   }

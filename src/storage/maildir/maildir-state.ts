@@ -2,14 +2,21 @@
  * Per-process state of each maildrop, shared by every MaildirStore of this process (module
  * level, keyed by the resolved root path): the in-process mutex in front of the uidlist lock
  * file, the count of open snapshots and the exclusive flag (the lock rule in maildir-store.ts),
- * and the uidlist cache. Idle states beyond MAX_CACHED are evicted, least recently used first;
- * the files are the truth, so an evicted cache only costs a full re-read of the uidlist.
+ * the uidlist cache, the listing cache (maildir-listing.ts), the session marker shared by this
+ * process's snapshots (maildir-sessions.ts) and when tmp/ was last cleaned. Idle states beyond
+ * MAX_CACHED are evicted, least recently used first; the files are the truth, so an evicted cache
+ * only costs a full re-read of the uidlist and a full scan. Listings are large (a 50,000-message
+ * maildrop's is some MB), so they have their own budget: past MAX_LISTED_MESSAGES, the listings
+ * of idle states are dropped, least recently used first.
  */
 import { join, resolve } from 'node:path';
-import { Mutex } from './maildir-lock.js';
+import type { Listing } from './maildir-listing.js';
+import { Mutex, type FileLock } from './maildir-lock.js';
 import { UIDLIST_FILE, UidList } from './maildir-uidlist.js';
 
 const MAX_CACHED = 256;
+/** Messages, summed over the cached listings of all states, before idle ones are dropped. */
+const MAX_LISTED_MESSAGES = 500_000;
 
 export interface MaildropState {
   readonly root: string;
@@ -19,6 +26,13 @@ export interface MaildropState {
   exclusive: boolean;
   /** cur/, new/ and tmp/ were made or seen by this process; reset after any failure. */
   ready: boolean;
+  /** The last full scan's listing, shared by sessions while still valid. */
+  listing: Listing | undefined;
+  /** This process's session marker, while `markerRefs` > 0 (maildir-sessions.ts). */
+  marker: Promise<FileLock> | undefined;
+  markerRefs: number;
+  /** Date.now() of the last tmp/ cleaning, 0 for never. */
+  tmpCleanedAt: number;
 }
 
 const states = new Map<string, MaildropState>();
@@ -34,6 +48,10 @@ export function maildropState(root: string): MaildropState {
       openSnapshots: 0,
       exclusive: false,
       ready: false,
+      listing: undefined,
+      marker: undefined,
+      markerRefs: 0,
+      tmpCleanedAt: 0,
     };
   } else {
     states.delete(key); // re-inserted below: Map order is the LRU order
@@ -48,5 +66,18 @@ function evictIdle(current: string): void {
   for (const [key, s] of states) {
     if (states.size <= MAX_CACHED) return;
     if (key !== current && s.openSnapshots === 0 && !s.exclusive && s.mutex.idle) states.delete(key);
+  }
+}
+
+/** Keeps `listing` as the state's cache, dropping other idle states' listings past the budget. */
+export function cacheListing(state: MaildropState, listing: Listing): void {
+  state.listing = listing;
+  let listed = 0;
+  for (const s of states.values()) listed += s.listing?.messages.length ?? 0;
+  for (const s of states.values()) {
+    if (listed <= MAX_LISTED_MESSAGES) return;
+    if (s === state || s.listing === undefined || s.openSnapshots > 0) continue;
+    listed -= s.listing.messages.length;
+    s.listing = undefined;
   }
 }

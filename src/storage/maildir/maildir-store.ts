@@ -32,7 +32,8 @@ import {
   type OpenOptions,
   type Usage,
 } from '../mail-store.js';
-import { cleanTmp, crlfSizeOfFile, ensureMaildir, fsyncDir, listBases, listFiles, locate, scanMaildir } from './maildir-dir.js';
+import { crlfSizeOf, crlfSizes } from './maildir-bulk.js';
+import { cleanTmp, ensureMaildir, fsyncDir, listBases, listFiles, locate, scanMaildir, stampOf, type MaildirScan } from './maildir-dir.js';
 import { errCode, ignoreEnoent, toStorageError } from './maildir-errors.js';
 import {
   compareDeliveryOrder,
@@ -43,9 +44,10 @@ import {
   sizeFromName,
 } from './maildir-filename.js';
 import { FileLock, isLockHeld, LOCK_WAIT_MS } from './maildir-lock.js';
-import { claimSession, EXPIRE_LOCK_FILE, liveSessions } from './maildir-sessions.js';
+import { buildListing, DIRTY_WINDOW_MS, stillValid, type Listing } from './maildir-listing.js';
+import { EXPIRE_LOCK_FILE, joinSession, leaveSession, liveSessions } from './maildir-sessions.js';
 import { MaildirSnapshot } from './maildir-snapshot.js';
-import { maildropState, type MaildropState } from './maildir-state.js';
+import { cacheListing, maildropState, type MaildropState } from './maildir-state.js';
 
 /** Held by an exclusive (RFC-strict, R-S3) session for its whole life. */
 export const SESSION_LOCK_FILE = 'poplar-pop3.lock';
@@ -53,6 +55,8 @@ export const SESSION_LOCK_FILE = 'poplar-pop3.lock';
 export const UIDLIST_LOCK_FILE = 'poplar-uidlist.lock';
 /** Compact the uidlist once this many records name vanished files and they outnumber the live. */
 const COMPACT_MIN_DEAD = 32;
+/** tmp/ is read for stale debris at most this often per maildrop (the 36-hour rule is lax). */
+const TMP_CLEAN_EVERY_MS = 15 * 60 * 1000;
 
 export interface MaildirStoreOptions {
   /** The maildrop's root directory for a (validated) mailbox name, e.g. `<data>/mail/%u`. */
@@ -63,17 +67,21 @@ export interface MaildirStoreOptions {
   readonly now?: () => number;
   /** How long a writer waits for the uidlist lock before failing with 'IO' (default 10 s). */
   readonly lockWaitMs?: number;
+  /** maildir-listing.ts: a directory changed this recently is listed again next time (default 100 ms). */
+  readonly dirtyWindowMs?: number;
 }
 
 export class MaildirStore implements MailStore {
   private readonly host: string;
   private readonly now: () => number;
   private readonly lockWaitMs: number;
+  private readonly dirtyWindowMs: number;
 
   constructor(private readonly opts: MaildirStoreOptions) {
     this.host = encodeHostname(opts.hostname ?? hostname());
     this.now = opts.now ?? (() => performance.timeOrigin + performance.now());
     this.lockWaitMs = opts.lockWaitMs ?? LOCK_WAIT_MS;
+    this.dirtyWindowMs = opts.dirtyWindowMs ?? DIRTY_WINDOW_MS;
   }
 
   async open(mailbox: string, opts: OpenOptions): Promise<MaildropSnapshot> {
@@ -82,10 +90,11 @@ export class MaildirStore implements MailStore {
     state.openSnapshots++; // claimed synchronously, before any await (the lock rule above)
     if (opts.exclusive) state.exclusive = true;
     let sessionLock: FileLock | undefined;
-    let marker: FileLock | undefined;
+    let joined = false;
     try {
       await prepare(state);
-      marker = await claimSession(state.root, this.lockWaitMs);
+      await joinSession(state, this.lockWaitMs);
+      joined = true;
       const lockPath = join(state.root, SESSION_LOCK_FILE);
       if (opts.exclusive) {
         sessionLock = await FileLock.acquire(lockPath, 0);
@@ -93,25 +102,47 @@ export class MaildirStore implements MailStore {
       } else if (await isLockHeld(lockPath)) {
         throw locked(mailbox);
       }
-      const paths = await this.scanAndAssign(state);
-      const messages: MessageInfo[] = [];
-      for (const [id, rel] of paths) {
-        const entry = state.uidlist.entries.get(id);
-        // R-X12: a trashed (`T`) file is hidden from POP3, whoever set the flag.
-        if (entry === undefined || isHidden(rel)) paths.delete(id);
-        else messages.push(messageInfo(state, id, rel));
-      }
-      messages.sort((a, b) => a.uid - b.uid);
+      const listing = await this.listing(state);
       const forget = (ids: readonly string[]): Promise<void> => this.forget(state, ids);
-      return new MaildirSnapshot(mailbox, messages, state, paths, sessionLock, marker, forget);
+      return new MaildirSnapshot(mailbox, listing.messages, state, listing.paths, sessionLock, forget);
     } catch (err) {
       state.ready = false;
+      state.listing = undefined;
       state.openSnapshots--;
       if (opts.exclusive) state.exclusive = false;
       await sessionLock?.release();
-      await marker?.release();
+      if (joined) await leaveSession(state);
       throw toStorageError(err, `opening ${mailbox}`);
     }
+  }
+
+  /**
+   * The maildrop's listing (maildir-listing.ts): the cached one while new/, cur/ and the uidlist
+   * are unchanged, else a full scan, which is cached in turn.
+   */
+  private async listing(state: MaildropState): Promise<Listing> {
+    const cached = state.listing;
+    if (cached?.trusted === true) {
+      const [newStamp, curStamp] = await Promise.all([stampOf(join(state.root, 'new')), stampOf(join(state.root, 'cur'))]);
+      await state.uidlist.refresh();
+      if (stillValid(cached, newStamp, curStamp, state.uidlist)) return cached;
+    }
+    await this.cleanTmpNowAndThen(state);
+    const { scan, clean } = await this.scanAndAssign(state);
+    const listing = buildListing(scan, state.uidlist, this.dirtyWindowMs, clean);
+    cacheListing(state, listing);
+    return listing;
+  }
+
+  /**
+   * The Maildir spec's 36-hour tmp/ rule, at most every TMP_CLEAN_EVERY_MS per maildrop: debris
+   * only becomes stale by ageing, so reading tmp/ on every login finds nothing new to remove.
+   */
+  private async cleanTmpNowAndThen(state: MaildropState): Promise<void> {
+    const now = Date.now();
+    if (now - state.tmpCleanedAt < TMP_CLEAN_EVERY_MS) return;
+    await cleanTmp(state.root, now);
+    state.tmpCleanedAt = now;
   }
 
   async deliver(mailbox: string, message: Buffer | AsyncIterable<Buffer>, opts: DeliverOptions = {}): Promise<DeliveryResult> {
@@ -150,7 +181,7 @@ export class MaildirStore implements MailStore {
       let messages = 0;
       let bytes = 0;
       for (const [base, rel] of files) {
-        const size = uidlist.entries.get(base)?.size ?? sizeFromName(base) ?? (await crlfSizeOfFile(join(root, rel)));
+        const size = uidlist.entries.get(base)?.size ?? sizeFromName(base) ?? (await crlfSizeOf(join(root, rel)));
         if (size === undefined) continue; // removed meanwhile
         messages++;
         bytes += size;
@@ -172,7 +203,9 @@ export class MaildirStore implements MailStore {
     try {
       lock = await FileLock.acquireOrFail(join(state.root, EXPIRE_LOCK_FILE), this.lockWaitMs);
       if (state.openSnapshots > 0 || (await liveSessions(state.root)) > 0) return { inUse: true, removed: [] };
-      const paths = await this.scanAndAssign(state);
+      state.listing = undefined; // the files are about to change
+      await this.cleanTmpNowAndThen(state);
+      const paths = (await this.scanAndAssign(state)).scan.found;
       const candidates: ExpiryCandidate[] = [];
       for (const [id, rel] of paths) {
         if (!state.uidlist.entries.has(id)) continue;
@@ -191,6 +224,7 @@ export class MaildirStore implements MailStore {
       }
       await fsyncDir(join(state.root, 'cur'));
       await this.forget(state, removed.map((m) => m.id));
+      state.listing = undefined;
       return { inUse: false, removed };
     } catch (err) {
       throw toStorageError(err, `expiring messages of ${mailbox}`);
@@ -227,42 +261,58 @@ export class MaildirStore implements MailStore {
   }
 
   /**
-   * Removes stale tmp/ debris, moves new/ to cur/, gives files seen for the first time their uid
-   * and exact size (R-S4, R-S12), and returns base name -> relative path of every message found. Sizes are computed
-   * before taking the lock, so the lock is held only for the uidlist append.
+   * Moves new/ to cur/, gives files seen for the first time their uid and exact size (R-S4,
+   * R-S12), and returns the scan (base name -> relative path of every message found). Sizes are
+   * computed before taking the lock, so the lock is held only for the uidlist append. `clean` is
+   * false when a file moved during the scan (the listing is then used once, not cached).
    */
-  private async scanAndAssign(state: MaildropState): Promise<Map<string, string>> {
-    await cleanTmp(state.root, Date.now());
-    const found = await scanMaildir(state.root);
+  private async scanAndAssign(state: MaildropState): Promise<{ scan: MaildirScan; clean: boolean }> {
+    const scan = await scanMaildir(state.root);
+    const { found } = scan;
     await state.uidlist.refresh();
     const unknown: { key: string; size: number }[] = [];
-    for (const [key, rel] of found) {
-      if (state.uidlist.entries.has(key)) continue;
-      const size = sizeFromName(key) ?? (await this.sizeOf(state.root, key, rel, found));
-      if (size !== undefined) unknown.push({ key, size });
+    const toSize: string[] = [];
+    let live = 0;
+    for (const key of found.keys()) {
+      if (state.uidlist.entries.has(key)) {
+        live++;
+        continue;
+      }
+      const size = sizeFromName(key) ?? scan.sized.get(key);
+      if (size === undefined) toSize.push(key);
+      else unknown.push({ key, size });
     }
-    if (unknown.length === 0 && !compactionPays(state, found)) return found;
+    let clean = true;
+    if (toSize.length > 0) {
+      const sizes = await crlfSizes(state.root, toSize.map((key) => found.get(key)!));
+      let moved: Map<string, string> | undefined;
+      for (let i = 0; i < toSize.length; i++) {
+        const key = toSize[i]!;
+        let size = sizes[i];
+        if (size === undefined) {
+          // Renamed (a flag change) or removed meanwhile: follow one rename, else drop it.
+          clean = false;
+          moved ??= await listFiles(state.root);
+          const rel = moved.get(key);
+          size = rel === undefined ? undefined : await crlfSizeOf(join(state.root, rel));
+          if (size === undefined) found.delete(key);
+          else found.set(key, rel!);
+        }
+        if (size !== undefined) unknown.push({ key, size });
+      }
+    }
+    if (unknown.length === 0 && !compactionPays(state, live)) return { scan, clean };
     await this.locked(state, async () => {
       await state.uidlist.refresh();
       unknown.sort((a, b) => compareDeliveryOrder(a.key, b.key));
       await state.uidlist.append(unknown.filter((u) => !state.uidlist.entries.has(u.key)));
-      if (compactionPays(state, found)) {
+      if (compactionPays(state, liveIn(state, found))) {
         // A file renamed during the first listing may have been missed: list again before dropping.
         const present = await listBases(state.root);
         await state.uidlist.compact((key) => found.has(key) || present.has(key));
       }
     });
-    return found;
-  }
-
-  /** The CRLF size of a file first seen, following one rename; undefined if it vanished. */
-  private async sizeOf(root: string, key: string, rel: string, found: Map<string, string>) {
-    const size = await crlfSizeOfFile(join(root, rel));
-    if (size !== undefined) return size;
-    const moved = await locate(root, key);
-    if (moved === undefined) return undefined;
-    found.set(key, moved);
-    return crlfSizeOfFile(join(root, moved));
+    return { scan, clean };
   }
 
   /**
@@ -333,10 +383,15 @@ export class MaildirStore implements MailStore {
   }
 }
 
-/** The uidlist's lines for gone messages are many and outnumber the live ones. */
-function compactionPays(state: MaildropState, found: ReadonlyMap<string, string>): boolean {
+/** How many of `found` have a uidlist record. */
+function liveIn(state: MaildropState, found: ReadonlyMap<string, string>): number {
   let live = 0;
   for (const key of found.keys()) if (state.uidlist.entries.has(key)) live++;
+  return live;
+}
+
+/** The uidlist's lines for gone messages are many and outnumber the live ones. */
+function compactionPays(state: MaildropState, live: number): boolean {
   const dead = state.uidlist.garbage + state.uidlist.entries.size - live;
   return dead >= COMPACT_MIN_DEAD && dead > live;
 }

@@ -66,6 +66,15 @@ export class UidList {
 
   constructor(readonly path: string) {}
 
+  /**
+   * Identity of the cached records: the file is append-only between rewrites, so its inode, its
+   * header (a new `gen` per rewrite) and the offset read so far change whenever the records do.
+   * Listings built from the records stay valid while this is unchanged (maildir-listing.ts).
+   */
+  get stamp(): string {
+    return `${this.ino}:${this.offset}:${this.header}`;
+  }
+
   /** R-S12: the uid the next new message gets. */
   get nextUid(): number {
     return Math.max(this.nextFromHeader, this.maxUid + 1);

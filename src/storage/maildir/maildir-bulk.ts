@@ -1,0 +1,164 @@
+/**
+ * Bulk file-system work of a first sight (moving new/ to cur/, sizing files never seen, R-S4):
+ * a maildrop Postfix filled with 50,000 files must not cost 50,000 serial threadpool round trips
+ * and ReadStreams. A small batch (the usual: a few deliveries since the last login) is done here
+ * with bounded concurrency and one reused buffer per lane; a large one is handed to a persistent
+ * pool of worker threads (maildir-bulk-worker.ts) that use synchronous calls, so the event loop
+ * stays free for the other sessions (their NOOPs do not wait behind a first sight). The workers
+ * are started on first need, kept for the life of the process and never keep it alive.
+ */
+import { availableParallelism } from 'node:os';
+import { open, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { CrlfSizer } from '../../protocol/crlf.js';
+import { errCode } from './maildir-errors.js';
+import { curName, parseName, sizeFromName } from './maildir-filename.js';
+import type { BulkJob } from './maildir-bulk-worker.js';
+
+/** At or above this many files a batch goes to the worker pool. */
+export const BULK_MIN = 64;
+/** Files in flight at once for a small batch done on the event loop. */
+const LANES = 8;
+const POOL_SIZE = Math.max(1, Math.min(2, availableParallelism()));
+
+/**
+ * Moves new/<name> to cur/ for each name (appending `:2,`); a file moved by another program is
+ * skipped. A file whose name has no `,W=` size is sized (R-S4) on the way, before the move, as
+ * it is read anyway at first sight: returns base name -> CRLF size of those moved and measured.
+ */
+export async function moveNewToCur(root: string, names: readonly string[]): Promise<Map<string, number>> {
+  const sizes = new Map<string, number>();
+  const record = (name: string, size: number): void => {
+    if (size >= 0) sizes.set(parseName(name).base, size); // NaN (not measured) fails the test too
+  };
+  if (names.length >= BULK_MIN) {
+    const parts = split(names);
+    const results = await Promise.all(parts.map((part) => pool.run({ op: 'move', root, names: part }) as Promise<Float64Array>));
+    parts.forEach((part, p) => part.forEach((name, i) => record(name, results[p]![i]!)));
+    return sizes;
+  }
+  const buffers: Buffer[] = [];
+  await lanes(names, async (name, _i, lane) => {
+    const from = join(root, 'new', name);
+    const buf = (buffers[lane] ??= Buffer.allocUnsafe(64 * 1024));
+    const size = sizeFromName(parseName(name).base) === undefined ? await crlfSizeOf(from, buf) : Number.NaN;
+    if (size === undefined) return;
+    try {
+      await rename(from, join(root, 'cur', curName(name)));
+    } catch (err) {
+      if (errCode(err) !== 'ENOENT') throw err;
+      return;
+    }
+    record(name, size);
+  });
+  return sizes;
+}
+
+/** R-S4: the CRLF size of each root/<rel>, undefined for a file that is gone. */
+export async function crlfSizes(root: string, rels: readonly string[]): Promise<(number | undefined)[]> {
+  if (rels.length >= BULK_MIN) {
+    const parts = await Promise.all(split(rels).map((part) => pool.run({ op: 'size', root, rels: part }) as Promise<Float64Array>));
+    return parts.flatMap((sizes) => Array.from(sizes, (s) => (s < 0 ? undefined : s)));
+  }
+  const out: (number | undefined)[] = new Array(rels.length);
+  const buffers: Buffer[] = [];
+  await lanes(rels, async (rel, i, lane) => {
+    const buf = (buffers[lane] ??= Buffer.allocUnsafe(64 * 1024));
+    out[i] = await crlfSizeOf(join(root, rel), buf);
+  });
+  return out;
+}
+
+/** R-S4: the CRLF size of one file, read into `buf`; undefined if it is gone. */
+export async function crlfSizeOf(path: string, buf: Buffer = Buffer.allocUnsafe(64 * 1024)): Promise<number | undefined> {
+  let fh;
+  try {
+    fh = await open(path, 'r');
+  } catch (err) {
+    if (errCode(err) === 'ENOENT') return undefined;
+    throw err;
+  }
+  try {
+    const sizer = new CrlfSizer();
+    let left = (await fh.stat()).size;
+    while (left > 0) {
+      // A file in new/ or cur/ is complete (Maildir): its fstat size ends the reading.
+      const { bytesRead } = await fh.read(buf, 0, buf.length, null);
+      if (bytesRead === 0) break;
+      sizer.push(buf.subarray(0, bytesRead));
+      left -= bytesRead;
+    }
+    return sizer.total();
+  } finally {
+    await fh.close();
+  }
+}
+
+async function lanes<T>(items: readonly T[], fn: (item: T, index: number, lane: number) => Promise<void>): Promise<void> {
+  let next = 0;
+  const lane = async (l: number): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      await fn(items[i]!, i, l);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(LANES, items.length) }, (_, l) => lane(l)));
+}
+
+/** `items` in POOL_SIZE contiguous parts (results are concatenated back in order). */
+function split<T>(items: readonly T[]): T[][] {
+  const per = Math.ceil(items.length / POOL_SIZE);
+  const parts: T[][] = [];
+  for (let i = 0; i < items.length; i += per) parts.push(items.slice(i, i + per));
+  return parts;
+}
+
+type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
+type JobBody = BulkJob extends infer J ? (J extends { id: number } ? Omit<J, 'id'> : never) : never;
+
+/** Persistent workers, each taking jobs in turn; referenced only while it has work. */
+class Pool {
+  private readonly workers: { worker: Worker; pending: Map<number, Pending> }[] = [];
+  private nextId = 1;
+  private turn = 0;
+
+  run(job: JobBody): Promise<unknown> {
+    const slot = this.slot();
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      if (slot.pending.size === 0) slot.worker.ref();
+      slot.pending.set(id, { resolve, reject });
+      slot.worker.postMessage({ ...job, id });
+    });
+  }
+
+  private slot(): { worker: Worker; pending: Map<number, Pending> } {
+    if (this.workers.length < POOL_SIZE) {
+      const worker = new Worker(new URL('./maildir-bulk-worker.js', import.meta.url));
+      const slot = { worker, pending: new Map<number, Pending>() };
+      worker.unref();
+      const fail = (err: Error): void => {
+        const i = this.workers.indexOf(slot);
+        if (i >= 0) this.workers.splice(i, 1);
+        for (const p of slot.pending.values()) p.reject(err);
+        slot.pending.clear();
+      };
+      worker.on('message', (msg: { id: number; result?: unknown; error?: { message: string; code?: string } }) => {
+        const p = slot.pending.get(msg.id);
+        if (p === undefined) return;
+        slot.pending.delete(msg.id);
+        if (slot.pending.size === 0) worker.unref();
+        if (msg.error === undefined) p.resolve(msg.result);
+        else p.reject(Object.assign(new Error(msg.error.message), { code: msg.error.code }));
+      });
+      worker.on('error', fail);
+      worker.on('exit', (code) => fail(new Error(`maildir worker exited (${code})`)));
+      this.workers.push(slot);
+      return slot;
+    }
+    return this.workers[this.turn++ % this.workers.length]!;
+  }
+}
+
+const pool = new Pool();
