@@ -16,6 +16,8 @@ import { crlfSize } from '../../src/protocol/crlf.js';
 import { BULK_MIN } from '../../src/storage/maildir/maildir-bulk.js';
 import type { MaildirScan } from '../../src/storage/maildir/maildir-dir.js';
 import { buildListing } from '../../src/storage/maildir/maildir-listing.js';
+import { FileLock } from '../../src/storage/maildir/maildir-lock.js';
+import { EXPIRE_LOCK_FILE, MARKER_LINGER_MS } from '../../src/storage/maildir/maildir-sessions.js';
 import { MaildirStore } from '../../src/storage/maildir/maildir-store.js';
 import { maildropState } from '../../src/storage/maildir/maildir-state.js';
 import { UidList } from '../../src/storage/maildir/maildir-uidlist.js';
@@ -266,7 +268,13 @@ describe('Maildir session marker shared by a process', () => {
     await b.release();
     assert.deepEqual(await expireElsewhere(), { inUse: true, removed: [] });
     await c.release();
-    assert.deepEqual(await markers(), [], 'removed with the last snapshot');
+    assert.equal((await markers()).length, 1, 'lingers after the last release (MARKER_LINGER_MS)');
+    assert.deepEqual(await expireElsewhere(), { inUse: true, removed: [] }, 'another process cannot tell it from a live one');
+    const own = await store.expire('alice', () => true, { dryRun: true });
+    assert.equal(own.inUse, false, "this process's expiry ignores its own idle marker");
+    assert.equal(own.removed.length, 2);
+    await store.close();
+    assert.deepEqual(await markers(), [], 'removed at close');
     const r = await expireElsewhere();
     assert.equal(r.inUse, false);
     assert.equal(r.removed.length, 2);
@@ -282,6 +290,25 @@ describe('Maildir session marker shared by a process', () => {
     const b = await store.open('alice', plain);
     assert.equal(b.messages.length, 2);
     await b.release();
+    await store.close();
     assert.deepEqual(await markers(), []);
+  });
+
+  it('R-S18 R-S3 a lingering marker goes by itself, and a snapshot that takes it up again waits for an expiry of this process', async () => {
+    const a = await store.open('alice', plain);
+    await a.release();
+    assert.equal((await markers()).length, 1);
+    // This process's expiry holds the expire lock; an open reviving the idle marker must wait for it.
+    const lock = await FileLock.acquire(join(root, EXPIRE_LOCK_FILE), 0);
+    assert.ok(lock);
+    let opened = false;
+    const b = store.open('alice', plain).then((snap) => ((opened = true), snap));
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(opened, false, 'waits while the expire lock is held');
+    await lock.release();
+    await (await b).release();
+    assert.equal(opened, true);
+    for (let i = 0; i < 100 && (await markers()).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+    assert.deepEqual(await markers(), [], `gone within ${MARKER_LINGER_MS} ms of the last release`);
   });
 });

@@ -31,6 +31,8 @@ export interface MaildropState {
   /** This process's session marker, while `markerRefs` > 0 (maildir-sessions.ts). */
   marker: Promise<FileLock> | undefined;
   markerRefs: number;
+  /** Pending removal of the marker after the last snapshot (maildir-sessions.ts MARKER_LINGER_MS). */
+  markerLinger: NodeJS.Timeout | undefined;
   /** Date.now() of the last tmp/ cleaning, 0 for never. */
   tmpCleanedAt: number;
 }
@@ -51,6 +53,7 @@ export function maildropState(root: string): MaildropState {
       listing: undefined,
       marker: undefined,
       markerRefs: 0,
+      markerLinger: undefined,
       tmpCleanedAt: 0,
     };
   } else {
@@ -65,6 +68,7 @@ export function maildropState(root: string): MaildropState {
 function evictIdle(current: string): void {
   for (const [key, s] of states) {
     if (states.size <= MAX_CACHED) return;
+    // A lingering marker is removed by its own timer, which holds the state it belongs to.
     if (key !== current && s.openSnapshots === 0 && !s.exclusive && s.mutex.idle) states.delete(key);
   }
 }
@@ -80,4 +84,9 @@ export function cacheListing(state: MaildropState, listing: Listing): void {
     listed -= s.listing.messages.length;
     s.listing = undefined;
   }
+}
+
+/** Every maildrop state of this process (MaildirStore.close removes lingering markers). */
+export function allStates(): IterableIterator<MaildropState> {
+  return states.values();
 }

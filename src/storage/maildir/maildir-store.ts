@@ -45,9 +45,9 @@ import {
 } from './maildir-filename.js';
 import { FileLock, isLockHeld, LOCK_WAIT_MS } from './maildir-lock.js';
 import { buildListing, DIRTY_WINDOW_MS, stillValid, type Listing } from './maildir-listing.js';
-import { EXPIRE_LOCK_FILE, joinSession, leaveSession, liveSessions } from './maildir-sessions.js';
+import { dropMarker, EXPIRE_LOCK_FILE, idleMarker, joinSession, leaveSession, liveSessions } from './maildir-sessions.js';
 import { MaildirSnapshot } from './maildir-snapshot.js';
-import { cacheListing, maildropState, type MaildropState } from './maildir-state.js';
+import { allStates, cacheListing, maildropState, type MaildropState } from './maildir-state.js';
 
 /** Held by an exclusive (RFC-strict, R-S3) session for its whole life. */
 export const SESSION_LOCK_FILE = 'poplar-pop3.lock';
@@ -202,7 +202,7 @@ export class MaildirStore implements MailStore {
     let lock: FileLock | undefined;
     try {
       lock = await FileLock.acquireOrFail(join(state.root, EXPIRE_LOCK_FILE), this.lockWaitMs);
-      if (state.openSnapshots > 0 || (await liveSessions(state.root)) > 0) return { inUse: true, removed: [] };
+      if (state.openSnapshots > 0 || (await liveSessions(state.root, await idleMarker(state))) > 0) return { inUse: true, removed: [] };
       state.listing = undefined; // the files are about to change
       await this.cleanTmpNowAndThen(state);
       const paths = (await this.scanAndAssign(state)).scan.found;
@@ -250,8 +250,10 @@ export class MaildirStore implements MailStore {
     });
   }
 
-  /** Nothing to release: snapshots release their own locks. */
-  async close(): Promise<void> {}
+  /** Snapshots release their own locks; this removes the session markers left lingering. */
+  async close(): Promise<void> {
+    await Promise.all([...allStates()].map((state) => dropMarker(state)));
+  }
 
   private root(mailbox: string): string {
     if (!isValidMailboxName(mailbox)) {
