@@ -145,10 +145,18 @@ describe('retention in a running server', () => {
       assert.ok(retr.lines.includes('old1'));
       assert.match(await session.cmd('QUIT'), /^\+OK/);
       await session.closed();
+      // The server keeps its session marker MARKER_LINGER_MS after the last session (docs/delivery.md).
+      const markers = async () => (await readdir(join(p.dataDir, 'mail', 'alice'))).filter((n) => n.startsWith('poplar-session.'));
+      const markerGone = async () => {
+        for (let i = 0; i < 100 && (await markers()).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
+        assert.deepEqual(await markers(), [], 'the idle marker is gone a moment after the last session');
+      };
+      await markerGone();
 
       const dry = await p.cli(['expire', '--dry-run']);
       assert.match(dry.stdout, /^alice: would remove 2 message\(s\), \d+ octets, uids 1,2$/m);
       assert.equal((await popFetch(p.pop3Port, 'alice', 'wonderland')).messages.length, 3, 'a dry run removes nothing');
+      await markerGone();
       const real = await p.cli(['expire']);
       assert.match(real.stdout, /^alice: removed 2 message\(s\), \d+ octets, uids 1,2$/m);
       const logged = real.stderr.split('\n').filter((l) => l.includes('"event":"expired"')).map((l) => JSON.parse(l) as Record<string, unknown>);
