@@ -33,6 +33,7 @@ import {
   type Usage,
 } from '../mail-store.js';
 import { cleanTmp, crlfSizeOfFile, ensureMaildir, fsyncDir, listBases, listFiles, locate, scanMaildir } from './maildir-dir.js';
+import { GroupCommit } from './maildir-commit.js';
 import { errCode, ignoreEnoent, toStorageError } from './maildir-errors.js';
 import {
   compareDeliveryOrder,
@@ -46,6 +47,7 @@ import { FileLock, isLockHeld, LOCK_WAIT_MS } from './maildir-lock.js';
 import { claimSession, EXPIRE_LOCK_FILE, liveSessions } from './maildir-sessions.js';
 import { MaildirSnapshot } from './maildir-snapshot.js';
 import { maildropState, type MaildropState } from './maildir-state.js';
+import type { NewEntry, UidEntry } from './maildir-uidlist.js';
 
 /** Held by an exclusive (RFC-strict, R-S3) session for its whole life. */
 export const SESSION_LOCK_FILE = 'poplar-pop3.lock';
@@ -65,8 +67,15 @@ export interface MaildirStoreOptions {
   readonly lockWaitMs?: number;
 }
 
+/** A delivery waiting for its batch: its uidlist record and the folder its file is in. */
+interface PendingDelivery extends NewEntry {
+  readonly dir: string;
+}
+
 export class MaildirStore implements MailStore {
   private readonly host: string;
+  /** Group commit per maildrop root, while deliveries to it are in flight. */
+  private readonly commits = new Map<string, GroupCommit<PendingDelivery, UidEntry>>();
   private readonly now: () => number;
   private readonly lockWaitMs: number;
 
@@ -125,13 +134,15 @@ export class MaildirStore implements MailStore {
       await prepare(state);
       const { name, rel, size } = await this.writeToNew(root, message, opts);
       delivered = rel;
-      await fsyncDir(join(root, rel.slice(0, 3)));
-      // R-S12: the uid is assigned now; an open() that saw the file first already gave it one.
-      const [entry] = await this.locked(state, async () => {
-        await state.uidlist.refresh();
-        return state.uidlist.append([{ key: name, size, ...(opts.uidl === undefined ? {} : { uidl: opts.uidl }) }]);
+      // R-S12: the uid is assigned now (an open() that saw the file first already gave it one),
+      // in one durable batch with the deliveries that arrive meanwhile (maildir-commit.ts).
+      const item = { key: name, size, dir: rel.slice(0, 3), ...(opts.uidl === undefined ? {} : { uidl: opts.uidl }) };
+      const commit = this.committer(state);
+      const entry = await commit.submit(item).finally(() => {
+        // Settled after its batch ended; nothing queued means no delivery holds this commit.
+        if (commit.idle && this.commits.get(state.root) === commit) this.commits.delete(state.root);
       });
-      return { uid: entry!.uid, size };
+      return { uid: entry.uid, size };
     } catch (err) {
       state.ready = false; // the folders may have gone: make them again next time
       // R-X6: a delivery that was not acknowledged leaves nothing behind if it can help it.
@@ -311,7 +322,31 @@ export class MaildirStore implements MailStore {
     }
   }
 
-  /** Runs `fn` holding this process's mutex, then the uidlist lock file, for the maildrop. */
+  /** The maildrop's group commit (maildir-commit.ts); dropped from the map once it is idle. */
+  private committer(state: MaildropState): GroupCommit<PendingDelivery, UidEntry> {
+    let commit = this.commits.get(state.root);
+    if (commit === undefined) {
+      commit = new GroupCommit<PendingDelivery, UidEntry>((items) => this.commitDeliveries(state, items));
+      this.commits.set(state.root, commit);
+    }
+    return commit;
+  }
+
+  /**
+   * Makes a batch of files already fsynced and renamed into new/ (or cur/) durable: fsync(2) of
+   * their directories, and their uid records appended and fdatasynced under the uidlist lock,
+   * taken once for the batch. Both run at once: nothing is acknowledged before both are done,
+   * and a uid record whose file never became durable is only a dead record (its uid stays used).
+   */
+  private async commitDeliveries(state: MaildropState, items: readonly PendingDelivery[]): Promise<UidEntry[]> {
+    const dirs = [...new Set(items.map((i) => i.dir))];
+    const [entries] = await Promise.all([
+      this.locked(state, () => state.uidlist.append(items)),
+      ...dirs.map((d) => fsyncDir(join(state.root, d))),
+    ]);
+    return entries;
+  }
+
   /** Records that poplar removed these messages, freeing their names (maildir-uidlist.ts `D`). */
   private forget(state: MaildropState, ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return Promise.resolve();
@@ -321,6 +356,7 @@ export class MaildirStore implements MailStore {
     });
   }
 
+  /** Runs `fn` holding this process's mutex, then the uidlist lock file, for the maildrop. */
   private locked<T>(state: MaildropState, fn: () => Promise<T>): Promise<T> {
     return state.mutex.run(async () => {
       const lock = await FileLock.acquireOrFail(join(state.root, UIDLIST_LOCK_FILE), this.lockWaitMs);

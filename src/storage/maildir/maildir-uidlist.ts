@@ -104,8 +104,7 @@ export class UidList {
         fh = await open(this.path, 'r+');
       }
       try {
-        await this.readFrom(fh);
-        if ((await fh.stat()).size > this.offset) await fh.truncate(this.offset); // torn line
+        if ((await this.readFrom(fh)) > this.offset) await fh.truncate(this.offset); // torn line
         const fresh = new Map<string, UidEntry>();
         const freshUidls = new Map<number, string>();
         const added = items.map(({ key, size, uidl }) => {
@@ -154,8 +153,7 @@ export class UidList {
       const fh = await openForAppend(this.path);
       if (fh === undefined) return;
       try {
-        await this.readFrom(fh);
-        if ((await fh.stat()).size > this.offset) await fh.truncate(this.offset); // torn line
+        if ((await this.readFrom(fh)) > this.offset) await fh.truncate(this.offset); // torn line
         const uids = names.map((n) => this.entries.get(n)?.uid).filter((u): u is number => u !== undefined);
         if (uids.length === 0) return;
         const bytes = Buffer.from(uids.map((u) => `D ${u}\n`).join(''), 'utf8');
@@ -208,9 +206,10 @@ export class UidList {
 
   /**
    * Brings the cache up to date from an open handle of the file. All reads come first; the
-   * cache is then changed without an await, so callers never see it half-updated.
+   * cache is then changed without an await, so callers never see it half-updated. Returns the
+   * file's size as read (a writer holding the lock truncates a torn line beyond the records).
    */
-  private async readFrom(fh: FileHandle): Promise<void> {
+  private async readFrom(fh: FileHandle): Promise<number> {
     const st = await fh.stat();
     const headerBytes = Buffer.byteLength(this.header) + 1;
     const sameFile =
@@ -224,6 +223,7 @@ export class UidList {
     const end = tail.lastIndexOf(0x0a) + 1; // bytes after the last LF are a torn line
     for (const line of tail.subarray(0, end).toString('utf8').split('\n')) this.parse(line);
     this.offset += end;
+    return from + tail.length;
   }
 
   private parse(line: string): void {
