@@ -6,12 +6,12 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, open, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, open, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { MaildirStore } from '../../src/storage/maildir/maildir-store.js';
+import { MaildirStore, UIDLIST_LOCK_FILE } from '../../src/storage/maildir/maildir-store.js';
 import { maildropState } from '../../src/storage/maildir/maildir-state.js';
 import { UidList } from '../../src/storage/maildir/maildir-uidlist.js';
 import { readAll, referenceCrlfSize } from './conformance.js';
@@ -126,6 +126,37 @@ describe('Maildir group commit of deliveries', () => {
     const snap = await store.open('alice', plain);
     assert.deepEqual(snap.messages.map((m) => m.uid), [1, 5]);
     await snap.release();
+  });
+
+  it('the uidlist lock kept after a delivery batch is released soon after the last one', async () => {
+    await store.deliver('alice', body('one', 1));
+    const lock = join(root, UIDLIST_LOCK_FILE);
+    const deadline = Date.now() + 2000;
+    while ((await readdir(root)).includes(UIDLIST_LOCK_FILE) && Date.now() < deadline) await sleep(5);
+    await assert.rejects(readFile(lock), { code: 'ENOENT' }, 'released without another delivery');
+  });
+
+  it('R-S12 a process delivering without pause still lets another process take the uidlist lock in turn', async () => {
+    await store.create('alice');
+    let stop = false;
+    const mine: number[] = [];
+    const loop = (async () => {
+      const until = Date.now() + 4000;
+      while (!stop && Date.now() < until) mine.push((await store.deliver('alice', body('busy', mine.length % 7))).uid);
+    })();
+    await sleep(100);
+    // The child gives up after 1.5 s: it gets in only if the lock is not kept for ever.
+    const child = runNode(`
+      const { MaildirStore } = await import(${JSON.stringify(storeModule)});
+      const store = new MaildirStore({ path: () => ${JSON.stringify(root)}, lockWaitMs: 1500 });
+      const out = [];
+      for (let i = 0; i < 5; i++) out.push((await store.deliver('alice', Buffer.from('child ' + i + '\\r\\n'))).uid);
+      await store.close();
+      console.log(JSON.stringify(out));`).then((s) => JSON.parse(s) as number[]);
+    const theirs = await child.finally(() => (stop = true));
+    await loop;
+    assert.equal(theirs.length, 5);
+    assert.equal(new Set([...mine, ...theirs]).size, mine.length + 5, 'no uid handed out twice');
   });
 
   it('R-S12 uids stay unique while another process delivers to the same maildrop at the same time', async () => {

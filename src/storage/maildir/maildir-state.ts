@@ -6,7 +6,7 @@
  * the files are the truth, so an evicted cache only costs a full re-read of the uidlist.
  */
 import { join, resolve } from 'node:path';
-import { Mutex } from './maildir-lock.js';
+import { Mutex, type FileLock } from './maildir-lock.js';
 import { UIDLIST_FILE, UidList } from './maildir-uidlist.js';
 
 const MAX_CACHED = 256;
@@ -19,6 +19,17 @@ export interface MaildropState {
   exclusive: boolean;
   /** cur/, new/ and tmp/ were made or seen by this process; reset after any failure. */
   ready: boolean;
+  /** The uidlist lock file, kept for a moment after a delivery batch (maildir-store.ts `locked`). */
+  keptLock: KeptLock | undefined;
+  /** No lock is kept before this time (ms since the epoch): other processes get their turn. */
+  keepPausedUntil: number;
+}
+
+export interface KeptLock {
+  readonly lock: FileLock;
+  /** When the lock file was taken: it is held at most LOCK_HOLD_MAX_MS in one go. */
+  readonly since: number;
+  readonly timer: NodeJS.Timeout;
 }
 
 const states = new Map<string, MaildropState>();
@@ -34,6 +45,8 @@ export function maildropState(root: string): MaildropState {
       openSnapshots: 0,
       exclusive: false,
       ready: false,
+      keptLock: undefined,
+      keepPausedUntil: 0,
     };
   } else {
     states.delete(key); // re-inserted below: Map order is the LRU order

@@ -53,6 +53,11 @@ import type { NewEntry, UidEntry } from './maildir-uidlist.js';
 export const SESSION_LOCK_FILE = 'poplar-pop3.lock';
 /** Held while the uidlist is appended to or rewritten. */
 export const UIDLIST_LOCK_FILE = 'poplar-uidlist.lock';
+/** How long the uidlist lock file is kept after a delivery batch, for the next one. */
+const LOCK_KEEP_MS = 20;
+/** The longest the lock file is kept in one go; then it is not kept for LOCK_PAUSE_MS. */
+const LOCK_HOLD_MAX_MS = 500;
+const LOCK_PAUSE_MS = 250;
 /** Compact the uidlist once this many records name vanished files and they outnumber the live. */
 const COMPACT_MIN_DEAD = 32;
 
@@ -74,6 +79,8 @@ interface PendingDelivery extends NewEntry {
 
 export class MaildirStore implements MailStore {
   private readonly host: string;
+  /** Maildrops where this store may have left a kept uidlist lock (released by close()). */
+  private readonly keptIn = new Set<MaildropState>();
   /** Group commit per maildrop root, while deliveries to it are in flight. */
   private readonly commits = new Map<string, GroupCommit<PendingDelivery, UidEntry>>();
   private readonly now: () => number;
@@ -227,8 +234,22 @@ export class MaildirStore implements MailStore {
     });
   }
 
-  /** Nothing to release: snapshots release their own locks. */
-  async close(): Promise<void> {}
+  /** Releases the uidlist locks kept after deliveries; snapshots release their own locks. */
+  async close(): Promise<void> {
+    const states = [...this.keptIn];
+    this.keptIn.clear();
+    await Promise.all(
+      states.map((state) =>
+        state.mutex.run(async () => {
+          const kept = state.keptLock;
+          if (kept === undefined) return;
+          clearTimeout(kept.timer);
+          state.keptLock = undefined;
+          await kept.lock.release();
+        }),
+      ),
+    );
+  }
 
   private root(mailbox: string): string {
     if (!isValidMailboxName(mailbox)) {
@@ -341,7 +362,7 @@ export class MaildirStore implements MailStore {
   private async commitDeliveries(state: MaildropState, items: readonly PendingDelivery[]): Promise<UidEntry[]> {
     const dirs = [...new Set(items.map((i) => i.dir))];
     const [entries] = await Promise.all([
-      this.locked(state, () => state.uidlist.append(items)),
+      this.locked(state, () => state.uidlist.append(items), true),
       ...dirs.map((d) => fsyncDir(join(state.root, d))),
     ]);
     return entries;
@@ -357,15 +378,47 @@ export class MaildirStore implements MailStore {
   }
 
   /** Runs `fn` holding this process's mutex, then the uidlist lock file, for the maildrop. */
-  private locked<T>(state: MaildropState, fn: () => Promise<T>): Promise<T> {
+  /**
+   * With `keep` (delivery batches), the lock file is kept for LOCK_KEEP_MS afterwards, so the
+   * next batch to a busy maildrop skips taking it again (create, link, unlink, stat, unlink);
+   * any writer of this process reuses a kept lock. Other processes wait for it as for any
+   * holder: it is kept at most LOCK_HOLD_MAX_MS in one go, then not kept for LOCK_PAUSE_MS.
+   */
+  private locked<T>(state: MaildropState, fn: () => Promise<T>, keep = false): Promise<T> {
     return state.mutex.run(async () => {
-      const lock = await FileLock.acquireOrFail(join(state.root, UIDLIST_LOCK_FILE), this.lockWaitMs);
+      const kept = state.keptLock;
+      if (kept !== undefined) {
+        clearTimeout(kept.timer);
+        state.keptLock = undefined;
+        this.keptIn.delete(state);
+      }
+      const lock = kept?.lock ?? (await FileLock.acquireOrFail(join(state.root, UIDLIST_LOCK_FILE), this.lockWaitMs));
+      const since = kept?.since ?? Date.now();
+      let keepIt = false;
       try {
-        return await fn();
+        const result = await fn();
+        const now = Date.now();
+        if (keep && now - since >= LOCK_HOLD_MAX_MS) state.keepPausedUntil = now + LOCK_PAUSE_MS;
+        keepIt = keep && now >= state.keepPausedUntil;
+        return result;
       } finally {
-        await lock.release();
+        if (keepIt) this.keepLock(state, lock, since);
+        else await lock.release();
       }
     });
+  }
+
+  private keepLock(state: MaildropState, lock: FileLock, since: number): void {
+    this.keptIn.add(state);
+    const timer = setTimeout(() => {
+      if (state.keptLock?.lock !== lock) return; // taken over by a writer
+      if (!state.mutex.idle) return void timer.refresh(); // a writer is about to take it over
+      state.keptLock = undefined;
+      this.keptIn.delete(state);
+      void lock.release().catch(() => {}); // a lock left behind is broken as stale (maildir-lock.ts)
+    }, LOCK_KEEP_MS);
+    timer.unref();
+    state.keptLock = { lock, since, timer };
   }
 }
 
