@@ -6,14 +6,14 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtemp, open, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { MaildirStore, UIDLIST_LOCK_FILE } from '../../src/storage/maildir/maildir-store.js';
 import { maildropState } from '../../src/storage/maildir/maildir-state.js';
-import { UidList } from '../../src/storage/maildir/maildir-uidlist.js';
+import { UIDLIST_FILE, UidList } from '../../src/storage/maildir/maildir-uidlist.js';
 import { readAll, referenceCrlfSize } from './conformance.js';
 
 const plain = { exclusive: false };
@@ -125,6 +125,23 @@ describe('Maildir group commit of deliveries', () => {
     assert.equal(next.uid, 5, 'uids 2-4 were written before the failed syncs: they stay used');
     const snap = await store.open('alice', plain);
     assert.deepEqual(snap.messages.map((m) => m.uid), [1, 5]);
+    await snap.release();
+  });
+
+  it('R-S12 the uidlist handle kept open between appends notices a rewrite by another process', async () => {
+    assert.equal((await store.deliver('alice', body('a', 1))).uid, 1);
+    assert.equal((await store.deliver('alice', body('b', 2))).uid, 2);
+    // Another process compacts: a new file with a higher next uid is renamed over the old one.
+    const path = join(root, UIDLIST_FILE);
+    const records = (await readFile(path, 'utf8')).split('\n').slice(1).join('\n');
+    await writeFile(`${path}.other`, `poplar-uidlist 1 next=100 gen=0123456789ab\n${records}`);
+    await rename(`${path}.other`, path);
+    const c = await store.deliver('alice', body('c', 3));
+    assert.equal(c.uid, 100, 'the new file decides the next uid');
+    const lines = (await readFile(path, 'utf8')).split('\n');
+    assert.ok(lines.some((l) => l.startsWith('100 ')), 'the record went into the new file, not the replaced one');
+    const snap = await store.open('alice', plain);
+    assert.deepEqual(snap.messages.map((m) => m.uid), [1, 2, 100]);
     await snap.release();
   });
 

@@ -1,8 +1,8 @@
 /**
  * Per-process state of each maildrop, shared by every MaildirStore of this process (module
  * level, keyed by the resolved root path): the in-process mutex in front of the uidlist lock
- * file, the count of open snapshots and the exclusive flag (the lock rule in maildir-store.ts),
- * and the uidlist cache. Idle states beyond MAX_CACHED are evicted, least recently used first;
+ * file (and that lock file while it is kept between delivery batches), the count of open
+ * snapshots and the exclusive flag (the lock rule in maildir-store.ts), and the uidlist cache. Idle states beyond MAX_CACHED are evicted, least recently used first;
  * the files are the truth, so an evicted cache only costs a full re-read of the uidlist.
  */
 import { join, resolve } from 'node:path';

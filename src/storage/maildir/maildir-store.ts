@@ -4,6 +4,11 @@
  * Uids and exact sizes live in poplar's own `poplar-uidlist` (maildir-uidlist.ts); the files of
  * other programs are only ever moved new/ -> cur/ and given flags, as every Maildir reader does.
  *
+ * Delivery (R-X6): each message is written to tmp/, fsynced and renamed into new/; deliveries to
+ * one maildrop then share a group commit (maildir-commit.ts): one fsync of new/ and one durable
+ * uidlist append per batch, under the uidlist lock, which is kept briefly for the next batch.
+ * A delivery resolves only once its file, its directory entry and its uid record are durable.
+ *
  * Lock rule (R-S3 opt-in exclusive mode), the same in every backend:
  * - an exclusive open fails with MAILBOX_LOCKED while any other snapshot of that mailbox is open;
  * - any open fails with MAILBOX_LOCKED while an exclusive snapshot of that mailbox is open;
