@@ -382,8 +382,8 @@ export class MaildirStore implements MailStore {
     });
   }
 
-  /** Runs `fn` holding this process's mutex, then the uidlist lock file, for the maildrop. */
   /**
+   * Runs `fn` holding this process's mutex, then the uidlist lock file, for the maildrop.
    * With `keep` (delivery batches), the lock file is kept for LOCK_KEEP_MS afterwards, so the
    * next batch to a busy maildrop skips taking it again (create, link, unlink, stat, unlink);
    * any writer of this process reuses a kept lock. Other processes wait for it as for any
