@@ -51,7 +51,7 @@ export interface DeliveryAgentOptions {
 }
 
 export class DeliveryAgent {
-  /** Deliveries to one maildrop run one at a time in this process, so usage and warnings are exact. */
+  /** Deliveries under a quota to one maildrop run one at a time in this process (see deliver()). */
   private readonly queues = new Map<string, Promise<unknown>>();
   /** Last measured usage per maildrop, kept up to date by our own deliveries (see USAGE_TRUST_MS). */
   private readonly usageCache = new Map<string, { usage: Usage; measuredAt: number }>();
@@ -88,8 +88,16 @@ export class DeliveryAgent {
     }
   }
 
-  /** Delivers `message` (as received, without our trace headers) to `mailbox`. */
-  deliver(mailbox: string, message: Buffer, envelope: Envelope): Promise<DeliveryOutcome> {
+  /**
+   * Delivers `message` (as received, without our trace headers) to `mailbox`. Under a quota,
+   * deliveries to one maildrop run one at a time, so usage and warnings are exact; without one
+   * they run together and the store commits them in batches (maildir-commit.ts).
+   */
+  async deliver(mailbox: string, message: Buffer, envelope: Envelope): Promise<DeliveryOutcome> {
+    const limits = await this.opts.policies.get(mailbox).catch(() => undefined); // deliverNow reports a failure
+    if (limits !== undefined && !isLimited(limits) && !this.queues.has(mailbox)) {
+      return this.deliverNow(mailbox, message, envelope, limits);
+    }
     const previous = this.queues.get(mailbox) ?? Promise.resolve();
     const run = previous.then(() => this.deliverNow(mailbox, message, envelope));
     const tail = run.catch(() => undefined);
@@ -100,7 +108,7 @@ export class DeliveryAgent {
     return run;
   }
 
-  private async deliverNow(mailbox: string, message: Buffer, envelope: Envelope): Promise<DeliveryOutcome> {
+  private async deliverNow(mailbox: string, message: Buffer, envelope: Envelope, known?: QuotaLimits): Promise<DeliveryOutcome> {
     const { store, policies, logger } = this.opts;
     const now = (this.opts.now ?? (() => new Date()))();
     const id = randomBytes(6).toString('hex');
@@ -110,8 +118,8 @@ export class DeliveryAgent {
     const publish = (result: 'delivered' | 'rejected' | 'failed', bytes: number): void =>
       channels.delivery.publish({ result, bytes, seconds: Number(process.hrtime.bigint() - started) / 1e9 });
     try {
-      const limits = await policies.get(mailbox);
-      const limited = limits.quotaBytes > 0 || limits.quotaMessages > 0;
+      const limits = known ?? (await policies.get(mailbox));
+      const limited = isLimited(limits);
       const size = crlfSize(full);
       const { usage: before, over } = limited
         ? await this.measure(mailbox, { messages: 1, bytes: size }, limits)
@@ -166,4 +174,8 @@ export class DeliveryAgent {
   private overQuota(): Refusal {
     return { kind: 'over-quota', temporary: this.opts.overQuota === 'defer' };
   }
+}
+
+function isLimited(limits: QuotaLimits): boolean {
+  return limits.quotaBytes > 0 || limits.quotaMessages > 0;
 }

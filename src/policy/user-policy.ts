@@ -70,8 +70,17 @@ export function expireValue(p: Pick<EffectivePolicy, 'retrievedDays' | 'unretrie
   return limits.length === 0 ? 'NEVER' : String(Math.min(...limits));
 }
 
+/**
+ * How long one stat(2) of the file answers for it. Every delivery (twice: RCPT and DATA) and
+ * every login asks, and while the file does not exist each stat costs an ENOENT exception; a
+ * change by another process (`poplar quota set`) is seen at most this much later.
+ */
+const RESTAT_MS = 100;
+
 export class UserPolicies implements PollPolicy {
   private cache: { mtimeMs: number; size: number; users: Map<string, UserOverrides> } | undefined;
+  /** The last load and when it stat'ed the file (RESTAT_MS). */
+  private recent: { at: number; users: Map<string, UserOverrides> } | undefined;
 
   constructor(
     readonly path: string,
@@ -142,10 +151,19 @@ export class UserPolicies implements PollPolicy {
       throw err;
     }
     this.cache = undefined;
+    this.recent = undefined;
     return checked;
   }
 
   private async load(fresh = false): Promise<Map<string, UserOverrides>> {
+    const now = performance.now();
+    if (!fresh && this.recent !== undefined && now - this.recent.at < RESTAT_MS) return this.recent.users;
+    const users = await this.read(fresh);
+    this.recent = { at: now, users };
+    return users;
+  }
+
+  private async read(fresh: boolean): Promise<Map<string, UserOverrides>> {
     let st;
     try {
       st = await stat(this.path);

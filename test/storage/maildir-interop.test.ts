@@ -238,6 +238,8 @@ describe('Maildir interoperability', () => {
     await writeFile(lock, `${await deadPid()} ${LOCK_HOST} ${Date.now()} deadbeef\n`);
     const quick = new MaildirStore({ path: () => root, lockWaitMs: 1000 });
     assert.equal((await quick.deliver('alice', Buffer.from('a\r\n'))).uid, 1);
+    assert.match(await readFile(lock, 'utf8'), new RegExp(`^${process.pid} `), 'ours now, kept briefly for the next delivery');
+    await quick.close(); // releases the kept lock
     await assert.rejects(readFile(lock), { code: 'ENOENT' });
 
     // Another host's lock: live while fresh, stale once not refreshed for 30 s.

@@ -41,6 +41,7 @@ export class FileLock {
     readonly path: string,
     private readonly content: string,
     private readonly token: string,
+    private readonly identity: FileIdentity,
   ) {
     heldTokens.add(token);
     this.heartbeat = setInterval(() => {
@@ -60,7 +61,8 @@ export class FileLock {
     for (;;) {
       const token = randomBytes(8).toString('hex');
       const content = `${process.pid} ${LOCK_HOST} ${Date.now()} ${token}\n`;
-      if (await createWhole(path, content, token)) return new FileLock(path, content, token);
+      const identity = await createWhole(path, content, token);
+      if (identity !== undefined) return new FileLock(path, content, token, identity);
       if (await breakIfStale(path)) continue;
       const left = deadline - Date.now();
       if (left <= 0) return undefined;
@@ -76,32 +78,50 @@ export class FileLock {
     return lock;
   }
 
-  /** Removes the lock file if it is still ours (a holder judged stale may have lost it). */
+  /**
+   * Removes the lock file if it is still ours (a holder judged stale may have lost it). Ours is
+   * the file we created: same inode and same birth time (one stat(2)); where the file system
+   * keeps no birth time, the content (with our token) is compared instead.
+   */
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
     clearInterval(this.heartbeat);
     heldTokens.delete(this.token);
+    if (this.identity.birthtimeNs !== 0n) {
+      const st = await stat(this.path, { bigint: true }).catch(ignoreEnoent);
+      if (st && st.ino === this.identity.ino && st.birthtimeNs === this.identity.birthtimeNs) await unlink(this.path).catch(ignoreEnoent);
+      return;
+    }
     const current = await readIfExists(this.path);
     if (current === this.content) await unlink(this.path).catch(ignoreEnoent);
   }
 }
 
-/** Creates `path` holding `content`, whole, unless it exists; true if this call created it. */
-async function createWhole(path: string, content: string, token: string): Promise<boolean> {
+/** Inode and birth time (0 where the file system keeps none) of a lock file we created. */
+interface FileIdentity {
+  readonly ino: bigint;
+  readonly birthtimeNs: bigint;
+}
+
+/** Creates `path` holding `content`, whole, unless it exists; its identity if this call created it. */
+async function createWhole(path: string, content: string, token: string): Promise<FileIdentity | undefined> {
   const tmp = `${path}.${token}.tmp`;
   const fh = await open(tmp, 'wx', 0o600);
+  let identity: FileIdentity;
   try {
     await fh.writeFile(content);
+    const st = await fh.stat({ bigint: true });
+    identity = { ino: st.ino, birthtimeNs: st.birthtimeNs };
   } finally {
     await fh.close();
   }
   try {
     await link(tmp, path);
-    return true;
+    return identity;
   } catch (err) {
     if (errCode(err) !== 'EEXIST') throw err;
-    return false;
+    return undefined;
   } finally {
     await unlink(tmp).catch(ignoreEnoent);
   }

@@ -1,13 +1,14 @@
 /**
  * Per-process state of each maildrop, shared by every MaildirStore of this process (module
  * level, keyed by the resolved root path): the in-process mutex in front of the uidlist lock
- * file, the count of open snapshots and the exclusive flag (the lock rule in maildir-store.ts),
- * the uidlist cache, the listing cache (maildir-listing.ts), the session marker shared by this
- * process's snapshots (maildir-sessions.ts) and when tmp/ was last cleaned. Idle states beyond
- * MAX_CACHED are evicted, least recently used first; the files are the truth, so an evicted cache
- * only costs a full re-read of the uidlist and a full scan. Listings are large (a 50,000-message
- * maildrop's is some MB), so they have their own budget: past MAX_LISTED_MESSAGES, the listings
- * of idle states are dropped, least recently used first.
+ * file (and that lock file while it is kept between delivery batches), the count of open
+ * snapshots and the exclusive flag (the lock rule in maildir-store.ts), the uidlist cache, the
+ * listing cache (maildir-listing.ts), the session marker shared by this process's snapshots
+ * (maildir-sessions.ts) and when tmp/ was last cleaned. Idle states beyond MAX_CACHED are
+ * evicted, least recently used first; the files are the truth, so an evicted cache only costs a
+ * full re-read of the uidlist and a full scan. Listings are large (a 50,000-message maildrop's is
+ * some MB), so they have their own budget: past MAX_LISTED_MESSAGES, the listings of idle states
+ * are dropped, least recently used first.
  */
 import { join, resolve } from 'node:path';
 import type { Listing } from './maildir-listing.js';
@@ -35,6 +36,17 @@ export interface MaildropState {
   markerLinger: NodeJS.Timeout | undefined;
   /** Date.now() of the last tmp/ cleaning, 0 for never. */
   tmpCleanedAt: number;
+  /** The uidlist lock file, kept for a moment after a delivery batch (maildir-store.ts `locked`). */
+  keptLock: KeptLock | undefined;
+  /** No lock is kept before this time (ms since the epoch): other processes get their turn. */
+  keepPausedUntil: number;
+}
+
+export interface KeptLock {
+  readonly lock: FileLock;
+  /** When the lock file was taken: it is held at most LOCK_HOLD_MAX_MS in one go. */
+  readonly since: number;
+  readonly timer: NodeJS.Timeout;
 }
 
 const states = new Map<string, MaildropState>();
@@ -55,6 +67,8 @@ export function maildropState(root: string): MaildropState {
       markerRefs: 0,
       markerLinger: undefined,
       tmpCleanedAt: 0,
+      keptLock: undefined,
+      keepPausedUntil: 0,
     };
   } else {
     states.delete(key); // re-inserted below: Map order is the LRU order

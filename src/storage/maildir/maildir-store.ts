@@ -4,6 +4,11 @@
  * Uids and exact sizes live in poplar's own `poplar-uidlist` (maildir-uidlist.ts); the files of
  * other programs are only ever moved new/ -> cur/ and given flags, as every Maildir reader does.
  *
+ * Delivery (R-X6): each message is written to tmp/, fsynced and renamed into new/; deliveries to
+ * one maildrop then share a group commit (maildir-commit.ts): one fsync of new/ and one durable
+ * uidlist append per batch, under the uidlist lock, which is kept briefly for the next batch.
+ * A delivery resolves only once its file, its directory entry and its uid record are durable.
+ *
  * Lock rule (R-S3 opt-in exclusive mode), the same in every backend:
  * - an exclusive open fails with MAILBOX_LOCKED while any other snapshot of that mailbox is open;
  * - any open fails with MAILBOX_LOCKED while an exclusive snapshot of that mailbox is open;
@@ -33,6 +38,7 @@ import {
   type Usage,
 } from '../mail-store.js';
 import { crlfSizeOf, crlfSizes } from './maildir-bulk.js';
+import { GroupCommit } from './maildir-commit.js';
 import { cleanTmp, ensureMaildir, fsyncDir, listBases, listFiles, locate, scanMaildir, stampOf, type MaildirScan } from './maildir-dir.js';
 import { errCode, ignoreEnoent, toStorageError } from './maildir-errors.js';
 import {
@@ -48,11 +54,17 @@ import { buildListing, DIRTY_WINDOW_MS, stillValid, type Listing } from './maild
 import { dropMarker, EXPIRE_LOCK_FILE, idleMarker, joinSession, leaveSession, liveSessions } from './maildir-sessions.js';
 import { MaildirSnapshot } from './maildir-snapshot.js';
 import { allStates, cacheListing, maildropState, type MaildropState } from './maildir-state.js';
+import type { NewEntry, UidEntry } from './maildir-uidlist.js';
 
 /** Held by an exclusive (RFC-strict, R-S3) session for its whole life. */
 export const SESSION_LOCK_FILE = 'poplar-pop3.lock';
 /** Held while the uidlist is appended to or rewritten. */
 export const UIDLIST_LOCK_FILE = 'poplar-uidlist.lock';
+/** How long the uidlist lock file is kept after a delivery batch, for the next one. */
+const LOCK_KEEP_MS = 20;
+/** The longest the lock file is kept in one go; then it is not kept for LOCK_PAUSE_MS. */
+const LOCK_HOLD_MAX_MS = 500;
+const LOCK_PAUSE_MS = 250;
 /** Compact the uidlist once this many records name vanished files and they outnumber the live. */
 const COMPACT_MIN_DEAD = 32;
 /** tmp/ is read for stale debris at most this often per maildrop (the 36-hour rule is lax). */
@@ -71,8 +83,17 @@ export interface MaildirStoreOptions {
   readonly dirtyWindowMs?: number;
 }
 
+/** A delivery waiting for its batch: its uidlist record and the folder its file is in. */
+interface PendingDelivery extends NewEntry {
+  readonly dir: string;
+}
+
 export class MaildirStore implements MailStore {
   private readonly host: string;
+  /** Maildrops where this store may have left a kept uidlist lock (released by close()). */
+  private readonly keptIn = new Set<MaildropState>();
+  /** Group commit per maildrop root, while deliveries to it are in flight. */
+  private readonly commits = new Map<string, GroupCommit<PendingDelivery, UidEntry>>();
   private readonly now: () => number;
   private readonly lockWaitMs: number;
   private readonly dirtyWindowMs: number;
@@ -156,13 +177,15 @@ export class MaildirStore implements MailStore {
       await prepare(state);
       const { name, rel, size } = await this.writeToNew(root, message, opts);
       delivered = rel;
-      await fsyncDir(join(root, rel.slice(0, 3)));
-      // R-S12: the uid is assigned now; an open() that saw the file first already gave it one.
-      const [entry] = await this.locked(state, async () => {
-        await state.uidlist.refresh();
-        return state.uidlist.append([{ key: name, size, ...(opts.uidl === undefined ? {} : { uidl: opts.uidl }) }]);
+      // R-S12: the uid is assigned now (an open() that saw the file first already gave it one),
+      // in one durable batch with the deliveries that arrive meanwhile (maildir-commit.ts).
+      const item = { key: name, size, dir: rel.slice(0, 3), ...(opts.uidl === undefined ? {} : { uidl: opts.uidl }) };
+      const commit = this.committer(state);
+      const entry = await commit.submit(item).finally(() => {
+        // Settled after its batch ended; nothing queued means no delivery holds this commit.
+        if (commit.idle && this.commits.get(state.root) === commit) this.commits.delete(state.root);
       });
-      return { uid: entry!.uid, size };
+      return { uid: entry.uid, size };
     } catch (err) {
       state.ready = false; // the folders may have gone: make them again next time
       // R-X6: a delivery that was not acknowledged leaves nothing behind if it can help it.
@@ -250,9 +273,25 @@ export class MaildirStore implements MailStore {
     });
   }
 
-  /** Snapshots release their own locks; this removes the session markers left lingering. */
+  /**
+   * Releases the uidlist locks kept after deliveries and removes the session markers left
+   * lingering (maildir-sessions.ts); snapshots release their own locks.
+   */
   async close(): Promise<void> {
     await Promise.all([...allStates()].map((state) => dropMarker(state)));
+    const states = [...this.keptIn];
+    this.keptIn.clear();
+    await Promise.all(
+      states.map((state) =>
+        state.mutex.run(async () => {
+          const kept = state.keptLock;
+          if (kept === undefined) return;
+          clearTimeout(kept.timer);
+          state.keptLock = undefined;
+          await kept.lock.release();
+        }),
+      ),
+    );
   }
 
   private root(mailbox: string): string {
@@ -363,7 +402,31 @@ export class MaildirStore implements MailStore {
     }
   }
 
-  /** Runs `fn` holding this process's mutex, then the uidlist lock file, for the maildrop. */
+  /** The maildrop's group commit (maildir-commit.ts); dropped from the map once it is idle. */
+  private committer(state: MaildropState): GroupCommit<PendingDelivery, UidEntry> {
+    let commit = this.commits.get(state.root);
+    if (commit === undefined) {
+      commit = new GroupCommit<PendingDelivery, UidEntry>((items) => this.commitDeliveries(state, items));
+      this.commits.set(state.root, commit);
+    }
+    return commit;
+  }
+
+  /**
+   * Makes a batch of files already fsynced and renamed into new/ (or cur/) durable: fsync(2) of
+   * their directories, and their uid records appended and fdatasynced under the uidlist lock,
+   * taken once for the batch. Both run at once: nothing is acknowledged before both are done,
+   * and a uid record whose file never became durable is only a dead record (its uid stays used).
+   */
+  private async commitDeliveries(state: MaildropState, items: readonly PendingDelivery[]): Promise<UidEntry[]> {
+    const dirs = [...new Set(items.map((i) => i.dir))];
+    const [entries] = await Promise.all([
+      this.locked(state, () => state.uidlist.append(items), true),
+      ...dirs.map((d) => fsyncDir(join(state.root, d))),
+    ]);
+    return entries;
+  }
+
   /** Records that poplar removed these messages, freeing their names (maildir-uidlist.ts `D`). */
   private forget(state: MaildropState, ids: readonly string[]): Promise<void> {
     if (ids.length === 0) return Promise.resolve();
@@ -373,15 +436,48 @@ export class MaildirStore implements MailStore {
     });
   }
 
-  private locked<T>(state: MaildropState, fn: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `fn` holding this process's mutex, then the uidlist lock file, for the maildrop.
+   * With `keep` (delivery batches), the lock file is kept for LOCK_KEEP_MS afterwards, so the
+   * next batch to a busy maildrop skips taking it again (create, link, unlink, stat, unlink);
+   * any writer of this process reuses a kept lock. Other processes wait for it as for any
+   * holder: it is kept at most LOCK_HOLD_MAX_MS in one go, then not kept for LOCK_PAUSE_MS.
+   */
+  private locked<T>(state: MaildropState, fn: () => Promise<T>, keep = false): Promise<T> {
     return state.mutex.run(async () => {
-      const lock = await FileLock.acquireOrFail(join(state.root, UIDLIST_LOCK_FILE), this.lockWaitMs);
+      const kept = state.keptLock;
+      if (kept !== undefined) {
+        clearTimeout(kept.timer);
+        state.keptLock = undefined;
+        this.keptIn.delete(state);
+      }
+      const lock = kept?.lock ?? (await FileLock.acquireOrFail(join(state.root, UIDLIST_LOCK_FILE), this.lockWaitMs));
+      const since = kept?.since ?? Date.now();
+      let keepIt = false;
       try {
-        return await fn();
+        const result = await fn();
+        const now = Date.now();
+        if (keep && now - since >= LOCK_HOLD_MAX_MS) state.keepPausedUntil = now + LOCK_PAUSE_MS;
+        keepIt = keep && now >= state.keepPausedUntil;
+        return result;
       } finally {
-        await lock.release();
+        if (keepIt) this.keepLock(state, lock, since);
+        else await lock.release();
       }
     });
+  }
+
+  private keepLock(state: MaildropState, lock: FileLock, since: number): void {
+    this.keptIn.add(state);
+    const timer = setTimeout(() => {
+      if (state.keptLock?.lock !== lock) return; // taken over by a writer
+      if (!state.mutex.idle) return void timer.refresh(); // a writer is about to take it over
+      state.keptLock = undefined;
+      this.keptIn.delete(state);
+      void lock.release().catch(() => {}); // a lock left behind is broken as stale (maildir-lock.ts)
+    }, LOCK_KEEP_MS);
+    timer.unref();
+    state.keptLock = { lock, since, timer };
   }
 }
 

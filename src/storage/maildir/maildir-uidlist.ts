@@ -20,13 +20,15 @@
  * over the old one and the directory fsynced, so a reader sees the old or the new file, whole.
  */
 import { randomBytes } from 'node:crypto';
-import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fsyncDir } from './maildir-dir.js';
 import { errCode, ignoreEnoent } from './maildir-errors.js';
 import { Mutex } from './maildir-lock.js';
 
 export const UIDLIST_FILE = 'poplar-uidlist';
+/** An append handle unused for this long is closed (one descriptor per busy maildrop). */
+const HELD_IDLE_MS = 2000;
 
 export interface UidEntry {
   readonly uid: number;
@@ -63,6 +65,8 @@ export class UidList {
   private header = '';
   private offset = 0;
   private readonly serial = new Mutex();
+  /** The append handle (writable()); `pinned` once the cache was read through it. */
+  private held: { fh: FileHandle; ino: number; timer: NodeJS.Timeout; pinned: boolean } | undefined;
 
   constructor(readonly path: string) {}
 
@@ -107,14 +111,9 @@ export class UidList {
   append(items: readonly NewEntry[]): Promise<UidEntry[]> {
     if (items.length === 0) return Promise.resolve([]);
     return this.serial.run(async () => {
-      let fh = await openForAppend(this.path);
-      if (fh === undefined) {
-        await this.rewrite(() => true); // creates the file, header first
-        fh = await open(this.path, 'r+');
-      }
+      const { fh, st } = await this.writable();
       try {
-        await this.readFrom(fh);
-        if ((await fh.stat()).size > this.offset) await fh.truncate(this.offset); // torn line
+        if ((await this.readFrom(fh, st)) > this.offset) await fh.truncate(this.offset); // torn line
         const fresh = new Map<string, UidEntry>();
         const freshUidls = new Map<number, string>();
         const added = items.map(({ key, size, uidl }) => {
@@ -143,10 +142,46 @@ export class UidList {
         for (const [uid, uidl] of freshUidls) this.uidls.set(uid, uidl);
         this.offset += bytes.length;
         return added;
-      } finally {
-        await fh.close();
+      } catch (err) {
+        await this.dropHeld(); // the next append starts from a fresh open
+        throw err;
       }
     });
+  }
+
+  /**
+   * The file opened for appending, kept open between appends (closed once idle for
+   * HELD_IDLE_MS): one stat(2) of the path instead of open, fstat, a header read and close per
+   * append. While the handle is open its inode cannot be freed, so a path naming the same inode
+   * is the same file, not a rewrite that happened to get a recycled inode number.
+   */
+  private async writable(): Promise<{ fh: FileHandle; st: { ino: number; size: number } }> {
+    const st = await statIfExists(this.path);
+    if (this.held !== undefined && st !== undefined && st.ino === this.held.ino) {
+      this.held.timer.refresh();
+      return { fh: this.held.fh, st };
+    }
+    await this.dropHeld();
+    if (st === undefined) await this.rewrite(() => true); // creates the file, header first
+    const fh = await open(this.path, 'r+');
+    try {
+      const own = await fh.stat();
+      const timer = setTimeout(() => void this.serial.run(() => this.dropHeld()), HELD_IDLE_MS);
+      timer.unref();
+      this.held = { fh, ino: own.ino, timer, pinned: false };
+      return { fh, st: own };
+    } catch (err) {
+      await fh.close().catch(() => {});
+      throw err;
+    }
+  }
+
+  private async dropHeld(): Promise<void> {
+    const held = this.held;
+    if (held === undefined) return;
+    this.held = undefined;
+    clearTimeout(held.timer);
+    await held.fh.close().catch(() => {});
   }
 
   /** Lines in the file that no longer describe a live message (removed ones and their `D` records). */
@@ -163,8 +198,7 @@ export class UidList {
       const fh = await openForAppend(this.path);
       if (fh === undefined) return;
       try {
-        await this.readFrom(fh);
-        if ((await fh.stat()).size > this.offset) await fh.truncate(this.offset); // torn line
+        if ((await this.readFrom(fh)) > this.offset) await fh.truncate(this.offset); // torn line
         const uids = names.map((n) => this.entries.get(n)?.uid).filter((u): u is number => u !== undefined);
         if (uids.length === 0) return;
         const bytes = Buffer.from(uids.map((u) => `D ${u}\n`).join(''), 'utf8');
@@ -217,22 +251,27 @@ export class UidList {
 
   /**
    * Brings the cache up to date from an open handle of the file. All reads come first; the
-   * cache is then changed without an await, so callers never see it half-updated.
+   * cache is then changed without an await, so callers never see it half-updated. Returns the
+   * file's size as read (a writer holding the lock truncates a torn line beyond the records).
    */
-  private async readFrom(fh: FileHandle): Promise<void> {
-    const st = await fh.stat();
+  private async readFrom(fh: FileHandle, known?: { ino: number; size: number }): Promise<number> {
+    const st = known ?? (await fh.stat());
     const headerBytes = Buffer.byteLength(this.header) + 1;
+    // The held handle (writable()) pins its inode: the cache read it, so it is the same file.
+    const pinned = known !== undefined && this.held?.fh === fh && this.held.pinned;
     const sameFile =
       st.ino === this.ino &&
       st.size >= this.offset &&
       this.offset >= headerBytes &&
-      (await readRange(fh, 0, headerBytes)).toString('utf8') === `${this.header}\n`;
+      (pinned || (await readRange(fh, 0, headerBytes)).toString('utf8') === `${this.header}\n`);
     const from = sameFile ? this.offset : 0;
     const tail = await readRange(fh, from, st.size - from);
     if (!sameFile) this.reset(st.ino);
     const end = tail.lastIndexOf(0x0a) + 1; // bytes after the last LF are a torn line
     for (const line of tail.subarray(0, end).toString('utf8').split('\n')) this.parse(line);
     this.offset += end;
+    if (this.held?.fh === fh) this.held.pinned = this.ino === this.held.ino;
+    return from + tail.length;
   }
 
   private parse(line: string): void {
@@ -292,6 +331,15 @@ export class UidList {
 /** The line(s) of one message: its entry, then its carried-over UIDL if it has one. */
 function record(key: string, e: UidEntry, uidl: string | undefined): string {
   return `${e.uid} ${e.size} ${key}\n` + (uidl === undefined ? '' : `U ${e.uid} ${uidl}\n`);
+}
+
+async function statIfExists(path: string): Promise<{ ino: number; size: number } | undefined> {
+  try {
+    return await stat(path);
+  } catch (err) {
+    if (errCode(err) === 'ENOENT') return undefined;
+    throw err;
+  }
 }
 
 /** The file opened for writing, or undefined if it does not exist yet. */
