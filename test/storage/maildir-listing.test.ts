@@ -301,10 +301,13 @@ describe('Maildir session marker shared by a process', () => {
     // This process's expiry holds the expire lock; an open reviving the idle marker must wait for it.
     const lock = await FileLock.acquire(join(root, EXPIRE_LOCK_FILE), 0);
     assert.ok(lock);
+    const state = maildropState(root);
+    state.expiring++; // as MaildirStore.expire does while it holds the lock
     let opened = false;
     const b = store.open('alice', plain).then((snap) => ((opened = true), snap));
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(opened, false, 'waits while the expire lock is held');
+    state.expiring--;
     await lock.release();
     await (await b).release();
     assert.equal(opened, true);

@@ -17,8 +17,9 @@
  * - The last snapshot out leaves the marker in place for MARKER_LINGER_MS, so a maildrop polled
  *   over and over (a phone every minute, a login benchmark) does not create and remove a marker
  *   file per session. A lingering marker covers nothing: this process's own expiry ignores it
- *   (`liveSessions`' `ignore`), and so the snapshot that takes it up again checks the expire lock
- *   itself, as a creator does. Another process's expiry sees it and reports the maildrop in use,
+ *   (`liveSessions`' `ignore`), and so the snapshot that takes it up again while such an expiry
+ *   runs (`MaildropState.expiring`) waits for the expire lock, as a creator does. An expiry of
+ *   another process needs no check: the marker has been on disk since before it began. Another process's expiry sees it and reports the maildrop in use,
  *   as it would for a live session, for at most that long after the last session.
  */
 import { randomBytes } from 'node:crypto';
@@ -56,8 +57,8 @@ export async function joinSession(state: MaildropState, waitMs: number): Promise
   }
   try {
     await state.marker;
-    // A lingering marker covered nothing: an expiry of this process may be running (see above).
-    if (revived) await waitForExpiry(state.root, waitMs);
+    // A lingering marker covered nothing for this process's own expiries (see above).
+    if (revived && state.expiring > 0) await waitForExpiry(state.root, waitMs);
   } catch (err) {
     await leaveSession(state);
     throw err;

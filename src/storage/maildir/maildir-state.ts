@@ -34,6 +34,8 @@ export interface MaildropState {
   markerRefs: number;
   /** Pending removal of the marker after the last snapshot (maildir-sessions.ts MARKER_LINGER_MS). */
   markerLinger: NodeJS.Timeout | undefined;
+  /** Expiries of this process holding the maildrop's expire lock now. */
+  expiring: number;
   /** Date.now() of the last tmp/ cleaning, 0 for never. */
   tmpCleanedAt: number;
   /** The uidlist lock file, kept for a moment after a delivery batch (maildir-store.ts `locked`). */
@@ -66,6 +68,7 @@ export function maildropState(root: string): MaildropState {
       marker: undefined,
       markerRefs: 0,
       markerLinger: undefined,
+      expiring: 0,
       tmpCleanedAt: 0,
       keptLock: undefined,
       keepPausedUntil: 0,

@@ -225,6 +225,7 @@ export class MaildirStore implements MailStore {
     let lock: FileLock | undefined;
     try {
       lock = await FileLock.acquireOrFail(join(state.root, EXPIRE_LOCK_FILE), this.lockWaitMs);
+      state.expiring++; // before any await: a snapshot reviving the idle marker waits (maildir-sessions.ts)
       if (state.openSnapshots > 0 || (await liveSessions(state.root, await idleMarker(state))) > 0) return { inUse: true, removed: [] };
       state.listing = undefined; // the files are about to change
       await this.cleanTmpNowAndThen(state);
@@ -252,6 +253,7 @@ export class MaildirStore implements MailStore {
     } catch (err) {
       throw toStorageError(err, `expiring messages of ${mailbox}`);
     } finally {
+      if (lock !== undefined) state.expiring--;
       await lock?.release();
     }
   }

@@ -65,6 +65,8 @@ export class UidList {
   private header = '';
   private offset = 0;
   private readonly serial = new Mutex();
+  /** Inode, size and ctime of the file when refresh() last read it whole up to date. */
+  private seen: string | undefined;
   /** The append handle (writable()); `pinned` once the cache was read through it. */
   private held: { fh: FileHandle; ino: number; timer: NodeJS.Timeout; pinned: boolean } | undefined;
 
@@ -84,11 +86,19 @@ export class UidList {
     return Math.max(this.nextFromHeader, this.maxUid + 1);
   }
 
-  /** Reads what changed in the file since the last call (all of it after a rewrite). */
+  /**
+   * Reads what changed in the file since the last call (all of it after a rewrite). One stat
+   * when nothing did: every append, truncation or rewrite changes the file's size, ctime or inode,
+   * and `seen` is taken before the read, so it can only be older than what the cache holds.
+   */
   refresh(): Promise<void> {
     return this.serial.run(async () => {
+      let seen: string;
       let fh: FileHandle;
       try {
+        const st = await stat(this.path, { bigint: true });
+        seen = `${st.ino}:${st.size}:${st.ctimeNs}`;
+        if (seen === this.seen) return;
         fh = await open(this.path, 'r');
       } catch (err) {
         if (errCode(err) !== 'ENOENT') throw err;
@@ -97,6 +107,7 @@ export class UidList {
       }
       try {
         await this.readFrom(fh);
+        this.seen = seen;
       } finally {
         await fh.close();
       }
@@ -316,6 +327,7 @@ export class UidList {
 
   /** Forgets the cached records, keeping the next uid: a uid is never handed out twice. */
   private reset(ino: number): void {
+    this.seen = undefined;
     this.nextFromHeader = this.nextUid;
     this.maxUid = 0;
     this.entries.clear();
