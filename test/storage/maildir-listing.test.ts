@@ -145,7 +145,7 @@ describe('Maildir listing cache', () => {
   });
 
   it('the dirty window: recent ctimes are not trusted, whole-second ctimes get the coarse window', () => {
-    const stamp = (ms: number, nsPart = 123_456n) => ({ ino: 1n, ctimeNs: BigInt(ms) * 1_000_000n + nsPart });
+    const stamp = (ms: number, nsPart = 123_456n) => ({ ino: 1, ctimeMs: ms + Number(nsPart) / 1e6 });
     const scan = (ctimeMs: number, at: number, nsPart?: bigint): MaildirScan => ({
       found: new Map(),
       sized: new Map(),

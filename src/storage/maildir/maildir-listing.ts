@@ -78,8 +78,8 @@ export function buildListing(scan: MaildirScan, uidlist: UidList, dirtyWindowMs:
   messages = byUid(messages);
   const settled = (s: DirStamp | undefined, at: number): boolean => {
     if (s === undefined) return false;
-    const window = s.ctimeNs % 1_000_000_000n === 0n ? Math.max(dirtyWindowMs, COARSE_WINDOW_MS) : dirtyWindowMs;
-    return Number(s.ctimeNs / 1_000_000n) < at - window;
+    const window = s.ctimeMs % 1000 === 0 ? Math.max(dirtyWindowMs, COARSE_WINDOW_MS) : dirtyWindowMs;
+    return s.ctimeMs < at - window;
   };
   return {
     messages: Object.freeze(messages),

@@ -96,8 +96,8 @@ export class UidList {
       let seen: string;
       let fh: FileHandle;
       try {
-        const st = await stat(this.path, { bigint: true });
-        seen = `${st.ino}:${st.size}:${st.ctimeNs}`;
+        const st = await stat(this.path);
+        seen = `${st.ino}:${st.size}:${st.ctimeMs}`;
         if (seen === this.seen) return;
         fh = await open(this.path, 'r');
       } catch (err) {
