@@ -11,7 +11,7 @@ import { hostname as osHostname } from 'node:os';
 import { PasswdFile } from '../auth/passwd-file.js';
 import { makeCredentials, needsFor } from '../auth/credentials.js';
 import { parseListen, type Config } from '../config/load.js';
-import { createLogger, type Logger } from '../observability/logger.js';
+import { createServeLogger, type Logger } from '../observability/logger.js';
 import { startServer } from '../server.js';
 import type { SessionSettings } from '../session/context.js';
 import type { MailStore } from '../storage/mail-store.js';
@@ -90,7 +90,7 @@ export function createSweeper(
 
 /** `reloadConfig` reads the configuration again for SIGHUP (`poplar reload`). */
 export async function runServe(config: Config, reloadConfig?: () => Config): Promise<void> {
-  const logger = createLogger(config.log.level);
+  const logger = createServeLogger(config.log.level);
   const directory = new PasswdFile(config.auth.users_file);
   const store = createStore(config);
   await firstRun(config, directory, store, logger);
