@@ -8,7 +8,7 @@ import { open, rename, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { StorageError } from '../../errors.js';
-import { BODY_READ_CHUNK } from '../../protocol/limits.js';
+import { RETR_READ_CHUNK } from '../../protocol/limits.js';
 import type { CommitChanges, MaildropSnapshot, MessageInfo } from '../mail-store.js';
 import { fsyncDir, locate } from './maildir-dir.js';
 import { HIDDEN_FLAG, parseName, withFlag } from './maildir-filename.js';
@@ -42,7 +42,7 @@ export class MaildirSnapshot implements MaildropSnapshot {
       throw toStorageError(err, `reading message ${id}`);
     });
     if (fh === undefined) throw new StorageError('MESSAGE_GONE', `message ${id} is gone`);
-    return fh.createReadStream({ highWaterMark: BODY_READ_CHUNK }); // closes fh at end or error
+    return fh.createReadStream({ highWaterMark: RETR_READ_CHUNK }); // closes fh at end or error
   }
 
   /**
