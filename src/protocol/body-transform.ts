@@ -17,6 +17,7 @@
  * (node --jitless) `jsTransform`, the same loop in JS, is used; the property tests compare both with
  * a plain reference implementation over random inputs cut at random chunk boundaries.
  */
+import { ChunkPool } from './chunk-pool.js';
 
 /** State between chunks: in the middle of a line. */
 export const MID_LINE = 0;
@@ -212,6 +213,9 @@ function instantiate(): Module | undefined {
 
 const wasm = instantiate();
 
+/** Output buffers of transformed chunks of up to one window (session/output.ts gives them back). */
+const outPool = new ChunkPool(OUT_SIZE, 16);
+
 /** Whether the WebAssembly loop is in use (for the tests and the benchmark). */
 export const usingWasm = wasm !== undefined;
 
@@ -230,7 +234,8 @@ export function wasmTransform(input: Buffer, state: LineState): ChunkResult {
     s = r & 3;
     const outLen = r >>> 2;
     if (out === undefined && outLen !== len) {
-      out = Buffer.allocUnsafe(o + outLen + 2 * (n - at - len));
+      const need = o + outLen + 2 * (n - at - len);
+      out = need <= outPool.size ? outPool.take() : Buffer.allocUnsafe(need);
       input.copy(out, 0, 0, at); // the windows before, unchanged
     }
     // Room was made for every later window's worst case (2 × its length).

@@ -17,6 +17,7 @@
  *   (session/maildrop.ts, using lacksEndOfHeaders below), so R-S4 sizes stay exact.
  */
 import { LINE_START, MID_LINE, transformChunk, type LineState } from './body-transform.js';
+import { releaseChunk } from './chunk-pool.js';
 import { TERMINATOR } from './response.js';
 
 const CR = 0x0d;
@@ -95,7 +96,10 @@ export async function* stuffBody(
       const view = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.length);
       const r = transformChunk(noNuls ? replaceNuls(view) : view, state);
       state = r.state;
+      // The source chunk was copied into the output: its (pooled) buffer can be reused.
+      if (r.out.buffer !== view.buffer) releaseChunk(view);
       if (r.out.length > 0) yield r.out;
+      else releaseChunk(r.out);
     }
     yield state === MID_LINE ? CRLF_TERMINATOR : TERMINATOR;
     return;

@@ -7,6 +7,7 @@
  */
 import type { Socket } from 'node:net';
 import { Pop3Error } from '../errors.js';
+import { releaseChunk } from '../protocol/chunk-pool.js';
 import { STREAM_COALESCE } from '../protocol/limits.js';
 
 export class SessionOutput {
@@ -68,7 +69,8 @@ export class SessionOutput {
         if (!this.writable()) throw new Pop3Error('INTERNAL', 'Connection closed during transfer', { disconnect: true });
         this.count(chunk.length);
         sent += chunk.length;
-        socket.write(chunk);
+        // Once the socket has taken it, a pooled chunk (protocol/chunk-pool.ts) can be reused.
+        socket.write(chunk, () => releaseChunk(chunk));
         if (socket.writableLength >= STREAM_COALESCE) {
           socket.uncork();
           if (socket.writableNeedDrain) await this.drained();

@@ -4,11 +4,11 @@
  * cur/), so every file operation that meets ENOENT looks the base name up again in cur/ and new/
  * before deciding the message is gone.
  */
-import { open, rename, unlink } from 'node:fs/promises';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { StorageError } from '../../errors.js';
-import { RETR_READ_CHUNK } from '../../protocol/limits.js';
+import { readPool, releaseChunk } from '../../protocol/chunk-pool.js';
 import type { CommitChanges, MaildropSnapshot, MessageInfo } from '../mail-store.js';
 import { fsyncDir, locate } from './maildir-dir.js';
 import { HIDDEN_FLAG, parseName, withFlag } from './maildir-filename.js';
@@ -18,6 +18,33 @@ import type { MaildropState } from './maildir-state.js';
 
 /** Look-ups after ENOENT before a message counts as gone (each one follows a rename). */
 const MAX_RELOCATE = 3;
+
+/**
+ * A message file in chunks of up to RETR_READ_CHUNK octets, each read into a pooled buffer
+ * (protocol/chunk-pool.ts: the consumer gives it back once sent; one it keeps is simply not
+ * reused). Closes `fh` at the end, on error, and when the reader stops early (TOP).
+ */
+async function* readChunks(fh: FileHandle): AsyncGenerator<Buffer> {
+  try {
+    for (;;) {
+      const buf = readPool.take();
+      let bytesRead: number;
+      try {
+        ({ bytesRead } = await fh.read(buf, 0, buf.length, null));
+      } catch (err) {
+        releaseChunk(buf);
+        throw err;
+      }
+      if (bytesRead === 0) {
+        releaseChunk(buf);
+        return;
+      }
+      yield buf.subarray(0, bytesRead);
+    }
+  } finally {
+    await fh.close();
+  }
+}
 
 export class MaildirSnapshot implements MaildropSnapshot {
   private released = false;
@@ -42,7 +69,8 @@ export class MaildirSnapshot implements MaildropSnapshot {
       throw toStorageError(err, `reading message ${id}`);
     });
     if (fh === undefined) throw new StorageError('MESSAGE_GONE', `message ${id} is gone`);
-    return fh.createReadStream({ highWaterMark: RETR_READ_CHUNK }); // closes fh at end or error
+    // One chunk read ahead at most: memory per session stays a couple of chunks.
+    return Readable.from(readChunks(fh), { objectMode: true, highWaterMark: 1 });
   }
 
   /**
