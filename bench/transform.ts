@@ -2,11 +2,13 @@
  * Micro-benchmark of the RETR body transform (CRLF + dot-stuffing) in CPU-s per GB of stored
  * message, over bench-like messages (bench/messages.ts: CRLF, LF and mixed line ends, dot lines).
  * `node dist/bench/transform.js [--mb 64] [--chunk 262144]`. "line loop" is stuffBody's per-line
- * path (what TOP uses, and what RETR used before the WebAssembly transform).
+ * path (what TOP uses, and what RETR used before the WebAssembly transform). Output chunks are
+ * given back to their pool as the socket does once it has sent them.
  */
 import { parseArgs } from './args.js';
 import { makeMessage } from './messages.js';
 import { jsTransform, LINE_START, wasmTransform, type LineState } from '../src/protocol/body-transform.js';
+import { releaseChunk } from '../src/protocol/chunk-pool.js';
 import { stuffBody } from '../src/protocol/dot-stuffing.js';
 
 const a = parseArgs(process.argv.slice(2));
@@ -53,6 +55,7 @@ function direct(t: (b: Buffer, s: LineState) => { out: Buffer; state: LineState 
       const r = t(p, s);
       s = r.state;
       n += r.out.length;
+      releaseChunk(r.out);
     }
     return n;
   };
@@ -66,7 +69,10 @@ await measure('line loop (stuffBody, TOP)', async (parts) => {
 });
 await measure('stuffBody RETR', async (parts) => {
   let n = 0;
-  for await (const b of stuffBody(from(parts))) n += b.length;
+  for await (const b of stuffBody(from(parts))) {
+    n += b.length;
+    releaseChunk(b);
+  }
   return n;
 });
 await measure('wasmTransform', direct(wasmTransform));

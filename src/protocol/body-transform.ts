@@ -81,7 +81,7 @@ export function jsTransform(input: Buffer, state: LineState): ChunkResult {
 // --- the WebAssembly module ---------------------------------------------------------------------
 // (func $t (param $i i32) (param $n i32) (param $o i32) (param $s i32) (result i32))
 // reads n octets at i, writes from o, starts in state s; returns (length << 2) | s. The same loop
-// as jsTransform, plus: while 16 octets remain, load them, store them at o, and find the first CR,
+// as jsTransform (a CR followed by its LF taken in one step), plus: while 16 octets remain, load them, store them at o, and find the first CR,
 // LF or "." among them (i8x16.eq ×3, or, bitmask, ctz); skip that many. Locals beyond the params:
 // 4 $end, 5 $b, 6 $o0, 7 $m (i32); 8 $lf, 9 $cr, 10 $dot, 11 $v (v128).
 
@@ -156,6 +156,11 @@ const body: number[] = [
   op.block, op.void, // $notCr  [0 $notCr, 1 $top]
   ...get(L.b), ...c(0x0d), op.ne, op.brIf, 0,
   ...get(L.o), ...c(0x0a0d), op.store16, ...MEM0, ...bump(L.o, 2),
+  op.block, op.void, // $lone  [0 $lone, 1 $notCr, 2 $top]
+  ...get(L.i), ...get(L.end), op.geU, op.brIf, 0, // the CR ends the input: its LF may come next call
+  ...get(L.i), op.load8u, ...MEM0, ...c(0x0a), op.ne, op.brIf, 0, // a bare CR
+  ...bump(L.i, 1), ...c(1), ...set(L.s), op.br, 2, // CRLF, taken in one step
+  op.end, // $lone
   ...c(2), ...set(L.s), op.br, 1,
   op.end, // $notCr
   op.block, op.void, // $noDot  [0 $noDot, 1 $top]
