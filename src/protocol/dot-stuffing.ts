@@ -4,7 +4,10 @@
  * stuffing), TOP stops after the header block, the blank line and `topLines` body lines (R-K6),
  * and the reply ends with ".\r\n". Pure: an async generator over any async iterable of chunks;
  * when TOP has sent enough it returns, which stops (and closes) the source early.
- * Scans with Buffer.indexOf; copies only the segments between line ends.
+ * RETR (no TOP, no oe-ns-eoh) runs each chunk through ./body-transform.ts, a WebAssembly loop that
+ * passes a chunk needing no change on untouched; TOP and oe-ns-eoh, which must count lines and
+ * find the end of the header block, use the line loop below (Buffer.indexOf, copying only the
+ * segments between line ends).
  *
  * R-X12 client workarounds (named after Dovecot's `pop3_client_workarounds`), off unless asked for:
  * - `outlook-no-nuls`: a NUL octet is sent as 0x80 (Outlook stops at NULs); same octet count.
@@ -13,6 +16,8 @@
  *   That is 2 octets more than the stored size: the session adds them to the sizes it reports
  *   (session/maildrop.ts, using lacksEndOfHeaders below), so R-S4 sizes stay exact.
  */
+import { LINE_START, MID_LINE, transformChunk, type LineState } from './body-transform.js';
+import { releaseChunk } from './chunk-pool.js';
 import { TERMINATOR } from './response.js';
 
 const CR = 0x0d;
@@ -20,6 +25,8 @@ const LF = 0x0a;
 const DOT = 0x2e;
 const CRLF = Buffer.from('\r\n');
 const DOT_BUF = Buffer.from('.');
+/** The end of a message whose last line has no line end (R-S19): its CRLF, then the terminator. */
+const CRLF_TERMINATOR = Buffer.concat([CRLF, TERMINATOR]);
 
 /** R-X12: the client workarounds stuffBody knows, as configured in `pop3.workarounds`. */
 export const CLIENT_WORKAROUNDS = ['outlook-no-nuls', 'oe-ns-eoh'] as const;
@@ -82,6 +89,21 @@ export async function* stuffBody(
   const limit = opts.topLines;
   const noNuls = opts.workarounds?.includes('outlook-no-nuls') === true;
   const addEoh = opts.workarounds?.includes('oe-ns-eoh') === true;
+  if (limit === undefined && !addEoh) {
+    // RETR: no line counting, no header block to find.
+    let state: LineState = LINE_START;
+    for await (const raw of source) {
+      const view = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.length);
+      const r = transformChunk(noNuls ? replaceNuls(view) : view, state);
+      state = r.state;
+      // The source chunk was copied into the output: its (pooled) buffer can be reused.
+      if (r.out.buffer !== view.buffer) releaseChunk(view);
+      if (r.out.length > 0) yield r.out;
+      else releaseChunk(r.out);
+    }
+    yield state === MID_LINE ? CRLF_TERMINATOR : TERMINATOR;
+    return;
+  }
   let atLineStart = true;
   let skipLf = false; // the previous chunk ended in CR, already emitted as CRLF
   let lineLen = 0; // octets of the current line so far (to find the empty line ending headers)

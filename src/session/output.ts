@@ -1,11 +1,14 @@
 /**
  * The output side of a session: replies queued per batch of pipelined commands and written in
  * one go, and streamed bodies that wait for 'drain' (backpressure), so a client that never reads
- * costs at most the socket's buffer. The socket can change under it (STLS), so it is looked up
- * on every use.
+ * costs at most the socket's buffer. A body is written corked and uncorked every STREAM_COALESCE
+ * octets and at its end, so its status line, chunks and terminator leave in few `writev`s. The
+ * socket can change under it (STLS, never during a body), so it is looked up on every use.
  */
 import type { Socket } from 'node:net';
 import { Pop3Error } from '../errors.js';
+import { releaseChunk } from '../protocol/chunk-pool.js';
+import { STREAM_COALESCE } from '../protocol/limits.js';
 
 export class SessionOutput {
   private queued: Buffer[] = [];
@@ -57,13 +60,25 @@ export class SessionOutput {
 
   /** Writes `body` after what is queued, waiting for the socket whenever it is full. */
   async stream(body: AsyncIterable<Buffer>): Promise<number> {
-    this.flush();
+    const socket = this.socket();
+    socket.cork();
     let sent = 0;
-    for await (const chunk of body) {
-      if (!this.writable()) throw new Pop3Error('INTERNAL', 'Connection closed during transfer', { disconnect: true });
-      this.count(chunk.length);
-      sent += chunk.length;
-      if (!this.socket().write(chunk)) await this.drained();
+    try {
+      this.flush();
+      for await (const chunk of body) {
+        if (!this.writable()) throw new Pop3Error('INTERNAL', 'Connection closed during transfer', { disconnect: true });
+        this.count(chunk.length);
+        sent += chunk.length;
+        // Once the socket has taken it, a pooled chunk (protocol/chunk-pool.ts) can be reused.
+        socket.write(chunk, () => releaseChunk(chunk));
+        if (socket.writableLength >= STREAM_COALESCE) {
+          socket.uncork();
+          if (socket.writableNeedDrain) await this.drained();
+          socket.cork();
+        }
+      }
+    } finally {
+      socket.uncork(); // a no-op when not corked (drained() rejected between uncork and cork)
     }
     return sent;
   }

@@ -6,11 +6,13 @@
  * other sessions (maildir-listing.ts) and are never changed: a path this session learns (a file
  * found renamed, its own flag renames) goes into its own `moved` map, looked at first.
  */
-import { open, rename, unlink } from 'node:fs/promises';
+import { closeSync, open as openFd, read as readFd } from 'node:fs';
+import { rename, unlink } from 'node:fs/promises';
+import { promisify } from 'node:util';
 import { basename, join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { StorageError } from '../../errors.js';
-import { BODY_READ_CHUNK } from '../../protocol/limits.js';
+import { readPool, releaseChunk } from '../../protocol/chunk-pool.js';
 import type { CommitChanges, MaildropSnapshot, MessageInfo } from '../mail-store.js';
 import { fsyncDir, locate } from './maildir-dir.js';
 import { HIDDEN_FLAG, parseName, withFlag } from './maildir-filename.js';
@@ -21,6 +23,51 @@ import type { MaildropState } from './maildir-state.js';
 
 /** Look-ups after ENOENT before a message counts as gone (each one follows a rename). */
 const MAX_RELOCATE = 3;
+
+const openForReading = (path: string): Promise<number> => promisify(openFd)(path, 'r');
+const readInto = promisify(readFd);
+
+/**
+ * A message file in chunks of up to RETR_READ_CHUNK octets, each read into a pooled buffer
+ * (protocol/chunk-pool.ts: the consumer gives it back once sent; one it keeps is simply not
+ * reused). A read that returns less than asked for is taken as the end of the file: a Maildir
+ * message file never changes once delivered, and a regular file reads short only at its end, so
+ * the usual message (one chunk) costs open and one read — each a thread-pool round trip — and
+ * the close, done here on the event loop: closing a file that was only read does not wait for
+ * the disk, and a thread-pool round trip (its wake-ups and context switches) costs far more.
+ * The descriptor is closed when the stream closes: at the end, on error, or when the reader stops
+ * early (TOP) or destroys it before reading.
+ */
+function readChunks(fd: number): Readable {
+  async function* chunks(): AsyncGenerator<Buffer> {
+    for (;;) {
+      const buf = readPool.take();
+      let bytesRead: number;
+      try {
+        ({ bytesRead } = await readInto(fd, buf, 0, buf.length, null));
+      } catch (err) {
+        releaseChunk(buf);
+        throw err;
+      }
+      if (bytesRead === 0) {
+        releaseChunk(buf);
+        return;
+      }
+      yield buf.subarray(0, bytesRead);
+      if (bytesRead < buf.length) return;
+    }
+  }
+  // One chunk read ahead at most: memory per session stays a couple of chunks.
+  const stream = Readable.from(chunks(), { objectMode: true, highWaterMark: 1 });
+  stream.once('close', () => {
+    try {
+      closeSync(fd);
+    } catch {
+      // nothing to do about a failed close of a file only read
+    }
+  });
+  return stream;
+}
 
 export class MaildirSnapshot implements MaildropSnapshot {
   private released = false;
@@ -41,11 +88,11 @@ export class MaildirSnapshot implements MaildropSnapshot {
   async read(id: string): Promise<Readable> {
     this.checkLive();
     // The handle is opened first, so a vanished file rejects here rather than failing the stream.
-    const fh = await this.onFile(id, (path) => open(path, 'r')).catch((err: unknown) => {
+    const fd = await this.onFile(id, openForReading).catch((err: unknown) => {
       throw toStorageError(err, `reading message ${id}`);
     });
-    if (fh === undefined) throw new StorageError('MESSAGE_GONE', `message ${id} is gone`);
-    return fh.createReadStream({ highWaterMark: BODY_READ_CHUNK }); // closes fh at end or error
+    if (fd === undefined) throw new StorageError('MESSAGE_GONE', `message ${id} is gone`);
+    return readChunks(fd);
   }
 
   /**

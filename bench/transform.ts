@@ -1,0 +1,79 @@
+/**
+ * Micro-benchmark of the RETR body transform (CRLF + dot-stuffing) in CPU-s per GB of stored
+ * message, over bench-like messages (bench/messages.ts: CRLF, LF and mixed line ends, dot lines).
+ * `node dist/bench/transform.js [--mb 64] [--chunk 262144]`. "line loop" is stuffBody's per-line
+ * path (what TOP uses, and what RETR used before the WebAssembly transform). Output chunks are
+ * given back to their pool as the socket does once it has sent them.
+ */
+import { parseArgs } from './args.js';
+import { makeMessage } from './messages.js';
+import { jsTransform, LINE_START, wasmTransform, type LineState } from '../src/protocol/body-transform.js';
+import { releaseChunk } from '../src/protocol/chunk-pool.js';
+import { stuffBody } from '../src/protocol/dot-stuffing.js';
+
+const a = parseArgs(process.argv.slice(2));
+const mb = a.num('mb', 64);
+const chunk = a.num('chunk', 256 * 1024);
+const size = a.num('size', 1 << 20);
+
+const messages: Buffer[][] = [];
+let total = 0;
+for (let i = 0; total < mb * 1e6; i++) {
+  const m = makeMessage(1, `retr5mb-u0-${i}`, size);
+  const parts: Buffer[] = [];
+  for (let at = 0; at < m.length; at += chunk) parts.push(m.subarray(at, at + chunk));
+  messages.push(parts);
+  total += m.length;
+}
+
+function cpu(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1e6;
+}
+
+async function measure(name: string, run: (parts: Buffer[]) => Promise<number> | number): Promise<void> {
+  let best = Infinity;
+  let out = 0;
+  for (let rep = 0; rep < 5; rep++) {
+    const t0 = cpu();
+    out = 0;
+    for (const parts of messages) out += await run(parts);
+    best = Math.min(best, cpu() - t0);
+  }
+  console.log(`${name.padEnd(28)} ${(best / (total / 1e9)).toFixed(3)} CPU-s/GB  (${out} octets out)`);
+}
+
+async function* from(parts: Buffer[]): AsyncGenerator<Buffer> {
+  yield* parts;
+}
+
+function direct(t: (b: Buffer, s: LineState) => { out: Buffer; state: LineState }): (parts: Buffer[]) => number {
+  return (parts) => {
+    let s: LineState = LINE_START;
+    let n = 0;
+    for (const p of parts) {
+      const r = t(p, s);
+      s = r.state;
+      n += r.out.length;
+      releaseChunk(r.out);
+    }
+    return n;
+  };
+}
+
+console.log(`${(total / 1e6).toFixed(0)} MB in ${messages.length} messages of ~${size} octets, chunks of ${chunk}`);
+await measure('line loop (stuffBody, TOP)', async (parts) => {
+  let n = 0;
+  for await (const b of stuffBody(from(parts), { topLines: Number.MAX_SAFE_INTEGER })) n += b.length;
+  return n;
+});
+await measure('stuffBody RETR', async (parts) => {
+  let n = 0;
+  for await (const b of stuffBody(from(parts))) {
+    n += b.length;
+    releaseChunk(b);
+  }
+  return n;
+});
+await measure('wasmTransform', direct(wasmTransform));
+await measure('jsTransform', direct(jsTransform));

@@ -1,0 +1,121 @@
+/**
+ * The RETR transform (body-transform.ts) against a plain reference: whole message in, wire form
+ * out, by the rule of crlf.ts and RFC 1939 §3 byte stuffing. Inputs are CR/LF/"."-heavy, long
+ * enough to cross the 16-octet SIMD steps, and cut at random chunk boundaries (between CR and LF,
+ * between LF and ".", at a final CR, with and without a final line end).
+ */
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { Readable } from 'node:stream';
+import { AFTER_CR, jsTransform, LINE_START, transformChunk, usingWasm, wasmTransform, type LineState } from './body-transform.js';
+import { crlfSize } from './crlf.js';
+import { stuffBody } from './dot-stuffing.js';
+
+const RUNS = Number(process.env.FUZZ_RUNS ?? 300);
+
+/** The reference: line ends to CRLF (CRLF, bare LF, bare CR), a final CRLF added, dots doubled. */
+function reference(message: Buffer): string {
+  const text = message.toString('latin1');
+  if (text === '') return '.\r\n';
+  const lines = text.replace(/\r\n|\r|\n/g, '\n').split('\n');
+  if (lines[lines.length - 1] === '') lines.pop(); // the message ended with a line end
+  return lines.map((l) => (l.startsWith('.') ? `.${l}` : l) + '\r\n').join('') + '.\r\n';
+}
+
+/** Pieces that put CR, LF and "." everywhere, and runs long enough for the SIMD path. */
+const messageArb = fc
+  .array(
+    fc.oneof(
+      { weight: 5, arbitrary: fc.constantFrom('\r\n', '\n', '\r', '.', '..', '\r\n.', '\n.', '\r.', 'a', ' ', '\x00', '\xff') },
+      { weight: 2, arbitrary: fc.string({ maxLength: 40 }) },
+      { weight: 1, arbitrary: fc.nat({ max: 70 }).map((n) => 'x'.repeat(n)) },
+    ),
+    { maxLength: 120 },
+  )
+  .map((parts) => Buffer.from(parts.join(''), 'latin1'));
+
+function cutAt(message: Buffer, cuts: readonly number[]): Buffer[] {
+  const points = [...new Set(cuts.map((c) => c % (message.length + 1)))].sort((a, b) => a - b);
+  const chunks: Buffer[] = [];
+  let last = 0;
+  for (const p of [...points, message.length]) {
+    chunks.push(message.subarray(last, p));
+    last = p;
+  }
+  return chunks;
+}
+
+/** Runs `t` over the chunks as stuffBody does, and ends the message. */
+function run(chunks: readonly Buffer[], t: (b: Buffer, s: LineState) => { out: Buffer; state: LineState }): string {
+  let state: LineState = LINE_START;
+  const out: Buffer[] = [];
+  for (const c of chunks) {
+    let input = c;
+    if (state === AFTER_CR && input.length > 0 && input[0] === 0x0a) {
+      input = input.subarray(1);
+      state = LINE_START;
+    }
+    const r = t(input, state);
+    state = r.state;
+    out.push(r.out);
+  }
+  return Buffer.concat(out).toString('latin1') + (state === 0 ? '\r\n' : '') + '.\r\n';
+}
+
+async function serve(chunks: readonly Buffer[]): Promise<string> {
+  const out: Buffer[] = [];
+  for await (const b of stuffBody(Readable.from(chunks))) out.push(b);
+  return Buffer.concat(out).toString('latin1');
+}
+
+describe('RETR transform', () => {
+  it('uses WebAssembly here', () => {
+    assert.equal(usingWasm, true);
+  });
+
+  it('R-S19 R-K8 R-S4 WebAssembly and JS transforms equal the reference in any chunking, at the reported size', async () => {
+    await fc.assert(
+      fc.asyncProperty(messageArb, fc.array(fc.nat(), { maxLength: 12 }), async (message, cuts) => {
+        const want = reference(message);
+        const chunks = cutAt(message, cuts);
+        assert.equal(run(chunks, wasmTransform), want, 'wasm');
+        assert.equal(run(chunks, jsTransform), want, 'js');
+        assert.equal(run(chunks, transformChunk), want, 'transformChunk');
+        assert.equal(await serve(chunks), want, 'stuffBody');
+        assert.equal(await serve([message]), want, 'stuffBody, whole');
+        // R-S4: the reported size is the wire size without the stuffed dots and the terminator.
+        const unstuffed = want.slice(0, -3).replace(/(^|\r\n)\./g, '$1');
+        assert.equal(crlfSize(message), unstuffed.length);
+      }),
+      { numRuns: RUNS },
+    );
+  });
+
+  it('R-S19 R-K8 chunk boundaries between CR and LF, LF and ".", and at a final CR', async () => {
+    const cases = ['a\r|\nb', 'a\n|.b', 'a\r|.b', 'a\r\n|.b', 'a\r|', 'a\r|\r|\n|.', '|.|.|\n|.', 'x'.repeat(17) + '\r|\n' + '.'.repeat(20), 'no final newline|'];
+    for (const c of cases) {
+      const chunks = c.split('|').map((p) => Buffer.from(p, 'latin1'));
+      const want = reference(Buffer.from(c.replaceAll('|', ''), 'latin1'));
+      assert.equal(run(chunks, wasmTransform), want, JSON.stringify(c));
+      assert.equal(await serve(chunks), want, JSON.stringify(c));
+    }
+  });
+
+  it('passes on a chunk that needs no change as it is, without a copy', () => {
+    const clean = Buffer.from('Subject: x\r\n\r\n' + 'line of text\r\n'.repeat(1000), 'latin1');
+    assert.equal(wasmTransform(clean, LINE_START).out, clean);
+    assert.equal(jsTransform(clean, LINE_START).out, clean);
+    const dotted = Buffer.from('a\r\n.b\r\n', 'latin1');
+    assert.notEqual(wasmTransform(dotted, LINE_START).out, dotted);
+  });
+
+  it('R-S19 large chunks across the WebAssembly window give the same octets', () => {
+    const r = fc.sample(messageArb, { numRuns: 4000, seed: 7 });
+    const big = Buffer.concat([...r, ...r, ...r, ...r, ...r, ...r]);
+    const want = reference(big);
+    assert.ok(big.length > 600 * 1024, `only ${big.length} octets`);
+    assert.equal(run([big], wasmTransform), want);
+    assert.equal(run(cutAt(big, [262143, 262145, 524288]), wasmTransform), want);
+  });
+});

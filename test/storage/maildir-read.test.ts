@@ -1,0 +1,60 @@
+/**
+ * Reading Maildir messages for RETR/TOP (maildir-snapshot.ts `read`): byte-exact in pooled
+ * chunks whatever the size (one chunk, exactly one chunk, several), and the file descriptor is
+ * closed however the reader stops — at the end, early (TOP), or destroying the stream unread.
+ */
+import assert from 'node:assert/strict';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import { once } from 'node:events';
+import { RETR_READ_CHUNK } from '../../src/protocol/limits.js';
+import { MaildirStore } from '../../src/storage/maildir/maildir-store.js';
+
+const plain = { exclusive: false };
+const openFds = async (): Promise<number> => (await readdir('/proc/self/fd')).length;
+
+describe('Maildir message reading', () => {
+  let dir: string;
+  let store: MaildirStore;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'poplar-read-'));
+    store = new MaildirStore({ path: () => join(dir, 'Maildir') });
+  });
+  afterEach(async () => {
+    await store.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('R-X9 reads any size byte-exact in chunks of at most RETR_READ_CHUNK, and closes the file', async () => {
+    const sizes = [0, 1, 1000, RETR_READ_CHUNK - 1, RETR_READ_CHUNK, RETR_READ_CHUNK + 1, 3 * RETR_READ_CHUNK + 17];
+    const bodies = sizes.map((n, k) => Buffer.alloc(n, 'abcdefgh\r\n'.charAt(k % 10)));
+    for (const b of bodies) await store.deliver('alice', b);
+    const snap = await store.open('alice', plain);
+    const before = await openFds();
+    for (const [k, m] of snap.messages.entries()) {
+      const chunks: Buffer[] = [];
+      for await (const c of await snap.read(m.id)) chunks.push(Buffer.from(c as Buffer));
+      for (const c of chunks) assert.ok(c.length > 0 && c.length <= RETR_READ_CHUNK);
+      assert.ok(Buffer.concat(chunks).equals(bodies[k]!), `message of ${sizes[k]} octets`);
+    }
+    await new Promise((r) => setImmediate(r));
+    assert.equal(await openFds(), before, 'every file closed');
+    await snap.release();
+  });
+
+  it('closes the file when the reader stops early or destroys the stream unread', async () => {
+    await store.deliver('alice', Buffer.alloc(3 * RETR_READ_CHUNK, 'x'));
+    const snap = await store.open('alice', plain);
+    const id = snap.messages[0]!.id;
+    const before = await openFds();
+    for await (const _ of await snap.read(id)) break; // TOP stops after the first chunk
+    const unread = await snap.read(id);
+    assert.equal(await openFds(), before + 1, 'open while the stream is');
+    unread.destroy();
+    await once(unread, 'close');
+    assert.equal(await openFds(), before);
+    await snap.release();
+  });
+});
