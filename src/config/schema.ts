@@ -280,6 +280,11 @@ const storage = z
       requirements: ['R-X7'],
       path: true,
     })),
+    maildir_reads: z.enum(['event-loop', 'threadpool']).default('event-loop').meta(meta({
+      description:
+        'How RETR and TOP read message files. `event-loop`: plain read(2) calls on the server thread, cheapest when mail is in the page cache or on SSD (a read that misses the cache holds every session for that read, as nginx does by default). `threadpool`: through libuv\'s thread pool, two wake-ups per message more, so a slow disk stalls no other session.',
+      requirements: ['R-X7'],
+    })),
   })
   .prefault({})
   .meta(meta({ description: 'Mail storage.' }));

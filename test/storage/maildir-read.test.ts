@@ -4,7 +4,7 @@
  * closed however the reader stops — at the end, early (TOP), or destroying the stream unread.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readlink, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
@@ -13,26 +13,35 @@ import { RETR_READ_CHUNK } from '../../src/protocol/limits.js';
 import { MaildirStore } from '../../src/storage/maildir/maildir-store.js';
 
 const plain = { exclusive: false };
-const openFds = async (): Promise<number> => (await readdir('/proc/self/fd')).length;
+/** Descriptors of this process open on message files (cur/ or new/ of `root`); others come and go. */
+async function messageFds(root: string): Promise<number> {
+  let n = 0;
+  for (const fd of await readdir('/proc/self/fd')) {
+    const target = await readlink(`/proc/self/fd/${fd}`).catch(() => '');
+    if (target.startsWith(join(root, 'cur') + '/') || target.startsWith(join(root, 'new') + '/')) n++;
+  }
+  return n;
+}
 
-describe('Maildir message reading', () => {
+for (const reads of ['event-loop', 'threadpool'] as const)
+describe(`Maildir message reading (storage.maildir_reads = ${reads})`, () => {
   let dir: string;
   let store: MaildirStore;
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'poplar-read-'));
-    store = new MaildirStore({ path: () => join(dir, 'Maildir') });
+    store = new MaildirStore({ path: () => join(dir, 'Maildir'), reads });
   });
   afterEach(async () => {
     await store.close();
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('R-X9 reads any size byte-exact in chunks of at most RETR_READ_CHUNK, and closes the file', async () => {
+  it('R-X7 R-X9 R-S4 reads any size byte-exact in chunks of at most RETR_READ_CHUNK, and closes the file', async () => {
     const sizes = [0, 1, 1000, RETR_READ_CHUNK - 1, RETR_READ_CHUNK, RETR_READ_CHUNK + 1, 3 * RETR_READ_CHUNK + 17];
     const bodies = sizes.map((n, k) => Buffer.alloc(n, 'abcdefgh\r\n'.charAt(k % 10)));
     for (const b of bodies) await store.deliver('alice', b);
     const snap = await store.open('alice', plain);
-    const before = await openFds();
+    const before = await messageFds(join(dir, 'Maildir'));
     for (const [k, m] of snap.messages.entries()) {
       const chunks: Buffer[] = [];
       for await (const c of await snap.read(m.id)) chunks.push(Buffer.from(c as Buffer));
@@ -40,21 +49,21 @@ describe('Maildir message reading', () => {
       assert.ok(Buffer.concat(chunks).equals(bodies[k]!), `message of ${sizes[k]} octets`);
     }
     await new Promise((r) => setImmediate(r));
-    assert.equal(await openFds(), before, 'every file closed');
+    assert.equal(await messageFds(join(dir, 'Maildir')), before, 'every file closed');
     await snap.release();
   });
 
-  it('closes the file when the reader stops early or destroys the stream unread', async () => {
+  it('R-X7 closes the file when the reader stops early or destroys the stream unread', async () => {
     await store.deliver('alice', Buffer.alloc(3 * RETR_READ_CHUNK, 'x'));
     const snap = await store.open('alice', plain);
     const id = snap.messages[0]!.id;
-    const before = await openFds();
+    const before = await messageFds(join(dir, 'Maildir'));
     for await (const _ of await snap.read(id)) break; // TOP stops after the first chunk
     const unread = await snap.read(id);
-    assert.equal(await openFds(), before + 1, 'open while the stream is');
+    assert.equal(await messageFds(join(dir, 'Maildir')), before + 1, 'open while the stream is');
     unread.destroy();
     await once(unread, 'close');
-    assert.equal(await openFds(), before);
+    assert.equal(await messageFds(join(dir, 'Maildir')), before);
     await snap.release();
   });
 });

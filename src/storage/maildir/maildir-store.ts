@@ -52,7 +52,7 @@ import {
 import { FileLock, isLockHeld, LOCK_WAIT_MS } from './maildir-lock.js';
 import { buildListing, DIRTY_WINDOW_MS, stillValid, type Listing } from './maildir-listing.js';
 import { dropMarker, EXPIRE_LOCK_FILE, idleMarker, joinSession, leaveSession, liveSessions } from './maildir-sessions.js';
-import { MaildirSnapshot } from './maildir-snapshot.js';
+import { MaildirSnapshot, type ReadMode } from './maildir-snapshot.js';
 import { allStates, cacheListing, maildropState, type MaildropState } from './maildir-state.js';
 import type { NewEntry, UidEntry } from './maildir-uidlist.js';
 
@@ -81,6 +81,8 @@ export interface MaildirStoreOptions {
   readonly lockWaitMs?: number;
   /** maildir-listing.ts: a directory changed this recently is listed again next time (default 100 ms). */
   readonly dirtyWindowMs?: number;
+  /** How message files are read (config `storage.maildir_reads`; maildir-snapshot.ts); default 'event-loop'. */
+  readonly reads?: ReadMode;
 }
 
 /** A delivery waiting for its batch: its uidlist record and the folder its file is in. */
@@ -125,7 +127,7 @@ export class MaildirStore implements MailStore {
       }
       const listing = await this.listing(state);
       const forget = (ids: readonly string[]): Promise<void> => this.forget(state, ids);
-      return new MaildirSnapshot(mailbox, listing.messages, state, listing.paths, sessionLock, forget);
+      return new MaildirSnapshot(mailbox, listing.messages, state, listing.paths, sessionLock, forget, this.opts.reads ?? 'event-loop');
     } catch (err) {
       state.ready = false;
       state.listing = undefined;
