@@ -280,6 +280,11 @@ const storage = z
       requirements: ['R-X7'],
       path: true,
     })),
+    maildir_dirty_window: z.number().int().min(1).max(3_600_000).default(100).meta(meta({
+      description:
+        'Milliseconds: a Maildir folder (`new/`, `cur/`) whose ctime is this close to the moment poplar read it is read again at the next login instead of reusing the shared listing. Any local file system needs no more than the default; for NFS, raise it above the largest clock difference between this host and the file server.',
+      requirements: ['R-S3', 'R-X7'],
+    })),
     maildir_reads: z.enum(['event-loop', 'threadpool']).default('event-loop').meta(meta({
       description:
         'How RETR and TOP read message files. `event-loop`: plain read(2) calls on the server thread, cheapest when mail is in the page cache or on SSD (a read that misses the cache holds every session for that read, as nginx does by default). `threadpool`: through libuv\'s thread pool, two wake-ups per message more, so a slow disk stalls no other session.',
