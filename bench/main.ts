@@ -17,7 +17,7 @@ const HELP = `usage: npm run bench -- <scenario> [options]
 
 scenarios:
   login     C clients loop connect, USER/PASS, STAT, QUIT      --clients 16 --users C --messages 10 --size 4096 [--tls]
-  retr      each client RETRs its whole maildrop, repeatedly    --clients 4 --size 102400 --messages ~32MiB/size
+  retr      each client RETRs its whole maildrop, repeatedly    --clients 4 --size 102400 --messages ~32MiB/size --threads 1
   bigbox    login+STAT, LIST, UIDL on one big maildrop          --messages 50000 --reps 5 --sample 20 --user bigbox
   idle      hold N authenticated sessions, sample NOOP latency  --sessions 10000 --users 100 --samplers 8 --open-concurrency 64
   deliver   LMTP deliveries with C concurrent clients           --clients 8 --users 10 --size 4096 --domain localhost (port 24)

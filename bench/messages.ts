@@ -105,6 +105,33 @@ export function unstuff(body: Buffer): Buffer {
   return out.subarray(0, o);
 }
 
+/**
+ * Dot-stuffs a CRLF message and appends the terminator: the exact bytes of a RETR reply's body
+ * (RFC 1939 §3). `message` must end with CRLF (every bench message does).
+ */
+export function stuff(message: Buffer): Buffer {
+  const parts: Buffer[] = [];
+  let from = 0;
+  if (message[0] === 0x2e) parts.push(DOT);
+  for (let i = message.indexOf('\r\n.'); i >= 0; i = message.indexOf('\r\n.', i + 2)) {
+    parts.push(message.subarray(from, i + 2), DOT);
+    from = i + 2; // the line's own dot follows the added one
+  }
+  parts.push(message.subarray(from), DOT_LINE);
+  return Buffer.concat(parts);
+}
+const DOT = Buffer.from('.');
+const DOT_LINE = Buffer.from('.\r\n');
+
+/** A message as a RETR reply carries it: its wire form, and its size as LIST gives it. */
+export interface WireForm {
+  readonly id: string;
+  /** CRLF form, dot-stuffed, followed by ".\r\n". */
+  readonly wire: Buffer;
+  /** Octets of the CRLF form (what LIST and STAT count). */
+  readonly octets: number;
+}
+
 /** The value of the X-Bench-Id header, or undefined. */
 export function benchId(message: Buffer): string | undefined {
   const head = message.subarray(0, 2048).toString('latin1');
@@ -114,6 +141,7 @@ export function benchId(message: Buffer): string | undefined {
 /** Expected POP3 form of messages, generated once per id. */
 export class Expected {
   private readonly cache = new Map<string, Buffer>();
+  private readonly wires = new Map<string, WireForm>();
   constructor(
     readonly seed: number,
     private readonly sizeOf: (id: string) => number,
@@ -125,6 +153,16 @@ export class Expected {
       this.cache.set(id, b);
     }
     return b;
+  }
+  /** The wire form of message `id` (cached; the CRLF form is not kept for it). */
+  wire(id: string): WireForm {
+    let w = this.wires.get(id);
+    if (w === undefined) {
+      const crlf = this.cache.get(id) ?? toCrlf(makeMessage(this.seed, id, this.sizeOf(id)));
+      w = { id, wire: stuff(crlf), octets: crlf.length };
+      this.wires.set(id, w);
+    }
+    return w;
   }
 }
 

@@ -1,11 +1,16 @@
 /**
  * A minimal POP3 client for load generation (RFC 1939): one command at a time, replies read
- * from a chunk list without re-copying, multi-line replies found by their CRLF "." CRLF end.
- * Every -ERR, unexpected close or timeout rejects, so a scenario never counts a failed step.
+ * from a chunk list, multi-line replies found by their CRLF "." CRLF end. Every -ERR, unexpected
+ * close or timeout rejects, so a scenario never counts a failed step.
+ *
+ * Plain TCP reads into one reused receive buffer per connection (net `onread`): bytes a reply
+ * reader needs later are copied out, and a checked RETR (retrChecked) compares them where they
+ * lie, so receiving a message allocates nothing per chunk. TLS sockets use 'data' events.
  */
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect } from 'node:tls';
 import { unstuff } from './messages.js';
+import type { RetrCheck } from './retr-check.js';
 
 export interface Target {
   readonly host: string;
@@ -18,20 +23,17 @@ export interface Target {
 
 const END = Buffer.from('\r\n.\r\n');
 const TIMEOUT_MS = 60_000;
+/** Receive buffer of a plain TCP connection: one read(2) of up to this many bytes per callback. */
+const RECV_BUFFER = 256 * 1024;
 
 export class Pop3Client {
   private chunks: Buffer[] = [];
   private waiter: { resolve: () => void; reject: (e: Error) => void } | undefined;
   private failure: Error | undefined;
+  /** While set, received bytes go to this check rather than to `chunks`. */
+  private sink: RetrCheck | undefined;
 
   private constructor(private readonly socket: Socket, timeoutMs: number) {
-    socket.on('data', (c: Buffer) => {
-      // A tiny chunk joins the one before it, so a delimiter spans at most two chunks.
-      const last = this.chunks.length - 1;
-      if (c.length < 8 && last >= 0) this.chunks[last] = Buffer.concat([this.chunks[last]!, c]);
-      else this.chunks.push(c);
-      this.wake();
-    });
     const fail = (e: Error): void => {
       this.failure ??= e;
       this.wake();
@@ -43,13 +45,53 @@ export class Pop3Client {
 
   /** Connects and reads the greeting. */
   static async open(t: Target): Promise<Pop3Client> {
-    const socket = t.tls
-      ? tlsConnect({ host: t.host, port: t.port, rejectUnauthorized: false })
-      : netConnect({ host: t.host, port: t.port });
+    let c: Pop3Client | undefined;
+    let socket: Socket;
+    if (t.tls) {
+      socket = tlsConnect({ host: t.host, port: t.port, rejectUnauthorized: false });
+      socket.on('data', (b: Buffer) => c!.received(b, false));
+    } else {
+      const buffer = Buffer.allocUnsafe(RECV_BUFFER);
+      socket = netConnect({
+        host: t.host,
+        port: t.port,
+        onread: {
+          buffer,
+          callback: (n: number, b: Uint8Array): boolean => {
+            c!.received(b === buffer ? buffer.subarray(0, n) : Buffer.from(b.buffer, b.byteOffset, n), true);
+            return true;
+          },
+        },
+      });
+    }
     socket.setNoDelay(true);
-    const c = new Pop3Client(socket, t.timeoutMs ?? TIMEOUT_MS);
+    c = new Pop3Client(socket, t.timeoutMs ?? TIMEOUT_MS);
     await c.status();
     return c;
+  }
+
+  /** Bytes from the socket; `transient`: `b` is the reused receive buffer, so keep only copies. */
+  private received(b: Buffer, transient: boolean): void {
+    let off = 0;
+    if (this.sink !== undefined) {
+      try {
+        off = this.sink.feed(b);
+      } catch (err) {
+        this.failure ??= err as Error;
+        this.socket.destroy();
+      }
+      if (this.sink.done || this.failure !== undefined) {
+        this.sink = undefined;
+        this.wake();
+      }
+      if (off === b.length || this.failure !== undefined) return;
+    }
+    const c = transient ? Buffer.from(b.subarray(off)) : b.subarray(off);
+    // A tiny chunk joins the one before it, so a delimiter spans at most two chunks.
+    const last = this.chunks.length - 1;
+    if (c.length < 8 && last >= 0) this.chunks[last] = Buffer.concat([this.chunks[last]!, c]);
+    else this.chunks.push(c);
+    this.wake();
   }
 
   async login(user: string, password: string): Promise<void> {
@@ -77,6 +119,23 @@ export class Pop3Client {
   /** RETR n: the message as sent, dot-unstuffed (CRLF line endings). */
   async retr(n: number): Promise<Buffer> {
     return unstuff(await this.multi(`RETR ${n}`));
+  }
+
+  /**
+   * RETR n, checked by `check` (already reset for this message) as the bytes arrive; the reply is
+   * not kept. Resolves once the whole reply matched, rejects at the first difference.
+   */
+  async retrChecked(n: number, check: RetrCheck): Promise<void> {
+    this.sink = check;
+    // Bytes already here (there should be none: one command at a time) are checked first.
+    const early = this.chunks;
+    this.chunks = [];
+    for (const c of early) if (this.sink !== undefined) this.received(c, false);
+    this.socket.write(`RETR ${n}\r\n`);
+    while (!check.done) {
+      if (this.failure) throw this.failure;
+      await new Promise<void>((resolve, reject) => (this.waiter = { resolve, reject }));
+    }
   }
 
   /** Sends QUIT, reads +OK and waits for the server to close, so TIME_WAIT stays server-side. */
