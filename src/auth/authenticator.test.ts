@@ -72,11 +72,12 @@ describe('Authenticator login cache', () => {
     dir.set('alice', BENCH_RESALTED);
     assert.ok(await auth.login('alice', 'bench-password'));
     assert.deepEqual(calls, { verify: 2, dummy: 0 });
-    // A new password: the old one, cached a moment ago, fails (and a {PLAIN} failure pays both dummies).
+    // A new password: the old one, cached a moment ago, fails ({PLAIN} is of neither dummy class:
+    // its check runs beside both dummies, success or not).
     dir.set('alice', '{PLAIN}new secret');
     assert.equal(await auth.login('alice', 'bench-password'), undefined);
     assert.ok(await auth.login('alice', 'new secret'));
-    assert.deepEqual(calls, { verify: 4, dummy: 2 });
+    assert.deepEqual(calls, { verify: 4, dummy: 4 });
   });
 
   it('R-S9 an entry expires cache_ttl after the login that verified it; hits do not extend it', async () => {
@@ -166,6 +167,9 @@ describe('Authenticator failure work (R-S13)', () => {
     }
     work = [];
     assert.ok(await auth.login('scrypt', 'right'));
-    assert.deepEqual(work, ['scrypt'], 'a success pays for its own check only');
+    assert.deepEqual(work, ['scrypt'], 'a success of a dummy class pays for its own check only');
+    work = [];
+    assert.ok(await auth.login('plain', 'right'));
+    assert.deepEqual(work, ['own', 'scrypt', 'sha512-crypt'], 'a scheme of neither class is checked beside both dummies');
   });
 });

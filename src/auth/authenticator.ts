@@ -2,8 +2,9 @@
  * Verifies a login against the user directory. R-S13: an unknown user and a wrong password fail
  * alike and take the same time, because every failure does the same work: one scrypt of the
  * configured cost and one default SHA512-CRYPT (password.ts DUMMY_KINDS) — the user's own check
- * counts as one of them when its scheme and cost match, dummies make up the rest. A success only
- * pays for its own scheme: answering it sooner tells nothing to someone who knows the password.
+ * counts as one of them when its scheme and cost match, dummies make up the rest; a check of any
+ * other scheme runs beside both dummies. A success of the two classes only pays for its own
+ * check: answering it sooner tells nothing to someone who knows the password.
  * A login that repeats one verified within `auth.cache_ttl` is let in from the verified-login
  * cache (login-cache.ts) without either; anything else takes the full path. Returns the user's
  * record, or undefined on any failure.
@@ -57,8 +58,15 @@ export class Authenticator {
     }
     // Only ever a shortcut to success: a miss goes on exactly as without the cache (R-S13).
     if (this.cache.matches(record.name, record.password, password)) return record;
-    if (!(await this.verify(record.password, password))) {
-      await this.failure(password, costClassOf(record.password, this.opts.scryptCost));
+    const own = costClassOf(record.password, this.opts.scryptCost);
+    if (own === undefined) {
+      // A scheme of neither class (bcrypt, SHA256-CRYPT, another cost, {PLAIN}, a locked field):
+      // its check runs beside both dummies, so a failure takes max(own, dummies) like an unknown
+      // user's, whatever the scheme costs below them; a success here pays the dummies too.
+      const [ok] = await Promise.all([this.verify(record.password, password), this.failure(password, undefined)]);
+      if (!ok) return undefined;
+    } else if (!(await this.verify(record.password, password))) {
+      await this.failure(password, own);
       return undefined;
     }
     this.cache.remember(record.name, record.password, password);

@@ -137,6 +137,7 @@ export async function runServe(config: Config, reloadConfig?: () => Config): Pro
       logger.info({ event: 'shutdown', signal, sessions: server.sessionCount }, 'shutting down');
       void Promise.all([server.close(), lmtp.close(), sweeper.stop(), security.stop(), operations.stop()])
         .then(() => store.close())
+        .catch((err: unknown) => logger.error({ err }, 'shutdown failed'))
         .finally(resolve);
     };
     process.once('SIGINT', () => stop('SIGINT'));

@@ -282,7 +282,7 @@ const storage = z
     })),
     maildir_dirty_window: z.number().int().min(1).max(3_600_000).default(100).meta(meta({
       description:
-        'Milliseconds: a Maildir folder (`new/`, `cur/`) whose ctime is this close to the moment poplar read it is read again at the next login instead of reusing the shared listing. Any local file system needs no more than the default; for NFS, raise it above the largest clock difference between this host and the file server.',
+        'Milliseconds: a Maildir folder (`new/`, `cur/`) whose ctime is this close to the moment poplar read it is read again at the next login instead of reusing the shared listing. Any local file system needs no more than the default. Maildirs on NFS are not supported: attribute caching hides other hosts\' changes for longer than any window (poplar trusts stat(2) of new/, cur/ and poplar-uidlist).',
       requirements: ['R-S3', 'R-X7'],
     })),
     maildir_reads: z.enum(['event-loop', 'threadpool']).default('event-loop').meta(meta({

@@ -11,7 +11,7 @@
  *   { id, op: 'size', root, rels }     R-S4 CRLF size of each root/<rel>, -1 if it is gone
  * A reply is { id, result } or { id, error: { message, code } }.
  */
-import { closeSync, fstatSync, openSync, readSync, renameSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 import { parentPort } from 'node:worker_threads';
 import { CrlfSizer } from '../../protocol/crlf.js';
@@ -27,14 +27,17 @@ const buffer = Buffer.allocUnsafe(64 * 1024);
 export function crlfSizeSync(path: string, buf: Buffer = buffer): number {
   let fd: number;
   try {
-    fd = openSync(path, 'r');
+    // O_NONBLOCK: a FIFO dropped into new/ must not hold this thread in open(2).
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return -1;
     throw err;
   }
   try {
     const sizer = new CrlfSizer();
-    let left = fstatSync(fd).size;
+    const st = fstatSync(fd);
+    if (!st.isFile()) return -1; // a FIFO or device is no message: left out, like a vanished file
+    let left = st.size;
     for (;;) {
       // A file in new/ or cur/ is complete (Maildir): its fstat size ends the reading.
       const n = readSync(fd, buf, 0, buf.length, null);

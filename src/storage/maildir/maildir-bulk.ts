@@ -9,6 +9,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { open, rename } from 'node:fs/promises';
+import { constants } from 'node:fs';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { CrlfSizer } from '../../protocol/crlf.js';
@@ -74,14 +75,17 @@ export async function crlfSizes(root: string, rels: readonly string[]): Promise<
 export async function crlfSizeOf(path: string, buf: Buffer = Buffer.allocUnsafe(64 * 1024)): Promise<number | undefined> {
   let fh;
   try {
-    fh = await open(path, 'r');
+    // O_NONBLOCK: a FIFO dropped into the Maildir must not hold a pool thread in open(2).
+    fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
   } catch (err) {
     if (errCode(err) === 'ENOENT') return undefined;
     throw err;
   }
   try {
     const sizer = new CrlfSizer();
-    let left = (await fh.stat()).size;
+    const st = await fh.stat();
+    if (!st.isFile()) return undefined; // a FIFO or device is no message: left out, like a vanished file
+    let left = st.size;
     while (left > 0) {
       // A file in new/ or cur/ is complete (Maildir): its fstat size ends the reading.
       const { bytesRead } = await fh.read(buf, 0, buf.length, null);

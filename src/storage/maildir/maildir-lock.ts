@@ -90,8 +90,13 @@ export class FileLock {
     heldTokens.delete(this.token);
     if (this.identity.birthtimeNs !== 0n) {
       const st = await stat(this.path, { bigint: true }).catch(ignoreEnoent);
-      if (st && st.ino === this.identity.ino && st.birthtimeNs === this.identity.birthtimeNs) await unlink(this.path).catch(ignoreEnoent);
-      return;
+      if (st === undefined) return;
+      if (st.ino === this.identity.ino && st.birthtimeNs === this.identity.birthtimeNs) {
+        await unlink(this.path).catch(ignoreEnoent);
+        return;
+      }
+      // Not provably ours by identity. Where statx is unavailable libuv reports the ctime as the
+      // birth time, and link/utimes change it: the content (our token) decides, as below.
     }
     const current = await readIfExists(this.path);
     if (current === this.content) await unlink(this.path).catch(ignoreEnoent);

@@ -70,7 +70,8 @@ export async function leaveSession(state: MaildropState): Promise<void> {
   if (--state.markerRefs > 0) return;
   const marker = state.marker;
   if (marker === undefined) return;
-  state.markerLinger = setTimeout(() => void dropMarker(state), MARKER_LINGER_MS);
+  // A failure to remove it (EIO, EROFS, a chmod) leaves a marker that goes stale with this process.
+  state.markerLinger = setTimeout(() => void dropMarker(state).catch(() => undefined), MARKER_LINGER_MS);
   state.markerLinger.unref();
 }
 

@@ -6,7 +6,7 @@
  * other sessions (maildir-listing.ts) and are never changed: a path this session learns (a file
  * found renamed, its own flag renames) goes into its own `moved` map, looked at first.
  */
-import { closeSync, open as openFd, openSync, read as readFd, readSync } from 'node:fs';
+import { closeSync, constants, fstat as fstatFd, fstatSync, open as openFd, openSync, read as readFd, readSync } from 'node:fs';
 import { rename, unlink } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { basename, join } from 'node:path';
@@ -42,13 +42,30 @@ interface FileReader {
 
 const openAsync = promisify(openFd);
 const readAsync = promisify(readFd);
+const fstatAsync = promisify(fstatFd);
+/** O_NONBLOCK: a FIFO someone made in cur/ must not hold the server (or a pool thread) in open(2). */
+const READ_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK;
+
+/** The descriptor, if it is a regular file; anything else is closed and refused. */
+function regularOnly(fd: number, isFile: boolean): number {
+  if (isFile) return fd;
+  closeSync(fd);
+  throw new StorageError('IO', 'not a regular file');
+}
+
 const READERS: Readonly<Record<ReadMode, FileReader>> = {
   'event-loop': {
-    open: async (path) => openSync(path, 'r'),
+    open: async (path) => {
+      const fd = openSync(path, READ_FLAGS);
+      return regularOnly(fd, fstatSync(fd).isFile());
+    },
     read: async (fd, buf) => readSync(fd, buf, 0, buf.length, null),
   },
   threadpool: {
-    open: (path) => openAsync(path, 'r'),
+    open: async (path) => {
+      const fd = await openAsync(path, READ_FLAGS);
+      return regularOnly(fd, (await fstatAsync(fd).catch((err: unknown) => (closeSync(fd), Promise.reject(err)))).isFile());
+    },
     read: async (fd, buf) => (await readAsync(fd, buf, 0, buf.length, null)).bytesRead,
   },
 };

@@ -191,7 +191,14 @@ export class MaildirStore implements MailStore {
     } catch (err) {
       state.ready = false; // the folders may have gone: make them again next time
       // R-X6: a delivery that was not acknowledged leaves nothing behind if it can help it.
-      if (delivered !== undefined) await unlink(join(root, delivered)).catch(() => {});
+      // A login may have moved it to cur/ meanwhile (first sight): found by its base name then.
+      if (delivered !== undefined) {
+        const rel = delivered;
+        await unlink(join(root, rel)).catch(async () => {
+          const moved = await locate(root, parseName(basename(rel)).base).catch(() => undefined);
+          if (moved !== undefined) await unlink(join(root, moved)).catch(() => {});
+        });
+      }
       throw toStorageError(err, `delivering to ${mailbox}`);
     }
   }

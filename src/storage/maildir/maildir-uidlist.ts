@@ -49,6 +49,11 @@ const UIDL = /^U (\d{1,15}) ([\x21-\x7e]{1,70})$/;
 const REMOVED = /^D (\d{1,15})$/;
 
 /** A cache of the file's records, brought up to date by reading only what was appended. */
+/** Most uidlist append handles kept open at once in this process (see writable()). */
+const MAX_HELD = 64;
+/** The UidLists holding one, oldest first. */
+const holding = new Set<UidList>();
+
 export class UidList {
   /** Record per base name; the first line for a name wins. */
   readonly entries = new Map<string, UidEntry>();
@@ -180,6 +185,15 @@ export class UidList {
       const timer = setTimeout(() => void this.serial.run(() => this.dropHeld()), HELD_IDLE_MS);
       timer.unref();
       this.held = { fh, ino: own.ino, timer, pinned: false };
+      holding.delete(this);
+      holding.add(this);
+      // Bounded across the process: a delivery fanned out to thousands of maildrops at once
+      // must not run it out of descriptors. The oldest kept handle goes first.
+      for (const other of holding) {
+        if (holding.size <= MAX_HELD) break;
+        if (other !== this) void other.serial.run(() => other.dropHeld()).catch(() => undefined);
+        holding.delete(other);
+      }
       return { fh, st: own };
     } catch (err) {
       await fh.close().catch(() => {});
@@ -191,6 +205,7 @@ export class UidList {
     const held = this.held;
     if (held === undefined) return;
     this.held = undefined;
+    holding.delete(this);
     clearTimeout(held.timer);
     await held.fh.close().catch(() => {});
   }
