@@ -87,6 +87,7 @@ export async function scanMaildir(root: string): Promise<MaildirScan> {
   let newAt = Date.now();
   let newStamp: DirStamp | undefined;
   const sized = new Map<string, number>();
+  let moved = false;
   for (let round = 0; ; round++) {
     newAt = Date.now();
     const stamp = await stampOf(join(root, 'new'));
@@ -95,9 +96,13 @@ export async function scanMaildir(root: string): Promise<MaildirScan> {
       newStamp = stamp;
       break;
     }
+    moved = true;
     for (const [base, size] of await moveNewToCur(root, names)) sized.set(base, size);
     if (round + 1 >= NEW_ROUNDS) break; // delivered to all the time: stamp left undefined
   }
+  // A message acknowledged by a delivery whose new/ fsync ran before this move is durable in
+  // cur/ only once cur/ is synced (ext4 commits the rename with new/'s sync; not every FS does).
+  if (moved) await fsyncDir(join(root, 'cur'));
   const curAt = Date.now();
   const curStamp = await stampOf(join(root, 'cur'));
   const found = new Map<string, string>();
