@@ -4,6 +4,7 @@
  * to its DATA, i.e. once the server has acknowledged it as stored.
  */
 import { connect, type Socket } from 'node:net';
+import { stuff } from './messages.js';
 
 const TIMEOUT_MS = 60_000;
 
@@ -45,8 +46,7 @@ export class LmtpClient {
     await this.expect(250);
     this.socket.write('DATA\r\n');
     await this.expect(354);
-    this.socket.write(stuff(message));
-    this.socket.write('.\r\n');
+    this.socket.write(stuff(message)); // with the terminating ".\r\n" (RFC 5321 §4.5.2 = RFC 1939 §3)
     await this.expect(250);
   }
 
@@ -79,16 +79,3 @@ export class LmtpClient {
   }
 }
 
-/** Dot-stuffs a CRLF message (RFC 5321 §4.5.2): a '.' starting a line is doubled. */
-export function stuff(message: Buffer): Buffer {
-  const parts: Buffer[] = [];
-  let from = 0;
-  if (message[0] === 0x2e) parts.push(DOT);
-  for (let i = message.indexOf('\r\n.'); i >= 0; i = message.indexOf('\r\n.', i + 2)) {
-    parts.push(message.subarray(from, i + 2), DOT);
-    from = i + 2;
-  }
-  parts.push(message.subarray(from));
-  return Buffer.concat(parts);
-}
-const DOT = Buffer.from('.');

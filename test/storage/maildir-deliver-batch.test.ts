@@ -5,7 +5,6 @@
  * whole with its exact size, and a failed batch failing every member and leaving nothing (R-X6).
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, open, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,21 +14,11 @@ import { MaildirStore, UIDLIST_LOCK_FILE } from '../../src/storage/maildir/maild
 import { maildropState } from '../../src/storage/maildir/maildir-state.js';
 import { UIDLIST_FILE, UidList } from '../../src/storage/maildir/maildir-uidlist.js';
 import { readAll, referenceCrlfSize } from './conformance.js';
+import { MAILDIR_STORE_MODULE, runNode } from '../helpers/node-snippet.js';
 
 const plain = { exclusive: false };
-const storeModule = new URL('../../src/storage/maildir/maildir-store.js', import.meta.url).href;
+const storeModule = MAILDIR_STORE_MODULE;
 
-function runNode(code: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', code]);
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('error', reject);
-    child.on('close', (status) => (status === 0 ? resolve(out) : reject(new Error(`exit ${status}: ${err}`))));
-  });
-}
 
 /** Distinct bodies of varied sizes, some with bare LFs so the CRLF size differs from the raw one. */
 function body(tag: string, i: number): Buffer {

@@ -15,22 +15,11 @@ import { LOCK_HOST } from '../../src/storage/maildir/maildir-lock.js';
 import { MaildirStore, SESSION_LOCK_FILE, UIDLIST_LOCK_FILE } from '../../src/storage/maildir/maildir-store.js';
 import { UIDLIST_FILE } from '../../src/storage/maildir/maildir-uidlist.js';
 import { readAll, referenceCrlfSize, storageError } from './conformance.js';
+import { MAILDIR_STORE_MODULE, runNode } from '../helpers/node-snippet.js';
 
 const plain = { exclusive: false };
-const storeModule = new URL('../../src/storage/maildir/maildir-store.js', import.meta.url).href;
+const storeModule = MAILDIR_STORE_MODULE;
 
-/** Runs an ES module snippet in a separate Node.js process; resolves its stdout. */
-function runNode(code: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', code]);
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('error', reject);
-    child.on('close', (status) => (status === 0 ? resolve(out) : reject(new Error(`exit ${status}: ${err}`))));
-  });
-}
 
 /** A pid that belonged to a process which has exited. */
 async function deadPid(): Promise<number> {

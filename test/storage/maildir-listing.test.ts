@@ -7,7 +7,6 @@
  * made now gets a ctime different from the stamped one, as the window guarantees in production.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtemp, readdir, rename, rm, stat, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -22,21 +21,11 @@ import { MaildirStore } from '../../src/storage/maildir/maildir-store.js';
 import { maildropState } from '../../src/storage/maildir/maildir-state.js';
 import { UidList } from '../../src/storage/maildir/maildir-uidlist.js';
 import { readAll, storageError } from './conformance.js';
+import { MAILDIR_STORE_MODULE, runNode } from '../helpers/node-snippet.js';
 
 const plain = { exclusive: false };
-const storeModule = new URL('../../src/storage/maildir/maildir-store.js', import.meta.url).href;
+const storeModule = MAILDIR_STORE_MODULE;
 
-function runNode(code: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', code]);
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.on('error', reject);
-    child.on('close', (status) => (status === 0 ? resolve(out) : reject(new Error(`exit ${status}: ${err}`))));
-  });
-}
 
 describe('Maildir listing cache', () => {
   let dir: string;
