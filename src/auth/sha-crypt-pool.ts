@@ -16,8 +16,9 @@
  *   sessions, but the same answers and the same cost for every login (R-S13).
  * The queue is not bounded here: a job is one login's check and at most two run per login (the
  * user's own scheme beside the dummy, authenticator.ts), and logins in flight are bounded by the
- * connection caps (`limits.max_connections`), so pending jobs are too (a job is its password
- * bytes and salt). Refusing a job would fail a valid user's login under load instead of queueing.
+ * connection cap (`pop3.max_connections`; unbounded only if that is 0), so pending jobs are too
+ * (a job is its password bytes and salt). Refusing one would fail a valid user's login under
+ * load instead of queueing it.
  */
 import { availableParallelism } from 'node:os';
 import { Worker } from 'node:worker_threads';
