@@ -9,6 +9,11 @@
  * Like maildir-bulk.ts: the workers are started on first need (one more whenever every running
  * one is busy, up to POOL_SIZE), kept for the life of the process and referenced only while they
  * have work, so they never keep it alive. A job goes to the worker with the fewest pending.
+ * Starting a worker (its thread, modules and WASM) takes ~60 ms more than a hash, and a login
+ * waiting for it would answer that much later than the next ones (R-S13, R-X9's growing delay).
+ * So no job waits for a thread start: jobs go only to workers that have loaded, and while none
+ * has, they run in-thread as before. The server warms the pool when it makes its Authenticator
+ * (warmShaCryptPool), and a worker that dies is replaced at once.
  * - A worker that dies after it started (a crash, a terminate) rejects the jobs it held — the
  *   login fails with an error, it never hangs — and is replaced by the next job's worker.
  * - Where a worker cannot start at all (no worker file beside this one, threads refused), the
@@ -39,6 +44,9 @@ interface Slot {
   pending: Map<number, Pending>;
   /** Set by the worker's first message, once its modules loaded: a death before is "cannot start". */
   started: boolean;
+  /** Settles when the worker has loaded or died. */
+  loaded: Promise<void>;
+  settle: () => void;
 }
 
 export interface ShaCryptPoolOptions {
@@ -66,13 +74,31 @@ export class ShaCryptPool {
     // A copy of just these bytes: a small Buffer is a view of a shared slab, which would be cloned whole.
     const body: Body = { alg, password: new Uint8Array(password), salt, rounds };
     const slot = this.inThread ? undefined : this.slot();
-    if (slot === undefined) return shaCrypt(alg, body.password, salt, rounds);
+    if (slot === undefined) {
+      this.counts.inThread++;
+      return shaCrypt(alg, body.password, salt, rounds);
+    }
+    this.counts.inWorker++;
     const id = this.nextId++;
     return new Promise<string>((resolve, reject) => {
       if (slot.pending.size === 0) slot.worker.ref();
       slot.pending.set(id, { body, resolve, reject });
       slot.worker.postMessage({ ...body, id } satisfies ShaCryptJob);
     });
+  }
+
+  /** Jobs run so far on a worker and in-thread (tests check which path ran). */
+  readonly counts = { inWorker: 0, inThread: 0 };
+
+  /** Starts every worker and resolves once each has loaded or failed to. */
+  async ready(): Promise<void> {
+    this.warm();
+    await Promise.all(this.slots.map((s) => s.loaded));
+  }
+
+  /** Starts every worker now (in the background; they stay unreferenced until they get work). */
+  warm(): void {
+    while (!this.inThread && this.slots.length < this.size && this.start() !== undefined);
   }
 
   /** Whether hashes now run in-thread because a worker could not start. */
@@ -85,11 +111,14 @@ export class ShaCryptPool {
     return this.slots.map((s) => s.worker);
   }
 
-  /** An idle worker, else a new one while under size, else the least busy; undefined if none can start. */
+  /**
+   * The least busy loaded worker; one more is started (for later jobs) when none is idle and the
+   * pool is under size. Undefined while no worker has loaded: the job runs in-thread.
+   */
   private slot(): Slot | undefined {
     let best: Slot | undefined;
-    for (const s of this.slots) if (best === undefined || s.pending.size < best.pending.size) best = s;
-    if ((best === undefined || best.pending.size > 0) && this.slots.length < this.size) return this.start() ?? best;
+    for (const s of this.slots) if (s.started && (best === undefined || s.pending.size < best.pending.size)) best = s;
+    if ((best === undefined || best.pending.size > 0) && this.slots.length < this.size) this.start();
     return best;
   }
 
@@ -101,27 +130,39 @@ export class ShaCryptPool {
       this.inThread = true;
       return undefined;
     }
-    const slot: Slot = { worker, pending: new Map(), started: false };
+    let settle = (): void => undefined;
+    const loaded = new Promise<void>((resolve) => (settle = resolve));
+    const slot: Slot = { worker, pending: new Map(), started: false, loaded, settle };
     worker.unref();
     let gone = false;
     const fail = (err: Error): void => {
       if (gone) return;
       gone = true;
+      slot.settle();
       const i = this.slots.indexOf(slot);
       if (i >= 0) this.slots.splice(i, 1);
       const pending = [...slot.pending.values()];
       slot.pending.clear();
       if (!slot.started) {
-        // It never ran a job: this environment cannot run the worker; its jobs run here instead.
+        // It never loaded: this environment cannot run the worker (it was given no job; any run here).
         this.inThread = true;
         for (const p of pending) shaCrypt(p.body.alg, p.body.password, p.body.salt, p.body.rounds).then(p.resolve, p.reject);
         return;
       }
       for (const p of pending) p.reject(err);
+      // Replaced now, so the next login does not pay for a thread start. A worker that cannot load
+      // ends as "cannot start" above, so this never loops.
+      this.start();
     };
     worker.on('message', (msg: { id?: number; result?: string; error?: { message: string } }) => {
       slot.started = true;
-      if (msg.id === undefined) return; // the worker's "loaded" message
+      if (msg.id === undefined) {
+        slot.settle();
+        // The worker's "loaded" message. An unref() before the thread came up does not hold
+        // (a warmed worker kept the process alive): unreferenced again now if it has no work.
+        if (slot.pending.size === 0) worker.unref();
+        return;
+      }
       const p = slot.pending.get(msg.id);
       if (p === undefined) return;
       slot.pending.delete(msg.id);
@@ -137,6 +178,11 @@ export class ShaCryptPool {
 }
 
 const pool = new ShaCryptPool();
+
+/** Starts the process's SHA-crypt workers ahead of the first login (unreferenced: costs no exit). */
+export function warmShaCryptPool(): void {
+  pool.warm();
+}
 
 /** The server path's SHA-crypt: shaCrypt's result, computed off the event loop (the process's pool). */
 export function shaCryptPooled(alg: ShaCryptAlg, password: Uint8Array, salt: string, rounds?: number): Promise<string> {

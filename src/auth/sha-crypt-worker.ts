@@ -19,8 +19,13 @@ export interface ShaCryptJob {
   rounds: number | undefined;
 }
 
-// Loaded: the pool counts a death before this message as "cannot start" and falls back in-thread.
-parentPort?.postMessage({ loaded: true });
+// Both WASM hashers made before the first job, so no login pays for them; then "loaded": the
+// pool counts a death before this message as "cannot start" and falls back in-thread.
+if (parentPort !== null) {
+  await shaCrypt('sha256', new Uint8Array(0), '', 1000);
+  await shaCrypt('sha512', new Uint8Array(0), '', 1000);
+  parentPort.postMessage({ loaded: true });
+}
 
 parentPort?.on('message', (job: ShaCryptJob) => {
   shaCrypt(job.alg, job.password, job.salt, job.rounds).then(
