@@ -6,7 +6,8 @@
  */
 import { randomBytes, scrypt, timingSafeEqual, type ScryptOptions } from 'node:crypto';
 import { DOVECOT_SCHEMES, type Scheme } from './schemes.js';
-import { parseShaCrypt, shaCrypt } from './sha-crypt.js';
+import { parseShaCrypt } from './sha-crypt.js';
+import { shaCryptPooled } from './sha-crypt-pool.js';
 
 const SCRYPT_R = 8;
 const SCRYPT_P = 1;
@@ -129,11 +130,13 @@ const DUMMY_SHA_SALT = randomBytes(12).toString('base64').replace(/[^./0-9A-Za-z
 /**
  * Always false, after the same work as verifying a hash of `kind` (scrypt made at `cost`, or a
  * default SHA512-CRYPT): what a failed login pays for the class its own check did not (R-S13).
+ * The SHA-crypt runs on the pool a stored hash's check uses (sha-crypt-pool.ts), so it waits and
+ * costs alike.
  */
 export async function verifyDummy(pw: string, kind: DummyKind, cost: number): Promise<boolean> {
   const bytes = Buffer.from(pw, 'utf8');
   if (kind === 'sha512-crypt') {
-    const out = await shaCrypt('sha512', bytes, DUMMY_SHA_SALT);
+    const out = await shaCryptPooled('sha512', bytes, DUMMY_SHA_SALT);
     timingSafeEqual(Buffer.from(out), Buffer.from(out));
     return false;
   }

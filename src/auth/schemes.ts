@@ -11,7 +11,8 @@ import { createHash, createHmac, pbkdf2, timingSafeEqual } from 'node:crypto';
 import { argon2Verify, bcryptVerify, md4 } from 'hash-wasm';
 import { cramContexts } from './md5-context.js';
 import { saslprep } from './sasl/saslprep.js';
-import { parseShaCrypt, shaCrypt } from './sha-crypt.js';
+import { parseShaCrypt } from './sha-crypt.js';
+import { shaCryptPooled } from './sha-crypt-pool.js';
 
 export interface Scheme {
   /** `encoded` is the stored credential after the `{SCHEME}` prefix. */
@@ -56,11 +57,12 @@ function unsalted(alg: string): Scheme {
   };
 }
 
+/** Computed off the event loop, on the same pool as the failed login's dummy (R-S13). */
 const shaCryptScheme: Scheme = {
   async verify(encoded, pw) {
     const p = parseShaCrypt(encoded);
     if (p === undefined) return false;
-    return safeEqual(Buffer.from(await shaCrypt(p.alg, pw, p.salt, p.rounds)), Buffer.from(encoded));
+    return safeEqual(Buffer.from(await shaCryptPooled(p.alg, pw, p.salt, p.rounds)), Buffer.from(encoded));
   },
 };
 

@@ -2,12 +2,14 @@
  * SHA-crypt against known answers (R-X8): every test vector of Drepper's "Unix crypt using
  * SHA-256 and SHA-512" for both algorithms (default and custom rounds, a salt cut to 16
  * characters, rounds below the minimum raised to 1000), checked against glibc/libxcrypt's
- * crypt(3) too, and hashes made by Dovecot's own `doveadm pw`. Pure: no socket, no file.
+ * crypt(3) too, and hashes made by Dovecot's own `doveadm pw`; in-thread and through the worker
+ * pool (sha-crypt-pool.ts) the server path uses. Pure: no socket, no file.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { verifyPassword } from './password.js';
 import { parseShaCrypt, shaCrypt } from './sha-crypt.js';
+import { ShaCryptPool } from './sha-crypt-pool.js';
 
 type Vector = readonly [salt: string, rounds: number | undefined, password: string, sha512: string, sha256: string];
 
@@ -46,6 +48,17 @@ describe('SHA-crypt', () => {
 
   it(`R-X8 Drepper's SHA-256 vectors: default, custom and too few rounds, long salts cut to 16`, async () => {
     for (const [salt, rounds, pw, , want] of DREPPER) assert.equal(await shaCrypt('sha256', Buffer.from(pw), salt, rounds), want);
+  });
+
+  it(`R-X8 Drepper's vectors of both algorithms through the worker pool the server path uses`, async () => {
+    const pool = new ShaCryptPool({ size: 2 });
+    await pool.ready();
+    const got = await Promise.all(DREPPER.flatMap(([salt, rounds, pw]) => [
+      pool.run('sha512', Buffer.from(pw), salt, rounds),
+      pool.run('sha256', Buffer.from(pw), salt, rounds),
+    ]));
+    assert.deepEqual(got, DREPPER.flatMap(([, , , sha512, sha256]) => [sha512, sha256]));
+    assert.deepEqual(pool.counts, { inWorker: 2 * DREPPER.length, inThread: 0 });
   });
 
   it('R-X8 hashes made by doveadm pw (Dovecot 2.3) verify, and a one-character change does not', async () => {

@@ -3,12 +3,14 @@
  * specified by Ulrich Drepper ("Unix crypt using SHA-256 and SHA-512", 2007). Dovecot stores them
  * as `{SHA256-CRYPT}` and `{SHA512-CRYPT}`. Pure: bytes in, the crypt string out.
  *
- * Speed matters here: the 5,000 default rounds run on the event loop at every password login.
- * A `createHash` and its Buffers per round cost ~7 ms per hash and fed the GC (docs/benchmarks.md,
- * login profile). So the rounds reuse one hash-wasm (WASM) state per algorithm for the process
+ * Speed matters here: the 5,000 default rounds run at every uncached password login. The server
+ * path runs this function on worker threads (sha-crypt-pool.ts), not on the event loop; this
+ * thread-agnostic version is also the fallback where workers cannot start. A `createHash` and
+ * its Buffers per round cost ~7 ms per hash and fed the GC (docs/benchmarks.md, login profile).
+ * So the rounds reuse one hash-wasm (WASM) state per algorithm per thread
  * (`init()` per round, one `update()` of the round's input assembled in one scratch buffer), and
  * the P and S byte sequences are built once per hash: about 3 ms per 5,000-round SHA-512 hash
- * (bench/auth-login.ts). One hasher per process is safe: a hash runs synchronously once started.
+ * (bench/auth-login.ts). One hasher per thread is safe: a hash runs synchronously once started.
  */
 import { createSHA256, createSHA512, type IHasher } from 'hash-wasm';
 
@@ -21,7 +23,8 @@ export const MAX_STORED_ROUNDS = 5_000_000;
 /** The spec uses at most 16 salt characters and ignores the rest. */
 const MAX_SALT = 16;
 
-type Alg = 'sha256' | 'sha512';
+export type ShaCryptAlg = 'sha256' | 'sha512';
+type Alg = ShaCryptAlg;
 
 let hashers: Promise<Record<Alg, IHasher>> | undefined;
 
