@@ -88,14 +88,6 @@ export class Maildrop {
     return { count, size };
   }
 
-  /** Live messages with their message numbers, for LIST and UIDL without an argument. */
-  *live(): Generator<{ msg: number; info: MessageInfo }> {
-    const messages = this.messages;
-    for (let i = 0; i < messages.length; i++) {
-      if (!this.deleted[i]) yield { msg: i + 1, info: messages[i]! };
-    }
-  }
-
   dele(msg: number): void {
     this.get(msg);
     this.deleted[msg - 1] = true;

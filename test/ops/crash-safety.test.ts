@@ -13,23 +13,12 @@ import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { once } from 'node:events';
+import { prng } from '../../bench/messages.js'; // mulberry32: a failing run replays with CRASH_SEED
 import { Pop3Client } from '../helpers/pop3-client.js';
 import { startPoplar, type PoplarProcess } from '../helpers/poplar-process.js';
 
 const SECONDS = Number(process.env.CRASH_SECONDS ?? 90);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Deterministic PRNG (mulberry32), so a failing run can be replayed with CRASH_SEED. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Message `n`: an id header to recognise it, and a body of 1 KB to 600 KB. */
 function body(n: number): string {

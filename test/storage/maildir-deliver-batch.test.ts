@@ -17,7 +17,6 @@ import { readAll, referenceCrlfSize } from './conformance.js';
 import { MAILDIR_STORE_MODULE, runNode } from '../helpers/node-snippet.js';
 
 const plain = { exclusive: false };
-const storeModule = MAILDIR_STORE_MODULE;
 
 
 /** Distinct bodies of varied sizes, some with bare LFs so the CRLF size differs from the raw one. */
@@ -153,7 +152,7 @@ describe('Maildir group commit of deliveries', () => {
     await sleep(100);
     // The child gives up after 1.5 s: it gets in only if the lock is not kept for ever.
     const child = runNode(`
-      const { MaildirStore } = await import(${JSON.stringify(storeModule)});
+      const { MaildirStore } = await import(${JSON.stringify(MAILDIR_STORE_MODULE)});
       const store = new MaildirStore({ path: () => ${JSON.stringify(root)}, lockWaitMs: 1500 });
       const out = [];
       for (let i = 0; i < 5; i++) out.push((await store.deliver('alice', Buffer.from('child ' + i + '\\r\\n'))).uid);
@@ -168,7 +167,7 @@ describe('Maildir group commit of deliveries', () => {
   it('R-S12 uids stay unique while another process delivers to the same maildrop at the same time', async () => {
     await store.create('alice');
     const child = runNode(`
-      const { MaildirStore } = await import(${JSON.stringify(storeModule)});
+      const { MaildirStore } = await import(${JSON.stringify(MAILDIR_STORE_MODULE)});
       const store = new MaildirStore({ path: () => ${JSON.stringify(root)} });
       const out = [];
       for (let round = 0; round < 4; round++) {

@@ -18,7 +18,6 @@ import { readAll, referenceCrlfSize, storageError } from './conformance.js';
 import { MAILDIR_STORE_MODULE, runNode } from '../helpers/node-snippet.js';
 
 const plain = { exclusive: false };
-const storeModule = MAILDIR_STORE_MODULE;
 
 
 /** A pid that belonged to a process which has exited. */
@@ -45,7 +44,7 @@ describe('Maildir interoperability', () => {
   /** The maildrop as a fresh process sees it: proves what is on disk, not in this process's cache. */
   async function openInOtherProcess(): Promise<MessageInfo[]> {
     const out = await runNode(`
-      const { MaildirStore } = await import(${JSON.stringify(storeModule)});
+      const { MaildirStore } = await import(${JSON.stringify(MAILDIR_STORE_MODULE)});
       const snap = await new MaildirStore({ path: () => ${JSON.stringify(root)} }).open('alice', { exclusive: false });
       console.log(JSON.stringify(snap.messages));`);
     return JSON.parse(out) as MessageInfo[];
@@ -186,7 +185,7 @@ describe('Maildir interoperability', () => {
     // Held by a live process: the delivery below renames its file into new/, then waits.
     await writeFile(lock, `${process.ppid} ${LOCK_HOST} ${Date.now()} cafe\n`);
     const child = runNode(`
-      const { MaildirStore } = await import(${JSON.stringify(storeModule)});
+      const { MaildirStore } = await import(${JSON.stringify(MAILDIR_STORE_MODULE)});
       const store = new MaildirStore({ path: () => ${JSON.stringify(root)} });
       console.log((await store.deliver('alice', Buffer.from('raced\\r\\n'))).uid);`);
     while ((await readdir(join(root, 'new'))).length === 0) await sleep(5);
@@ -203,7 +202,7 @@ describe('Maildir interoperability', () => {
     await store.create('alice');
     const child = (tag: string) =>
       runNode(`
-        const { MaildirStore } = await import(${JSON.stringify(storeModule)});
+        const { MaildirStore } = await import(${JSON.stringify(MAILDIR_STORE_MODULE)});
         const store = new MaildirStore({ path: () => ${JSON.stringify(root)} });
         const out = await Promise.all(Array.from({ length: 15 }, (_, i) =>
           store.deliver('alice', Buffer.from('${tag} ' + i + '\\r\\n'))));

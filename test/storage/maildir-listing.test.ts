@@ -24,7 +24,6 @@ import { readAll, storageError } from './conformance.js';
 import { MAILDIR_STORE_MODULE, runNode } from '../helpers/node-snippet.js';
 
 const plain = { exclusive: false };
-const storeModule = MAILDIR_STORE_MODULE;
 
 
 describe('Maildir listing cache', () => {
@@ -115,7 +114,7 @@ describe('Maildir listing cache', () => {
     await before.release();
     await pastTick();
     await runNode(`
-      const { MaildirStore } = await import(${JSON.stringify(storeModule)});
+      const { MaildirStore } = await import(${JSON.stringify(MAILDIR_STORE_MODULE)});
       await new MaildirStore({ path: () => ${JSON.stringify(root)} }).deliver('alice', Buffer.from('from afar\\r\\n'));`);
     const after = await store.open('alice', plain);
     assert.deepEqual(after.messages.map((m) => m.uid), [1, 2]);
@@ -241,7 +240,7 @@ describe('Maildir session marker shared by a process', () => {
   const expireElsewhere = async (): Promise<{ inUse: boolean; removed: unknown[] }> =>
     JSON.parse(
       await runNode(`
-        const { MaildirStore } = await import(${JSON.stringify(storeModule)});
+        const { MaildirStore } = await import(${JSON.stringify(MAILDIR_STORE_MODULE)});
         const r = await new MaildirStore({ path: () => ${JSON.stringify(root)} }).expire('alice', () => true);
         console.log(JSON.stringify(r));`),
     );

@@ -14,14 +14,14 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import { FileLock } from '../../src/storage/maildir/maildir-lock.js';
 import { EXPIRE_LOCK_FILE } from '../../src/storage/maildir/maildir-sessions.js';
 import { MaildirStore } from '../../src/storage/maildir/maildir-store.js';
+import { MAILDIR_STORE_MODULE } from '../helpers/node-snippet.js';
 
-const storeModule = new URL('../../src/storage/maildir/maildir-store.js', import.meta.url).href;
 const plain = { exclusive: false };
 
 /** A child process holding an open snapshot of `root` until its stdin closes; resolves once open. */
 async function holdSnapshot(root: string): Promise<ChildProcessWithoutNullStreams> {
   const code = `
-    const { MaildirStore } = await import(${JSON.stringify(storeModule)});
+    const { MaildirStore } = await import(${JSON.stringify(MAILDIR_STORE_MODULE)});
     const snap = await new MaildirStore({ path: () => ${JSON.stringify(root)} }).open('alice', { exclusive: false });
     console.log('open ' + snap.messages.length);
     process.stdin.resume();

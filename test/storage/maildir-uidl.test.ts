@@ -11,8 +11,8 @@ import { promisify } from 'node:util';
 import { it } from 'node:test';
 import { MaildirStore } from '../../src/storage/maildir/maildir-store.js';
 import { UIDLIST_FILE } from '../../src/storage/maildir/maildir-uidlist.js';
+import { MAILDIR_STORE_MODULE } from '../helpers/node-snippet.js';
 
-const storeModule = new URL('../../src/storage/maildir/maildir-store.js', import.meta.url).href;
 
 it('R-X11 carried UIDLs survive a uidlist compaction and are read by another process', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'poplar-uidl-'));
@@ -27,7 +27,7 @@ it('R-X11 carried UIDLs survive a uidlist compaction and are read by another pro
     const text = await readFile(join(root, UIDLIST_FILE), 'utf8');
     assert.equal(text.split('\n').filter((l) => /^\d+ /.test(l)).length, 4, 'compacted to the 4 live records');
     assert.deepEqual(text.split('\n').filter((l) => l.startsWith('U ')), ['U 38 carried-38', 'U 40 carried-40']);
-    const code = `const { MaildirStore } = await import(${JSON.stringify(storeModule)});
+    const code = `const { MaildirStore } = await import(${JSON.stringify(MAILDIR_STORE_MODULE)});
       const s = await new MaildirStore({ path: () => ${JSON.stringify(root)} }).open('alice', { exclusive: false });
       console.log(JSON.stringify(s.messages.map((m) => [m.uid, m.uidl ?? null]))); await s.release();`;
     const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', code]);

@@ -92,7 +92,7 @@ export async function idleMarker(state: MaildropState): Promise<string | undefin
 }
 
 /** Creates a marker, then waits until no expiry runs (at most `waitMs`). */
-export async function claimSession(root: string, waitMs: number): Promise<FileLock> {
+async function claimSession(root: string, waitMs: number): Promise<FileLock> {
   const marker = await FileLock.acquire(join(root, `poplar-session.${randomBytes(8).toString('hex')}.lock`), 0);
   if (marker === undefined) throw new StorageError('IO', `could not create a session marker in ${root}`);
   try {
