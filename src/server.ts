@@ -20,6 +20,7 @@ import { PollLimiter } from './policy/poll-limits.js';
 import { PollState } from './policy/poll-state.js';
 import { DEFAULT_FAILURE_DELAY_MAX_MS, DEFAULT_FAILURE_DELAY_MS, DEFAULT_FAILURE_WINDOW_S } from './protocol/limits.js';
 import type { MailStore } from './storage/mail-store.js';
+import { shaCryptPoolReady } from './auth/sha-crypt-pool.js';
 
 /** The operational settings a reload may change along with the session settings. */
 export interface OperationsOptions {
@@ -127,6 +128,7 @@ export async function startServer(opts: PoplarServerOptions): Promise<PoplarServ
     opts.settings,
     listenerOptions(opts),
   );
+  await shaCryptPoolReady();
   await listener.listen(opts.listen);
   if (opts.tlsListen !== undefined && opts.tlsListen.length > 0) await listener.listen(opts.tlsListen, { tls: true });
   for (const a of listener.addresses(false)) opts.logger.info({ event: 'listening', address: a.address, port: a.port }, 'listening');

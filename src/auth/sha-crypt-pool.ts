@@ -184,6 +184,15 @@ export function warmShaCryptPool(): void {
   pool.warm();
 }
 
+/**
+ * Resolves once the process's SHA-crypt workers have loaded (or failed to, leaving the in-thread
+ * fallback): the server listens only then, so its first logins do not pay for starting threads
+ * and answer like every later one (R-S13).
+ */
+export function shaCryptPoolReady(): Promise<void> {
+  return pool.ready();
+}
+
 /** The server path's SHA-crypt: shaCrypt's result, computed off the event loop (the process's pool). */
 export function shaCryptPooled(alg: ShaCryptAlg, password: Uint8Array, salt: string, rounds?: number): Promise<string> {
   return pool.run(alg, password, salt, rounds);
