@@ -7,7 +7,8 @@
  * Why WebAssembly: a stored message has a line end every ~50 octets, so anything that calls from
  * JS into native code per line (Buffer.indexOf, copy, subarray) costs ~1 µs per line, ~2 CPU-s per
  * GB served; a JS byte loop costs about as much. The loop below, in a 1 KiB hand-assembled module,
- * tests 16 octets at a time for CR, LF and "." (SIMD) and copies them on when there is none, so the
+ * tests 16 octets at a time for CR and LF (SIMD) and copies them on when there is none, looking
+ * for a "." only where a line starts (so the dots inside sentences cost nothing), so the
  * per-octet work is a few machine instructions and the per-chunk work two memcpy. A chunk that needs
  * no change at all (CRLF lines, no line starting with ".") is passed on as it is, without a copy.
  *
@@ -80,24 +81,29 @@ export function jsTransform(input: Buffer, state: LineState): ChunkResult {
 
 // --- the WebAssembly module ---------------------------------------------------------------------
 // (func $t (param $i i32) (param $n i32) (param $o i32) (param $s i32) (result i32))
-// reads n octets at i, writes from o, starts in state s; returns (length << 2) | s. The same loop
-// as jsTransform (a CR followed by its LF taken in one step), plus: while 16 octets remain, load them, store them at o, and find the first CR,
-// LF or "." among them (i8x16.eq ×3, or, bitmask, ctz); skip that many. Locals beyond the params:
-// 4 $end, 5 $b, 6 $o0, 7 $m (i32); 8 $lf, 9 $cr, 10 $dot, 11 $v (v128).
+// reads n octets at i, writes from o, starts in state s; returns the length written. The state
+// after the call is a function of the last input octet (wasmTransform works it out), so the loop
+// keeps none. First, at a line start (s ≠ MID_LINE): an LF right after a CR (s = AFTER_CR) is
+// dropped, and a "." is doubled. Then, while input remains: load 16 octets, store them at o, and
+// find the first CR or LF among them (i8x16.eq ×2, or, bitmask, ctz; octets past the end masked
+// off). None: skip all 16 (or the rest). One at k: skip k, write CRLF, skip the CR, its LF if one
+// follows, and double a "." that starts the next line. Loads may read up to 15 octets past the
+// input and stores write up to 15 past the output: the memory layout leaves room for both.
+// Locals beyond the params: 4 $end, 5 $o0, 6 $m, 7 $rem (i32); 8 $lf, 9 $cr, 10 $v (v128).
 
 const I32 = 0x7f;
 const V128 = 0x7b;
 const op = {
-  block: 0x02, loop: 0x03, br: 0x0c, brIf: 0x0d, end: 0x0b, void: 0x40,
+  block: 0x02, loop: 0x03, br: 0x0c, brIf: 0x0d, end: 0x0b, void: 0x40, select: 0x1b,
   get: 0x20, set: 0x21, tee: 0x22,
   const: 0x41, eqz: 0x45, ne: 0x47, ltU: 0x49, geU: 0x4f,
-  ctz: 0x68, add: 0x6a, sub: 0x6b, or: 0x72, shl: 0x74,
+  ctz: 0x68, add: 0x6a, sub: 0x6b, and: 0x71, or: 0x72, shl: 0x74,
   load8u: 0x2d, store8: 0x3a, store16: 0x3b,
   simd: 0xfd,
 } as const;
 const SIMD = { load: 0x00, store: 0x0b, splat: 0x0f, eq: 0x23, or: 0x50, bitmask: 0x64 } as const;
 const MEM0 = [0x00, 0x00]; // memarg: alignment 1 octet, offset 0
-const L = { i: 0, n: 1, o: 2, s: 3, end: 4, b: 5, o0: 6, m: 7, lf: 8, cr: 9, dot: 10, v: 11 } as const;
+const L = { i: 0, n: 1, o: 2, s: 3, end: 4, o0: 5, m: 6, rem: 7, lf: 8, cr: 9, v: 10 } as const;
 
 /** i32.const with its signed LEB128 immediate (the constants here are non-negative). */
 function c(v: number): number[] {
@@ -114,65 +120,69 @@ const set = (l: number): number[] => [op.set, l];
 const simd = (code: number): number[] => [op.simd, code];
 /** $l += k */
 const bump = (l: number, k: number): number[] => [...get(l), ...c(k), op.add, ...set(l)];
+/** Branches out of the enclosing block (depth 0) unless the octet at $i is `octet` (and i < end). */
+const unlessAtI = (octet: number): number[] => [
+  ...get(L.i), ...get(L.end), op.geU, op.brIf, 0,
+  ...get(L.i), op.load8u, ...MEM0, ...c(octet), op.ne, op.brIf, 0,
+];
+/** Writes a second "." when the octet at $i (a line start) is one. */
+const doubleDot: number[] = [
+  op.block, op.void,
+  ...unlessAtI(0x2e),
+  ...get(L.o), ...c(0x2e), op.store8, ...MEM0, ...bump(L.o, 1),
+  op.end,
+];
 
 // Branch depths count enclosing blocks from the innermost (0) outwards.
 const body: number[] = [
   ...get(L.o), ...set(L.o0),
   ...get(L.i), ...get(L.n), op.add, ...set(L.end),
+  op.block, op.void, // $start: a line start carried in from the previous chunk
+  ...get(L.s), op.eqz, op.brIf, 0, // MID_LINE
+  op.block, op.void, // $lf
+  ...get(L.s), ...c(2), op.ne, op.brIf, 0, // not AFTER_CR
+  ...unlessAtI(0x0a),
+  ...bump(L.i, 1), // the LF of a CRLF whose CR ended the previous chunk: already sent
+  op.end, // $lf
+  ...doubleDot,
+  op.end, // $start
   ...c(0x0a), ...simd(SIMD.splat), ...set(L.lf),
   ...c(0x0d), ...simd(SIMD.splat), ...set(L.cr),
-  ...c(0x2e), ...simd(SIMD.splat), ...set(L.dot),
   op.block, op.void, // $done
   op.loop, op.void, // $top
   ...get(L.i), ...get(L.end), op.geU, op.brIf, 1, // i >= end: done
-  op.block, op.void, // $scalar  [0 $scalar, 1 $top]
-  ...get(L.end), ...get(L.i), op.sub, ...c(16), op.ltU, op.brIf, 0, // fewer than 16 left
   ...get(L.i), ...simd(SIMD.load), ...MEM0, ...set(L.v),
   ...get(L.o), ...get(L.v), ...simd(SIMD.store), ...MEM0,
   ...get(L.v), ...get(L.lf), ...simd(SIMD.eq),
   ...get(L.v), ...get(L.cr), ...simd(SIMD.eq), ...simd(SIMD.or),
-  ...get(L.v), ...get(L.dot), ...simd(SIMD.eq), ...simd(SIMD.or),
   ...simd(SIMD.bitmask), ...set(L.m),
-  op.block, op.void, // $hit  [0 $hit, 1 $scalar, 2 $top]
-  ...get(L.m), op.brIf, 0, // some CR, LF or "." among the 16
-  ...bump(L.i, 16), ...bump(L.o, 16), ...c(0), ...set(L.s), op.br, 2, // none: 16 copied, mid-line
-  op.end, // $hit
-  ...get(L.m), op.ctz, op.tee, L.m, op.eqz, op.brIf, 0, // k = ctz(m) = 0: state unchanged
-  ...get(L.i), ...get(L.m), op.add, ...set(L.i),
+  ...get(L.end), ...get(L.i), op.sub, ...set(L.rem),
+  op.block, op.void, // $full  [0 $full, 1 $top, 2 $done]
+  ...get(L.rem), ...c(16), op.geU, op.brIf, 0,
+  ...get(L.m), ...c(1), ...get(L.rem), op.shl, ...c(1), op.sub, op.and, ...set(L.m), // octets past the end
+  op.end, // $full
+  op.block, op.void, // $hit  [0 $hit, 1 $top, 2 $done]
+  ...get(L.m), op.brIf, 0, // a CR or LF among them
+  // none: min(16, rem) octets copied as they are
+  ...c(16), ...get(L.rem), ...get(L.rem), ...c(16), op.geU, op.select, op.tee, L.m,
+  ...get(L.i), op.add, ...set(L.i),
   ...get(L.o), ...get(L.m), op.add, ...set(L.o),
-  ...c(0), ...set(L.s),
-  op.end, // $scalar: one octet at i, a CR, LF or "." when reached from the SIMD test
-  ...get(L.i), op.load8u, ...MEM0, ...set(L.b),
-  ...bump(L.i, 1),
-  op.block, op.void, // $notLf  [0 $notLf, 1 $top]
-  ...get(L.b), ...c(0x0a), op.ne, op.brIf, 0,
-  op.block, op.void, // $bare  [0 $bare, 1 $notLf, 2 $top]
-  ...get(L.s), ...c(2), op.ne, op.brIf, 0,
-  ...c(1), ...set(L.s), op.br, 2, // the LF of a CRLF: already sent
-  op.end, // $bare
-  ...get(L.o), ...c(0x0a0d), op.store16, ...MEM0, ...bump(L.o, 2),
-  ...c(1), ...set(L.s), op.br, 1,
-  op.end, // $notLf
-  op.block, op.void, // $notCr  [0 $notCr, 1 $top]
-  ...get(L.b), ...c(0x0d), op.ne, op.brIf, 0,
-  ...get(L.o), ...c(0x0a0d), op.store16, ...MEM0, ...bump(L.o, 2),
-  op.block, op.void, // $lone  [0 $lone, 1 $notCr, 2 $top]
-  ...get(L.i), ...get(L.end), op.geU, op.brIf, 0, // the CR ends the input: its LF may come next call
-  ...get(L.i), op.load8u, ...MEM0, ...c(0x0a), op.ne, op.brIf, 0, // a bare CR
-  ...bump(L.i, 1), ...c(1), ...set(L.s), op.br, 2, // CRLF, taken in one step
-  op.end, // $lone
-  ...c(2), ...set(L.s), op.br, 1,
-  op.end, // $notCr
-  op.block, op.void, // $noDot  [0 $noDot, 1 $top]
-  ...get(L.b), ...c(0x2e), op.ne, op.brIf, 0,
-  ...get(L.s), op.eqz, op.brIf, 0,
-  ...get(L.o), ...c(0x2e), op.store8, ...MEM0, ...bump(L.o, 1),
-  op.end, // $noDot
-  ...get(L.o), ...get(L.b), op.store8, ...MEM0, ...bump(L.o, 1),
-  ...c(0), ...set(L.s), op.br, 0,
+  op.br, 1,
+  op.end, // $hit
+  ...get(L.m), op.ctz, op.tee, L.m, ...get(L.i), op.add, ...set(L.i),
+  ...get(L.o), ...get(L.m), op.add, ...set(L.o),
+  ...get(L.i), op.load8u, ...MEM0, ...set(L.m), // the CR or LF
+  ...get(L.o), ...c(0x0a0d), op.store16, ...MEM0, ...bump(L.o, 2), ...bump(L.i, 1),
+  op.block, op.void, // $crlf  [0 $crlf, 1 $top, 2 $done]
+  ...get(L.m), ...c(0x0d), op.ne, op.brIf, 0, // an LF: done with it
+  ...unlessAtI(0x0a), // a bare CR
+  ...bump(L.i, 1), // the LF of this CR: taken in the same step
+  op.end, // $crlf
+  ...doubleDot,
+  op.br, 0,
   op.end, // $top
   op.end, // $done
-  ...get(L.o), ...get(L.o0), op.sub, ...c(2), op.shl, ...get(L.s), op.or, // (length << 2) | s
+  ...get(L.o), ...get(L.o0), op.sub,
   op.end,
 ];
 
@@ -188,7 +198,7 @@ function u32(v: number): number[] {
 }
 const section = (id: number, content: number[]): number[] => [id, ...u32(content.length), ...content];
 const name = (s: string): number[] => [...u32(s.length), ...Buffer.from(s, 'latin1')];
-const code = [...u32(2), 4, I32, 4, V128, ...body]; // locals: 4 × i32, 4 × v128
+const code = [...u32(2), 4, I32, 3, V128, ...body]; // locals: 4 × i32, 3 × v128
 
 const MODULE = new Uint8Array([
   0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00, // \0asm, version 1
@@ -224,6 +234,12 @@ const outPool = new ChunkPool(OUT_SIZE, 16);
 /** Whether the WebAssembly loop is in use (for the tests and the benchmark). */
 export const usingWasm = wasm !== undefined;
 
+/** The state after a chunk that ends with `last`: its line end (LF, or a CR whose LF may follow
+ * in the next chunk) leaves a line start; anything else the middle of a line. */
+function stateAfter(last: number): LineState {
+  return last === 0x0a ? LINE_START : last === 0x0d ? AFTER_CR : MID_LINE;
+}
+
 /** The WebAssembly transform of one chunk, in windows of WINDOW octets. */
 export function wasmTransform(input: Buffer, state: LineState): ChunkResult {
   if (wasm === undefined) return jsTransform(input, state);
@@ -235,9 +251,8 @@ export function wasmTransform(input: Buffer, state: LineState): ChunkResult {
   for (let at = 0; at < n; at += WINDOW) {
     const len = Math.min(WINDOW, n - at);
     mem.set(at === 0 && len === n ? input : input.subarray(at, at + len), 0);
-    const r = wasm.t(0, len, OUT_BASE, s);
-    s = r & 3;
-    const outLen = r >>> 2;
+    const outLen = wasm.t(0, len, OUT_BASE, s);
+    if (len > 0) s = stateAfter(input[at + len - 1]!);
     if (out === undefined && outLen !== len) {
       const need = o + outLen + 2 * (n - at - len);
       out = need <= outPool.size ? outPool.take() : Buffer.allocUnsafe(need);
