@@ -39,6 +39,7 @@ const SCENARIOS: { key: string; args: string[]; port: 'pop3' | 'pop3s' | 'lmtp' 
   { key: 'bigbox', args: ['bigbox', '--messages', a.str('bigbox-messages', '50000')], port: 'pop3' },
   { key: 'deliver', args: ['deliver', '--clients', '8'], port: 'lmtp' },
 ];
+const which = a.str('servers', 'poplar,dovecot').split(',');
 const only = a.has('only') ? a.str('only', '').split(',') : SCENARIOS.map((s) => s.key);
 
 const USERS = [
@@ -106,8 +107,9 @@ async function main(): Promise<void> {
   const nodeArgs = a.str('poplar-node-args', '').split(' ').filter((s) => s !== '');
   const servers: Server[] = [];
   try {
-    servers.push(await startPoplar({ root, work, usersFile, cert, nodeArgs, authCache, ports: { pop3: base + 110, pop3s: base + 995, lmtp: base + 24 } }));
-    servers.push(await startDovecot({ work, usersFile, cert, authCache, ports: { pop3: base + 1110, pop3s: base + 1995, lmtp: base + 1024 } }));
+    if (which.includes('poplar')) servers.push(await startPoplar({ root, work, usersFile, cert, nodeArgs, authCache, ports: { pop3: base + 110, pop3s: base + 995, lmtp: base + 24 } }));
+    // `--servers poplar` (or dovecot): one side only, for quick before/after runs while profiling
+    if (which.includes('dovecot')) servers.push(await startDovecot({ work, usersFile, cert, authCache, ports: { pop3: base + 1110, pop3s: base + 1995, lmtp: base + 1024 } }));
     const runs: { server: string; scenario: string; outcome: Outcome }[] = [];
     for (const sc of SCENARIOS.filter((s) => only.includes(s.key))) {
       for (const s of servers) {

@@ -5,35 +5,43 @@
  * before a message starts and counts the octets sent (policy/poll-limits.ts).
  */
 import { toPop3Error } from '../errors.js';
-import { stuffBody } from '../protocol/dot-stuffing.js';
+import { bodyEncoder } from '../protocol/dot-stuffing.js';
 import { ok } from '../protocol/response.js';
-import type { Readable } from 'node:stream';
+import type { DownloadMeter } from '../policy/poll-limits.js';
+import type { MessageSource } from '../storage/mail-store.js';
 import type { CommandContext } from '../session/context.js';
 import type { TransactionState } from '../session/state.js';
 import { transaction } from './types.js';
 
-async function openBody(ctx: CommandContext, state: TransactionState, msg: number): Promise<Readable> {
+async function openBody(state: TransactionState, msg: number): Promise<MessageSource> {
   const info = state.maildrop.get(msg);
   try {
-    return await state.maildrop.snapshot.read(info.id);
+    return await state.maildrop.snapshot.open(info.id);
   } catch (e) {
     throw toPop3Error(e);
   }
 }
 
-type Meter = (body: AsyncIterable<Buffer>) => AsyncIterable<Buffer>;
-
 /** R-X10: refuses when the maildrop's download cap for today is spent (after checking `msg`). */
-async function downloadMeter(ctx: CommandContext, state: TransactionState, msg: number): Promise<Meter> {
+async function downloadMeter(ctx: CommandContext, state: TransactionState, msg: number): Promise<DownloadMeter | undefined> {
   state.maildrop.get(msg);
-  return (await ctx.services.pollLimits?.startDownload(state.maildrop.mailbox)) ?? ((body) => body);
+  return ctx.services.pollLimits?.startDownload(state.maildrop.mailbox);
+}
+
+/** Sends the reply, counting it on the meter (written back however the reply ends). */
+async function send(ctx: CommandContext, status: Buffer, source: MessageSource, topLines: number | undefined, meter: DownloadMeter | undefined): Promise<number> {
+  const encoder = bodyEncoder({ topLines, workarounds: ctx.settings.workarounds });
+  try {
+    return await ctx.sendMessage(status, source, encoder, meter?.add);
+  } finally {
+    await meter?.finish();
+  }
 }
 
 export const retr = transaction<'RETR'>(async (ctx, state, cmd) => {
   const size = state.maildrop.get(cmd.msg).size;
   const meter = await downloadMeter(ctx, state, cmd.msg);
-  const source = await openBody(ctx, state, cmd.msg);
-  const sent = await ctx.sendBody(ok(`${size} octets`), meter(stuffBody(source, { workarounds: ctx.settings.workarounds })));
+  const sent = await send(ctx, ok(`${size} octets`), await openBody(state, cmd.msg), undefined, meter);
   state.maildrop.markRetrieved(cmd.msg);
   ctx.stats.retr++;
   ctx.stats.retrBytes += sent;
@@ -41,8 +49,7 @@ export const retr = transaction<'RETR'>(async (ctx, state, cmd) => {
 
 export const top = transaction<'TOP'>(async (ctx, state, cmd) => {
   const meter = await downloadMeter(ctx, state, cmd.msg);
-  const source = await openBody(ctx, state, cmd.msg);
-  const sent = await ctx.sendBody(ok('Top of message follows'), meter(stuffBody(source, { topLines: cmd.lines, workarounds: ctx.settings.workarounds })));
+  const sent = await send(ctx, ok('Top of message follows'), await openBody(state, cmd.msg), cmd.lines, meter);
   ctx.stats.top++;
   ctx.stats.topBytes += sent;
 });

@@ -25,6 +25,14 @@ export interface PollLimitSource {
 }
 
 /** A login admitted by `admitLogin`: confirm once the maildrop is open, or cancel. */
+/** R-X10: today's download count of one maildrop, fed as a reply is sent. */
+export interface DownloadMeter {
+  /** Counts `octets` more sent (on the day they are sent); needs no `this`. */
+  readonly add: (octets: number) => void;
+  /** The reply ended (normally or not): the count is written back if anything was counted. */
+  finish(): Promise<void>;
+}
+
 export interface LoginTicket {
   /** Persists the login time (a failed write is reported to `onError`; the login stands). */
   confirm(): Promise<void>;
@@ -90,38 +98,30 @@ export class PollLimiter {
 
   /**
    * Before RETR/TOP from `mailbox`: throws `-ERR [SYS/TEMP]` when today's download cap is spent;
-   * otherwise returns what to pass the body through, which counts the octets sent (nothing is
-   * counted, or written, for a maildrop without a cap).
+   * otherwise returns the meter the reply's octets are counted on as they are sent, or undefined
+   * for a maildrop without a cap (nothing is counted, or written).
    */
-  async startDownload(mailbox: string): Promise<(body: AsyncIterable<Buffer>) => AsyncIterable<Buffer>> {
+  async startDownload(mailbox: string): Promise<DownloadMeter | undefined> {
     const { downloadBytesPerDay: cap } = await this.policy.get(mailbox);
-    if (cap <= 0) return (body) => body;
+    if (cap <= 0) return undefined;
     const record = await this.state.get(mailbox);
     if (record.day === utcDay(this.now()) && (record.octets ?? 0) >= cap) {
       throw new Pop3Error('DOWNLOAD_LIMIT', 'Daily download limit reached, try again after 00:00 UTC', { responseCode: 'SYS/TEMP' });
     }
-    return (body) => this.metered(mailbox, record, body);
-  }
-
-  /**
-   * Passes `body` through, adding each chunk's octets to today's count as it is sent; the count
-   * is written back when the body ends, normally or not.
-   */
-  private async *metered(mailbox: string, record: PollRecord, body: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
     let counted = false;
-    try {
-      for await (const chunk of body) {
+    return {
+      add: (octets) => {
         const day = utcDay(this.now());
         if (record.day !== day) {
           record.day = day;
           record.octets = 0;
         }
-        record.octets = (record.octets ?? 0) + chunk.length;
+        record.octets = (record.octets ?? 0) + octets;
         counted = true;
-        yield chunk;
-      }
-    } finally {
-      if (counted) await this.state.save(mailbox).catch((err: unknown) => this.onError(err, mailbox));
-    }
+      },
+      finish: async () => {
+        if (counted) await this.state.save(mailbox).catch((err: unknown) => this.onError(err, mailbox));
+      },
+    };
   }
 }

@@ -82,98 +82,152 @@ export async function lacksEndOfHeaders(source: AsyncIterable<Uint8Array>): Prom
   return true;
 }
 
-export async function* stuffBody(
-  source: AsyncIterable<Uint8Array>,
-  opts: BodyOptions = {},
-): AsyncGenerator<Buffer, void, undefined> {
-  const limit = opts.topLines;
+/**
+ * The body of one RETR or TOP reply, fed the stored message chunk by chunk, synchronously (the
+ * session's send loop, session/output.ts, calls it between file reads; stuffBody below wraps it
+ * for async iterables).
+ */
+export interface BodyEncoder {
+  /**
+   * The wire octets for the next stored chunk: the chunk itself when nothing had to change, or a
+   * new (possibly pooled) buffer; undefined when there are none. A pooled input chunk that was
+   * copied is given back to its pool here.
+   */
+  chunk(input: Buffer): Buffer | undefined;
+  /** TOP has sent all it should: the rest of the message is not needed. */
+  readonly done: boolean;
+  /** The end of the reply: the last line's CRLF if it had none, and the terminator. */
+  end(): Buffer;
+}
+
+/** An encoder for a RETR or TOP reply with these options. */
+export function bodyEncoder(opts: BodyOptions = {}): BodyEncoder {
   const noNuls = opts.workarounds?.includes('outlook-no-nuls') === true;
   const addEoh = opts.workarounds?.includes('oe-ns-eoh') === true;
-  if (limit === undefined && !addEoh) {
-    // RETR: no line counting, no header block to find.
-    let state: LineState = LINE_START;
-    for await (const raw of source) {
-      const view = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.length);
-      const r = transformChunk(noNuls ? replaceNuls(view) : view, state);
-      state = r.state;
-      // The source chunk was copied into the output: its (pooled) buffer can be reused.
-      if (r.out.buffer !== view.buffer) releaseChunk(view);
-      if (r.out.length > 0) yield r.out;
-      else releaseChunk(r.out);
-    }
-    yield state === MID_LINE ? CRLF_TERMINATOR : TERMINATOR;
-    return;
-  }
-  let atLineStart = true;
-  let skipLf = false; // the previous chunk ended in CR, already emitted as CRLF
-  let lineLen = 0; // octets of the current line so far (to find the empty line ending headers)
-  let inHeaders = true;
-  let bodyLines = 0;
-  let done = false;
+  return opts.topLines === undefined && !addEoh ? new RetrEncoder(noNuls) : new LineEncoder(opts.topLines, noNuls, addEoh);
+}
 
-  for await (const raw of source) {
-    const view = Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.length);
+/** RETR: no line counting, no header block to find; the WebAssembly loop (./body-transform.ts). */
+class RetrEncoder implements BodyEncoder {
+  private state: LineState = LINE_START;
+  readonly done = false;
+
+  constructor(private readonly noNuls: boolean) {}
+
+  chunk(input: Buffer): Buffer | undefined {
+    const r = transformChunk(this.noNuls ? replaceNuls(input) : input, this.state);
+    this.state = r.state;
+    // The source chunk was copied into the output: its (pooled) buffer can be reused.
+    if (r.out.buffer !== input.buffer) releaseChunk(input);
+    if (r.out.length > 0) return r.out;
+    releaseChunk(r.out);
+    return undefined;
+  }
+
+  end(): Buffer {
+    return this.state === MID_LINE ? CRLF_TERMINATOR : TERMINATOR;
+  }
+}
+
+/**
+ * TOP and oe-ns-eoh, which must count lines and find the end of the header block: a line loop
+ * (Buffer.indexOf, copying only the segments between line ends).
+ */
+class LineEncoder implements BodyEncoder {
+  private atLineStart = true;
+  private skipLf = false; // the previous chunk ended in CR, already emitted as CRLF
+  private lineLen = 0; // octets of the current line so far (to find the empty line ending headers)
+  private inHeaders = true;
+  private bodyLines = 0;
+  done = false;
+
+  constructor(
+    private readonly limit: number | undefined,
+    private readonly noNuls: boolean,
+    private readonly addEoh: boolean,
+  ) {}
+
+  chunk(view: Buffer): Buffer | undefined {
+    if (this.done) return undefined;
+    const limit = this.limit;
     // A NUL is none of CR, LF or ".", so replacing it first changes nothing else.
-    const chunk = noNuls ? replaceNuls(view) : view;
+    const chunk = this.noNuls ? replaceNuls(view) : view;
     const out: Buffer[] = [];
     const n = chunk.length;
     let i = 0;
     // Cached positions of the next LF and CR, so each octet is scanned once per chunk.
     let lfAt = -2;
     let crAt = -2;
-    if (skipLf && n > 0) {
-      skipLf = false;
+    if (this.skipLf && n > 0) {
+      this.skipLf = false;
       if (chunk[0] === LF) i = 1;
     }
     while (i < n) {
-      if (atLineStart) {
-        if (limit !== undefined && !inHeaders) {
-          if (bodyLines >= limit) {
-            done = true;
+      if (this.atLineStart) {
+        if (limit !== undefined && !this.inHeaders) {
+          if (this.bodyLines >= limit) {
+            this.done = true;
             break;
           }
-          bodyLines++;
+          this.bodyLines++;
         }
         if (chunk[i] === DOT) out.push(DOT_BUF);
-        atLineStart = false;
+        this.atLineStart = false;
       }
       if (lfAt !== -1 && lfAt < i) lfAt = chunk.indexOf(LF, i);
       if (crAt !== -1 && crAt < i) crAt = chunk.indexOf(CR, i);
       const end = lfAt === -1 ? crAt : crAt === -1 ? lfAt : Math.min(lfAt, crAt);
       if (end === -1) {
         out.push(chunk.subarray(i));
-        lineLen += n - i;
+        this.lineLen += n - i;
         i = n;
         break;
       }
       if (end > i) out.push(chunk.subarray(i, end));
       out.push(CRLF);
-      lineLen += end - i;
-      if (inHeaders && lineLen === 0) inHeaders = false; // the empty line ends the header block
-      lineLen = 0;
-      atLineStart = true;
+      this.lineLen += end - i;
+      if (this.inHeaders && this.lineLen === 0) this.inHeaders = false; // the empty line ends the header block
+      this.lineLen = 0;
+      this.atLineStart = true;
       if (chunk[end] === CR) {
         if (end + 1 < n) {
           i = chunk[end + 1] === LF ? end + 2 : end + 1;
         } else {
-          skipLf = true;
+          this.skipLf = true;
           i = n;
         }
       } else {
         i = end + 1;
       }
     }
-    if (done) {
-      out.push(TERMINATOR);
-      yield Buffer.concat(out);
-      return;
-    }
-    if (out.length > 0) yield out.length === 1 ? out[0]! : Buffer.concat(out);
+    // Copied: the segments point into the input, whose (pooled) buffer is given back now.
+    const result = out.length === 0 ? undefined : Buffer.concat(out);
+    releaseChunk(view);
+    return result;
   }
-  const tail: Buffer[] = atLineStart ? [] : [CRLF];
-  // R-X12 oe-ns-eoh: the header block never ended (no empty line): end it. TOP only stops early
-  // once past the header block, so this is reached for TOP too.
-  if (addEoh && inHeaders) tail.push(CRLF);
-  tail.push(TERMINATOR);
-  yield tail.length === 1 ? tail[0]! : Buffer.concat(tail);
+
+  end(): Buffer {
+    if (this.done) return TERMINATOR;
+    const tail: Buffer[] = this.atLineStart ? [] : [CRLF];
+    // R-X12 oe-ns-eoh: the header block never ended (no empty line): end it. TOP only stops early
+    // once past the header block, so this is reached for TOP too.
+    if (this.addEoh && this.inHeaders) tail.push(CRLF);
+    tail.push(TERMINATOR);
+    return tail.length === 1 ? tail[0]! : Buffer.concat(tail);
+  }
+}
+
+/** The reply body over any async iterable of stored chunks; stops (and closes) the source early
+ * once TOP has sent enough. */
+export async function* stuffBody(
+  source: AsyncIterable<Uint8Array>,
+  opts: BodyOptions = {},
+): AsyncGenerator<Buffer, void, undefined> {
+  const encoder = bodyEncoder(opts);
+  for await (const raw of source) {
+    const out = encoder.chunk(Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.length));
+    if (out !== undefined) yield out;
+    if (encoder.done) break;
+  }
+  yield encoder.end();
 }

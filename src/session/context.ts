@@ -12,9 +12,9 @@ import type { LineEvent } from '../protocol/line-reader.js';
 import type { LoginThrottle } from '../auth/throttle.js';
 import type { PollLimiter } from '../policy/poll-limits.js';
 import type { PollPolicy } from '../policy/user-policy.js';
-import type { MailStore } from '../storage/mail-store.js';
+import type { MailStore, MessageSource } from '../storage/mail-store.js';
 import type { SessionState } from './state.js';
-import type { ClientWorkaround } from '../protocol/dot-stuffing.js';
+import type { BodyEncoder, ClientWorkaround } from '../protocol/dot-stuffing.js';
 import type { DeleteMode } from './maildrop.js';
 import type { ConnectionLimits } from './limits.js';
 
@@ -103,6 +103,11 @@ export interface CommandContext {
   reply(data: Buffer): void;
   /** Writes `status`, then streams `body` honouring backpressure; resolves with body octets sent. */
   sendBody(status: Buffer, body: AsyncIterable<Buffer>): Promise<number>;
+  /**
+   * RETR/TOP: writes `status`, then the message from `source` through `encoder`, honouring
+   * backpressure, telling `meter` the octets written; closes the source; resolves with the octets.
+   */
+  sendMessage(status: Buffer, source: MessageSource, encoder: BodyEncoder, meter?: (octets: number) => void): Promise<number>;
   /** Ends the session once queued replies are flushed. */
   end(reason: string): void;
   /** Aborted when the connection is gone or the server shuts down: long waits stop early. */

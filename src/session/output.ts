@@ -9,6 +9,8 @@ import type { Socket } from 'node:net';
 import { Pop3Error } from '../errors.js';
 import { releaseChunk } from '../protocol/chunk-pool.js';
 import { STREAM_COALESCE } from '../protocol/limits.js';
+import type { BodyEncoder } from '../protocol/dot-stuffing.js';
+import type { MessageSource } from '../storage/mail-store.js';
 
 export class SessionOutput {
   private queued: Buffer[] = [];
@@ -66,21 +68,70 @@ export class SessionOutput {
     try {
       this.flush();
       for await (const chunk of body) {
-        if (!this.writable()) throw new Pop3Error('INTERNAL', 'Connection closed during transfer', { disconnect: true });
-        this.count(chunk.length);
         sent += chunk.length;
-        // Once the socket has taken it, a pooled chunk (protocol/chunk-pool.ts) can be reused.
-        socket.write(chunk, () => releaseChunk(chunk));
-        if (socket.writableLength >= STREAM_COALESCE) {
-          socket.uncork();
-          if (socket.writableNeedDrain) await this.drained();
-          socket.cork();
-        }
+        if (this.writeChunk(socket, chunk)) await this.refill(socket);
       }
     } finally {
       socket.uncork(); // a no-op when not corked (drained() rejected between uncork and cork)
     }
     return sent;
+  }
+
+  /**
+   * Writes a message (RETR, TOP) after what is queued: each chunk of `source` through `encoder`,
+   * then the encoder's end, waiting for the socket whenever it is full. One plain loop: a chunk
+   * the source reads synchronously (Maildir on the event loop) costs no promise and no stream.
+   * `meter` is told every octet written (R-X10). The source is closed however this ends.
+   */
+  async message(source: MessageSource, encoder: BodyEncoder, meter?: (octets: number) => void): Promise<number> {
+    const socket = this.socket();
+    socket.cork();
+    let sent = 0;
+    try {
+      this.flush();
+      for (;;) {
+        let chunk = source.next();
+        if (chunk instanceof Promise) chunk = await chunk;
+        if (chunk === undefined) break;
+        const out = encoder.chunk(chunk);
+        if (out !== undefined) {
+          sent += out.length;
+          meter?.(out.length);
+          if (this.writeChunk(socket, out)) await this.refill(socket);
+        }
+        if (encoder.done) break;
+      }
+      const end = encoder.end();
+      sent += end.length;
+      meter?.(end.length);
+      this.writeChunk(socket, end);
+    } finally {
+      source.close();
+      socket.uncork(); // a no-op when not corked (drained() rejected between uncork and cork)
+    }
+    return sent;
+  }
+
+  /**
+   * Writes one chunk of a body while corked; uncorked every STREAM_COALESCE octets. True when the
+   * socket is full: the caller waits with refill() before the next chunk. Once the socket has
+   * taken it, a pooled chunk (protocol/chunk-pool.ts) can be reused.
+   */
+  private writeChunk(socket: Socket, chunk: Buffer): boolean {
+    if (!this.writable()) throw new Pop3Error('INTERNAL', 'Connection closed during transfer', { disconnect: true });
+    this.count(chunk.length);
+    socket.write(chunk, () => releaseChunk(chunk));
+    if (socket.writableLength < STREAM_COALESCE) return false;
+    socket.uncork();
+    if (socket.writableNeedDrain) return true;
+    socket.cork();
+    return false;
+  }
+
+  /** Waits for 'drain', then corks again for the next chunks. */
+  private async refill(socket: Socket): Promise<void> {
+    await this.drained();
+    socket.cork();
   }
 
   /** Resolves on 'drain'; rejects if the socket closes first. */

@@ -31,6 +31,8 @@ import { INITIAL_STATE, type SessionState } from './state.js';
 import { channels } from '../observability/channels.js';
 import { describeCommand } from './protocol-log.js';
 import type { Command } from '../protocol/command.js';
+import type { BodyEncoder } from '../protocol/dot-stuffing.js';
+import type { MessageSource } from '../storage/mail-store.js';
 
 /** Pause reading when this many input octets wait unframed or unanswered. */
 const INPUT_PAUSE = 64 * 1024;
@@ -202,6 +204,14 @@ export class Session implements CommandContext {
     this.reply(status);
     this.inBody = true;
     const sent = await this.out.stream(body);
+    this.inBody = false;
+    return sent;
+  }
+
+  async sendMessage(status: Buffer, source: MessageSource, encoder: BodyEncoder, meter?: (octets: number) => void): Promise<number> {
+    this.reply(status);
+    this.inBody = true;
+    const sent = await this.out.message(source, encoder, meter);
     this.inBody = false;
     return sent;
   }

@@ -8,7 +8,7 @@
  * - storage id: the backend's opaque key for a message (Maildir: the base file name without its
  *   `:2,flags` info; memory: the uid as text).
  */
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 
 export interface MessageInfo {
   /** R-S12: per-maildrop unique id, never reused. */
@@ -118,6 +118,35 @@ export interface CommitChanges {
   readonly hide?: readonly string[];
 }
 
+/** A message's stored bytes, chunk by chunk (MaildropSnapshot.open). */
+export interface MessageSource {
+  /**
+   * The next chunk, or undefined at the end (after which the source is closed). A chunk may be a
+   * pooled buffer (protocol/chunk-pool.ts): the consumer gives it back once done with it. A failed
+   * read throws (or rejects) and closes the source.
+   */
+  next(): Buffer | undefined | Promise<Buffer | undefined>;
+  /** Releases what the source holds (a file descriptor); safe to call again and before the end. */
+  close(): void;
+}
+
+/** A Readable over a source (what read() returns): closes the source when the stream closes. */
+export function readableOf(source: MessageSource): Readable {
+  const stream = Readable.from(
+    (async function* () {
+      for (;;) {
+        const chunk = await source.next();
+        if (chunk === undefined) return;
+        yield chunk;
+      }
+    })(),
+    // One chunk read ahead at most: memory per session stays a couple of chunks.
+    { objectMode: true, highWaterMark: 1 },
+  );
+  stream.once('close', () => source.close());
+  return stream;
+}
+
 export interface MaildropSnapshot {
   readonly mailbox: string;
   /** The messages at open time, ascending uid. Never changes during the session (R-S3). */
@@ -127,6 +156,12 @@ export interface MaildropSnapshot {
    * StorageError('MESSAGE_GONE') if it was expunged since the snapshot (R-S3).
    */
   read(id: string): Promise<Readable>;
+  /**
+   * The same bytes as read(), for RETR and TOP: chunk by chunk, each returned synchronously when
+   * the backend can read without waiting (a Maildir file on the event loop), so a whole message
+   * costs no stream machinery. Rejects as read() does.
+   */
+  open(id: string): Promise<MessageSource>;
   /** R-K4 / R-S11: applies the changes; repeating it after a partial failure is harmless. */
   commit(changes: CommitChanges): Promise<void>;
   /** Releases the snapshot's locks without changing anything. Safe to call more than once. */

@@ -8,7 +8,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile, mkdir } from 'node:fs/promis
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PollState, stateFileName } from '../../src/policy/poll-state.js';
-import { PollLimiter, utcDay, type PollLimitValues } from '../../src/policy/poll-limits.js';
+import { PollLimiter, utcDay, type DownloadMeter, type PollLimitValues } from '../../src/policy/poll-limits.js';
 import { Pop3Error } from '../../src/errors.js';
 
 let dir: string;
@@ -129,21 +129,20 @@ describe('R-X10 poll limiter', () => {
     const state = new PollState(d);
     let cap = 10;
     const l = new PollLimiter({ policy: { get: async () => ({ loginDelay: 0, downloadBytesPerDay: cap }) }, state, now: () => t });
-    const drain = async (body: AsyncIterable<Buffer>): Promise<void> => {
-      for await (const _ of body) void _;
+    /** One reply of chunks of these sizes, counted on the meter as the session does. */
+    const send = async (meter: DownloadMeter | undefined, ...sizes: number[]): Promise<void> => {
+      for (const s of sizes) meter?.add(s);
+      await meter?.finish();
     };
-    async function* chunks(...sizes: number[]): AsyncGenerator<Buffer> {
-      for (const s of sizes) yield Buffer.alloc(s);
-    }
-    await drain((await l.startDownload('alice'))(chunks(4, 4)));
-    await drain((await l.startDownload('alice'))(chunks(4))); // 8 < 10: starts, sent whole
+    await send(await l.startDownload('alice'), 4, 4);
+    await send(await l.startDownload('alice'), 4); // 8 < 10: starts, sent whole
     assert.equal((await refused(l.startDownload('alice'))).code, 'DOWNLOAD_LIMIT');
     assert.equal(utcDay(t), '2026-01-10');
     t += 1000; // 00:00:00 UTC
-    await drain((await l.startDownload('alice'))(chunks(3)));
+    await send(await l.startDownload('alice'), 3);
     assert.deepEqual(JSON.parse(await readFile(join(d, stateFileName('alice')), 'utf8')), { day: '2026-01-11', octets: 3 });
     cap = 0;
-    await drain((await l.startDownload('bob'))(chunks(100)));
+    assert.equal(await l.startDownload('bob'), undefined, 'no meter without a cap');
     await (await l.admitLogin('bob')).confirm(); // and no login delay either
     await state.flush();
     assert.deepEqual(await readdir(d), [stateFileName('alice')], 'nothing written for bob, who has no cap and no login delay');

@@ -10,10 +10,10 @@ import { closeSync, constants, fstat as fstatFd, fstatSync, open as openFd, open
 import { rename, unlink } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { basename, join } from 'node:path';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { StorageError } from '../../errors.js';
 import { readPool, releaseChunk } from '../../protocol/chunk-pool.js';
-import type { CommitChanges, MaildropSnapshot, MessageInfo } from '../mail-store.js';
+import { readableOf, type CommitChanges, type MaildropSnapshot, type MessageInfo, type MessageSource } from '../mail-store.js';
 import { fsyncDir, locate } from './maildir-dir.js';
 import { HIDDEN_FLAG, parseName, withFlag } from './maildir-filename.js';
 import { errCode, toStorageError } from './maildir-errors.js';
@@ -37,7 +37,8 @@ export type ReadMode = 'event-loop' | 'threadpool';
 
 interface FileReader {
   open(path: string): Promise<number>;
-  read(fd: number, buf: Buffer): Promise<number>;
+  /** Octets read into `buf` from the file's current offset; a number when the read is synchronous. */
+  read(fd: number, buf: Buffer): number | Promise<number>;
 }
 
 const openAsync = promisify(openFd);
@@ -59,7 +60,7 @@ const READERS: Readonly<Record<ReadMode, FileReader>> = {
       const fd = openSync(path, READ_FLAGS);
       return regularOnly(fd, fstatSync(fd).isFile());
     },
-    read: async (fd, buf) => readSync(fd, buf, 0, buf.length, null),
+    read: (fd, buf) => readSync(fd, buf, 0, buf.length, null),
   },
   threadpool: {
     open: async (path) => {
@@ -77,38 +78,55 @@ const READERS: Readonly<Record<ReadMode, FileReader>> = {
  * message file never changes once delivered, and a regular file reads short only at its end, so
  * the usual message (one chunk) costs open and one read, and the close, done on the event loop
  * in either mode: closing a file that was only read does not wait for the disk.
- * The descriptor is closed when the stream closes: at the end, on error, or when the reader stops
- * early (TOP) or destroys it before reading.
+ * The descriptor is closed at the end, on a failed read, or by close() (TOP stopping early, a
+ * connection lost mid-message).
  */
-function readChunks(fd: number, reader: FileReader): Readable {
-  async function* chunks(): AsyncGenerator<Buffer> {
-    for (;;) {
-      const buf = readPool.take();
-      let bytesRead: number;
-      try {
-        bytesRead = await reader.read(fd, buf);
-      } catch (err) {
-        releaseChunk(buf);
-        throw err;
-      }
-      if (bytesRead === 0) {
-        releaseChunk(buf);
-        return;
-      }
-      yield buf.subarray(0, bytesRead);
-      if (bytesRead < buf.length) return;
+class FileSource implements MessageSource {
+  constructor(
+    private fd: number,
+    private readonly reader: FileReader,
+  ) {}
+
+  next(): Buffer | undefined | Promise<Buffer | undefined> {
+    if (this.fd < 0) return undefined;
+    const buf = readPool.take();
+    let read: number | Promise<number>;
+    try {
+      read = this.reader.read(this.fd, buf);
+    } catch (err) {
+      return this.failed(buf, err);
     }
+    return typeof read === 'number'
+      ? this.got(buf, read)
+      : read.then(
+          (n) => this.got(buf, n),
+          (err: unknown) => this.failed(buf, err),
+        );
   }
-  // One chunk read ahead at most: memory per session stays a couple of chunks.
-  const stream = Readable.from(chunks(), { objectMode: true, highWaterMark: 1 });
-  stream.once('close', () => {
+
+  close(): void {
+    if (this.fd < 0) return;
+    const fd = this.fd;
+    this.fd = -1;
     try {
       closeSync(fd);
     } catch {
       // nothing to do about a failed close of a file only read
     }
-  });
-  return stream;
+  }
+
+  private got(buf: Buffer, n: number): Buffer | undefined {
+    if (n < buf.length) this.close(); // the end of the file (see above)
+    if (n > 0) return buf.subarray(0, n);
+    releaseChunk(buf);
+    return undefined;
+  }
+
+  private failed(buf: Buffer, err: unknown): never {
+    releaseChunk(buf);
+    this.close();
+    throw err;
+  }
 }
 
 export class MaildirSnapshot implements MaildropSnapshot {
@@ -129,14 +147,18 @@ export class MaildirSnapshot implements MaildropSnapshot {
   ) {}
 
   async read(id: string): Promise<Readable> {
+    return readableOf(await this.open(id));
+  }
+
+  async open(id: string): Promise<MessageSource> {
     this.checkLive();
-    // The handle is opened first, so a vanished file rejects here rather than failing the stream.
+    // The handle is opened first, so a vanished file rejects here rather than failing mid-reply.
     const reader = READERS[this.reads];
     const fd = await this.onFile(id, (path) => reader.open(path)).catch((err: unknown) => {
       throw toStorageError(err, `reading message ${id}`);
     });
     if (fd === undefined) throw new StorageError('MESSAGE_GONE', `message ${id} is gone`);
-    return readChunks(fd, reader);
+    return new FileSource(fd, reader);
   }
 
   /**

@@ -7,13 +7,14 @@
  * - any open fails with MAILBOX_LOCKED while an exclusive snapshot of that mailbox is open;
  * - release() ends the snapshot's claim; a released snapshot can no longer read or commit.
  */
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { StorageError } from '../../errors.js';
 import { crlfSize } from '../../protocol/crlf.js';
 import { BODY_READ_CHUNK } from '../../protocol/limits.js';
 import {
   isValidMailboxName,
   isValidUidl,
+  readableOf,
   type CommitChanges,
   type DeliverOptions,
   type DeliveryResult,
@@ -22,6 +23,7 @@ import {
   type MailStore,
   type MaildropSnapshot,
   type MessageInfo,
+  type MessageSource,
   type OpenOptions,
   type Usage,
 } from '../mail-store.js';
@@ -155,19 +157,27 @@ class MemorySnapshot implements MaildropSnapshot {
   }
 
   async read(id: string): Promise<Readable> {
+    return readableOf(await this.open(id));
+  }
+
+  async open(id: string): Promise<MessageSource> {
     this.checkLive();
     const stored = this.ids.has(id) ? this.drop.messages.get(id) : undefined;
     if (stored === undefined) throw new StorageError('MESSAGE_GONE', `message ${id} is gone`);
     const bytes = stored.bytes;
-    // Chunked like a file read, so consumers see the same stream shape as with Maildir.
-    return Readable.from(
-      (function* () {
-        for (let i = 0; i < bytes.length; i += BODY_READ_CHUNK) {
-          yield bytes.subarray(i, i + BODY_READ_CHUNK);
-        }
-      })(),
-      { objectMode: false },
-    );
+    // Chunked like a file read, so consumers see the same shape as with Maildir.
+    let at = 0;
+    return {
+      next: () => {
+        if (at >= bytes.length) return undefined;
+        const chunk = bytes.subarray(at, at + BODY_READ_CHUNK);
+        at += chunk.length;
+        return chunk;
+      },
+      close: () => {
+        at = bytes.length;
+      },
+    };
   }
 
   async commit(changes: CommitChanges): Promise<void> {
