@@ -76,6 +76,8 @@ export class Session implements CommandContext {
   /** A multi-line body is being written: an error now can only close the connection. */
   private inBody = false;
   private timer: NodeJS.Timeout | undefined;
+  /** The period `timer` was set for. */
+  private timerMs = -1;
   private inputEnded = false;
   private ending: string | undefined;
   private finished = false;
@@ -362,8 +364,10 @@ export class Session implements CommandContext {
   // --- timers and the end -----------------------------------------------------------------------
 
   private armTimer(): void {
-    if (this.timer !== undefined) clearTimeout(this.timer);
-    if (this.finished) return;
+    if (this.finished) {
+      if (this.timer !== undefined) clearTimeout(this.timer);
+      return;
+    }
     let ms = this.settings.timeoutAuthenticatedMs;
     if (this.state.phase === 'authorization') {
       ms = this.settings.timeoutUnauthenticatedMs;
@@ -371,6 +375,13 @@ export class Session implements CommandContext {
       const login = this.settings.loginTimeoutMs ?? 0;
       if (login > 0) ms = Math.max(0, Math.min(ms, this.startedAt + login - Date.now()));
     }
+    // The same period again (every command after login): restart the timer in place.
+    if (this.timer !== undefined && ms === this.timerMs) {
+      this.timer.refresh();
+      return;
+    }
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timerMs = ms;
     this.timer = setTimeout(() => this.onIdle(), ms);
     this.timer.unref();
   }
