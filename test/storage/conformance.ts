@@ -45,6 +45,14 @@ export async function readAll(snapshot: MaildropSnapshot, id: string): Promise<B
   return Buffer.concat(await readChunks(await snapshot.read(id)));
 }
 
+/** The bytes of a message through MaildropSnapshot.open (the RETR/TOP path). */
+async function sourceBytes(snapshot: MaildropSnapshot, id: string): Promise<Buffer> {
+  const source = await snapshot.open(id);
+  const chunks: Buffer[] = [];
+  for (let chunk = await source.next(); chunk !== undefined; chunk = await source.next()) chunks.push(Buffer.from(chunk));
+  return Buffer.concat(chunks);
+}
+
 async function* inChunks(parts: readonly string[]): AsyncIterable<Buffer> {
   for (const part of parts) {
     await new Promise((resolve) => setImmediate(resolve));
@@ -102,6 +110,7 @@ export function runMailStoreConformance(
       assert.equal(new Set(snap.messages.map((m) => m.id)).size, 3, 'ids are distinct');
       for (const [i, m] of snap.messages.entries()) {
         assert.equal((await readAll(snap, m.id)).toString(), bodies[i]);
+        assert.equal((await sourceBytes(snap, m.id)).toString(), bodies[i], 'open() gives what read() gives');
       }
       await snap.release();
     });
@@ -173,6 +182,7 @@ export function runMailStoreConformance(
       await s2.release();
       assert.equal(s1.messages.length, 2, 'the snapshot list does not change');
       await assert.rejects(s1.read(gone!.id), storageError('MESSAGE_GONE'));
+      await assert.rejects(s1.open(gone!.id), storageError('MESSAGE_GONE'));
       assert.equal((await readAll(s1, kept!.id)).toString(), 'second\r\n');
       await s1.commit({ expunge: [gone!.id], seen: [gone!.id] }); // already gone: no error
       await s1.release();
@@ -342,6 +352,7 @@ export function runMailStoreConformance(
       const id = snap.messages[0]!.id;
       await snap.release();
       await assert.rejects(snap.read(id), StorageError);
+      await assert.rejects(snap.open(id), StorageError);
       await assert.rejects(snap.commit({ expunge: [id], seen: [] }), StorageError);
       const after = await store.open('alice', plain);
       assert.equal(after.messages.length, 1, 'the late commit removed nothing');

@@ -1,7 +1,7 @@
 /**
- * Reading Maildir messages for RETR/TOP (maildir-snapshot.ts `read`): byte-exact in pooled
- * chunks whatever the size (one chunk, exactly one chunk, several), and the file descriptor is
- * closed however the reader stops — at the end, early (TOP), or destroying the stream unread.
+ * Reading Maildir messages for RETR/TOP (maildir-snapshot.ts `read` and `open`): byte-exact in
+ * pooled chunks whatever the size (one chunk, exactly one chunk, several), and the file descriptor
+ * is closed however the reader stops — at the end, early (TOP), or destroying the stream unread.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, readdir, readlink, rm } from 'node:fs/promises';
@@ -50,6 +50,36 @@ describe(`Maildir message reading (storage.maildir_reads = ${reads})`, () => {
     }
     await new Promise((r) => setImmediate(r));
     assert.equal(await messageFds(join(dir, 'Maildir')), before, 'every file closed');
+    await snap.release();
+  });
+
+  it(`R-X7 R-S4 open() gives the same bytes chunk by chunk, ${reads === 'event-loop' ? 'synchronously' : 'as promises'}, and closes the file at the end or on close()`, async () => {
+    const body = Buffer.alloc(2 * RETR_READ_CHUNK + 5, 'line\n.dot\r\n');
+    await store.deliver('alice', body);
+    const snap = await store.open('alice', plain);
+    const id = snap.messages[0]!.id;
+    const root = join(dir, 'Maildir');
+    const before = await messageFds(root);
+    const source = await snap.open(id);
+    const chunks: Buffer[] = [];
+    for (;;) {
+      const next = source.next();
+      if (chunks.length < 3) assert.equal(next instanceof Promise, reads === 'threadpool', 'a read on the event loop answers at once');
+      const chunk = await next;
+      if (chunk === undefined) break;
+      chunks.push(Buffer.from(chunk));
+    }
+    assert.ok(Buffer.concat(chunks).equals(body));
+    assert.equal(chunks.length, 3);
+    assert.equal(await messageFds(root), before, 'closed at the end');
+    assert.equal(await source.next(), undefined, 'and stays at the end');
+    const early = await snap.open(id);
+    assert.ok((await early.next())!.length > 0);
+    assert.equal(await messageFds(root), before + 1, 'open until closed');
+    early.close();
+    early.close();
+    assert.equal(await messageFds(root), before, 'close() before the end closes the file, and again is harmless');
+    assert.equal(await early.next(), undefined);
     await snap.release();
   });
 
