@@ -220,7 +220,9 @@ export class MaildirSnapshot implements MaildropSnapshot {
     let rel = this.moved.get(id) ?? this.paths.get(id);
     for (let attempt = 0; rel !== undefined && attempt <= MAX_RELOCATE; attempt++) {
       try {
-        return await op(join(this.state.root, rel));
+        // Plain concatenation: the root is a normalized absolute path and `rel` a name in cur/ or
+        // new/ (path.join would normalize the whole path again on every RETR).
+        return await op(`${this.state.root}/${rel}`);
       } catch (err) {
         if (errCode(err) !== 'ENOENT') throw err;
       }
