@@ -184,4 +184,12 @@ describe('RETR transform', () => {
       assert.equal(run([text], wasmTransform), reference(text), JSON.stringify(next));
     }
   });
+
+  it('R-S19 a chunk of several windows at its worst case: a window ending with a bare CR, then only "." CR pairs', () => {
+    // The first window grows (a bare LF) and ends with a CR; the second turns its first "." into
+    // LF "." "." (3 octets from 1) and every other octet into 2: more than twice its length.
+    const first = Buffer.from('\n' + 'a'.repeat(262142) + '\r', 'latin1');
+    const text = Buffer.concat([first, Buffer.from('.\r'.repeat(131072), 'latin1')]);
+    assert.equal(run([text], wasmTransform), reference(text));
+  });
 });

@@ -127,11 +127,14 @@ export function wasmTransform(input: Buffer, state: LineState): ChunkResult {
     mem.set(at === 0 && len === n ? input : input.subarray(at, at + len), IN_BASE);
     const outLen = wasm.t(len, at + len === n ? 1 : 0);
     if (out === undefined && outLen !== len) {
-      const need = o + outLen + 2 * (n - at - len);
+      // Each later window's worst case: 2 octets per input octet, and one more at its start (the
+      // LF of a CR that ended the window before, then a "." doubled).
+      const rest = n - at - len;
+      const need = o + outLen + 2 * rest + Math.ceil(rest / WINDOW);
       out = need <= outPool.size ? outPool.take() : Buffer.allocUnsafe(need);
       input.copy(out, 0, 0, at); // the windows before, unchanged
     }
-    // Room was made for every later window's worst case (2 × its length).
+    // Room was made for every later window's worst case (above).
     if (out !== undefined) out.set(mem.subarray(OUT_BASE, OUT_BASE + outLen), o);
     o += outLen;
   }

@@ -6,6 +6,7 @@
  * socket can change under it (STLS, never during a body), so it is looked up on every use.
  */
 import type { Socket } from 'node:net';
+import { setImmediate } from 'node:timers/promises';
 import { Pop3Error } from '../errors.js';
 import { releaseChunk } from '../protocol/chunk-pool.js';
 import { STREAM_COALESCE } from '../protocol/limits.js';
@@ -113,9 +114,9 @@ export class SessionOutput {
   }
 
   /**
-   * Writes one chunk of a body while corked; uncorked every STREAM_COALESCE octets. True when the
-   * socket is full: the caller waits with refill() before the next chunk. Once the socket has
-   * taken it, a pooled chunk (protocol/chunk-pool.ts) can be reused.
+   * Writes one chunk of a body while corked; uncorked every STREAM_COALESCE octets. True when it
+   * was: the caller then waits with refill() before the next chunk. Once the socket has taken it,
+   * a pooled chunk (protocol/chunk-pool.ts) can be reused.
    */
   private writeChunk(socket: Socket, chunk: Buffer): boolean {
     if (!this.writable()) throw new Pop3Error('INTERNAL', 'Connection closed during transfer', { disconnect: true });
@@ -123,14 +124,20 @@ export class SessionOutput {
     socket.write(chunk, () => releaseChunk(chunk));
     if (socket.writableLength < STREAM_COALESCE) return false;
     socket.uncork();
-    if (socket.writableNeedDrain) return true;
-    socket.cork();
-    return false;
+    return true;
   }
 
-  /** Waits for 'drain', then corks again for the next chunks. */
+  /**
+   * After an uncork: waits for 'drain' while the kernel holds back some of it, else for one turn
+   * of the event loop (setImmediate). When the kernel took everything at once (loopback, a fast
+   * LAN), 'drain' and the write callbacks that give chunks back to their pools come on the next
+   * tick, with no turn of the event loop between: a message's reads, transforms and writes would
+   * run back to back and every other session would wait for the whole message. Then corks again
+   * for the next chunks.
+   */
   private async refill(socket: Socket): Promise<void> {
-    await this.drained();
+    if (socket.writableLength > 0 && socket.writableNeedDrain) await this.drained();
+    else await setImmediate();
     socket.cork();
   }
 

@@ -1,0 +1,77 @@
+/**
+ * SessionOutput.message (session/output.ts), the RETR/TOP send loop, against a socket that takes
+ * every write at once (as loopback or a fast LAN does: nothing ever waits for 'drain'). R-X9:
+ * memory per session stays bounded whatever the message size, and one session's message does not
+ * hold the others: the loop gives the event loop a turn every STREAM_COALESCE octets, so the write
+ * callbacks run and hand the chunks back to their pool before the next reads.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { Writable } from 'node:stream';
+import type { Socket } from 'node:net';
+import { bodyEncoder } from '../../src/protocol/dot-stuffing.js';
+import { readPool } from '../../src/protocol/chunk-pool.js';
+import { RETR_READ_CHUNK } from '../../src/protocol/limits.js';
+import { SessionOutput } from '../../src/session/output.js';
+import type { MessageSource } from '../../src/storage/mail-store.js';
+
+/** A Writable that takes every write synchronously, standing in for a socket. */
+function fastSocket(): { socket: Socket; received: () => number } {
+  let received = 0;
+  const w = new Writable({
+    writev(chunks, done) {
+      for (const c of chunks) received += (c.chunk as Buffer).length;
+      done();
+    },
+    write(chunk: Buffer, _enc, done) {
+      received += chunk.length;
+      done();
+    },
+  });
+  return { socket: w as unknown as Socket, received: () => received };
+}
+
+/** `chunks` pooled chunks of CRLF text needing no change (RETR sends them as they are). */
+function pooledSource(chunks: number): { source: MessageSource; buffers: Set<ArrayBufferLike> } {
+  const buffers = new Set<ArrayBufferLike>();
+  let left = chunks;
+  const line = Buffer.from('0123456789abcdef0123456789abcdef\r\n');
+  return {
+    buffers,
+    source: {
+      next: () => {
+        if (left-- <= 0) return undefined;
+        const buf = readPool.take();
+        for (let at = 0; at + line.length <= buf.length; at += line.length) line.copy(buf, at);
+        const n = buf.length - (buf.length % line.length);
+        buffers.add(buf.buffer);
+        return buf.subarray(0, n);
+      },
+      close: () => undefined,
+    },
+  };
+}
+
+describe('SessionOutput.message (the RETR send loop)', () => {
+  it('R-X9 a message to a socket that never pushes back still yields to the event loop and reuses its pooled buffers', async () => {
+    const chunks = 40; // 10 MiB
+    const { socket, received } = fastSocket();
+    const out = new SessionOutput(() => socket, () => undefined, () => undefined);
+    const { source, buffers } = pooledSource(chunks);
+    let turns = 0;
+    let running = true;
+    const tick = (): void => {
+      if (!running) return;
+      turns++;
+      setImmediate(tick);
+    };
+    setImmediate(tick);
+    const sent = await out.message(source, bodyEncoder());
+    running = false;
+    assert.ok(sent > (chunks - 1) * (RETR_READ_CHUNK - 64), 'the whole message was sent');
+    await new Promise((r) => setImmediate(r));
+    assert.equal(received(), sent);
+    assert.ok(turns >= chunks / 2, `other work ran while the message was sent (${turns} event-loop turns)`);
+    assert.ok(buffers.size <= 4, `chunks given back and reused as the socket took them (${buffers.size} buffers for ${chunks} chunks)`);
+  });
+});
