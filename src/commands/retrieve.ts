@@ -8,7 +8,7 @@ import { toPop3Error } from '../errors.js';
 import { bodyEncoder } from '../protocol/dot-stuffing.js';
 import { ok } from '../protocol/response.js';
 import type { DownloadMeter } from '../policy/poll-limits.js';
-import type { MessageSource } from '../storage/mail-store.js';
+import { openMessage, type MessageSource } from '../storage/mail-store.js';
 import type { CommandContext } from '../session/context.js';
 import type { TransactionState } from '../session/state.js';
 import { transaction } from './types.js';
@@ -16,7 +16,7 @@ import { transaction } from './types.js';
 async function openBody(state: TransactionState, msg: number): Promise<MessageSource> {
   const info = state.maildrop.get(msg);
   try {
-    return await state.maildrop.snapshot.open(info.id);
+    return await openMessage(state.maildrop.snapshot, info.id);
   } catch (e) {
     throw toPop3Error(e);
   }

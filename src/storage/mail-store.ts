@@ -147,6 +147,30 @@ export function readableOf(source: MessageSource): Readable {
   return stream;
 }
 
+/** A source over a Readable, for a store without open(): its chunks as Buffers; close() destroys it. */
+export function sourceOf(stream: Readable): MessageSource {
+  const chunks = stream[Symbol.asyncIterator]();
+  let closed = false;
+  return {
+    next: async () => {
+      if (closed) return undefined;
+      const r = await chunks.next();
+      if (r.done === true) return undefined;
+      const c = r.value as Uint8Array | string;
+      return typeof c === 'string' ? Buffer.from(c, 'latin1') : Buffer.isBuffer(c) ? c : Buffer.from(c.buffer, c.byteOffset, c.length);
+    },
+    close: () => {
+      closed = true;
+      stream.destroy();
+    },
+  };
+}
+
+/** The message's bytes for RETR/TOP: the snapshot's open(), or its read() for a store without. */
+export async function openMessage(snapshot: MaildropSnapshot, id: string): Promise<MessageSource> {
+  return snapshot.open === undefined ? sourceOf(await snapshot.read(id)) : snapshot.open(id);
+}
+
 export interface MaildropSnapshot {
   readonly mailbox: string;
   /** The messages at open time, ascending uid. Never changes during the session (R-S3). */
@@ -159,9 +183,10 @@ export interface MaildropSnapshot {
   /**
    * The same bytes as read(), for RETR and TOP: chunk by chunk, each returned synchronously when
    * the backend can read without waiting (a Maildir file on the event loop), so a whole message
-   * costs no stream machinery. Rejects as read() does.
+   * costs no stream machinery. Rejects as read() does. Optional (poplar's stores have it): a
+   * store without it is read through read() (openMessage below).
    */
-  open(id: string): Promise<MessageSource>;
+  open?(id: string): Promise<MessageSource>;
   /** R-K4 / R-S11: applies the changes; repeating it after a partial failure is harmless. */
   commit(changes: CommitChanges): Promise<void>;
   /** Releases the snapshot's locks without changing anything. Safe to call more than once. */

@@ -7,7 +7,7 @@ import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { Readable } from 'node:stream';
 import { StorageError } from '../../src/errors.js';
 import { BODY_READ_CHUNK, RETR_READ_CHUNK } from '../../src/protocol/limits.js';
-import type { MailStore, MaildropSnapshot } from '../../src/storage/mail-store.js';
+import { openMessage, type MailStore, type MaildropSnapshot } from '../../src/storage/mail-store.js';
 import { registerPolicyCases } from './conformance-policy.js';
 import { registerHideCases } from './conformance-hide.js';
 
@@ -47,7 +47,7 @@ export async function readAll(snapshot: MaildropSnapshot, id: string): Promise<B
 
 /** The bytes of a message through MaildropSnapshot.open (the RETR/TOP path). */
 async function sourceBytes(snapshot: MaildropSnapshot, id: string): Promise<Buffer> {
-  const source = await snapshot.open(id);
+  const source = await openMessage(snapshot, id);
   const chunks: Buffer[] = [];
   for (let chunk = await source.next(); chunk !== undefined; chunk = await source.next()) chunks.push(Buffer.from(chunk));
   return Buffer.concat(chunks);
@@ -111,6 +111,15 @@ export function runMailStoreConformance(
       for (const [i, m] of snap.messages.entries()) {
         assert.equal((await readAll(snap, m.id)).toString(), bodies[i]);
         assert.equal((await sourceBytes(snap, m.id)).toString(), bodies[i], 'open() gives what read() gives');
+        // A store without open() (it is optional) is read through read().
+        const bare: MaildropSnapshot = {
+          mailbox: snap.mailbox, messages: snap.messages,
+          read: (id) => snap.read(id), commit: (c) => snap.commit(c), release: async () => undefined,
+        };
+        assert.equal((await sourceBytes(bare, m.id)).toString(), bodies[i], 'read() through a source');
+        const early = await openMessage(bare, m.id);
+        early.close();
+        assert.equal(await early.next(), undefined, 'closed before the end: no more chunks');
       }
       await snap.release();
     });
@@ -182,7 +191,7 @@ export function runMailStoreConformance(
       await s2.release();
       assert.equal(s1.messages.length, 2, 'the snapshot list does not change');
       await assert.rejects(s1.read(gone!.id), storageError('MESSAGE_GONE'));
-      await assert.rejects(s1.open(gone!.id), storageError('MESSAGE_GONE'));
+      await assert.rejects(openMessage(s1, gone!.id), storageError('MESSAGE_GONE'));
       assert.equal((await readAll(s1, kept!.id)).toString(), 'second\r\n');
       await s1.commit({ expunge: [gone!.id], seen: [gone!.id] }); // already gone: no error
       await s1.release();
@@ -352,7 +361,7 @@ export function runMailStoreConformance(
       const id = snap.messages[0]!.id;
       await snap.release();
       await assert.rejects(snap.read(id), StorageError);
-      await assert.rejects(snap.open(id), StorageError);
+      await assert.rejects(openMessage(snap, id), StorageError);
       await assert.rejects(snap.commit({ expunge: [id], seen: [] }), StorageError);
       const after = await store.open('alice', plain);
       assert.equal(after.messages.length, 1, 'the late commit removed nothing');

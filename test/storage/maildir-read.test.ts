@@ -60,7 +60,7 @@ describe(`Maildir message reading (storage.maildir_reads = ${reads})`, () => {
     const id = snap.messages[0]!.id;
     const root = join(dir, 'Maildir');
     const before = await messageFds(root);
-    const source = await snap.open(id);
+    const source = await snap.open!(id);
     const chunks: Buffer[] = [];
     for (;;) {
       const next = source.next();
@@ -73,7 +73,7 @@ describe(`Maildir message reading (storage.maildir_reads = ${reads})`, () => {
     assert.equal(chunks.length, 3);
     assert.equal(await messageFds(root), before, 'closed at the end');
     assert.equal(await source.next(), undefined, 'and stays at the end');
-    const early = await snap.open(id);
+    const early = await snap.open!(id);
     assert.ok((await early.next())!.length > 0);
     assert.equal(await messageFds(root), before + 1, 'open until closed');
     early.close();
