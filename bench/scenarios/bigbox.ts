@@ -5,9 +5,16 @@
  * count and octets; LIST's sizes are exactly the seeded sizes; UIDL has one unique id per message;
  * `--sample` messages are RETRed and compared byte for byte (that session ends without QUIT, so
  * nothing changes on the server).
+ *   Memory (given the server's pid; no target, for the issue's "memory for LIST/UIDL stays
+ * bounded"): the server tree's PSS before first sight and after a last, untimed login+STAT gives
+ * its memory per message held for the maildrop (index, listing cache, session); PSS sampled every
+ * few ms while that session's LIST and UIDL arrive gives what listing costs on top, which must not
+ * grow with the listing's size (a server that built the whole reply first would need ~20 octets
+ * per message).
  */
 import type { Args } from '../args.js';
-import { median, startSpan, type Result } from '../measure.js';
+import { median, startSpan, type Metric, type Result } from '../measure.js';
+import { treePssBytes } from '../proc.js';
 import { benchId, Expected, toCrlf, makeMessage } from '../messages.js';
 import { Pop3Client } from '../pop3.js';
 import { boxIds, commonFrom, seedUsers, type Common } from './common.js';
@@ -27,6 +34,7 @@ export async function bigbox(a: Args): Promise<Result> {
   const expect = seedUsers(c, [user], { ids, sizeOf });
   const sizes = ids.map((id) => toCrlf(makeMessage(c.seed, id, sizeOf(id))).length).sort((x, y) => x - y);
 
+  const pssBefore = c.serverPid === undefined ? 0 : treePssBytes(c.serverPid);
   const end = startSpan(c.serverPid);
   const first = await session(c, user, expect, sizes);
   const firstSpan = end();
@@ -35,6 +43,14 @@ export async function bigbox(a: Args): Promise<Result> {
   const verified = 3 * (1 + settled.length) + (await sample(c, user, new Expected(c.seed, sizeOf), a.num('sample', 20)));
   const m = (k: keyof Timing): number => median(settled.map((t) => t[k]));
   const ms = 'ms';
+  const memory: Metric[] = [];
+  const notes: string[] = [];
+  if (c.serverPid !== undefined) {
+    const mem = await listingMemory(c, c.serverPid, user);
+    memory.push({ name: 'bigbox server memory per message', value: (mem.afterStat - pssBefore) / n, unit: 'B', better: 'lower' });
+    const mib = (b: number): string => (b / 2 ** 20).toFixed(1);
+    notes.push(`server PSS ${mib(pssBefore)} MiB before first sight, ${mib(mem.afterStat)} after login+STAT, at most ${mib(mem.peak)} during LIST+UIDL`);
+  }
   return {
     scenario: 'bigbox',
     metrics: [
@@ -44,10 +60,11 @@ export async function bigbox(a: Args): Promise<Result> {
       { name: 'bigbox settled login+STAT', value: m('stat'), unit: ms, better: 'lower' },
       { name: 'bigbox settled LIST', value: m('list'), unit: ms, better: 'lower' },
       { name: 'bigbox settled UIDL', value: m('uidl'), unit: ms, better: 'lower' },
+      ...memory,
     ],
     ...firstSpan,
     verified,
-    notes: [`${n} messages, ${(expect.octets / 1e6).toFixed(0)} MB; settled figures are medians of ${settled.length} sessions; CPU is the first-sight session's`],
+    notes: [`${n} messages, ${(expect.octets / 1e6).toFixed(0)} MB; settled figures are medians of ${settled.length} sessions; CPU is the first-sight session's`, ...notes],
   };
 }
 
@@ -72,6 +89,35 @@ async function session(c: Common, user: string, expect: { count: number; octets:
     }
     await p.quit();
     return { stat: t1 - t0, list: t2 - t1, uidl: t3 - t2 };
+  } finally {
+    p.destroy();
+  }
+}
+
+/**
+ * One more login+STAT, LIST and UIDL, untimed: the server tree's PSS after STAT, and its peak
+ * while the listings arrive (sampled every 2 ms from this process's event loop, which runs between
+ * the chunks it receives). Ends with QUIT.
+ */
+async function listingMemory(c: Common, pid: number, user: string): Promise<{ afterStat: number; peak: number }> {
+  const p = await Pop3Client.open(c.target);
+  try {
+    await p.login(user, c.password);
+    await p.stat();
+    const afterStat = treePssBytes(pid);
+    let peak = afterStat;
+    const timer = setInterval(() => {
+      peak = Math.max(peak, treePssBytes(pid));
+    }, 2);
+    try {
+      await p.multi('LIST');
+      await p.multi('UIDL');
+    } finally {
+      clearInterval(timer);
+    }
+    peak = Math.max(peak, treePssBytes(pid));
+    await p.quit();
+    return { afterStat, peak };
   } finally {
     p.destroy();
   }

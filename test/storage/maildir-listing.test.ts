@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { crlfSize } from '../../src/protocol/crlf.js';
-import { BULK_MIN } from '../../src/storage/maildir/maildir-bulk.js';
+import { BULK_MIN, bulkPool } from '../../src/storage/maildir/maildir-bulk.js';
 import type { MaildirScan } from '../../src/storage/maildir/maildir-dir.js';
 import { buildListing } from '../../src/storage/maildir/maildir-listing.js';
 import { FileLock } from '../../src/storage/maildir/maildir-lock.js';
@@ -218,6 +218,37 @@ describe('Maildir listing cache', () => {
     assert.deepEqual(await readdir(join(root, 'new')), []);
     assert.equal((await readdir(join(root, 'cur'))).length, n);
     await snap.release();
+  });
+
+  it('the first-sight worker threads end once idle, and a later first sight starts them again', async () => {
+    bulkPool.idleMs = 100;
+    try {
+      const firstSight = async (mailbox: string): Promise<void> => {
+        await store.create(mailbox);
+        const mroot = join(dir, mailbox);
+        for (let i = 0; i < BULK_MIN; i++) await writeFile(join(mroot, 'new', `${1700000000 + i}.M${i}P1.mta`), `${i}\n`);
+        const snap = await store.open(mailbox, plain);
+        assert.equal(snap.messages.length, BULK_MIN);
+        assert.ok(snap.messages.every((m, i) => m.size === `${i}\r\n`.length));
+        await snap.release();
+      };
+      const idle = async (): Promise<void> => {
+        for (const deadline = Date.now() + 10_000; bulkPool.workers > 0; ) {
+          assert.ok(Date.now() < deadline, `${bulkPool.workers} workers still running`);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      };
+      await store.close();
+      store = new MaildirStore({ path: (m) => join(dir, m), dirtyWindowMs: 0 }); // closed by afterEach
+      await firstSight('bob');
+      assert.ok(bulkPool.workers > 0, 'a first sight of BULK_MIN files runs on the workers');
+      await idle();
+      await firstSight('carol');
+      assert.ok(bulkPool.workers > 0, 'started again');
+      await idle();
+    } finally {
+      bulkPool.idleMs = 30_000;
+    }
   });
 });
 

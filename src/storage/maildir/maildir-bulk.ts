@@ -5,7 +5,9 @@
  * with bounded concurrency and one reused buffer per lane; a large one is handed to a persistent
  * pool of worker threads (maildir-bulk-worker.ts) that use synchronous calls, so the event loop
  * stays free for the other sessions (their NOOPs do not wait behind a first sight). The workers
- * are started on first need, kept for the life of the process and never keep it alive.
+ * are started on first need and never keep the process alive; one idle for WORKER_IDLE_MS ends,
+ * since each holds its own V8 heap (~25 MiB of PSS) and a first sight of 64 files or more is rare
+ * (a server that sees many keeps them; starting one again costs ~30 ms).
  */
 import { availableParallelism } from 'node:os';
 import { open, rename } from 'node:fs/promises';
@@ -22,6 +24,8 @@ export const BULK_MIN = 64;
 /** Files in flight at once for a small batch done on the event loop. */
 const LANES = 8;
 const POOL_SIZE = Math.max(1, Math.min(2, availableParallelism()));
+/** A worker with no job for this long ends (see above). */
+const WORKER_IDLE_MS = 30_000;
 
 /**
  * Moves new/<name> to cur/ for each name (appending `:2,`); a file moved by another program is
@@ -120,31 +124,55 @@ function split<T>(items: readonly T[]): T[][] {
 
 type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
 type JobBody = BulkJob extends infer J ? (J extends { id: number } ? Omit<J, 'id'> : never) : never;
+interface Slot {
+  readonly worker: Worker;
+  readonly pending: Map<number, Pending>;
+  /** Ends the worker once it has been idle WORKER_IDLE_MS; unset while it has jobs. */
+  idle: NodeJS.Timeout | undefined;
+}
 
-/** Persistent workers, each taking jobs in turn; referenced only while it has work. */
+/** Workers taking jobs in turn; referenced only while they have work, ended when idle (above). */
 class Pool {
-  private readonly workers: { worker: Worker; pending: Map<number, Pending> }[] = [];
+  private readonly workers: Slot[] = [];
   private nextId = 1;
   private turn = 0;
+
+  constructor(
+    /** WORKER_IDLE_MS; the tests shorten it. */
+    public idleMs: number,
+  ) {}
+
+  /** Workers running now (for the tests). */
+  get size(): number {
+    return this.workers.length;
+  }
 
   run(job: JobBody): Promise<unknown> {
     const slot = this.slot();
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
-      if (slot.pending.size === 0) slot.worker.ref();
+      if (slot.pending.size === 0) {
+        clearTimeout(slot.idle);
+        slot.idle = undefined;
+        slot.worker.ref();
+      }
       slot.pending.set(id, { resolve, reject });
       slot.worker.postMessage({ ...job, id });
     });
   }
 
-  private slot(): { worker: Worker; pending: Map<number, Pending> } {
+  private slot(): Slot {
     if (this.workers.length < POOL_SIZE) {
       const worker = new Worker(new URL('./maildir-bulk-worker.js', import.meta.url));
-      const slot = { worker, pending: new Map<number, Pending>() };
+      const slot: Slot = { worker, pending: new Map<number, Pending>(), idle: undefined };
       worker.unref();
-      const fail = (err: Error): void => {
+      const remove = (): void => {
+        clearTimeout(slot.idle);
         const i = this.workers.indexOf(slot);
         if (i >= 0) this.workers.splice(i, 1);
+      };
+      const fail = (err: Error): void => {
+        remove();
         for (const p of slot.pending.values()) p.reject(err);
         slot.pending.clear();
       };
@@ -152,7 +180,14 @@ class Pool {
         const p = slot.pending.get(msg.id);
         if (p === undefined) return;
         slot.pending.delete(msg.id);
-        if (slot.pending.size === 0) worker.unref();
+        if (slot.pending.size === 0) {
+          worker.unref();
+          slot.idle = setTimeout(() => {
+            // Out of the pool first: a job arriving from now on starts another worker.
+            remove();
+            void worker.terminate();
+          }, this.idleMs).unref();
+        }
         if (msg.error === undefined) p.resolve(msg.result);
         else p.reject(Object.assign(new Error(msg.error.message), { code: msg.error.code }));
       });
@@ -165,4 +200,14 @@ class Pool {
   }
 }
 
-const pool = new Pool();
+const pool = new Pool(WORKER_IDLE_MS);
+
+/** For the tests: the workers running now, and how long an idle one lives (settable). */
+export const bulkPool = {
+  get workers(): number {
+    return pool.size;
+  },
+  set idleMs(ms: number) {
+    pool.idleMs = ms;
+  },
+};
