@@ -6,9 +6,10 @@
  * persistent pool of worker threads (sha-crypt-worker.ts), the same pool for both so the dummy
  * costs what a real check costs (R-S13).
  *
- * Like maildir-bulk.ts: the workers are started on first need (one more whenever every running
- * one is busy, up to POOL_SIZE), kept for the life of the process and referenced only while they
- * have work, so they never keep it alive. A job goes to the worker with the fewest pending.
+ * The workers are started on first need (one more whenever every running one is busy, up to
+ * POOL_SIZE), kept for the life of the process (unlike maildir-bulk.ts's, which end when idle:
+ * logins are steady, a hash's heap stays small) and referenced only while they have work, so they
+ * never keep it alive. A job goes to the worker with the fewest pending.
  * Starting a worker (its thread, modules and WASM) takes ~60 ms more than a hash, and a login
  * waiting for it would answer that much later than the next ones (R-S13, R-X9's growing delay).
  * So no job waits for a thread start: jobs go only to workers that have loaded, and while none

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { crlfSize } from '../../src/protocol/crlf.js';
-import { BULK_MIN, bulkPool } from '../../src/storage/maildir/maildir-bulk.js';
+import { BULK_MIN, COLD_BULK_MIN, bulkPool } from '../../src/storage/maildir/maildir-bulk.js';
 import type { MaildirScan } from '../../src/storage/maildir/maildir-dir.js';
 import { buildListing } from '../../src/storage/maildir/maildir-listing.js';
 import { FileLock } from '../../src/storage/maildir/maildir-lock.js';
@@ -198,7 +198,7 @@ describe('Maildir listing cache', () => {
 
   it('R-S4 R-S12 a first sight of many files (worker pool) moves them to cur/ with exact sizes and ordered uids', async () => {
     await store.create('alice');
-    const n = BULK_MIN * 2 + 3;
+    const n = COLD_BULK_MIN + 3; // enough for the workers even when none runs yet
     const bodies = new Map<string, Buffer>();
     for (let i = 0; i < n; i++) {
       const name = `${1700000000 + i}.M${i}P1.mta`;
@@ -220,15 +220,15 @@ describe('Maildir listing cache', () => {
     await snap.release();
   });
 
-  it('the first-sight worker threads end once idle, and a later first sight starts them again', async () => {
+  it('the first-sight worker threads end once idle; a later big first sight starts them again, a small one does not', async () => {
     bulkPool.idleMs = 100;
     try {
-      const firstSight = async (mailbox: string): Promise<void> => {
+      const firstSight = async (mailbox: string, n: number): Promise<void> => {
         await store.create(mailbox);
         const mroot = join(dir, mailbox);
-        for (let i = 0; i < BULK_MIN; i++) await writeFile(join(mroot, 'new', `${1700000000 + i}.M${i}P1.mta`), `${i}\n`);
+        for (let i = 0; i < n; i++) await writeFile(join(mroot, 'new', `${1700000000 + i}.M${i}P1.mta`), `${i}\n`);
         const snap = await store.open(mailbox, plain);
-        assert.equal(snap.messages.length, BULK_MIN);
+        assert.equal(snap.messages.length, n);
         assert.ok(snap.messages.every((m, i) => m.size === `${i}\r\n`.length));
         await snap.release();
       };
@@ -240,10 +240,12 @@ describe('Maildir listing cache', () => {
       };
       await store.close();
       store = new MaildirStore({ path: (m) => join(dir, m), dirtyWindowMs: 0 }); // closed by afterEach
-      await firstSight('bob');
-      assert.ok(bulkPool.workers > 0, 'a first sight of BULK_MIN files runs on the workers');
+      await firstSight('bob', COLD_BULK_MIN);
+      assert.ok(bulkPool.workers > 0, 'a first sight of COLD_BULK_MIN files runs on the workers');
       await idle();
-      await firstSight('carol');
+      await firstSight('carol', BULK_MIN);
+      assert.equal(bulkPool.workers, 0, 'BULK_MIN files are not worth starting them for');
+      await firstSight('dave', COLD_BULK_MIN);
       assert.ok(bulkPool.workers > 0, 'started again');
       await idle();
     } finally {
