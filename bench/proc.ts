@@ -58,8 +58,13 @@ export function treeCpuSeconds(root: number): number {
 
 /** Proportional set size of the tree, in bytes. */
 export function treePssBytes(root: number): number {
+  return pssBytes(processTree(root));
+}
+
+/** Proportional set size of these processes, in bytes (those that exited count 0). */
+export function pssBytes(pids: readonly number[]): number {
   let kib = 0;
-  for (const pid of processTree(root)) {
+  for (const pid of pids) {
     try {
       const m = /^Pss:\s+(\d+) kB/m.exec(readFileSync(`/proc/${pid}/smaps_rollup`, 'utf8'));
       if (m) kib += Number(m[1]);

@@ -107,9 +107,10 @@ export async function crlfSizeOf(path: string, buf: Buffer = Buffer.allocUnsafe(
   }
 }
 
-/** Whether a batch of `n` files goes to the worker pool (see above). */
+/** Whether a batch of `n` files goes to the worker pool (see above): it is split over
+ * POOL_SIZE workers, so the low threshold applies only when all of them run. */
 function toWorkers(n: number): boolean {
-  return n >= (pool.size > 0 ? BULK_MIN : COLD_BULK_MIN);
+  return n >= (pool.size >= POOL_SIZE ? BULK_MIN : COLD_BULK_MIN);
 }
 
 async function lanes<T>(items: readonly T[], fn: (item: T, index: number, lane: number) => Promise<void>): Promise<void> {
@@ -136,7 +137,7 @@ type JobBody = BulkJob extends infer J ? (J extends { id: number } ? Omit<J, 'id
 interface Slot {
   readonly worker: Worker;
   readonly pending: Map<number, Pending>;
-  /** Ends the worker once it has been idle WORKER_IDLE_MS; unset while it has jobs. */
+  /** Ends the worker once it has been idle `idleMs`; unset while it has jobs. */
   idle: NodeJS.Timeout | undefined;
 }
 
@@ -145,15 +146,20 @@ class Pool {
   private readonly workers: Slot[] = [];
   private nextId = 1;
   private turn = 0;
+  private idleMs = WORKER_IDLE_MS;
+  /** Workers started since the process started, and those whose thread has not exited (for the tests). */
+  started = 0;
+  alive = 0;
 
-  constructor(
-    /** WORKER_IDLE_MS; the tests shorten it. */
-    public idleMs: number,
-  ) {}
-
-  /** Workers running now (for the tests). */
+  /** Workers in the pool now. */
   get size(): number {
     return this.workers.length;
+  }
+
+  /** Changes how long an idle worker lives, for those idle now too (the tests shorten it). */
+  setIdleMs(ms: number): void {
+    this.idleMs = ms;
+    for (const slot of this.workers) if (slot.pending.size === 0) this.armIdle(slot);
   }
 
   run(job: JobBody): Promise<unknown> {
@@ -170,18 +176,32 @@ class Pool {
     });
   }
 
+  /** Takes the slot out of the pool: a job from now on goes to another worker. */
+  private remove(slot: Slot): void {
+    clearTimeout(slot.idle);
+    slot.idle = undefined;
+    const i = this.workers.indexOf(slot);
+    if (i >= 0) this.workers.splice(i, 1);
+  }
+
+  /** (Re)starts the idle timer of a slot without jobs. */
+  private armIdle(slot: Slot): void {
+    clearTimeout(slot.idle);
+    slot.idle = setTimeout(() => {
+      this.remove(slot);
+      void slot.worker.terminate();
+    }, this.idleMs).unref();
+  }
+
   private slot(): Slot {
     if (this.workers.length < POOL_SIZE) {
       const worker = new Worker(new URL('./maildir-bulk-worker.js', import.meta.url));
+      this.started++;
+      this.alive++;
       const slot: Slot = { worker, pending: new Map<number, Pending>(), idle: undefined };
       worker.unref();
-      const remove = (): void => {
-        clearTimeout(slot.idle);
-        const i = this.workers.indexOf(slot);
-        if (i >= 0) this.workers.splice(i, 1);
-      };
       const fail = (err: Error): void => {
-        remove();
+        this.remove(slot);
         for (const p of slot.pending.values()) p.reject(err);
         slot.pending.clear();
       };
@@ -191,17 +211,16 @@ class Pool {
         slot.pending.delete(msg.id);
         if (slot.pending.size === 0) {
           worker.unref();
-          slot.idle = setTimeout(() => {
-            // Out of the pool first: a job arriving from now on starts another worker.
-            remove();
-            void worker.terminate();
-          }, this.idleMs).unref();
+          this.armIdle(slot);
         }
         if (msg.error === undefined) p.resolve(msg.result);
         else p.reject(Object.assign(new Error(msg.error.message), { code: msg.error.code }));
       });
       worker.on('error', fail);
-      worker.on('exit', (code) => fail(new Error(`maildir worker exited (${code})`)));
+      worker.on('exit', (code) => {
+        this.alive--;
+        fail(new Error(`maildir worker exited (${code})`));
+      });
       this.workers.push(slot);
       return slot;
     }
@@ -209,14 +228,17 @@ class Pool {
   }
 }
 
-const pool = new Pool(WORKER_IDLE_MS);
+const pool = new Pool();
 
-/** For the tests: the workers running now, and how long an idle one lives (settable). */
+/** For the tests: the worker threads running now and started so far, and how long an idle one lives (settable). */
 export const bulkPool = {
   get workers(): number {
-    return pool.size;
+    return pool.alive;
+  },
+  get started(): number {
+    return pool.started;
   },
   set idleMs(ms: number) {
-    pool.idleMs = ms;
+    pool.setIdleMs(ms);
   },
 };
