@@ -9,7 +9,8 @@
  * which a big first sight fills (after one of 1,000,000 files the process's PSS was 1,217 MiB
  * with them, 649 MiB once they ended). Starting them costs ~55 ms, so while none runs a batch
  * goes to them only from COLD_BULK_MIN files (measured: 64 files took 22 ms on the event loop,
- * 63 ms on workers started for it, 7 ms on running ones; 1,024 files 142, ~85 and 59 ms).
+ * 63 ms on workers started for them, 7 ms on running ones; 1,024 files 142 ms on the event loop,
+ * 33–59 ms on running workers).
  */
 import { availableParallelism } from 'node:os';
 import { open, rename } from 'node:fs/promises';
