@@ -163,14 +163,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
   };
 }
 
-/** Waits until `predicate` holds, polling; fails after `ms`. For log lines written after a close. */
-export async function waitFor(predicate: () => boolean, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+export { waitFor } from './wait.js';
 
 /** Runs `fn` against a fresh server and always closes it, so a failing test cannot hang the run. */
 export async function withServer<T>(opts: TestServerOptions, fn: (t: TestServer) => Promise<T>): Promise<T> {

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { crlfSize } from '../../src/protocol/crlf.js';
-import { BULK_MIN, COLD_BULK_MIN, bulkPool } from '../../src/storage/maildir/maildir-bulk.js';
+import { BULK_MIN, COLD_BULK_MIN, WORKER_IDLE_MS, bulkPool } from '../../src/storage/maildir/maildir-bulk.js';
 import type { MaildirScan } from '../../src/storage/maildir/maildir-dir.js';
 import { buildListing } from '../../src/storage/maildir/maildir-listing.js';
 import { FileLock } from '../../src/storage/maildir/maildir-lock.js';
@@ -22,6 +22,7 @@ import { maildropState } from '../../src/storage/maildir/maildir-state.js';
 import { UidList } from '../../src/storage/maildir/maildir-uidlist.js';
 import { readAll, storageError } from './conformance.js';
 import { MAILDIR_STORE_MODULE, runNode } from '../helpers/node-snippet.js';
+import { waitFor } from '../helpers/wait.js';
 
 const plain = { exclusive: false };
 
@@ -232,12 +233,7 @@ describe('Maildir listing cache', () => {
         assert.ok(snap.messages.every((m, i) => m.size === `${i}\r\n`.length));
         await snap.release();
       };
-      const idle = async (): Promise<void> => {
-        for (const deadline = Date.now() + 10_000; bulkPool.workers > 0; ) {
-          assert.ok(Date.now() < deadline, `${bulkPool.workers} workers still running`);
-          await new Promise((r) => setTimeout(r, 20));
-        }
-      };
+      const idle = (): Promise<void> => waitFor(() => bulkPool.workers === 0, 10_000);
       await store.close();
       store = new MaildirStore({ path: (m) => join(dir, m), dirtyWindowMs: 0 }); // closed by afterEach
       // Counted as started rather than seen running: with an idle time this short, they may
@@ -254,7 +250,7 @@ describe('Maildir listing cache', () => {
       assert.ok(bulkPool.started > started, 'started again');
       await idle();
     } finally {
-      bulkPool.idleMs = 30_000;
+      bulkPool.idleMs = WORKER_IDLE_MS;
     }
   });
 });

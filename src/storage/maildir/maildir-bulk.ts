@@ -30,7 +30,7 @@ export const COLD_BULK_MIN = 512;
 const LANES = 8;
 const POOL_SIZE = Math.max(1, Math.min(2, availableParallelism()));
 /** A worker with no job for this long ends (see above). */
-const WORKER_IDLE_MS = 30_000;
+export const WORKER_IDLE_MS = 30_000;
 
 /**
  * Moves new/<name> to cur/ for each name (appending `:2,`); a file moved by another program is
@@ -168,8 +168,7 @@ class Pool {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       if (slot.pending.size === 0) {
-        clearTimeout(slot.idle);
-        slot.idle = undefined;
+        this.disarm(slot);
         slot.worker.ref();
       }
       slot.pending.set(id, { resolve, reject });
@@ -179,10 +178,14 @@ class Pool {
 
   /** Takes the slot out of the pool: a job from now on goes to another worker. */
   private remove(slot: Slot): void {
-    clearTimeout(slot.idle);
-    slot.idle = undefined;
+    this.disarm(slot);
     const i = this.workers.indexOf(slot);
     if (i >= 0) this.workers.splice(i, 1);
+  }
+
+  private disarm(slot: Slot): void {
+    clearTimeout(slot.idle);
+    slot.idle = undefined;
   }
 
   /** (Re)starts the idle timer of a slot without jobs. */
