@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Runs every compiled *.test.js under dist/ with Node's test runner (the README's `npm test`).
 // Listing files explicitly keeps test/helpers/*.js from being run as tests.
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
@@ -21,5 +22,25 @@ if (files.length === 0) {
   console.error('run-tests: no test files found (did the build run?)');
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ['--test', '--test-timeout=180000', ...files], { stdio: 'inherit' });
+// Tests that need a program this machine lacks skip and append a line here (test/helpers/external.ts);
+// the run ends naming every skipped group, so a skip is never silent.
+const skipDir = mkdtempSync(join(tmpdir(), 'poplar-skips-'));
+const skipLog = join(skipDir, 'skips');
+const r = spawnSync(process.execPath, ['--test', '--test-timeout=180000', ...files], {
+  stdio: 'inherit',
+  env: { ...process.env, POPLAR_SKIP_LOG: skipLog },
+});
+if (existsSync(skipLog)) {
+  const groups = new Map();
+  for (const line of readFileSync(skipLog, 'utf8').split('\n')) {
+    const [pkg, reason] = line.split('\t');
+    if (pkg && reason) groups.set(pkg, reason);
+  }
+  if (groups.size > 0) {
+    const pkgs = [...groups.keys()].sort();
+    console.log(`run-tests: skipped for missing programs: ${[...groups.values()].sort().join('; ')}`);
+    console.log(`run-tests: to run them too: apt-get install ${pkgs.join(' ')}`);
+  }
+}
+rmSync(skipDir, { recursive: true, force: true });
 process.exit(r.status ?? 1);
