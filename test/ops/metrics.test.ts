@@ -9,6 +9,7 @@ import { spawn } from 'node:child_process';
 import { Metrics } from '../../src/observability/metrics.js';
 import { startOpsServer } from '../../src/observability/http.js';
 import { channels } from '../../src/observability/channels.js';
+import { needProgram } from '../helpers/external.js';
 
 function promtool(text: string): Promise<{ code: number; out: string }> {
   return new Promise((resolve, reject) => {
@@ -22,7 +23,7 @@ function promtool(text: string): Promise<{ code: number; out: string }> {
   });
 }
 
-it('R-X13 /metrics passes promtool check metrics and counts what is published; /health answers', async () => {
+it('R-X13 /metrics passes promtool check metrics and counts what is published; /health answers', { skip: needProgram('promtool', 'prometheus') }, async () => {
   const metrics = new Metrics();
   let healthy = true;
   const ops = await startOpsServer({ host: '127.0.0.1', port: 0, registry: metrics.registry, health: () => ({ ok: healthy, sessions: 0 }) });
