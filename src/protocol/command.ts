@@ -109,7 +109,7 @@ export function parseCommand(line: Buffer): ParseResult {
   // eslint-disable-next-line no-control-regex
   if (/[\x00-\x08\x0a-\x1f\x7f]/.test(text)) return badSyntax(name, 'Control characters are not allowed');
   const args = text.split(/[ \t]+/).filter((a) => a.length > 0);
-  return parseArgs(name, spec, args);
+  return parseArgs(name as Exclude<CommandName, 'PASS'>, spec, args); // PASS, the one 'rest' command, returned above
 }
 
 /** Fewest and most arguments of each shape. */
@@ -118,7 +118,7 @@ const ARITY: Readonly<Record<ArgSpec, readonly [number, number]>> = {
   rest: [1, 1], 'optional-word-word': [0, 2],
 };
 
-function parseArgs(name: CommandName, spec: ArgSpec, args: string[]): ParseResult {
+function parseArgs(name: Exclude<CommandName, 'PASS'>, spec: ArgSpec, args: string[]): ParseResult {
   const arity = ARITY[spec];
   if (args.length < arity[0]!) return badSyntax(name, `${name} needs ${arity[0] === 1 ? 'an argument' : `${arity[0]} arguments`}`);
   if (args.length > arity[1]!) return badSyntax(name, arity[1] === 0 ? `${name} takes no arguments` : `Too many arguments for ${name}`);
@@ -151,9 +151,6 @@ function parseArgs(name: CommandName, spec: ArgSpec, args: string[]): ParseResul
       break;
     case 'TOP':
       command = { name, msg: nums[0]!, lines: nums[1]! };
-      break;
-    case 'PASS': // handled above ('rest')
-      command = { name, password: args.join(' ') };
       break;
     default:
       command = { name };

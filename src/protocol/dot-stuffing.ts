@@ -2,8 +2,10 @@
  * The body of RETR and TOP (RFC 1939 §3, §7): stored bytes in, wire bytes out. Line ends become
  * CRLF by the rule of ./crlf.ts (R-S19, R-K8), a line starting with "." gets another "." (byte
  * stuffing), TOP stops after the header block, the blank line and `topLines` body lines (R-K6),
- * and the reply ends with ".\r\n". Pure: an async generator over any async iterable of chunks;
- * when TOP has sent enough it returns, which stops (and closes) the source early.
+ * and the reply ends with ".\r\n". Pure: `bodyEncoder` takes the stored chunks one at a time and
+ * gives the wire chunks back (the session writes them, src/session/output.ts); `stuffBody` wraps
+ * it as an async generator for a store that streams. When TOP has sent enough the encoder is
+ * `done` and the caller stops reading the source early.
  * RETR (no TOP, no oe-ns-eoh) runs each chunk through ./body-transform.ts, a WebAssembly loop that
  * passes a chunk needing no change on untouched; TOP and oe-ns-eoh, which must count lines and
  * find the end of the header block, use the line loop below (Buffer.indexOf, copying only the

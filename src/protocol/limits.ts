@@ -25,12 +25,6 @@ export const DEFAULT_MAX_BAD_COMMANDS = 20;
 /** R-S10: failed logins tolerated in one connection before it is closed. */
 export const DEFAULT_MAX_AUTH_FAILURES = 3;
 
-/**
- * R-X2: how many complete command lines may wait unanswered before the session stops reading
- * the socket. With lines capped at 1024 octets this bounds the pending input to ~64 KiB.
- */
-export const MAX_PENDING_COMMANDS = 64;
-
 /** Largest message number or line count accepted; bigger numbers are "no such message". */
 export const MAX_ARGUMENT_NUMBER = 2 ** 31 - 1;
 
