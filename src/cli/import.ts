@@ -7,6 +7,7 @@ import { Command, Option } from 'commander';
 import { PasswdFile } from '../auth/passwd-file.js';
 import { createLogger } from '../observability/logger.js';
 import { detectFormat, importMail, type MailFormat } from '../migrate/import.js';
+import { ImportSourceError } from '../migrate/maildir-source.js';
 import { CliError, configFrom, withConfigOptions, type ConfigOptions } from './common.js';
 
 interface ImportOptions extends ConfigOptions {
@@ -24,7 +25,9 @@ async function runImport(path: string, opts: ImportOptions): Promise<void> {
   const store = createStore(config);
   const logger = createLogger(config.log.level, process.stderr);
   try {
-    const r = await importMail(store, opts.user, path, format, logger);
+    const r = await importMail(store, opts.user, path, format, logger).catch((err: unknown) => {
+      throw err instanceof ImportSourceError ? new CliError(err.message) : err;
+    });
     process.stdout.write(
       `imported ${r.imported} message(s), ${r.bytes} octets, into "${opts.user}"; ` +
         `${r.carried} kept their UIDL, ${r.dropped} got a new one\n`,

@@ -46,10 +46,16 @@ export function sessionSettings(config: Config): SessionSettings {
   };
 }
 
-export function createStore(config: Config): MailStore {
+/** `logger`: where the Maildir store reports the symbolic links it leaves out. */
+export function createStore(config: Config, logger?: Logger): MailStore {
   if (config.storage.backend === 'memory') return new MemoryMailStore();
   const template = config.storage.maildir_path;
-  return new MaildirStore({ path: (mailbox) => template.replaceAll('%u', mailbox), reads: config.storage.maildir_reads, dirtyWindowMs: config.storage.maildir_dirty_window });
+  return new MaildirStore({
+    path: (mailbox) => template.replaceAll('%u', mailbox),
+    reads: config.storage.maildir_reads,
+    dirtyWindowMs: config.storage.maildir_dirty_window,
+    ...(logger === undefined ? {} : { logger }),
+  });
 }
 
 export function createPolicies(config: Config): UserPolicies {
@@ -92,7 +98,7 @@ export function createSweeper(
 export async function runServe(config: Config, reloadConfig?: () => Config): Promise<void> {
   const logger = createServeLogger(config.log.level);
   const directory = new PasswdFile(config.auth.users_file);
-  const store = createStore(config);
+  const store = createStore(config, logger);
   await firstRun(config, directory, store, logger);
 
   const listen = config.pop3.listen.map(parseListen);

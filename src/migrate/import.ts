@@ -6,11 +6,11 @@
  * uid poplar assigns later), or when the maildrop already shows it. The change of the maildrop's
  * UIDL list is logged once, with the counts.
  */
-import { readFile, stat } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import type { Logger } from '../observability/logger.js';
 import { isValidUidl, type DeliverOptions, type MailStore } from '../storage/mail-store.js';
 import { headerValue } from './headers.js';
-import { readMaildirSource } from './maildir-source.js';
+import { readMaildirSource, readSourceFile } from './maildir-source.js';
 import { readMbox } from './mbox.js';
 import { Progress } from './progress.js';
 
@@ -42,15 +42,15 @@ export async function detectFormat(path: string): Promise<MailFormat> {
   throw new Error(`${path} is a directory without cur/ or new/: not a Maildir`);
 }
 
-async function* source(path: string, format: MailFormat): AsyncGenerator<Incoming> {
+async function* source(path: string, format: MailFormat, logger: Logger): AsyncGenerator<Incoming> {
   if (format === 'mbox') {
     for await (const m of readMbox(path)) {
       yield { bytes: m.bytes, uidl: headerValue(m.bytes, 'X-UIDL'), seen: m.seen, received: m.received };
     }
     return;
   }
-  for (const m of await readMaildirSource(path)) {
-    yield { bytes: await readFile(m.path), uidl: m.uidl, seen: m.seen, received: m.received };
+  for (const m of await readMaildirSource(path, logger)) {
+    yield { bytes: await readSourceFile(m.path), uidl: m.uidl, seen: m.seen, received: m.received };
   }
 }
 
@@ -75,7 +75,7 @@ export async function importMail(
   let bytes = 0;
   let carried = 0;
   let dropped = 0;
-  for await (const m of source(path, format)) {
+  for await (const m of source(path, format, logger)) {
     let uidl = m.uidl;
     if (uidl !== undefined && (!isValidUidl(uidl) || /^[1-9][0-9]*$/.test(uidl) || shown.has(uidl))) {
       logger.warn({ event: 'uidl_dropped', mailbox, uidl: uidl.slice(0, 80) }, 'carried UIDL refused; the message gets a new one');

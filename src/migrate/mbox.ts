@@ -2,11 +2,12 @@
  * mbox reading and writing for import and export (R-X15), in the mboxrd variant: a message
  * starts at a `From ` line that opens the file or follows an empty line; body lines that would
  * read as `From ` are quoted with `>` on export, and one `>` is removed from `>…From ` lines on
- * import. Reading is streamed: one message is held in memory at a time.
+ * import. Reading is streamed: one message is held in memory at a time. The file is opened with
+ * O_NOFOLLOW: an mbox that is a symbolic link is refused, never followed (maildir-source.ts).
  */
-import { createReadStream } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { headerValue } from './headers.js';
+import { openSourceFile } from './maildir-source.js';
 
 export interface MboxMessage {
   readonly bytes: Buffer;
@@ -42,7 +43,8 @@ export async function* readMbox(path: string): AsyncGenerator<MboxMessage> {
     previousEmpty = isEmptyLine(line);
     return done;
   };
-  for await (const chunk of createReadStream(path)) {
+  const fh = await openSourceFile(path);
+  for await (const chunk of fh.createReadStream()) {
     let buf = Buffer.concat([rest, chunk as Buffer]);
     let nl: number;
     while ((nl = buf.indexOf(0x0a)) >= 0) {

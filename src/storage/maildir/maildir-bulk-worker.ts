@@ -23,14 +23,16 @@ export type BulkJob =
 
 const buffer = Buffer.allocUnsafe(64 * 1024);
 
-/** The CRLF size of one file (R-S4, the one CrlfSizer), or -1 if it does not exist. */
+/** The CRLF size of one file (R-S4, the one CrlfSizer), or -1 if it does not exist or is a symbolic link. */
 export function crlfSizeSync(path: string, buf: Buffer = buffer): number {
   let fd: number;
   try {
     // O_NONBLOCK: a FIFO dropped into new/ must not hold this thread in open(2).
-    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    // O_NOFOLLOW: a file swapped for a symbolic link since the listing is left out (maildir-links.ts).
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return -1;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ELOOP' || code === 'EMLINK') return -1;
     throw err;
   }
   try {

@@ -21,6 +21,7 @@ import { CrlfSizer } from '../../protocol/crlf.js';
 import { errCode } from './maildir-errors.js';
 import { curName, parseName, sizeFromName } from './maildir-filename.js';
 import type { BulkJob } from './maildir-bulk-worker.js';
+import { isLinkError, NOFOLLOW } from './maildir-links.js';
 
 /** At or above this many files a batch goes to the worker pool while its workers run… */
 export const BULK_MIN = 64;
@@ -80,14 +81,15 @@ export async function crlfSizes(root: string, rels: readonly string[]): Promise<
   return out;
 }
 
-/** R-S4: the CRLF size of one file, read into `buf`; undefined if it is gone. */
+/** R-S4: the CRLF size of one file, read into `buf`; undefined if it is gone or a symbolic link. */
 export async function crlfSizeOf(path: string, buf: Buffer = Buffer.allocUnsafe(64 * 1024)): Promise<number | undefined> {
   let fh;
   try {
     // O_NONBLOCK: a FIFO dropped into the Maildir must not hold a pool thread in open(2).
-    fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+    // O_NOFOLLOW: a file swapped for a symbolic link since the listing is left out (maildir-links.ts).
+    fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | NOFOLLOW);
   } catch (err) {
-    if (errCode(err) === 'ENOENT') return undefined;
+    if (errCode(err) === 'ENOENT' || isLinkError(err)) return undefined;
     throw err;
   }
   try {

@@ -4,21 +4,28 @@
  * cr.yp.to/proto/maildir.html): `tmp/` being written, `new/` delivered and not yet seen by a
  * reader, `cur/` seen by a reader, with `:2,<flags>` info in the name.
  */
-import { mkdir, open, readdir, stat, unlink } from 'node:fs/promises';
+import { lstat, mkdir, open, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errCode } from './maildir-errors.js';
 import { moveNewToCur } from './maildir-bulk.js';
 import { isMessageName, parseName } from './maildir-filename.js';
+import { assertRealDir, linkRefused, realRootOf, reportLink, type MaildirLogger } from './maildir-links.js';
 
 /** Maildir directories are private to the mailbox owner. */
 const DIR_MODE = 0o700;
 
-/** Creates root/{cur,new,tmp} as needed. */
-export async function ensureMaildir(root: string): Promise<void> {
+/**
+ * Creates root/{cur,new,tmp} as needed and checks that the root and each of them is a directory,
+ * not a symbolic link (maildir-links.ts). Returns the root with the links above it resolved.
+ */
+export async function ensureMaildir(root: string): Promise<string> {
   await mkdir(root, { recursive: true, mode: DIR_MODE });
+  const realRoot = await realRootOf(root);
   for (const sub of ['cur', 'new', 'tmp']) {
     await mkdir(join(root, sub), { recursive: true, mode: DIR_MODE });
+    await assertRealDir(join(root, sub));
   }
+  return realRoot;
 }
 
 /** fsync(2) of a directory, making renames and unlinks in it durable. */
@@ -48,10 +55,11 @@ export function sameStamp(a: DirStamp | undefined, b: DirStamp | undefined): boo
   return a !== undefined && b !== undefined && a.ino === b.ino && a.ctimeMs === b.ctimeMs;
 }
 
-/** The stamp of a directory, undefined if it does not exist. */
+/** The stamp of a directory, undefined if it does not exist; a symbolic link is refused. */
 export async function stampOf(path: string): Promise<DirStamp | undefined> {
   try {
-    const st = await stat(path);
+    const st = await lstat(path);
+    if (st.isSymbolicLink()) throw linkRefused(path);
     return { ino: st.ino, ctimeMs: st.ctimeMs };
   } catch (err) {
     if (errCode(err) === 'ENOENT') return undefined;
@@ -83,7 +91,8 @@ const NEW_ROUNDS = 3;
  * change made after the listing changes the stamp (maildir-listing.ts relies on it): new/ is
  * listed again after moves until it is seen empty. Files are sized as they are moved (maildir-bulk.ts).
  */
-export async function scanMaildir(root: string): Promise<MaildirScan> {
+export async function scanMaildir(root: string, log?: MaildirLogger): Promise<MaildirScan> {
+  await assertRealDir(root); // new/ and cur/ are checked as they are stamped
   let newAt = Date.now();
   let newStamp: DirStamp | undefined;
   const sized = new Map<string, number>();
@@ -91,7 +100,7 @@ export async function scanMaildir(root: string): Promise<MaildirScan> {
   for (let round = 0; ; round++) {
     newAt = Date.now();
     const stamp = await stampOf(join(root, 'new'));
-    const names = await listDir(join(root, 'new'));
+    const names = await listDir(join(root, 'new'), log);
     if (names.length === 0) {
       newStamp = stamp;
       break;
@@ -106,7 +115,7 @@ export async function scanMaildir(root: string): Promise<MaildirScan> {
   const curAt = Date.now();
   const curStamp = await stampOf(join(root, 'cur'));
   const found = new Map<string, string>();
-  for (const name of await listDir(join(root, 'cur'))) {
+  for (const name of await listDir(join(root, 'cur'), log)) {
     const colon = name.indexOf(':');
     found.set(colon < 0 ? name : name.slice(0, colon), `cur/${name}`);
   }
@@ -123,7 +132,7 @@ export async function cleanTmp(root: string, now: number): Promise<void> {
   for (const name of await listDir(join(root, 'tmp'))) {
     const path = join(root, 'tmp', name);
     try {
-      if (now - (await stat(path)).mtimeMs > TMP_STALE_MS) await unlink(path);
+      if (now - (await lstat(path)).mtimeMs > TMP_STALE_MS) await unlink(path);
     } catch (err) {
       if (errCode(err) !== 'ENOENT') throw err;
     }
@@ -158,9 +167,20 @@ export async function locate(root: string, base: string): Promise<string | undef
   return undefined;
 }
 
-async function listDir(path: string): Promise<string[]> {
+/**
+ * The message names in a folder. Symbolic links are left out (reported to `log`, once each):
+ * the entry's type comes with readdir(3), and Node lstats the entries whose type the file system
+ * does not report.
+ */
+async function listDir(path: string, log?: MaildirLogger): Promise<string[]> {
   try {
-    return (await readdir(path)).filter(isMessageName);
+    const names: string[] = [];
+    for (const entry of await readdir(path, { withFileTypes: true })) {
+      if (!isMessageName(entry.name)) continue;
+      if (entry.isSymbolicLink()) reportLink(log, `${path}/${entry.name}`);
+      else names.push(entry.name);
+    }
+    return names;
   } catch (err) {
     if (errCode(err) === 'ENOENT') return [];
     throw err;

@@ -10,16 +10,21 @@
  *   written on this host, when its pid is dead, or when it carries this process's pid but a token
  *   this process does not hold (a previous process with the same pid, e.g. pid 1 in a container).
  *   Tokens are per module instance: one process, one store registry (no sessions in workers).
+ * Lock files sit in a directory the maildrop's owner can write: none is ever followed if it is a
+ * symbolic link (lstat, lutimes, O_NOFOLLOW; maildir-links.ts). A link in a lock's place reads
+ * as an empty lock (stale only by age), and only the link itself is ever removed.
  * - `Mutex`: an in-process FIFO lock, so concurrent sessions of one process queue cheaply instead
  *   of polling the lock file.
  */
 import { randomBytes } from 'node:crypto';
-import { link, open, readFile, stat, unlink, utimes } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { link, lstat, lutimes, open, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StorageError } from '../../errors.js';
 import { errCode, ignoreEnoent } from './maildir-errors.js';
 import { encodeHostname } from './maildir-filename.js';
+import { isLinkError, NOFOLLOW } from './maildir-links.js';
 
 /** A lock not refreshed for this long is stale (holders refresh it every STALE_MS / 3). */
 export const LOCK_STALE_MS = 30_000;
@@ -46,7 +51,7 @@ export class FileLock {
     heldTokens.add(token);
     this.heartbeat = setInterval(() => {
       const now = new Date();
-      utimes(this.path, now, now).catch(() => {});
+      lutimes(this.path, now, now).catch(() => {});
     }, LOCK_STALE_MS / 3);
     this.heartbeat.unref();
   }
@@ -89,7 +94,7 @@ export class FileLock {
     clearInterval(this.heartbeat);
     heldTokens.delete(this.token);
     if (this.identity.birthtimeNs !== 0n) {
-      const st = await stat(this.path, { bigint: true }).catch(ignoreEnoent);
+      const st = await lstat(this.path, { bigint: true }).catch(ignoreEnoent);
       if (st === undefined) return;
       if (st.ino === this.identity.ino && st.birthtimeNs === this.identity.birthtimeNs) {
         await unlink(this.path).catch(ignoreEnoent);
@@ -155,7 +160,7 @@ async function breakIfStale(path: string): Promise<boolean> {
 async function isStale(path: string, content: string): Promise<boolean> {
   let mtimeMs: number;
   try {
-    mtimeMs = (await stat(path)).mtimeMs;
+    mtimeMs = (await lstat(path)).mtimeMs;
   } catch (err) {
     if (errCode(err) === 'ENOENT') return true;
     throw err;
@@ -178,12 +183,30 @@ function isProcessAlive(pid: number): boolean {
   }
 }
 
+/** Longest lock content read: `<pid> <host> <time> <token>` is far shorter. */
+const MAX_LOCK_BYTES = 512;
+
+/**
+ * The content of a lock file, undefined if there is none. A symbolic link or anything but a
+ * regular file reads as '' (a lock being written: only age makes it stale), and at most
+ * MAX_LOCK_BYTES are read, so a link to /dev/zero or a FIFO cannot hold or flood the reader.
+ */
 async function readIfExists(path: string): Promise<string | undefined> {
+  let fh;
   try {
-    return await readFile(path, 'utf8');
+    fh = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | NOFOLLOW);
   } catch (err) {
     if (errCode(err) === 'ENOENT') return undefined;
+    if (isLinkError(err)) return '';
     throw err;
+  }
+  try {
+    if (!(await fh.stat()).isFile()) return '';
+    const buf = Buffer.alloc(MAX_LOCK_BYTES);
+    const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
+    return buf.toString('utf8', 0, bytesRead);
+  } finally {
+    await fh.close();
   }
 }
 

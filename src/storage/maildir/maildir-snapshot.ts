@@ -17,6 +17,7 @@ import { readableOf, type CommitChanges, type MaildropSnapshot, type MessageInfo
 import { fsyncDir, locate } from './maildir-dir.js';
 import { HIDDEN_FLAG, parseName, withFlag } from './maildir-filename.js';
 import { errCode, toStorageError } from './maildir-errors.js';
+import { assertRealDir, fdInMaildir, fdInMaildirSync, isLinkError, linkRefused, NOFOLLOW } from './maildir-links.js';
 import type { FileLock } from './maildir-lock.js';
 import { leaveSession } from './maildir-sessions.js';
 import type { MaildropState } from './maildir-state.js';
@@ -36,7 +37,8 @@ const MAX_RELOCATE = 3;
 export type ReadMode = 'event-loop' | 'threadpool';
 
 interface FileReader {
-  open(path: string): Promise<number>;
+  /** A descriptor of the regular file at `path`, which must lie in realRoot/cur or realRoot/new. */
+  open(path: string, realRoot: string): Promise<number>;
   /** Octets read into `buf` from the file's current offset; a number when the read is synchronous. */
   read(fd: number, buf: Buffer): number | Promise<number>;
 }
@@ -44,28 +46,54 @@ interface FileReader {
 const openAsync = promisify(openFd);
 const readAsync = promisify(readFd);
 const fstatAsync = promisify(fstatFd);
-/** O_NONBLOCK: a FIFO someone made in cur/ must not hold the server (or a pool thread) in open(2). */
-const READ_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK;
+/**
+ * O_NONBLOCK: a FIFO someone made in cur/ must not hold the server (or a pool thread) in open(2).
+ * O_NOFOLLOW: a message file that is a symbolic link is refused (maildir-links.ts).
+ */
+const READ_FLAGS = constants.O_RDONLY | constants.O_NONBLOCK | NOFOLLOW;
 
-/** The descriptor, if it is a regular file; anything else is closed and refused. */
-function regularOnly(fd: number, isFile: boolean): number {
-  if (isFile) return fd;
-  closeSync(fd);
-  throw new StorageError('IO', 'not a regular file');
+/**
+ * The descriptor, if it is a regular file in the maildir's cur/ or new/ (not reached through a
+ * folder swapped for a link, maildir-links.ts); anything else is refused (the caller closes it).
+ */
+function checked(fd: number, isFile: boolean, inMaildir: boolean): number {
+  if (isFile && inMaildir) return fd;
+  throw new StorageError('IO', isFile ? 'message file outside the maildir' : 'not a regular file');
+}
+
+/** For a failed open(2) of a message file: a symbolic link is refused as such. */
+function openError(path: string, err: unknown): unknown {
+  return isLinkError(err) ? linkRefused(path) : err;
 }
 
 const READERS: Readonly<Record<ReadMode, FileReader>> = {
   'event-loop': {
-    open: async (path) => {
-      const fd = openSync(path, READ_FLAGS);
-      return regularOnly(fd, fstatSync(fd).isFile());
+    open: async (path, realRoot) => {
+      let fd: number;
+      try {
+        fd = openSync(path, READ_FLAGS);
+      } catch (err) {
+        throw openError(path, err);
+      }
+      try {
+        return checked(fd, fstatSync(fd).isFile(), fdInMaildirSync(fd, realRoot));
+      } catch (err) {
+        closeSync(fd);
+        throw err;
+      }
     },
     read: (fd, buf) => readSync(fd, buf, 0, buf.length, null),
   },
   threadpool: {
-    open: async (path) => {
-      const fd = await openAsync(path, READ_FLAGS);
-      return regularOnly(fd, (await fstatAsync(fd).catch((err: unknown) => (closeSync(fd), Promise.reject(err)))).isFile());
+    open: async (path, realRoot) => {
+      const fd = await openAsync(path, READ_FLAGS).catch((err: unknown) => Promise.reject(openError(path, err)));
+      try {
+        const [st, inside] = await Promise.all([fstatAsync(fd), fdInMaildir(fd, realRoot)]);
+        return checked(fd, st.isFile(), inside);
+      } catch (err) {
+        closeSync(fd);
+        throw err;
+      }
     },
     read: async (fd, buf) => (await readAsync(fd, buf, 0, buf.length, null)).bytesRead,
   },
@@ -154,7 +182,8 @@ export class MaildirSnapshot implements MaildropSnapshot {
     this.checkLive();
     // The handle is opened first, so a vanished file rejects here rather than failing mid-reply.
     const reader = READERS[this.reads];
-    const fd = await this.onFile(id, (path) => reader.open(path)).catch((err: unknown) => {
+    const realRoot = this.state.realRoot ?? this.state.root;
+    const fd = await this.onFile(id, (path) => reader.open(path, realRoot)).catch((err: unknown) => {
       throw toStorageError(err, `reading message ${id}`);
     });
     if (fd === undefined) throw new StorageError('MESSAGE_GONE', `message ${id} is gone`);
@@ -178,6 +207,12 @@ export class MaildirSnapshot implements MaildropSnapshot {
 
   private async apply(changes: CommitChanges): Promise<void> {
     const expunge = new Set(changes.expunge.filter((id) => this.paths.has(id)));
+    if (expunge.size > 0 || changes.seen.length > 0 || (changes.hide?.length ?? 0) > 0) {
+      // Unlinks and renames go by path: the root and cur/ must still be themselves, not links
+      // to another directory put in their place since the listing (maildir-links.ts).
+      await assertRealDir(this.state.root);
+      await assertRealDir(join(this.state.root, 'cur'));
+    }
     for (const id of expunge) await this.onFile(id, (path) => unlink(path));
     const flags = new Map<string, string>();
     for (const id of changes.seen) flags.set(id, 'S');

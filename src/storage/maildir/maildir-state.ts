@@ -27,6 +27,8 @@ export interface MaildropState {
   exclusive: boolean;
   /** cur/, new/ and tmp/ were made or seen by this process; reset after any failure. */
   ready: boolean;
+  /** The root with the links above it resolved, once `ready` (maildir-links.ts realRootOf). */
+  realRoot: string | undefined;
   /** The last full scan's listing, shared by sessions while still valid. */
   listing: Listing | undefined;
   /** This process's session marker, while `markerRefs` > 0 (maildir-sessions.ts). */
@@ -64,6 +66,7 @@ export function maildropState(root: string): MaildropState {
       openSnapshots: 0,
       exclusive: false,
       ready: false,
+      realRoot: undefined,
       listing: undefined,
       marker: undefined,
       markerRefs: 0,

@@ -18,7 +18,7 @@
  * (maildir-sessions.ts, for retention), so the first rule covers the plain snapshots of this
  * process only.
  */
-import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { lstat, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { basename, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -49,6 +49,7 @@ import {
   parseName,
   sizeFromName,
 } from './maildir-filename.js';
+import { assertRealDir, type MaildirLogger } from './maildir-links.js';
 import { FileLock, isLockHeld, LOCK_WAIT_MS } from './maildir-lock.js';
 import { buildListing, DIRTY_WINDOW_MS, stillValid, type Listing } from './maildir-listing.js';
 import { dropMarker, EXPIRE_LOCK_FILE, idleMarker, joinSession, leaveSession, liveSessions } from './maildir-sessions.js';
@@ -83,6 +84,8 @@ export interface MaildirStoreOptions {
   readonly dirtyWindowMs?: number;
   /** How message files are read (config `storage.maildir_reads`; maildir-snapshot.ts); default 'event-loop'. */
   readonly reads?: ReadMode;
+  /** Where symbolic links left out of listings are reported, once each (maildir-links.ts). */
+  readonly logger?: MaildirLogger;
 }
 
 /** A delivery waiting for its batch: its uidlist record and the folder its file is in. */
@@ -242,11 +245,14 @@ export class MaildirStore implements MailStore {
       const candidates: ExpiryCandidate[] = [];
       for (const [id, rel] of paths) {
         if (!state.uidlist.entries.has(id)) continue;
-        const st = await stat(join(state.root, rel)).catch(ignoreEnoent);
+        const st = await lstat(join(state.root, rel)).catch(ignoreEnoent);
         if (st) candidates.push({ ...messageInfo(state, id, rel), received: st.mtimeMs, hidden: isHidden(rel) });
       }
       const removed = candidates.filter(select).sort((a, b) => a.uid - b.uid);
       if (opts.dryRun === true || removed.length === 0) return { inUse: false, removed };
+      // Unlinks go by path: the root and cur/ must not have been swapped for links since the scan.
+      await assertRealDir(state.root);
+      await assertRealDir(join(state.root, 'cur'));
       for (const m of removed) {
         const rel = paths.get(m.id)!;
         await unlink(join(state.root, rel)).catch(async (err: unknown) => {
@@ -270,7 +276,7 @@ export class MaildirStore implements MailStore {
   async exists(mailbox: string): Promise<boolean> {
     const root = this.root(mailbox);
     try {
-      return (await stat(join(root, 'cur'))).isDirectory();
+      return (await lstat(join(root, 'cur'))).isDirectory(); // a link to a directory is no maildir
     } catch (err) {
       if (errCode(err) === 'ENOENT' || errCode(err) === 'ENOTDIR') return false;
       throw toStorageError(err, `checking ${mailbox}`);
@@ -319,7 +325,7 @@ export class MaildirStore implements MailStore {
    * false when a file moved during the scan (the listing is then used once, not cached).
    */
   private async scanAndAssign(state: MaildropState): Promise<{ scan: MaildirScan; clean: boolean }> {
-    const scan = await scanMaildir(state.root);
+    const scan = await scanMaildir(state.root, this.opts.logger);
     const { found } = scan;
     await state.uidlist.refresh();
     const unknown: { key: string; size: number }[] = [];
@@ -372,6 +378,9 @@ export class MaildirStore implements MailStore {
    * `<unique>,S=<raw octets>,W=<CRLF octets>` (Maildir spec delivery; Dovecot's size fields).
    */
   private async writeToNew(root: string, message: Buffer | AsyncIterable<Buffer>, opts: DeliverOptions) {
+    // The file is created and renamed by path: neither folder may be a link to another directory.
+    const into = opts.seen === true ? 'cur' : 'new';
+    await Promise.all([assertRealDir(root), assertRealDir(join(root, 'tmp')), assertRealDir(join(root, into))]);
     const { unique, fh } = await this.createTmp(root);
     const tmpPath = join(root, 'tmp', unique);
     let closed = false;
@@ -511,7 +520,7 @@ function compactionPays(state: MaildropState, live: number): boolean {
  */
 async function prepare(state: MaildropState): Promise<void> {
   if (state.ready) return;
-  await ensureMaildir(state.root);
+  state.realRoot = await ensureMaildir(state.root);
   state.ready = true;
 }
 

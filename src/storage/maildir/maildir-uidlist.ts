@@ -18,12 +18,16 @@
  * every reader agrees on the same records. Appends and rewrites happen under the maildrop's lock
  * (maildir-lock.ts); reads need no lock. A rewrite goes to a temporary file, is fsynced, renamed
  * over the old one and the directory fsynced, so a reader sees the old or the new file, whole.
+ * The file is never reached through a symbolic link (lstat, O_NOFOLLOW; maildir-links.ts): a
+ * `poplar-uidlist` link fails every read and write of the maildrop, and its target is untouched.
  */
 import { randomBytes } from 'node:crypto';
-import { open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { lstat, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fsyncDir } from './maildir-dir.js';
 import { errCode, ignoreEnoent } from './maildir-errors.js';
+import { linkRefused, openNoFollow } from './maildir-links.js';
 import { Mutex } from './maildir-lock.js';
 
 export const UIDLIST_FILE = 'poplar-uidlist';
@@ -98,13 +102,16 @@ export class UidList {
    */
   refresh(): Promise<void> {
     return this.serial.run(async () => {
-      let seen: string;
+      const st = await lstatUidlist(this.path);
+      if (st === undefined) {
+        this.reset(-1);
+        return;
+      }
+      const seen = `${st.ino}:${st.size}:${st.ctimeMs}`;
+      if (seen === this.seen) return;
       let fh: FileHandle;
       try {
-        const st = await stat(this.path);
-        seen = `${st.ino}:${st.size}:${st.ctimeMs}`;
-        if (seen === this.seen) return;
-        fh = await open(this.path, 'r');
+        fh = await openNoFollow(this.path, constants.O_RDONLY);
       } catch (err) {
         if (errCode(err) !== 'ENOENT') throw err;
         this.reset(-1);
@@ -172,14 +179,14 @@ export class UidList {
    * is the same file, not a rewrite that happened to get a recycled inode number.
    */
   private async writable(): Promise<{ fh: FileHandle; st: { ino: number; size: number } }> {
-    const st = await statIfExists(this.path);
+    const st = await lstatUidlist(this.path);
     if (this.held !== undefined && st !== undefined && st.ino === this.held.ino) {
       this.held.timer.refresh();
       return { fh: this.held.fh, st };
     }
     await this.dropHeld();
     if (st === undefined) await this.rewrite(() => true); // creates the file, header first
-    const fh = await open(this.path, 'r+');
+    const fh = await openNoFollow(this.path, constants.O_RDWR);
     try {
       const own = await fh.stat();
       const timer = setTimeout(() => void this.serial.run(() => this.dropHeld()), HELD_IDLE_MS);
@@ -267,7 +274,7 @@ export class UidList {
       throw err;
     }
     await fsyncDir(dirname(this.path));
-    const fresh = await open(this.path, 'r');
+    const fresh = await openNoFollow(this.path, constants.O_RDONLY);
     try {
       await this.readFrom(fresh); // a new header (gen) makes this a full read
     } finally {
@@ -360,9 +367,12 @@ function record(key: string, e: UidEntry, uidl: string | undefined): string {
   return `${e.uid} ${e.size} ${key}\n` + (uidl === undefined ? '' : `U ${e.uid} ${uidl}\n`);
 }
 
-async function statIfExists(path: string): Promise<{ ino: number; size: number } | undefined> {
+/** lstat(2) of the uidlist, undefined if it does not exist; a symbolic link is refused. */
+async function lstatUidlist(path: string): Promise<{ ino: number; size: number; ctimeMs: number } | undefined> {
   try {
-    return await stat(path);
+    const st = await lstat(path);
+    if (st.isSymbolicLink()) throw linkRefused(path);
+    return st;
   } catch (err) {
     if (errCode(err) === 'ENOENT') return undefined;
     throw err;
@@ -372,7 +382,7 @@ async function statIfExists(path: string): Promise<{ ino: number; size: number }
 /** The file opened for writing, or undefined if it does not exist yet. */
 async function openForAppend(path: string): Promise<FileHandle | undefined> {
   try {
-    return await open(path, 'r+');
+    return await openNoFollow(path, constants.O_RDWR);
   } catch (err) {
     if (errCode(err) === 'ENOENT') return undefined;
     throw err;
