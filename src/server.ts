@@ -13,7 +13,7 @@ import type { UserDirectory } from './auth/directory.js';
 import type { Logger } from './observability/logger.js';
 import { Pop3Listener, type ListenAddress, type ListenerOptions } from './net/listener.js';
 import { ConnectionLimits, type LimitSettings } from './session/limits.js';
-import type { SessionSettings } from './session/context.js';
+import type { SessionServices, SessionSettings } from './session/context.js';
 import type { PollPolicy } from './policy/user-policy.js';
 import { LoginThrottle } from './auth/throttle.js';
 import { PollLimiter } from './policy/poll-limits.js';
@@ -34,6 +34,12 @@ export interface OperationsOptions {
   readonly failureDelay?: FailureDelay;
   /** The verified-login cache (auth/login-cache.ts); default off. */
   readonly loginCache?: LoginCacheSettings;
+  /** R-S14: networks where plaintext logins are allowed without TLS; default loopback. */
+  readonly trustedNetworks?: readonly string[];
+  /** OAUTHBEARER/XOAUTH2 token verification; without it neither is offered. */
+  readonly tokens?: TokenVerifier;
+  /** How long a shutdown lets logged-in sessions finish, ms (default 0: close at once). */
+  readonly shutdownTimeoutMs?: number;
 }
 
 export interface FailureDelay {
@@ -54,8 +60,6 @@ export interface PoplarServerOptions extends OperationsOptions {
    * of before and after tells which users exist. Default: random per process.
    */
   readonly serverSecret?: Buffer;
-  /** How long a shutdown lets logged-in sessions finish, ms (default 0: close at once). */
-  readonly shutdownTimeoutMs?: number;
   readonly listen: readonly ListenAddress[];
   readonly settings: SessionSettings;
   readonly directory: UserDirectory;
@@ -73,10 +77,6 @@ export interface PoplarServerOptions extends OperationsOptions {
   readonly tls?: TlsProvider;
   /** R-S5: implicit-TLS (POP3S) addresses; needs `tls`. */
   readonly tlsListen?: readonly ListenAddress[];
-  /** R-S14: networks where plaintext logins are allowed without TLS; default loopback. */
-  readonly trustedNetworks?: readonly string[];
-  /** OAUTHBEARER/XOAUTH2 token verification. */
-  readonly tokens?: TokenVerifier;
 }
 
 export interface PoplarServer {
@@ -87,7 +87,10 @@ export interface PoplarServer {
   readonly sessionCount: number;
   /** Listening and not shutting down (the health check). */
   readonly accepting: boolean;
-  /** R-S20: settings for new sessions from now on (a reload); live sessions keep theirs. */
+  /**
+   * R-S20: settings for new sessions from now on (a reload); live sessions keep theirs. What
+   * `operations` leaves out takes its default, as at start.
+   */
   update(settings: SessionSettings, operations: OperationsOptions): void;
   /** Stops accepting; sessions get `deadlineMs` (default shutdownTimeoutMs) to finish. */
   close(deadlineMs?: number): Promise<void>;
@@ -115,19 +118,19 @@ export async function startServer(opts: PoplarServerOptions): Promise<PoplarServ
     now: opts.now,
     onError: (err, mailbox) => opts.logger.error({ err, mailbox, event: 'poll_state_write_failed' }, 'could not save poll state'),
   });
-  const listener = new Pop3Listener(
-    {
-      authenticator, store: opts.store, logger: opts.logger, ...(opts.policy === undefined ? {} : { policy: opts.policy }),
-      throttle, ...(pollLimits === undefined ? {} : { pollLimits }),
-      ...(opts.tls === undefined ? {} : { tls: opts.tls }),
-      ...(opts.tokens === undefined ? {} : { tokens: opts.tokens }),
-      trustedNetworks: buildNetworks(opts.trustedNetworks ?? ['127.0.0.0/8', '::1/128']),
-      serverSecret: opts.serverSecret ?? randomBytes(32),
-      limits,
-    },
-    opts.settings,
-    listenerOptions(opts),
-  );
+  const serverSecret = opts.serverSecret ?? randomBytes(32);
+  /** What sessions share; a reload makes a new one for new sessions (trusted networks, tokens). */
+  const services = (o: OperationsOptions): SessionServices => ({
+    authenticator, store: opts.store, logger: opts.logger, ...(opts.policy === undefined ? {} : { policy: opts.policy }),
+    throttle, ...(pollLimits === undefined ? {} : { pollLimits }),
+    ...(opts.tls === undefined ? {} : { tls: opts.tls }),
+    ...(o.tokens === undefined ? {} : { tokens: o.tokens }),
+    trustedNetworks: buildNetworks(o.trustedNetworks ?? ['127.0.0.0/8', '::1/128']),
+    serverSecret,
+    limits,
+  });
+  let shutdownTimeoutMs = opts.shutdownTimeoutMs ?? 0;
+  const listener = new Pop3Listener(services(opts), opts.settings, listenerOptions(opts));
   await shaCryptPoolReady();
   await listener.listen(opts.listen);
   if (opts.tlsListen !== undefined && opts.tlsListen.length > 0) await listener.listen(opts.tlsListen, { tls: true });
@@ -146,9 +149,10 @@ export async function startServer(opts: PoplarServerOptions): Promise<PoplarServ
       limits.update(operations.limits ?? UNLIMITED);
       throttle.configure(operations.failureDelay ?? DEFAULT_FAILURE_DELAY);
       authenticator.configureCache(operations.loginCache ?? LOGIN_CACHE_OFF);
-      listener.update(settings, listenerOptions(operations));
+      listener.update(settings, listenerOptions(operations), services(operations));
+      shutdownTimeoutMs = operations.shutdownTimeoutMs ?? 0;
     },
-    close: async (deadlineMs: number = opts.shutdownTimeoutMs ?? 0) => {
+    close: async (deadlineMs: number = shutdownTimeoutMs) => {
       await listener.close(deadlineMs);
       await pollLimits?.state.flush(); // R-X10: the last logins and counts survive a restart
     },

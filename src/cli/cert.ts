@@ -1,9 +1,10 @@
 /**
  * `poplar cert` (R-X3): makes a self-signed certificate and key at `tls.cert` / `tls.key` (by
- * default in `<data_dir>/tls/`), so that `poplar serve` offers POP3S and STLS. Meant for tests and
- * the quick start; clients must be told to trust it (curl --cacert, or -k). Uses the openssl
- * command. An existing pair is kept unless --force; a running server picks a new one up on
- * `poplar reload`.
+ * default in `<data_dir>/tls/`), so that `poplar serve` offers POP3S and STLS: for the names given
+ * with --name (the first is the subject) and the host name, localhost, 127.0.0.1 and ::1 (unless
+ * --no-default-names). Meant for tests and the quick start; clients must be told to trust it (curl
+ * --cacert, or -k). Uses the openssl command. An existing pair is kept unless --force; a running
+ * server picks a new one up on `poplar reload`.
  */
 import { X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -15,6 +16,7 @@ import { CliError, configFrom, withConfigOptions, type ConfigOptions } from './c
 
 interface CertOptions extends ConfigOptions {
   name: string[];
+  defaultNames: boolean;
   days: string;
   force?: boolean;
 }
@@ -29,8 +31,11 @@ async function cert(opts: CertOptions): Promise<void> {
   }
   const days = Number(opts.days);
   if (!Number.isInteger(days) || days < 1 || days > 3650) throw new CliError('--days must be 1–3650');
-  const names = opts.name.length > 0 ? opts.name : [config.pop3.hostname || hostname(), 'localhost', '127.0.0.1', '::1'];
-  await makeSelfSigned({ certPath, keyPath, names: [...new Set(names)], days });
+  // The names given first (the first is the subject CN), then the defaults every local client uses.
+  const defaults = opts.defaultNames ? [config.pop3.hostname || hostname(), 'localhost', '127.0.0.1', '::1'] : [];
+  const names = [...new Set([...opts.name, ...defaults])];
+  if (names.length === 0) throw new CliError('--no-default-names needs at least one --name');
+  await makeSelfSigned({ certPath, keyPath, names, days });
   const x509 = new X509Certificate(await readFile(certPath));
   process.stdout.write(
     [
@@ -49,7 +54,8 @@ export function certCommand(): Command {
   return withConfigOptions(
     new Command('cert')
       .description('make a self-signed TLS certificate and key at tls.cert / tls.key')
-      .option('--name <host>', 'host name or IP address the certificate is for (repeatable)', collect, [])
+      .option('--name <host>', 'host name or IP address the certificate is for, besides the defaults (repeatable)', collect, [])
+      .option('--no-default-names', 'leave out the defaults: the host name (pop3.hostname), localhost, 127.0.0.1 and ::1')
       .option('--days <n>', 'validity in days', '825')
       .option('--force', 'replace an existing certificate and key'),
   ).action((opts: CertOptions) => cert(opts));

@@ -1,12 +1,40 @@
 /**
- * `poplar reload` (R-X3, R-S20): asks the running server to re-read its TLS certificate, key and
- * client CA, and the OAuth issuers' JWKS files, without dropping a session. It sends SIGHUP to the
- * process named in `server.pid_file` (written by `poplar serve`); `kill -HUP <pid>` does the same.
- * Users-file changes need no reload: the server sees them at once.
+ * `poplar reload` (R-S20, R-X3, R-X13): makes the running server read its whole configuration
+ * again (the config file with the same command-line overrides, the TLS certificate, key and client
+ * CA, the OAuth issuers' JWKS) and apply it to new sessions without dropping a live one. It sends
+ * SIGHUP to the process named in `server.pid_file` (written by `poplar serve`; `kill -HUP <pid>`
+ * does the same), then waits for the server's answer in `<pid_file>.reload` and prints it: keys
+ * that only a restart changes are named, and a configuration or certificate that did not load is
+ * an error (exit 1). Users-file changes need no reload: the server sees them at once.
  */
 import { readFile } from 'node:fs/promises';
 import { Command } from 'commander';
 import { CliError, configFrom, withConfigOptions, type ConfigOptions } from './common.js';
+
+/** What the server writes after each reload (cli/serve-operations.ts). */
+export interface ReloadStatus {
+  readonly pid: number;
+  /** Reloads this server process has done, from 1. */
+  readonly count: number;
+  /** The configuration was read and applied (certificates may still have failed: `errors`). */
+  readonly applied: boolean;
+  /** Changed keys that only a restart applies. */
+  readonly restartNeeded: readonly string[];
+  readonly errors: readonly string[];
+}
+
+export const reloadStatusPath = (pidFile: string): string => `${pidFile}.reload`;
+
+/** How long `poplar reload` waits for the server's answer. */
+const ANSWER_MS = 15_000;
+
+async function readStatus(path: string): Promise<ReloadStatus | undefined> {
+  try {
+    return JSON.parse(await readFile(path, 'utf8')) as ReloadStatus;
+  } catch {
+    return undefined;
+  }
+}
 
 async function reload(opts: ConfigOptions): Promise<void> {
   const { pid_file: pidFile } = configFrom(opts).server;
@@ -19,17 +47,33 @@ async function reload(opts: ConfigOptions): Promise<void> {
   }
   const pid = Number(text.trim());
   if (!Number.isInteger(pid) || pid <= 1) throw new CliError(`${pidFile} does not hold a process id`);
+  const statusPath = reloadStatusPath(pidFile);
+  const previous = await readStatus(statusPath);
+  const before = previous?.pid === pid ? previous.count : 0;
   try {
     process.kill(pid, 'SIGHUP');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     throw new CliError(code === 'ESRCH' ? `no process ${pid} (stale ${pidFile}): the server is not running` : `cannot signal process ${pid}: ${code}`);
   }
-  process.stdout.write(`sent SIGHUP to poplar (pid ${pid}): certificates and keys are being reloaded; see the server log\n`);
+  const deadline = Date.now() + ANSWER_MS;
+  let status = await readStatus(statusPath);
+  while (status === undefined || status.pid !== pid || status.count <= before) {
+    if (Date.now() > deadline) throw new CliError(`sent SIGHUP to poplar (pid ${pid}) but it did not answer within ${ANSWER_MS / 1000} s; see the server log`);
+    await new Promise((r) => setTimeout(r, 50));
+    status = await readStatus(statusPath);
+  }
+  if (!status.applied) {
+    throw new CliError(`reload failed, the server (pid ${pid}) keeps its running configuration: ${status.errors.join('; ')}`);
+  }
+  const lines = [`poplar (pid ${pid}): configuration reloaded; new sessions use it, live ones keep theirs`];
+  if (status.restartNeeded.length > 0) lines.push(`these changes need a restart to take effect: ${status.restartNeeded.join(', ')}`);
+  process.stdout.write(`${lines.join('\n')}\n`);
+  if (status.errors.length > 0) throw new CliError(`certificates or keys did not load, the previous ones stay in use: ${status.errors.join('; ')}`);
 }
 
 export function reloadCommand(): Command {
   return withConfigOptions(
-    new Command('reload').description('make the running server re-read its TLS certificate and OAuth keys (SIGHUP)'),
+    new Command('reload').description('make the running server re-read its configuration, TLS certificates and OAuth keys (SIGHUP)'),
   ).action((opts: ConfigOptions) => reload(opts));
 }

@@ -1,15 +1,21 @@
 /**
  * The operations half of `poplar serve` (R-X13, R-X9, R-S20): connection caps, PROXY networks
  * and the greeting from the configuration; the metrics and health endpoint; and the reload of
- * the configuration file on SIGHUP (`poplar reload`), applied to new sessions without dropping
- * live ones. Settings that need new sockets or a new store are reported, not applied.
+ * the configuration on SIGHUP (`poplar reload`), applied to new sessions without dropping live
+ * ones. Keys that need new sockets or a new store (schema.ts RESTART_KEYS) are not applied: the
+ * log line and the reload's status file (read by `poplar reload`) name them.
  */
+import { rename, rm, writeFile } from 'node:fs/promises';
+import { ConfigError } from '../errors.js';
 import type { Config } from '../config/load.js';
 import { parseListen } from '../config/load.js';
+import { RESTART_KEYS } from '../config/schema.js';
 import { startOpsServer, type OpsServer } from '../observability/http.js';
 import type { Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import type { OperationsOptions, PoplarServer } from '../server.js';
+import { reloadStatusPath, type ReloadStatus } from './reload.js';
+import type { SecurityReload } from './serve-security.js';
 
 export function operationsOptions(config: Config): OperationsOptions {
   const p = config.pop3;
@@ -23,14 +29,19 @@ export function operationsOptions(config: Config): OperationsOptions {
     greeting: p.greeting,
     failureDelay: { baseMs: config.auth.failure_delay, maxMs: config.auth.failure_delay_max, windowMs: config.auth.failure_window * 1000 },
     loginCache: { ttlMs: config.auth.cache_ttl * 1000, maxEntries: config.auth.cache_size },
+    trustedNetworks: config.auth.trusted_networks,
+    shutdownTimeoutMs: config.server.shutdown_timeout * 1000,
   };
 }
 
-/** Keys read only at start: a reload that changes them says a restart is needed. */
-const RESTART_KEYS: ReadonlyArray<(c: Config) => unknown> = [
-  (c) => c.pop3.listen, (c) => c.pop3.tls_listen, (c) => c.lmtp.listen, (c) => c.storage, (c) => c.server.data_dir,
-  (c) => c.server.metrics_listen, (c) => c.auth.users_file, (c) => c.log.level, (c) => c.policy.state_dir,
-];
+/** The RESTART_KEYS whose value in `next` differs from the one the server started with. */
+export function restartNeeded(started: Config, next: Config): string[] {
+  const value = (c: Config, dotted: string): string => {
+    const [section, key] = dotted.split('.') as [keyof Config, string];
+    return JSON.stringify((c[section] as Record<string, unknown>)[key]);
+  };
+  return Object.keys(RESTART_KEYS).filter((k) => value(started, k) !== value(next, k));
+}
 
 export interface Operations {
   stop(): Promise<void>;
@@ -43,16 +54,18 @@ export async function startOperations(opts: {
   readonly logger: Logger;
   /** Reads the configuration again (file and command-line overrides); throws ConfigError. */
   readonly reloadConfig?: () => Config;
-  /** Applies a reloaded configuration to the parts serve.ts owns (session settings, policies). */
-  readonly apply: (config: Config) => void;
+  /** Loads certificates and token keys from the files a reloaded configuration names. */
+  readonly reloadSecurity: (config: Config) => Promise<SecurityReload>;
+  /** Applies a reloaded configuration to the parts serve.ts owns (server, policies, sweeper, log). */
+  readonly apply: (config: Config, security: SecurityReload) => void;
 }): Promise<Operations> {
   const { server, logger } = opts;
-  let current = opts.config;
+  const started = opts.config;
   let metrics: Metrics | undefined;
   let ops: OpsServer | undefined;
-  if (current.server.metrics_listen !== '') {
+  if (started.server.metrics_listen !== '') {
     metrics = new Metrics();
-    const { host, port } = parseListen(current.server.metrics_listen);
+    const { host, port } = parseListen(started.server.metrics_listen);
     ops = await startOpsServer({
       host,
       port,
@@ -61,26 +74,46 @@ export async function startOperations(opts: {
     });
     logger.info({ event: 'listening', protocol: 'http', address: ops.address().address, port: ops.address().port }, 'metrics and health endpoint');
   }
-  const onHup = (): void => {
+  const statusPath = started.server.pid_file === '' ? undefined : reloadStatusPath(started.server.pid_file);
+  let count = 0;
+  const report = async (status: Omit<ReloadStatus, 'pid' | 'count'>): Promise<void> => {
+    if (statusPath === undefined) return;
+    const text = JSON.stringify({ pid: process.pid, count: ++count, ...status } satisfies ReloadStatus);
+    const tmp = `${statusPath}.${process.pid}.tmp`;
+    await writeFile(tmp, `${text}\n`, { mode: 0o644 });
+    await rename(tmp, statusPath);
+  };
+  const reload = async (): Promise<void> => {
     if (opts.reloadConfig === undefined) return;
     let next: Config;
     try {
       next = opts.reloadConfig();
     } catch (e) {
-      logger.error({ event: 'reload_failed', err: e }, 'configuration reload failed, keeping the running configuration');
-      return;
+      const errors = e instanceof ConfigError ? [...e.problems] : [String(e)];
+      logger.error({ event: 'reload_failed', errors }, 'configuration reload failed, keeping the running configuration');
+      return report({ applied: false, restartNeeded: [], errors });
     }
-    const stale = RESTART_KEYS.filter((key) => JSON.stringify(key(next)) !== JSON.stringify(key(current)));
-    opts.apply(next);
-    current = next;
-    logger.info({ event: 'config_reloaded', needsRestart: stale.length > 0 }, stale.length > 0
-      ? 'configuration reloaded; listeners, storage, users file and log level change only with a restart'
+    const security = await opts.reloadSecurity(next);
+    opts.apply(next, security);
+    const restart = [...restartNeeded(started, next), ...security.restart];
+    logger.info({ event: 'config_reloaded', restartNeeded: restart }, restart.length > 0
+      ? `configuration reloaded; changed only by a restart: ${restart.join(', ')}`
       : 'configuration reloaded');
+    if (security.errors.length > 0) {
+      logger.error({ event: 'reload_failed', errors: security.errors }, 'certificates or keys did not load, keeping the previous ones');
+    }
+    return report({ applied: true, restartNeeded: restart, errors: security.errors });
+  };
+  let queue = Promise.resolve();
+  const onHup = (): void => {
+    queue = queue.then(reload).catch((err: unknown) => logger.error({ event: 'reload_failed', err }, 'configuration reload failed'));
   };
   process.on('SIGHUP', onHup);
   return {
     async stop() {
       process.off('SIGHUP', onHup);
+      await queue;
+      if (statusPath !== undefined && count > 0) await rm(statusPath, { force: true });
       metrics?.close();
       await ops?.close();
     },

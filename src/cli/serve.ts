@@ -20,7 +20,7 @@ import { MemoryMailStore } from '../storage/memory/memory-store.js';
 import { DeliveryAgent } from '../delivery/agent.js';
 import { LmtpListener } from '../delivery/lmtp/lmtp-listener.js';
 import { RetentionSweeper } from '../policy/retention.js';
-import { loadSecurity } from './serve-security.js';
+import { acquirePidFile, loadSecurity } from './serve-security.js';
 import { operationsOptions, startOperations } from './serve-operations.js';
 import { policyServerOptions } from './serve-policy.js';
 import { defaultsFrom, UserPolicies } from '../policy/user-policy.js';
@@ -97,6 +97,18 @@ export function createSweeper(
 /** `reloadConfig` reads the configuration again for SIGHUP (`poplar reload`). */
 export async function runServe(config: Config, reloadConfig?: () => Config): Promise<void> {
   const logger = createServeLogger(config.log.level);
+  // First: a second server on the same pid file stops here, before it touches anything.
+  const pidFile = config.server.pid_file === '' ? undefined : await acquirePidFile(config.server.pid_file);
+  try {
+    await serve(config, logger, reloadConfig);
+  } finally {
+    await pidFile?.release();
+  }
+  logger.info({ event: 'stopped' }, 'stopped');
+  logger.flush();
+}
+
+async function serve(config: Config, logger: Logger, reloadConfig?: () => Config): Promise<void> {
   const directory = new PasswdFile(config.auth.users_file);
   const store = createStore(config, logger);
   await firstRun(config, directory, store, logger);
@@ -114,7 +126,6 @@ export async function runServe(config: Config, reloadConfig?: () => Config): Pro
     scryptCost: config.auth.scrypt_cost,
     policy,
     ...operationsOptions(config),
-    shutdownTimeoutMs: config.server.shutdown_timeout * 1000,
     serverSecret: await loadServerSecret(config.server.data_dir),
     ...policyServerOptions(config),
   });
@@ -125,23 +136,30 @@ export async function runServe(config: Config, reloadConfig?: () => Config): Pro
   }, logger);
   await lmtp.listen(config.lmtp.listen.map(parseListen));
   const sweeper = createSweeper(config, store, directory, logger, undefined, policy);
-  sweeper.start(config.retention.sweep_interval * 1000);
-  await security.start();
+  let sweepInterval = config.retention.sweep_interval;
+  sweeper.start(sweepInterval * 1000);
   const operations = await startOperations({
     config,
     server,
     logger,
     ...(reloadConfig === undefined ? {} : { reloadConfig }),
-    apply: (next) => {
-      server.update(sessionSettings(next), operationsOptions(next));
+    reloadSecurity: (next) => security.reload(next),
+    apply: (next, reloaded) => {
+      server.update(sessionSettings(next), { ...operationsOptions(next), ...(reloaded.tokens === undefined ? {} : { tokens: reloaded.tokens }) });
       policy.setDefaults(defaultsFrom(next));
+      logger.level = next.log.level;
+      if (next.retention.sweep_interval !== sweepInterval) {
+        sweepInterval = next.retention.sweep_interval;
+        void sweeper.stop(); // clears the timer at once; a run in progress finishes
+        sweeper.start(sweepInterval * 1000);
+      }
     },
   });
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {
       logger.info({ event: 'shutdown', signal, sessions: server.sessionCount }, 'shutting down');
-      void Promise.all([server.close(), lmtp.close(), sweeper.stop(), security.stop(), operations.stop()])
+      void Promise.all([server.close(), lmtp.close(), sweeper.stop(), operations.stop()])
         .then(() => store.close())
         .catch((err: unknown) => logger.error({ err }, 'shutdown failed'))
         .finally(resolve);
@@ -149,8 +167,6 @@ export async function runServe(config: Config, reloadConfig?: () => Config): Pro
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
-  logger.info({ event: 'stopped' }, 'stopped');
-  logger.flush();
 }
 
 /**

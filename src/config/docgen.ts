@@ -70,6 +70,10 @@ export function renderConfigDoc(): string {
     '`--data` or `-o` resolve against the current directory. `{data_dir}` in a path expands to',
     '`server.data_dir`.',
     '',
+    'A reload (`poplar reload`, or SIGHUP) reads the file again and applies every key to new sessions',
+    'and deliveries (live sessions keep theirs), except those marked **Needs a restart** below: a',
+    'reload that changes one of them names it in the server log and in `poplar reload`\'s output.',
+    '',
     '`poplar config check` lists every problem (with its key, or file:line:column for TOML syntax',
     'errors) and exits 1; `poplar config show` prints the effective configuration.',
     '',
@@ -86,7 +90,7 @@ export function renderConfigDoc(): string {
           code(tomlLiteral(k.default)),
           rangeOf(k),
           k.requirements.join(', '),
-          k.description,
+          k.restart === undefined ? k.description : `${k.description} **Needs a restart** (${k.restart}).`,
         ].map(cell).join(' | ')} |`,
       );
     }
@@ -95,7 +99,9 @@ export function renderConfigDoc(): string {
   out.push('## Example', '', 'Every key with its default value:', '', '```toml');
   for (const s of configSections()) {
     out.push(`[${s.name}]`);
-    for (const k of s.keys) out.push(...comment(k.description), `${k.key} = ${tomlLiteral(k.default)}`);
+    for (const k of s.keys) {
+      out.push(...comment(k.restart === undefined ? k.description : `${k.description} Needs a restart.`), `${k.key} = ${tomlLiteral(k.default)}`);
+    }
     out.push('');
   }
   out[out.length - 1] = '```';

@@ -3,7 +3,7 @@
  * export (`z.toJSONSchema`), so that overrides and docgen never keep a second list of keys.
  */
 import { z } from 'zod';
-import { configSchema } from './schema.js';
+import { configSchema, RESTART_KEYS } from './schema.js';
 
 export type KeyKind = 'string' | 'integer' | 'boolean' | 'enum' | 'string[]' | 'integer[]';
 
@@ -20,6 +20,8 @@ export interface KeyInfo {
   readonly description: string;
   readonly requirements: readonly string[];
   readonly path: boolean;
+  /** Why a reload does not apply this key (schema.ts RESTART_KEYS); undefined: a reload applies it. */
+  readonly restart: string | undefined;
 }
 
 export interface SectionInfo {
@@ -73,6 +75,7 @@ export function configSections(): readonly SectionInfo[] {
       description: n.description ?? '',
       requirements: n.requirements ?? [],
       path: n.path === true,
+      restart: (RESTART_KEYS as Readonly<Record<string, string>>)[`${name}.${key}`],
     })),
   }));
   return cached;

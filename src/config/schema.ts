@@ -477,3 +477,36 @@ export type Config = z.output<typeof configSchema>;
 /** What a config file may contain (every key optional). */
 export type ConfigInput = z.input<typeof configSchema>;
 export type SectionName = keyof Config;
+
+/** `section.key` of every key, checked against the schema. */
+export type DottedKey = { [S in SectionName]: `${S}${'.'}${keyof Config[S] & string}` }[SectionName];
+
+/**
+ * The keys a reload (SIGHUP, `poplar reload`) does not apply, with what holds them from the start:
+ * a reload that changes one logs it and `poplar reload` names it as needing a restart. Every other
+ * key is applied by a reload, to new sessions and deliveries (live sessions keep their settings).
+ * docgen shows this in docs/configuration.md; test/ops/reload.test.ts proves both kinds on a running server.
+ */
+export const RESTART_KEYS: Readonly<Partial<Record<DottedKey, string>>> = {
+  'server.data_dir': 'the users file, mail and state paths derived from it',
+  'server.first_run_user': 'read once, when the server starts on an empty data directory',
+  'server.pid_file': 'written when the server starts',
+  'server.metrics_listen': 'a listening socket',
+  'pop3.listen': 'listening sockets',
+  'pop3.tls_listen': 'listening sockets',
+  'pop3.hostname': 'the LMTP greeting and delivery headers (POP3 sessions take the new name at once)',
+  'auth.users_file': 'the open user directory',
+  'auth.scrypt_cost': 'the server\'s check of unknown users (`poplar user` commands read it every time)',
+  'storage.backend': 'the open mail store',
+  'storage.maildir_path': 'the open mail store',
+  'storage.maildir_dirty_window': 'the open mail store',
+  'storage.maildir_reads': 'the open mail store',
+  'lmtp.listen': 'listening sockets',
+  'lmtp.max_message_size': 'the LMTP listener',
+  'lmtp.max_recipients': 'the LMTP listener',
+  'lmtp.recipient_delimiter': 'the LMTP delivery agent (`poplar deliver` reads it every time)',
+  'quota.warn_percent': 'the LMTP delivery agent (`poplar deliver` reads it every time)',
+  'quota.over_quota': 'the LMTP delivery agent (`poplar deliver` reads it every time)',
+  'policy.users_file': 'the open policy file',
+  'policy.state_dir': 'the open poll state',
+};

@@ -46,15 +46,17 @@ export class Pop3Listener {
   private draining = false;
 
   constructor(
-    private readonly services: SessionServices,
+    private services: SessionServices,
     private settings: SessionSettings,
     private options: ListenerOptions,
   ) {}
 
   /** New sessions use these; live ones keep theirs (R-S20: no dropped sessions). */
-  update(settings: SessionSettings, options: ListenerOptions): void {
+  update(settings: SessionSettings, options: ListenerOptions, services: SessionServices = this.services): void {
+    if ((services.tls === undefined) !== (this.services.tls === undefined)) throw new Error('TLS cannot be turned on or off while listening');
     this.settings = settings;
     this.options = options;
+    this.services = services;
   }
 
   /** `tls`: implicit TLS on these addresses (needs the services' TLS provider). */

@@ -2,8 +2,9 @@
  * TLS for POP3 (R-X3, R-S5): the certificate and key (PEM files), the lowest protocol version
  * (TLS 1.2 by default), and an optional CA whose client certificates SASL EXTERNAL accepts. The
  * same provider serves the implicit-TLS listener (RFC 8314) and STLS (RFC 2595). `reload()`
- * re-reads the files (SIGHUP, `poplar reload`); new connections get the new context, live ones
- * keep theirs; a reload that fails keeps the old context.
+ * re-reads the files, or reads the ones a reloaded configuration names (SIGHUP, `poplar reload`):
+ * a new certificate, key, lowest version or client CA; new connections get the new context, live
+ * ones keep theirs; a reload that fails keeps the old context and files.
  */
 import type { Duplex } from 'node:stream';
 import { readFile } from 'node:fs/promises';
@@ -24,7 +25,7 @@ export interface TlsFiles {
 
 export class TlsProvider {
   private constructor(
-    private readonly files: TlsFiles,
+    private files: TlsFiles,
     private current: { context: SecureContext; cas: X509Certificate[] },
   ) {}
 
@@ -44,9 +45,11 @@ export class TlsProvider {
     return { context, cas };
   }
 
-  /** Re-reads certificate, key and CA; throws (keeping the old context) if they do not load. */
-  async reload(): Promise<void> {
-    this.current = await TlsProvider.build(this.files);
+  /** Reads certificate, key and CA again (or `files`); throws, keeping the old context, if they do not load. */
+  async reload(files: TlsFiles = this.files): Promise<void> {
+    const next = await TlsProvider.build(files);
+    this.files = files;
+    this.current = next;
   }
 
   get requestCert(): boolean {

@@ -1,13 +1,43 @@
 /**
  * The one structured logger (pino). Secrets are redacted here, centrally (DESIGN.md habit 8):
- * whatever a caller passes under these keys is never written.
+ * whatever a caller passes under these keys is never written. Control characters are escaped
+ * here too, in every field (user names, SASL authzids, client ids, error messages): see
+ * escapeControls.
  */
 import { pino, type Logger, type LevelWithSilent, type DestinationStream } from 'pino';
 
 export const REDACTED_KEYS = ['password', 'pass', 'secret', 'token', '*.password', '*.secret', '*.token'];
 
+/**
+ * In one serialized JSON log line: JSON's own escapes of C0 controls other than tab and line feed
+ * (`\u001b`, `\r`, `\b`, `\f`), and the raw characters JSON leaves as they are (DEL, C1 controls,
+ * the bidi controls U+061C, U+200E/F, U+202A–U+202E, U+2066–U+2069, and U+2028/U+2029). An
+ * escaped backslash (`\\`) is matched first so that a literal backslash in a value is left alone.
+ */
+const CONTROL = /\\\\|\\(?:u00(?:0[0-8bcef]|1[0-9a-f]|7f)|[bfr])|[\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * Makes every control character in a log line visible text: a value holding U+202E is logged as
+ * the six characters `\u202e` (written `\\u202e` in the JSON), ESC as `\u001b`, CR as `\r`. So
+ * neither the raw line (a terminal, grep, fail2ban) nor the value a log viewer decodes can be
+ * reordered or recoloured by what a client sent. Tab and line feed keep JSON's `\t`, `\n`
+ * (stack traces), which no decoder turns into a raw character on the line.
+ */
+export function escapeControls(line: string): string {
+  return line.replace(CONTROL, (m) => {
+    if (m === '\\\\') return m;
+    if (m.length === 1) return `\\\\u${m.charCodeAt(0).toString(16).padStart(4, '0')}`;
+    return `\\${m}`;
+  });
+}
+
 export function createLogger(level: LevelWithSilent, destination?: DestinationStream): Logger {
-  const options = { level, base: { service: 'poplar' }, redact: { paths: REDACTED_KEYS, censor: '[redacted]' } };
+  const options = {
+    level,
+    base: { service: 'poplar' },
+    redact: { paths: REDACTED_KEYS, censor: '[redacted]' },
+    hooks: { streamWrite: escapeControls },
+  };
   return destination === undefined ? pino(options) : pino(options, destination);
 }
 

@@ -70,3 +70,21 @@ describe('poplar config', () => {
     assert.match(u.stderr, /^poplar: unknown command 'frobnicate'/);
   });
 });
+
+describe('reload metadata', () => {
+  it('R-S20 every key is applied by a reload or listed once as needing a restart, and the generated doc says which', async () => {
+    const { configKeys } = await import('../../src/config/keys.js');
+    const { RESTART_KEYS } = await import('../../src/config/schema.js');
+    const { renderConfigDoc } = await import('../../src/config/docgen.js');
+    const keys = configKeys();
+    for (const k of Object.keys(RESTART_KEYS)) assert.ok(keys.has(k), `${k} is a key`);
+    const restart = [...keys.values()].filter((k) => k.restart !== undefined).map((k) => k.dotted);
+    assert.deepEqual(restart.sort(), Object.keys(RESTART_KEYS).sort());
+    for (const k of ['pop3.listen', 'pop3.tls_listen', 'lmtp.listen', 'server.metrics_listen']) assert.ok(restart.includes(k), k);
+    for (const k of ['tls.client_ca', 'auth.mechanisms', 'oauth.issuers', 'auth.trusted_networks', 'log.level']) assert.ok(!restart.includes(k), k);
+    const doc = renderConfigDoc();
+    const row = (dotted: string): string => doc.split('\n').find((l) => l.startsWith(`| \`${dotted}\``)) ?? '';
+    assert.match(row('pop3.listen'), /\*\*Needs a restart\*\*/);
+    assert.doesNotMatch(row('tls.client_ca'), /Needs a restart/);
+  });
+});
