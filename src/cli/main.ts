@@ -27,9 +27,18 @@ const SUBCOMMANDS: ReadonlyArray<() => Command> = [
   expireCommand, importCommand, exportCommand, certCommand, reloadCommand,
 ];
 
+/** The package's version: package.json is two levels up in the package (lib/cli/), three in a build (dist/src/cli/). */
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
-  return pkg.version;
+  for (const rel of ['../../package.json', '../../../package.json']) {
+    let pkg: { name?: unknown; version?: unknown };
+    try {
+      pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), 'utf8')) as typeof pkg;
+    } catch {
+      continue;
+    }
+    if (pkg.name === 'poplar' && typeof pkg.version === 'string') return pkg.version;
+  }
+  return 'unknown';
 }
 
 /** Usage errors read `poplar: <message>` and reach main() instead of exiting, at every level. */
