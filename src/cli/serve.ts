@@ -49,7 +49,7 @@ export function sessionSettings(config: Config): SessionSettings {
 export function createStore(config: Config): MailStore {
   if (config.storage.backend === 'memory') return new MemoryMailStore();
   const template = config.storage.maildir_path;
-  return new MaildirStore({ path: (mailbox) => template.replaceAll('%u', mailbox), reads: config.storage.maildir_reads, dirtyWindowMs: config.storage.maildir_dirty_window });
+  return new MaildirStore({ path: (mailbox) => template.replaceAll('%u', () => mailbox), reads: config.storage.maildir_reads, dirtyWindowMs: config.storage.maildir_dirty_window });
 }
 
 export function createPolicies(config: Config): UserPolicies {
