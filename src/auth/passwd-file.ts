@@ -3,15 +3,17 @@
  *   user:{SCHEME}hash:uid:gid:gecos:home:shell:extra fields
  * Trailing fields may be missing; `#` comments and blank lines are skipped. Extra fields are
  * space-separated `key=value` tokens and may contain `:`; poplar keeps R-K3 grants in one of them,
- * `poplar_grants=box1,box2`. Writes are atomic (temp file, fsync, rename, mode 0600) and keep
- * every line and field poplar does not change byte for byte.
+ * `poplar_grants=box1,box2`. Changes are made under the file's lock and written atomically with
+ * the file's owner and mode (config/admin-file.ts), keeping every line and field poplar does not
+ * change byte for byte. A line whose name breaks the name rule (auth/user-name.ts) is no user:
+ * it is skipped, with one warning per line, and kept in the file as it is.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile, stat } from 'node:fs/promises';
+import { AdminFileError, editFile } from '../config/admin-file.js';
 import type { UserDirectory, UserRecord } from './directory.js';
+import { printableName, userNameProblem } from './user-name.js';
 
-export type PasswdFileErrorCode = 'INVALID_NAME' | 'EXISTS' | 'NO_SUCH_USER' | 'ALREADY_GRANTED' | 'NOT_GRANTED';
+export type PasswdFileErrorCode = 'INVALID_NAME' | 'EXISTS' | 'NO_SUCH_USER' | 'ALREADY_GRANTED' | 'NOT_GRANTED' | 'FILE';
 
 export class PasswdFileError extends Error {
   readonly code: PasswdFileErrorCode;
@@ -27,23 +29,9 @@ const GRANTS_KEY = 'poplar_grants';
 const FIELD_COUNT = 8;
 const EXTRA = FIELD_COUNT - 1;
 
-/**
- * Why `name` cannot be a user or maildrop name, or undefined when it can. `:` and newlines would
- * break the file format, `,` the grants list, `/`, `\` and a leading `.` would escape or hide in
- * the Maildir tree, a leading `#` would read as a comment.
- */
-export function nameProblem(name: string): string | undefined {
-  if (name.length === 0) return 'name is empty';
-  if (Buffer.byteLength(name, 'utf8') > 255) return 'name is longer than 255 bytes';
-  if (/[\s\p{Cc}]/u.test(name)) return 'name contains whitespace or a control character';
-  if (/[:/\\,]/.test(name)) return 'name contains one of : / \\ ,';
-  if (name.startsWith('.') || name.startsWith('#')) return 'name starts with . or #';
-  return undefined;
-}
-
 function checkName(name: string): void {
-  const problem = nameProblem(name);
-  if (problem !== undefined) throw new PasswdFileError('INVALID_NAME', `invalid name "${name}": ${problem}`);
+  const problem = userNameProblem(name);
+  if (problem !== undefined) throw new PasswdFileError('INVALID_NAME', `invalid name ${printableName(name)}: ${problem}`);
 }
 
 /** One line of the file; `fields` is set for user lines and is what gets written when changed. */
@@ -120,49 +108,34 @@ function parseFile(text: string): Line[] {
   return raws.map(parseLine);
 }
 
-/** Records by name; the first line for a name wins, as in Dovecot. */
-function recordsOf(lines: readonly Line[]): Map<string, UserRecord> {
+/** Records by name; the first line for a name wins, as in Dovecot. Lines with a bad name go to `skip`. */
+function recordsOf(lines: readonly Line[], skip: (line: Line, n: number, problem: string) => void): Map<string, UserRecord> {
   const users = new Map<string, UserRecord>();
-  for (const l of lines) if (l.fields && !users.has(l.fields[0]!)) users.set(l.fields[0]!, toRecord(l.fields));
+  lines.forEach((l, i) => {
+    if (!l.fields) return;
+    const name = l.fields[0]!;
+    const problem = userNameProblem(name);
+    if (problem !== undefined) skip(l, i + 1, problem);
+    else if (!users.has(name)) users.set(name, toRecord(l.fields));
+  });
   return users;
 }
 
 const isMissing = (err: unknown): boolean => (err as NodeJS.ErrnoException).code === 'ENOENT';
 
-async function writeAtomic(path: string, text: string): Promise<void> {
-  const dir = dirname(path);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  try {
-    const fh = await open(tmp, 'wx', 0o600);
-    try {
-      await fh.chmod(0o600);
-      await fh.writeFile(text, 'utf8');
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-  const d = await open(dir, 'r');
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
-  }
-}
-
 export interface PasswdFileOptions {
   /** lookup() stats the file at most this often; 1000 ms by default. */
   statIntervalMs?: number;
+  /** Where the one line per skipped user line goes; by default to stderr. */
+  warn?: (message: string) => void;
 }
 
 export class PasswdFile implements UserDirectory {
   readonly path: string;
   private readonly statIntervalMs: number;
+  private readonly warn: (message: string) => void;
+  /** Skipped lines already warned about, so each is reported once per instance. */
+  private readonly warned = new Set<string>();
   private cache: { version: string; users: Map<string, UserRecord> } | undefined;
   private checkedAt = -Infinity;
   private pending: Promise<Map<string, UserRecord>> | undefined;
@@ -170,6 +143,15 @@ export class PasswdFile implements UserDirectory {
   constructor(path: string, opts: PasswdFileOptions = {}) {
     this.path = path;
     this.statIntervalMs = opts.statIntervalMs ?? 1000;
+    this.warn = opts.warn ?? ((message) => process.stderr.write(`poplar: ${message}\n`));
+  }
+
+  private records(lines: readonly Line[]): Map<string, UserRecord> {
+    return recordsOf(lines, (line, n, problem) => {
+      if (this.warned.has(line.raw)) return;
+      this.warned.add(line.raw);
+      this.warn(`${this.path} line ${n}: user ${printableName(line.fields![0]!)} skipped: ${problem}`);
+    });
   }
 
   /** The user's record, re-reading the file when its inode, size or mtime changed. Missing file: no users. */
@@ -195,7 +177,7 @@ export class PasswdFile implements UserDirectory {
       const st = await stat(this.path);
       version = `${st.dev}:${st.ino}:${st.size}:${st.mtimeMs}`;
       if (this.cache?.version === version) users = this.cache.users;
-      else users = recordsOf(parseFile(await readFile(this.path, 'utf8')));
+      else users = this.records(parseFile(await readFile(this.path, 'utf8')));
     } catch (err) {
       if (!isMissing(err)) throw err;
     }
@@ -213,13 +195,20 @@ export class PasswdFile implements UserDirectory {
     }
   }
 
-  /** Reads the file fresh, lets `change` edit its lines, and writes it back atomically. */
+  /** Reads the file fresh under its lock, lets `change` edit its lines, and writes it back atomically. */
   private async modify<T>(change: (lines: Line[]) => T): Promise<T> {
-    const lines = await this.readLines();
-    const result = change(lines);
-    await writeAtomic(this.path, lines.map((l) => l.raw + '\n').join(''));
-    this.checkedAt = -Infinity;
-    return result;
+    try {
+      return await editFile(this.path, (text) => {
+        const lines = parseFile(text ?? '');
+        const result = change(lines);
+        return { text: lines.map((l) => l.raw + '\n').join(''), result };
+      });
+    } catch (err) {
+      if (err instanceof AdminFileError) throw new PasswdFileError('FILE', err.message);
+      throw err;
+    } finally {
+      this.checkedAt = -Infinity;
+    }
   }
 
   private static find(lines: readonly Line[], name: string): Line {
@@ -235,7 +224,7 @@ export class PasswdFile implements UserDirectory {
 
   /** Every user, in file order (first line per name). */
   async list(): Promise<UserRecord[]> {
-    return [...recordsOf(await this.readLines()).values()];
+    return [...this.records(await this.readLines()).values()];
   }
 
   /** Adds a user with a stored credential such as hashPassword() returns. */

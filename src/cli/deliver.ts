@@ -10,6 +10,7 @@
  */
 import { Command } from 'commander';
 import { PasswdFile } from '../auth/passwd-file.js';
+import { printableName, userNameProblem } from '../auth/user-name.js';
 import { createLogger } from '../observability/logger.js';
 import { configFrom, ExitStatus, withConfigOptions, type ConfigOptions } from './common.js';
 
@@ -44,6 +45,9 @@ async function deliver(opts: DeliverOptions): Promise<void> {
   }
   // Logs go to stderr: Postfix quotes a mailbox_command's output in bounces and its own log.
   const logger = createLogger(config.log.level === 'info' ? 'warn' : config.log.level, process.stderr);
+  // A name the store cannot hold is nobody's (auth/user-name.ts): bounce, never defer forever.
+  const problem = userNameProblem(opts.user);
+  if (problem !== undefined) throw new ExitStatus(EX_NOUSER, `no such user ${printableName(opts.user)}: ${problem}`);
   const { createAgent, createStore } = await import('./serve.js');
   const directory = new PasswdFile(config.auth.users_file);
   const record = await directory.lookup(opts.user).catch((err: unknown) => {

@@ -4,13 +4,15 @@
  */
 import { Command } from 'commander';
 import { PasswdFile } from '../auth/passwd-file.js';
-import { configFrom, withConfigOptions, type ConfigOptions } from './common.js';
+import { checkUserName, configFrom, withConfigOptions, type ConfigOptions } from './common.js';
 
 interface GrantOptions extends ConfigOptions {
   revoke?: boolean;
 }
 
 async function grant(user: string, mailbox: string, opts: GrantOptions): Promise<void> {
+  checkUserName(user);
+  if (opts.revoke !== true) checkUserName(mailbox, 'maildrop name');
   const dir = new PasswdFile(configFrom(opts).auth.users_file);
   if (opts.revoke === true) {
     await dir.revoke(user, mailbox);

@@ -6,8 +6,9 @@
 import { Command } from 'commander';
 import { PasswdFile } from '../auth/passwd-file.js';
 import type { Config } from '../config/schema.js';
+import { AdminFileError } from '../config/admin-file.js';
 import { fullness, parseSize } from '../policy/quota.js';
-import { CliError, configFrom, withConfigOptions, type ConfigOptions } from './common.js';
+import { checkUserName, CliError, configFrom, withConfigOptions, type ConfigOptions } from './common.js';
 
 interface SetOptions extends ConfigOptions {
   bytes?: string;
@@ -46,6 +47,7 @@ async function set(name: string, opts: SetOptions): Promise<void> {
   if (opts.bytes === undefined && opts.messages === undefined && opts.downloadPerDay === undefined) {
     throw new CliError('give --bytes, --messages and/or --download-per-day');
   }
+  checkUserName(name);
   const config = configFrom(opts);
   if ((await new PasswdFile(config.auth.users_file).lookup(name)) === undefined) throw new CliError(`no such user "${name}"`);
   const { createPolicies } = await import('./serve.js');
@@ -53,7 +55,9 @@ async function set(name: string, opts: SetOptions): Promise<void> {
   if (opts.bytes !== undefined) changes.quota_bytes = parseValue(opts.bytes, 'size', true);
   if (opts.messages !== undefined) changes.quota_messages = parseValue(opts.messages, 'message count', false);
   if (opts.downloadPerDay !== undefined) changes.download_bytes_per_day = parseValue(opts.downloadPerDay, 'size', true);
-  await createPolicies(config).update(name, changes);
+  await createPolicies(config).update(name, changes).catch((err: unknown) => {
+    throw err instanceof AdminFileError ? new CliError(err.message) : err;
+  });
   await show(config, [name]);
 }
 
@@ -69,7 +73,10 @@ export function quotaCommand(): Command {
       .option('--download-per-day <size>', 'octets RETR/TOP may send per UTC day, e.g. 500M (R-X10)'),
   ).action((name: string, opts: SetOptions) => set(name, opts));
   withConfigOptions(quota.command('get').description("show a user's quota and usage").argument('<user>')).action(
-    (name: string, opts: ConfigOptions) => show(configFrom(opts), [name]),
+    (name: string, opts: ConfigOptions) => {
+      checkUserName(name);
+      return show(configFrom(opts), [name]);
+    },
   );
   withConfigOptions(quota.command('list').description('show quota and usage of every user')).action(async (opts: ConfigOptions) => {
     const config = configFrom(opts);

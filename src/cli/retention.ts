@@ -5,7 +5,8 @@
 import { Command } from 'commander';
 import { PasswdFile } from '../auth/passwd-file.js';
 import { expireValue, type OverrideKey } from '../policy/user-policy.js';
-import { CliError, configFrom, withConfigOptions, type ConfigOptions } from './common.js';
+import { AdminFileError } from '../config/admin-file.js';
+import { checkUserName, CliError, configFrom, withConfigOptions, type ConfigOptions } from './common.js';
 
 interface SetOptions extends ConfigOptions {
   retrievedDays?: string;
@@ -20,6 +21,7 @@ function value(text: string, what: string): number | null {
 }
 
 async function get(name: string, opts: ConfigOptions): Promise<void> {
+  checkUserName(name);
   const { createPolicies } = await import('./serve.js');
   const p = await createPolicies(configFrom(opts)).get(name);
   const days = (d: number): string => (d === 0 ? 'kept' : `${d} days`);
@@ -35,10 +37,13 @@ async function set(name: string, opts: SetOptions): Promise<void> {
   if (opts.unretrievedDays !== undefined) changes.unretrieved_days = value(opts.unretrievedDays, 'day count');
   if (opts.loginDelay !== undefined) changes.login_delay = value(opts.loginDelay, 'delay');
   if (Object.keys(changes).length === 0) throw new CliError('give --retrieved-days, --unretrieved-days and/or --login-delay');
+  checkUserName(name);
   const config = configFrom(opts);
   if ((await new PasswdFile(config.auth.users_file).lookup(name)) === undefined) throw new CliError(`no such user "${name}"`);
   const { createPolicies } = await import('./serve.js');
-  await createPolicies(config).update(name, changes);
+  await createPolicies(config).update(name, changes).catch((err: unknown) => {
+    throw err instanceof AdminFileError ? new CliError(err.message) : err;
+  });
   await get(name, opts);
 }
 

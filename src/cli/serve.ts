@@ -51,7 +51,7 @@ export function createStore(config: Config, logger?: Logger): MailStore {
   if (config.storage.backend === 'memory') return new MemoryMailStore();
   const template = config.storage.maildir_path;
   return new MaildirStore({
-    path: (mailbox) => template.replaceAll('%u', mailbox),
+    path: (mailbox) => template.replaceAll('%u', () => mailbox),
     reads: config.storage.maildir_reads,
     dirtyWindowMs: config.storage.maildir_dirty_window,
     ...(logger === undefined ? {} : { logger }),

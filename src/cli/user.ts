@@ -6,9 +6,9 @@
  */
 import { Command } from 'commander';
 import { makeCredentials, needsFor } from '../auth/credentials.js';
-import { nameProblem, PasswdFile } from '../auth/passwd-file.js';
+import { PasswdFile } from '../auth/passwd-file.js';
 import type { Config } from '../config/load.js';
-import { CliError, configFrom, withConfigOptions, type ConfigOptions } from './common.js';
+import { checkUserName, CliError, configFrom, withConfigOptions, type ConfigOptions } from './common.js';
 import { readNewPassword } from './prompt.js';
 
 interface PasswordOptions extends ConfigOptions {
@@ -29,8 +29,7 @@ async function exists(dir: PasswdFile, name: string): Promise<boolean> {
 }
 
 async function add(name: string, opts: PasswordOptions): Promise<void> {
-  const problem = nameProblem(name);
-  if (problem !== undefined) throw new CliError(`invalid user name "${name}": ${problem}`);
+  checkUserName(name);
   const config = configFrom(opts);
   const dir = directory(config);
   if (await exists(dir, name)) throw new CliError(`user "${name}" already exists (use "poplar user passwd" to change the password)`);
@@ -41,6 +40,7 @@ async function add(name: string, opts: PasswordOptions): Promise<void> {
 }
 
 async function passwd(name: string, opts: PasswordOptions): Promise<void> {
+  checkUserName(name);
   const config = configFrom(opts);
   const dir = directory(config);
   if (!(await exists(dir, name))) throw new CliError(`no such user "${name}" in ${dir.path}`);
@@ -50,11 +50,12 @@ async function passwd(name: string, opts: PasswordOptions): Promise<void> {
   process.stdout.write(`password of "${name}" changed\n`);
 }
 
+/** Takes any name found in the file, so a line with a name the rule refuses can be removed too. */
 async function del(name: string, opts: ConfigOptions): Promise<void> {
   const config = configFrom(opts);
   const dir = directory(config);
   await dir.remove(name);
-  const where = config.storage.backend === 'maildir' ? ` in ${config.storage.maildir_path.replaceAll('%u', name)}` : '';
+  const where = config.storage.backend === 'maildir' ? ` in ${config.storage.maildir_path.replaceAll('%u', () => name)}` : '';
   process.stdout.write(`user "${name}" removed; their mail${where} was not deleted\n`);
 }
 

@@ -23,6 +23,7 @@ import { MECHANISM_NAMES } from '../auth/sasl/names.js';
 import { CLIENT_WORKAROUNDS } from '../protocol/dot-stuffing.js';
 import { networkProblem } from '../net/networks.js';
 import { tryParseListen } from './listen.js';
+import { byteSize } from '../policy/quota.js';
 
 /** Metadata every key carries; read back by docgen through `schema.meta()`. */
 export type KeyMeta = {
@@ -302,9 +303,10 @@ const lmtp = z
         'empty: no LMTP listener. LMTP has no authentication: bind it to loopback or a trusted network.',
       requirements: ['R-X6'],
     })),
-    max_message_size: z.number().int().min(1024).default(50 * 1024 * 1024).meta(meta({
+    max_message_size: byteSize(z.number().int().min(1024).default(50 * 1024 * 1024)).meta(meta({
       description:
-        'Largest message accepted, in octets, advertised as SIZE (RFC 1870); a larger one is refused ' +
+        'Largest message accepted, in octets (or a string such as `"50M"`: K, M, G are powers of 1024), ' +
+        'advertised as SIZE (RFC 1870); a larger one is refused ' +
         'with `552 5.3.4` for every recipient. The message is held in memory while it is delivered.',
       requirements: ['R-X6'],
     })),
@@ -324,8 +326,10 @@ const lmtp = z
 
 const quota = z
   .strictObject({
-    bytes: z.number().int().min(0).default(0).meta(meta({
-      description: 'Default storage quota of every maildrop, in octets (exact sizes, R-S4); `0` is unlimited.',
+    bytes: byteSize(z.number().int().min(0).default(0)).meta(meta({
+      description:
+        'Default storage quota of every maildrop, in octets (exact sizes, R-S4), or a string such as `"100M"` ' +
+        '(K, M, G are powers of 1024, as in `poplar quota set --bytes`); `0` is unlimited.',
       requirements: ['R-S16'],
     })),
     messages: z.number().int().min(0).default(0).meta(meta({
@@ -389,9 +393,10 @@ const policy = z
         '`0` neither advertises nor enforces anything.',
       requirements: ['R-X10'],
     })),
-    download_bytes_per_day: z.number().int().min(0).default(0).meta(meta({
+    download_bytes_per_day: byteSize(z.number().int().min(0).default(0)).meta(meta({
       description:
-        'Octets RETR and TOP may send from one maildrop per UTC day; once reached they answer ' +
+        'Octets RETR and TOP may send from one maildrop per UTC day (or a string such as `"500M"`: K, M, ' +
+        'G are powers of 1024); once reached they answer ' +
         '`-ERR [SYS/TEMP] Daily download limit reached` until midnight UTC. A message that starts below the ' +
         'limit is sent whole. `0` is unlimited; per user with `poplar quota set --download-per-day`.',
       requirements: ['R-X10'],

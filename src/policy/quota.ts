@@ -6,6 +6,7 @@
  * not one per delivery. Warning messages themselves are never refused.
  */
 import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
 import type { Usage } from '../storage/mail-store.js';
 import type { EffectivePolicy } from './user-policy.js';
 
@@ -63,10 +64,32 @@ export function rfc5322Date(d: Date): string {
   return d.toUTCString().replace(/GMT$/, '+0000');
 }
 
-/** Parses a size like `500`, `10K`, `20M`, `1G` (powers of 1024) into octets. */
+/**
+ * Parses a size in octets: digits, optionally followed by K, M or G (powers of 1024, any case,
+ * optionally with `B` or `iB`: `20M`, `20MB`, `20MiB` are 20971520), or a bare `B`. The one
+ * reading of sizes, for `poplar quota set` and for the config and policy files (byteSize).
+ */
 export function parseSize(text: string): number | undefined {
-  const m = /^(\d{1,15})\s*([KMG]?)i?B?$/i.exec(text.trim());
+  const m = /^(\d{1,15})\s*(?:([KMG])(?:i?B)?|B)?$/i.exec(text.trim());
   if (m === null) return undefined;
-  const unit = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G'];
-  return Number(m[1]) * unit;
+  const unit = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[(m[2] ?? '').toUpperCase() as '' | 'K' | 'M' | 'G'];
+  const n = Number(m[1]) * unit;
+  return Number.isSafeInteger(n) ? n : undefined;
+}
+
+export const SIZE_HINT = 'a size in octets, or a number with K, M or G (powers of 1024), e.g. "100M"';
+
+/**
+ * A schema for a size in octets written as a number or as a string parseSize reads: TOML
+ * `quota.bytes = "100M"` means what `poplar quota set --bytes 100M` means. `octets` checks the
+ * number (range, default) and is what JSON Schema and docs/configuration.md show.
+ */
+export function byteSize<T extends z.ZodType<number | undefined>>(octets: T): z.ZodPreprocess<T> {
+  return z.preprocess((value, ctx) => {
+    if (typeof value !== 'string') return value;
+    const n = parseSize(value);
+    if (n !== undefined) return n;
+    ctx.addIssue({ code: 'custom', message: `expected ${SIZE_HINT} (got ${JSON.stringify(value)})` });
+    return z.NEVER;
+  }, octets);
 }

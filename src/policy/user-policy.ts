@@ -8,22 +8,25 @@
  *   retrieved_days = 7
  *
  * The file is read again whenever its mtime or size changes, so a running server sees changes
- * at once (R-S20). It is replaced atomically (temporary file, fsync, rename).
+ * at once (R-S20). Changes are made under the file's lock and written atomically, keeping the
+ * file's owner and mode (config/admin-file.ts), so concurrent `quota set` commands all land.
  */
-import { randomBytes } from 'node:crypto';
-import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { parse, stringify } from 'smol-toml';
 import { z } from 'zod';
+import { editFile } from '../config/admin-file.js';
 import type { Config } from '../config/schema.js';
+import { byteSize } from './quota.js';
 import { ConfigError } from '../errors.js';
 
+/** Sizes may be written as in the config file and `poplar quota set` (`"100M"`, policy/quota.ts). */
 const overrideSchema = z.strictObject({
-  quota_bytes: z.number().int().min(0).optional(),
+  quota_bytes: byteSize(z.number().int().min(0).optional()),
   quota_messages: z.number().int().min(0).optional(),
   retrieved_days: z.number().int().min(0).optional(),
   unretrieved_days: z.number().int().min(0).optional(),
   login_delay: z.number().int().min(0).optional(),
-  download_bytes_per_day: z.number().int().min(0).optional(),
+  download_bytes_per_day: byteSize(z.number().int().min(0).optional()),
 });
 
 export type UserOverrides = z.infer<typeof overrideSchema>;
@@ -126,44 +129,38 @@ export class UserPolicies implements PollPolicy {
     return caps;
   }
 
-  /** Sets (a number) or removes (null) override keys of one user, rewriting the file atomically. */
+  /**
+   * Sets (a number) or removes (null) override keys of one user: the file is read fresh and
+   * rewritten under its lock, atomically, keeping its owner and mode (config/admin-file.ts).
+   */
   async update(user: string, changes: Partial<Record<OverrideKey, number | null>>): Promise<UserOverrides> {
-    const users = new Map(await this.load(true));
-    const next: Record<string, number> = { ...(users.get(user) ?? {}) };
-    for (const [key, value] of Object.entries(changes)) {
-      if (value === null) delete next[key];
-      else if (value !== undefined) next[key] = value;
-    }
-    const checked = overrideSchema.parse(next);
-    if (Object.keys(checked).length === 0) users.delete(user);
-    else users.set(user, checked);
-    const text = stringify(Object.fromEntries([...users].sort(([a], [b]) => (a < b ? -1 : 1))));
-    const tmp = `${this.path}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-    const fh = await open(tmp, 'wx', 0o600);
-    try {
-      await fh.writeFile(`# poplar per-user policy; written by poplar quota/retention set\n${text}\n`);
-      await fh.sync();
-      await fh.close();
-      await rename(tmp, this.path);
-    } catch (err) {
-      await fh.close().catch(() => {});
-      await unlink(tmp).catch(() => {});
-      throw err;
-    }
+    const checked = await editFile(this.path, (text) => {
+      const users = text === undefined ? new Map<string, UserOverrides>() : this.parse(text);
+      const next: Record<string, number> = { ...(users.get(user) ?? {}) };
+      for (const [key, value] of Object.entries(changes)) {
+        if (value === null) delete next[key];
+        else if (value !== undefined) next[key] = value;
+      }
+      const result = overrideSchema.parse(next);
+      if (Object.keys(result).length === 0) users.delete(user);
+      else users.set(user, result);
+      const toml = stringify(Object.fromEntries([...users].sort(([a], [b]) => (a < b ? -1 : 1))));
+      return { text: `# poplar per-user policy; written by poplar quota/retention set\n${toml}\n`, result };
+    });
     this.cache = undefined;
     this.recent = undefined;
     return checked;
   }
 
-  private async load(fresh = false): Promise<Map<string, UserOverrides>> {
+  private async load(): Promise<Map<string, UserOverrides>> {
     const now = performance.now();
-    if (!fresh && this.recent !== undefined && now - this.recent.at < RESTAT_MS) return this.recent.users;
-    const users = await this.read(fresh);
+    if (this.recent !== undefined && now - this.recent.at < RESTAT_MS) return this.recent.users;
+    const users = await this.read();
     this.recent = { at: now, users };
     return users;
   }
 
-  private async read(fresh: boolean): Promise<Map<string, UserOverrides>> {
+  private async read(): Promise<Map<string, UserOverrides>> {
     let st;
     try {
       st = await stat(this.path);
@@ -172,8 +169,14 @@ export class UserPolicies implements PollPolicy {
       throw err;
     }
     const c = this.cache;
-    if (!fresh && c !== undefined && c.mtimeMs === st.mtimeMs && c.size === st.size) return c.users;
-    const text = await readFile(this.path, 'utf8');
+    if (c !== undefined && c.mtimeMs === st.mtimeMs && c.size === st.size) return c.users;
+    const users = this.parse(await readFile(this.path, 'utf8'));
+    this.cache = { mtimeMs: st.mtimeMs, size: st.size, users };
+    return users;
+  }
+
+  /** The overrides of a policy file's text; every problem is reported together (ConfigError). */
+  private parse(text: string): Map<string, UserOverrides> {
     const users = new Map<string, UserOverrides>();
     const problems: string[] = [];
     let table: Record<string, unknown>;
@@ -188,7 +191,6 @@ export class UserPolicies implements PollPolicy {
       else problems.push(...r.error.issues.map((i) => `${this.path}: [${name}] ${i.path.join('.')}: ${i.message}`));
     }
     if (problems.length > 0) throw new ConfigError(problems);
-    this.cache = { mtimeMs: st.mtimeMs, size: st.size, users };
     return users;
   }
 }

@@ -194,12 +194,7 @@ export interface MaildropSnapshot {
 }
 
 /**
- * Mailbox (maildrop) names reach the file system, so they are checked in one place: no path
- * separators, no leading dot, no control characters, at most 255 octets.
+ * Mailbox (maildrop) names reach the file system: every store checks them with the one rule for
+ * user and maildrop names (auth/user-name.ts), the rule the admin CLI and the directory use.
  */
-export function isValidMailboxName(name: string): boolean {
-  if (name.length === 0 || Buffer.byteLength(name, 'utf8') > 255) return false;
-  if (name.startsWith('.') || name.startsWith('-')) return false;
-  // eslint-disable-next-line no-control-regex
-  return !/[\x00-\x1f\x7f/\\:*?"<>|%]/.test(name) && name.trim() === name;
-}
+export { isValidUserName as isValidMailboxName } from '../auth/user-name.js';

@@ -1,9 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, rmSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { nameProblem, PasswdFile, PasswdFileError } from '../../src/auth/passwd-file.js';
+import { PasswdFile, PasswdFileError } from '../../src/auth/passwd-file.js';
+import { userNameProblem as nameProblem } from '../../src/auth/user-name.js';
 
 /** Every test's files live under one folder, removed when the file's tests end. */
 const root = mkdtempSync(join(tmpdir(), 'poplar-passwd-'));
@@ -66,8 +67,9 @@ describe('PasswdFile', () => {
     assert.equal((await server.lookup('erin'))?.password, '{PLAIN}pw');
   });
 
-  it('keeps lines and fields it does not change byte for byte', async () => {
+  it('keeps lines and fields it does not change byte for byte, and the file\'s mode', async () => {
     const file = tempFile(DOVECOT);
+    chmodSync(file, 0o640);
     const dir = new PasswdFile(file);
     await dir.add('erin', '{SCRYPT}new');
     await dir.setPassword('alice', '{SCRYPT}changed');
@@ -85,6 +87,12 @@ describe('PasswdFile', () => {
       'erin:{SCRYPT}new',
       '',
     ]);
+    assert.equal(statSync(file).mode & 0o777, 0o640);
+  });
+
+  it('a users file it creates is 0600', async () => {
+    const file = join(tempFile(), 'new', 'users');
+    await new PasswdFile(file).add('alice', '{PLAIN}x');
     assert.equal(statSync(file).mode & 0o777, 0o600);
   });
 
@@ -125,5 +133,29 @@ describe('PasswdFile', () => {
       assert.equal(nameProblem(good), undefined, good);
     }
     await assert.rejects(new PasswdFile(tempFile()).add('a:b', '{PLAIN}x'), rejectsWith('INVALID_NAME'));
+  });
+
+  it('R-X8 a line whose name breaks the name rule is no user: skipped with one warning, kept in the file (regression: it reached the store)', async () => {
+    const file = tempFile('alice:{PLAIN}a\n-x:{PLAIN}b\nbob|c:{PLAIN}c\ncarol:{PLAIN}d\n');
+    const warnings: string[] = [];
+    const dir = new PasswdFile(file, { statIntervalMs: 0, warn: (m) => warnings.push(m) });
+    assert.equal(await dir.lookup('-x'), undefined);
+    assert.equal(await dir.lookup('bob|c'), undefined);
+    assert.deepEqual((await dir.list()).map((u) => u.name), ['alice', 'carol']);
+    await dir.grant('alice', 'shared');
+    assert.deepEqual((await dir.list()).map((u) => u.name), ['alice', 'carol']);
+    assert.deepEqual(warnings.map((w) => w.replace(file, 'F')), [
+      'F line 2: user "-x" skipped: name starts with ".", "-" or "#"',
+      'F line 3: user "bob|c" skipped: name contains "|" (none of : / \\ , * ? " < > | % may appear)',
+    ]);
+    assert.match(readFileSync(file, 'utf8'), /^-x:\{PLAIN\}b\nbob\|c:\{PLAIN\}c$/m);
+  });
+
+  it('R-X8 changes made at the same time through different instances all land (the file lock)', async () => {
+    const file = tempFile('alice:{PLAIN}a\n');
+    const boxes = Array.from({ length: 12 }, (_, i) => `box${i}`);
+    await Promise.all(boxes.map((b) => new PasswdFile(file).grant('alice', b)));
+    assert.deepEqual([...((await new PasswdFile(file).lookup('alice'))?.grants ?? [])].sort(), [...boxes].sort());
+    assert.deepEqual(readdirSync(dirname(file)), ['users'], 'no lock or temporary file is left behind');
   });
 });

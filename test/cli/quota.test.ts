@@ -1,6 +1,6 @@
 /** `poplar quota set|get|list` (R-S16, R-X10): per-user overrides in the policy file, shown with usage. */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { it } from 'node:test';
@@ -43,6 +43,31 @@ it('R-X10 quota set --download-per-day: a per-user daily download limit in the p
     await q('set', 'alice', '--download-per-day', 'default');
     assert.match((await q('get', 'alice')).stdout, /download 1000\/day/);
     assert.equal((await q('set', 'alice', '--download-per-day', 'lots')).code, 1);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+it('R-S16 R-S20 TOML quota.bytes = "100M" is accepted and means what quota set --bytes 100M means (regression: the config file refused it)', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'poplar-quota-'));
+  try {
+    await addUsers(dir, { alice: 'a', bob: 'b' });
+    const file = join(dir, 'poplar.toml');
+    await writeFile(file, '[quota]\nbytes = "100M"\n[policy]\ndownload_bytes_per_day = "1G"\n');
+    const show = await poplar(['config', 'show', '--config', file, '--data', dir]);
+    assert.equal(show.code, 0, show.stderr);
+    assert.match(show.stdout, /^bytes = 104857600$/m);
+    assert.match(show.stdout, /^download_bytes_per_day = 1073741824$/m);
+    const set = await poplar(['quota', 'set', 'bob', '--bytes', '100M', '--data', dir]);
+    assert.equal(set.code, 0, set.stderr);
+    const list = await poplar(['quota', 'list', '--config', file, '--data', dir]);
+    assert.deepEqual(list.stdout.trim().split('\n').map((l) => l.split('\t')[1]), ['bytes 0/104857600', 'bytes 0/104857600']);
+    assert.match((await poplar(['quota', 'get', 'alice', '--data', dir, '-o', 'quota.bytes=2K'])).stdout, /bytes 0\/2048/, '-o reads sizes too');
+    await writeFile(file, '[quota]\nbytes = "lots"\n');
+    const bad = await poplar(['config', 'check', '--config', file]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /quota\.bytes: expected a size in octets, or a number with K, M or G .*\(got "lots"\)/);
+    assert.doesNotMatch(bad.stderr, /\n\s+at /);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
