@@ -4,7 +4,7 @@
  * password scheme for both) and the same self-signed certificate.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdirSync, openSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -112,8 +112,11 @@ export async function startPoplar(o: PoplarOptions): Promise<Server> {
   return { name: 'poplar', pid: child.pid!, ports: o.ports, maildir: join(data, 'mail/%u'), chown: undefined, stop: stopper(child, 'SIGINT') };
 }
 
-/** Dovecot's config: POP3, POP3S and LMTP on loopback, sized for 10,000 idle POP3 sessions. */
-function dovecotConf(dir: string, ports: Ports, usersFile: string, cert: { cert: string; key: string }, authCache: boolean): string {
+/**
+ * Dovecot's config: POP3, POP3S and LMTP on loopback, sized for 10,000 idle POP3 sessions.
+ * `extra` lines go last: a setting named again there replaces the one above (doveconf keeps the last).
+ */
+function dovecotConf(dir: string, ports: Ports, usersFile: string, cert: { cert: string; key: string }, authCache: boolean, extra: string): string {
   return `# written by bench/compare (poplar); loopback only
 protocols = pop3 lmtp
 listen = 127.0.0.1
@@ -172,17 +175,27 @@ service anvil {
 service auth {
   client_limit = 25000
 }
+${extra}
 `;
 }
 
-export async function startDovecot(o: Omit<PoplarOptions, 'root' | 'nodeArgs'>): Promise<Server> {
-  const dir = join(o.work, 'dovecot');
+/** Options of startDovecot; `dir` (default `<work>/dovecot`) and `extra` config lines are for tests. */
+export interface DovecotOptions extends Omit<PoplarOptions, 'root' | 'nodeArgs'> {
+  readonly dir?: string;
+  readonly extra?: string;
+}
+
+/** Debian installs the master as /usr/sbin/dovecot, which is not on every user's PATH. */
+const DOVECOT = existsSync('/usr/sbin/dovecot') ? '/usr/sbin/dovecot' : 'dovecot';
+
+export async function startDovecot(o: DovecotOptions): Promise<Server> {
+  const dir = o.dir ?? join(o.work, 'dovecot');
   for (const d of ['run', 'state', 'mail', 'home']) mkdirSync(join(dir, d), { recursive: true });
   for (const d of ['mail', 'home']) chownSync(join(dir, d), 65534, 65534); // the userdb's uid=nobody
   const conf = join(dir, 'dovecot.conf');
-  writeFileSync(conf, dovecotConf(dir, o.ports, o.usersFile, o.cert, o.authCache));
+  writeFileSync(conf, dovecotConf(dir, o.ports, o.usersFile, o.cert, o.authCache, o.extra ?? ''));
   const log = openSync(join(dir, 'stdout.log'), 'a');
-  const child = spawn('dovecot', ['-F', '-c', conf], { stdio: ['ignore', log, log] });
+  const child = spawn(DOVECOT, ['-F', '-c', conf], { stdio: ['ignore', log, log] });
   if (!(await waitForPort(o.ports.pop3))) throw new Error(`dovecot did not start: see ${dir}/dovecot.log`);
   return { name: 'dovecot', pid: child.pid!, ports: o.ports, maildir: join(dir, 'mail/%u'), chown: '65534:65534', stop: stopper(child) };
 }

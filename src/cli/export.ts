@@ -5,7 +5,7 @@
  */
 import { Command, Option } from 'commander';
 import { exportMail } from '../migrate/export.js';
-import type { MailFormat } from '../migrate/import.js';
+import { MigrateError, type MailFormat } from '../migrate/import.js';
 import { CliError, configFrom, withConfigOptions, type ConfigOptions } from './common.js';
 
 interface ExportOptions extends ConfigOptions {
@@ -19,9 +19,8 @@ async function runExport(path: string, opts: ExportOptions): Promise<void> {
   const store = createStore(config);
   try {
     if (!(await store.exists(opts.user))) throw new CliError(`no maildrop "${opts.user}"`);
-    const r = await exportMail(store, opts.user, path, opts.format).catch((err: NodeJS.ErrnoException) => {
-      if (err.code === 'EEXIST') throw new CliError(`${path} exists already`);
-      throw err;
+    const r = await exportMail(store, opts.user, path, opts.format).catch((err: unknown) => {
+      throw err instanceof MigrateError ? new CliError(err.message) : err;
     });
     process.stdout.write(`exported ${r.exported} message(s), ${r.bytes} octets, from "${opts.user}" to ${path} (${opts.format})\n`);
   } finally {

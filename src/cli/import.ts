@@ -6,8 +6,7 @@
 import { Command, Option } from 'commander';
 import { PasswdFile } from '../auth/passwd-file.js';
 import { createLogger } from '../observability/logger.js';
-import { detectFormat, importMail, type MailFormat } from '../migrate/import.js';
-import { ImportSourceError } from '../migrate/maildir-source.js';
+import { detectFormat, importMail, MigrateError, type MailFormat } from '../migrate/import.js';
 import { CliError, configFrom, withConfigOptions, type ConfigOptions } from './common.js';
 
 interface ImportOptions extends ConfigOptions {
@@ -18,16 +17,15 @@ interface ImportOptions extends ConfigOptions {
 async function runImport(path: string, opts: ImportOptions): Promise<void> {
   const config = configFrom(opts);
   if ((await new PasswdFile(config.auth.users_file).lookup(opts.user)) === undefined) throw new CliError(`no such user "${opts.user}"`);
-  const format = opts.format ?? (await detectFormat(path).catch((err: Error) => {
-    throw new CliError(err.message);
-  }));
+  const expected = (err: unknown): never => {
+    throw err instanceof MigrateError ? new CliError(err.message) : err;
+  };
+  const format = opts.format ?? (await detectFormat(path).catch(expected));
   const { createStore } = await import('./serve.js');
   const store = createStore(config);
   const logger = createLogger(config.log.level, process.stderr);
   try {
-    const r = await importMail(store, opts.user, path, format, logger).catch((err: unknown) => {
-      throw err instanceof ImportSourceError ? new CliError(err.message) : err;
-    });
+    const r = await importMail(store, opts.user, path, format, logger).catch(expected);
     process.stdout.write(
       `imported ${r.imported} message(s), ${r.bytes} octets, into "${opts.user}"; ` +
         `${r.carried} kept their UIDL, ${r.dropped} got a new one\n`,

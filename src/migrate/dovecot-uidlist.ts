@@ -7,7 +7,9 @@
  *                                                      P = POP3 UIDL, W = CRLF ("virtual") size
  *
  * Without a P field Dovecot shows UIDL as `pop3_uidl_format`, whose default `%08Xu%08Xv` is the
- * uid and the uidvalidity as 8 upper-case hex digits each.
+ * uid and the uidvalidity as 8 hex digits each, in lower case: Dovecot's var_expand prints %X
+ * with printf's `%llx` (Dovecot 2.3 shows `000000016b116420`), although its documentation says
+ * upper case. test/migrate/dovecot-uidl.test.ts checks this against a real Dovecot.
  */
 import { randomBytes } from 'node:crypto';
 
@@ -54,9 +56,9 @@ export function parseDovecotUidlist(text: string): DovecotUidlist | undefined {
   return { uidValidity, nextUid: Number.isSafeInteger(nextUid) ? nextUid : 0, records };
 }
 
-/** Dovecot's default `pop3_uidl_format = %08Xu%08Xv`. */
+/** Dovecot's default `pop3_uidl_format = %08Xu%08Xv`, as its POP3 server shows it (lower-case hex). */
 export function dovecotDefaultUidl(uid: number, uidValidity: number): string {
-  const hex = (n: number): string => n.toString(16).toUpperCase().padStart(8, '0');
+  const hex = (n: number): string => n.toString(16).padStart(8, '0');
   return `${hex(uid)}${hex(uidValidity)}`;
 }
 

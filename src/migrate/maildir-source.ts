@@ -13,6 +13,7 @@ import { lstat, open, readdir, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { dovecotDefaultUidl, parseDovecotUidlist } from './dovecot-uidlist.js';
 import { headerValue } from './headers.js';
+import { MigrateError } from './errors.js';
 
 export interface SourceMessage {
   readonly path: string;
@@ -27,7 +28,7 @@ export interface SourceMessage {
 }
 
 /** A source that cannot be imported as it is (a link where a directory or file must be). */
-export class ImportSourceError extends Error {}
+export class ImportSourceError extends MigrateError {}
 
 /** Where links left out are reported (a pino Logger fits). */
 export interface SourceLogger {

@@ -31,9 +31,10 @@ export class Progress {
     }
   }
 
-  finish(): void {
-    if (this.out.isTTY) this.out.write(`\r${this.bar()}\n`);
-    else this.out.write(`${this.line()} done\n`);
+  /** The last line; `stopped` when the run ended with an error. */
+  finish(outcome: 'done' | 'stopped' = 'done'): void {
+    if (this.out.isTTY) this.out.write(`\r${this.bar()}${outcome === 'done' ? '' : ` ${outcome}`}\n`);
+    else this.out.write(`${this.line()} ${outcome}\n`);
   }
 
   private line(): string {

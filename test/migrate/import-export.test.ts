@@ -13,9 +13,8 @@ import { startPoplar, type PoplarProcess } from '../helpers/poplar-process.js';
 import { popFetch } from '../helpers/python-clients.js';
 
 const UIDVALIDITY = 1699999999;
-/** Dovecot's default POP3 UIDL, written out by hand: uid and uidvalidity as %08X each. */
-const dovecotUidl = (uid: number): string =>
-  `${uid.toString(16).toUpperCase().padStart(8, '0')}${UIDVALIDITY.toString(16).toUpperCase().padStart(8, '0')}`;
+/** Dovecot's default POP3 UIDL, written out by hand: uid and uidvalidity as %08X each, which Dovecot prints in lower case. */
+const dovecotUidl = (uid: number): string => `${uid.toString(16).padStart(8, '0')}${UIDVALIDITY.toString(16).padStart(8, '0')}`;
 
 interface Fixture {
   file: string;
