@@ -11,16 +11,17 @@ import { formatScramKeys, ntHash, parseScramKeys, scramKeys } from '../schemes.j
 import { cramContexts } from '../md5-context.js';
 import { cramDigest, cramMd5 } from './cram-md5.js';
 import { login } from './login.js';
-import type { SaslEnv, SaslStep } from './mechanism.js';
+import type { ExchangeEnv, SaslStep } from './mechanism.js';
 import { challengeMessage, ntlm, ntowfv2, ntProofStr, parseAuthenticate, targetInfo, verifyNtlmv2 } from './ntlm.js';
 import { parseOauthbearer, parseXoauth2 } from './oauth.js';
 import { plain } from './plain.js';
 import { saslprep } from './saslprep.js';
 import { parseClientFirst, startScram } from './scram.js';
 
-function env(records: UserRecord[], passwords: Record<string, string> = {}): SaslEnv {
+function env(records: UserRecord[], passwords: Record<string, string> = {}): ExchangeEnv {
   const byName = new Map(records.map((r) => [r.name, r]));
   return {
+    penalty: async () => undefined,
     lookup: async (n) => byName.get(n),
     verifyPassword: async (n, p) => (passwords[n] === p ? byName.get(n) : undefined),
     hostname: 'test.example',
