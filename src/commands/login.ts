@@ -20,15 +20,16 @@ import { channels } from '../observability/channels.js';
  * (auth-request-handler.c waits the penalty before the mechanism starts): before a credential is
  * checked, the attempt waits the throttle's current delay for the address and for the user name
  * (known or not, R-S13), so neither a right nor a wrong answer comes sooner, on this connection
- * or a new one. A client that hangs up during the wait has its credential never checked; the
- * counters are the server's, per address and per user, so a new connection starts where the
- * last one left off.
+ * or a new one. Hanging up gains nothing: the counters are the server's, per address and per
+ * user, so a new connection serves the same penalty. The wait ends early only when the session
+ * finishes (the socket closed, the server shutting down), and the credential is then never
+ * checked; a client that only half-closes (a script piping its commands) is answered as usual.
  */
 export interface Penalty {
   /**
    * Waits until the address's and `user`'s current penalty has been served by this attempt (a
-   * second call for another name waits only the difference). Throws when the connection ended
-   * or the server began shutting down meanwhile: the credential is then never checked.
+   * second call for another name waits only the difference). Throws when the session finished
+   * meanwhile: the credential is then never checked.
    */
   serve(user: string | undefined): Promise<void>;
   /** How long this attempt has waited so far, ms (logged as `penaltyMs`). */
@@ -124,7 +125,9 @@ export async function completeLogin(ctx: CommandContext, req: LoginRequest): Pro
   let owner = req.record;
   if (req.authzid !== undefined && req.authzid !== '' && req.authzid !== owner.name) {
     // R-X14: only a configured master user may act as someone else; it must be a real user.
-    if (!ctx.settings.masterUsers.includes(owner.name)) return authFailed(ctx, { user: owner.name, mechanism: req.mechanism, reason: 'not a master user', penalty: req.penalty });
+    if (!ctx.settings.masterUsers.includes(owner.name)) {
+      return authFailed(ctx, { user: owner.name, mechanism: req.mechanism, reason: 'not a master user', penalty: req.penalty });
+    }
     const target = await ctx.services.authenticator.lookup(req.authzid);
     if (target === undefined) {
       return authFailed(ctx, { user: req.authzid, mechanism: req.mechanism, reason: 'master login to unknown user', penalty: req.penalty });
