@@ -1,7 +1,9 @@
 /**
- * The failed-login delay of R-X9: each failure from an IP or for a user doubles the delay before
- * the -ERR is sent (2 s, 4 s, 8 s, capped at 15 s by default), so guessing passwords gets slow
- * whether an attacker spreads over users or over addresses. A client repeating the same stale
+ * The failed-login delay of R-X9: each failure from an IP or for a user doubles the delay (2 s,
+ * 4 s, 8 s, capped at 15 s by default), so guessing passwords gets slow whether an attacker
+ * spreads over users or over addresses. Two waits use it (commands/login.ts): every attempt serves
+ * `current()` before its credential is checked, so hanging up and reconnecting saves nothing, and
+ * a failure's -ERR waits what `failure()` returns. A client repeating the same stale
  * password (a phone with an old password polling every minute) does not make it grow: a failure
  * with a password already tried for that user is not counted again. Counters fade after
  * `windowMs` without failures. Pure: the clock is injected; memory is bounded by `maxEntries`.

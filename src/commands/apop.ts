@@ -3,13 +3,14 @@
  * hex, the banner being the `<pid.clock@host>` of this session's greeting. Off by default, as in
  * Exchange; when off it answers so (not as an unknown command), so a client can fall back to
  * USER/PASS. A user without a stored shared secret fails like a wrong one (R-S13): the digest is
- * then checked against a random secret. The secret is not sent, so R-S14 does not apply.
+ * then checked against a random secret. The secret is not sent, so R-S14 does not apply. R-X9:
+ * the address's and the user's failed-login penalty is served before the digest is checked.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { sharedSecret } from '../auth/credentials.js';
 import { safeEqual } from '../auth/schemes.js';
 import { Pop3Error } from '../errors.js';
-import { authFailed, completeLogin } from './login.js';
+import { authFailed, completeLogin, penaltyFor } from './login.js';
 import { parseUserArgument } from './user.js';
 import { authorization } from './types.js';
 
@@ -24,9 +25,11 @@ export const apop = authorization<'APOP'>(async (ctx, _state, cmd) => {
   }
   const target = parseUserArgument(cmd.user);
   if (target === undefined || !/^[0-9a-fA-F]{32}$/.test(cmd.digest)) throw new Pop3Error('BAD_SYNTAX', 'Use APOP name digest');
+  const penalty = penaltyFor(ctx);
+  await penalty.serve(target.user);
   const record = await ctx.services.authenticator.lookup(target.user);
   const secret = (record && sharedSecret(record)) ?? randomBytes(16);
   const good = safeEqual(Buffer.from(apopDigest(banner, secret)), Buffer.from(cmd.digest.toLowerCase()));
-  if (!good || record === undefined) return authFailed(ctx, target.user, 'APOP');
-  await completeLogin(ctx, { record, mailbox: target.mailbox, mechanism: 'APOP' });
+  if (!good || record === undefined) return authFailed(ctx, { user: target.user, mechanism: 'APOP', penalty });
+  await completeLogin(ctx, { record, mailbox: target.mailbox, mechanism: 'APOP', penalty });
 });

@@ -4,6 +4,10 @@
  * RFC 5034 §4), read with the SASL line limit, not the command limit. `*` cancels. A response that
  * is not base64 fails the exchange with -ERR. PLAIN and LOGIN follow R-S14's plaintext policy.
  * `AUTH` alone lists the mechanisms (RFC 1734 clients such as Outlook ask this way).
+ * R-X9: every mechanism checks its credential only after the failed-login penalty of the address
+ * and the user is served (login.ts Penalty, through the exchange's env), and no verdict or error
+ * challenge goes out before it. R-S10: a cancel and an over-long response count toward
+ * `pop3.max_auth_failures` as a failed login does.
  */
 import { MECHANISMS } from '../auth/sasl/index.js';
 import type { Mechanism } from '../auth/sasl/mechanism.js';
@@ -11,7 +15,8 @@ import { Pop3Error } from '../errors.js';
 import { multiline } from '../protocol/response.js';
 import type { CommandContext } from '../session/context.js';
 import { plaintextRefused } from '../session/guard.js';
-import { authFailed, completeLogin } from './login.js';
+import { withPenalty } from '../session/sasl-env.js';
+import { authFailed, completeLogin, countAuthFailure, penaltyFor } from './login.js';
 import { authorization } from './types.js';
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
@@ -43,38 +48,54 @@ export const auth = authorization<'AUTH'>(async (ctx, _state, cmd) => {
   let response: Buffer | undefined;
   if (cmd.initialResponse !== undefined) {
     response = decodeSaslResponse(cmd.initialResponse);
-    if (response === undefined) return authFailed(ctx, undefined, name, 'initial response is not base64', true);
+    if (response === undefined) return authFailed(ctx, { mechanism: name, reason: 'initial response is not base64', malformed: true });
   }
-  const exchange = configured.start(ctx.saslEnv);
+  const penalty = penaltyFor(ctx);
+  const exchange = configured.start(withPenalty(ctx.saslEnv, (user) => penalty.serve(user)));
   for (;;) {
     const step = await exchange.step(response);
     if (step.kind === 'success') {
-      return completeLogin(ctx, { record: step.record, authzid: step.authzid, mechanism: name });
+      await penalty.serve(step.record.name);
+      return completeLogin(ctx, { record: step.record, authzid: step.authzid, mechanism: name, penalty });
     }
     if (step.kind === 'failure') {
-      return authFailed(ctx, step.user, name, step.reason, step.malformed === true, step.password);
+      await penalty.serve(step.user);
+      return authFailed(ctx, { user: step.user, mechanism: name, reason: step.reason, malformed: step.malformed === true, password: step.password, penalty });
     }
+    const failing = step.failing;
+    if (failing !== undefined) await penalty.serve(failing.user);
     // RFC 5034 §4: "+" SP base64 CRLF; not subject to the 512-octet status-line cut (R-S6 is for status lines).
     ctx.reply(Buffer.from(`+ ${step.data.toString('base64')}\r\n`, 'latin1'));
     const event = await ctx.readResponse();
     if (event === undefined) {
       ctx.end('disconnected');
       // A client that hangs up on an error challenge (curl does, for XOAUTH2) still failed: log it.
-      if (step.failing !== undefined) return authFailed(ctx, step.failing.user, name, step.failing.reason);
+      if (failing !== undefined) return authFailed(ctx, { user: failing.user, mechanism: name, reason: failing.reason, penalty });
       return;
     }
     if (event.kind === 'too-long') {
-      ctx.stats.authFailures++;
-      ctx.log.warn({ event: 'auth_failed', mechanism: name, ip: ctx.remoteAddress, reason: 'response too long' }, 'authentication failed');
-      throw new Pop3Error('LINE_TOO_LONG', 'SASL response too long, authentication aborted');
+      const tooMany = countAuthFailure(ctx);
+      ctx.log.warn({ event: 'auth_failed', mechanism: name, reason: 'response too long' }, 'authentication failed');
+      throw abandoned('LINE_TOO_LONG', 'SASL response too long, authentication aborted', tooMany);
     }
     const text = event.line.toString('latin1');
     if (text === '*') {
       // A client that cancels after an error challenge (curl does, for XOAUTH2) still failed.
-      if (step.failing !== undefined) return authFailed(ctx, step.failing.user, name, step.failing.reason);
-      throw new Pop3Error('AUTH_CANCELLED', 'Authentication cancelled');
+      if (failing !== undefined) return authFailed(ctx, { user: failing.user, mechanism: name, reason: failing.reason, penalty });
+      const tooMany = countAuthFailure(ctx);
+      ctx.log.info({ event: 'auth_cancelled', mechanism: name }, 'authentication cancelled');
+      throw abandoned('AUTH_CANCELLED', 'Authentication cancelled', tooMany);
     }
     response = decodeSaslResponse(text);
-    if (response === undefined) return authFailed(ctx, step.failing?.user, name, 'response is not base64', true);
+    if (response === undefined) {
+      return authFailed(ctx, { user: failing?.user, mechanism: name, reason: 'response is not base64', malformed: true, penalty });
+    }
   }
 });
+
+/** An exchange the client gave up on or broke; past `pop3.max_auth_failures` the session closes (R-S10). */
+function abandoned(code: 'LINE_TOO_LONG' | 'AUTH_CANCELLED', text: string, tooMany: boolean): Pop3Error {
+  return tooMany
+    ? new Pop3Error(code, `${text}, too many failures, closing connection`, { responseCode: 'AUTH', disconnect: true })
+    : new Pop3Error(code, text);
+}

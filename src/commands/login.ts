@@ -1,9 +1,10 @@
 /**
- * What every login method shares once the credential is proven (PASS, APOP, AUTH): the master-user
- * decision (R-X14), the maildrop grant check (R-K3), opening the snapshot (R-S3), and the one
- * failure path (R-S13: the same text for every reason; R-X13: one log line per failure, with user,
- * IP and mechanism, never the secret; R-S10: too many failures close the session; R-X9: the
- * failed-login delay, the same for every reason), the successful path's LOGIN-DELAY (R-X10).
+ * What every login method shares (PASS, APOP, AUTH): the failed-login penalty served before a
+ * credential is checked (R-X9), and once the credential is proven the master-user decision
+ * (R-X14), the maildrop grant check (R-K3), opening the snapshot (R-S3), and the one failure path
+ * (R-S13: the same text for every reason; R-X13: one log line per failure, with user, IP and
+ * mechanism, never the secret; R-S10: too many failures close the session; R-X9: the failed-login
+ * delay, the same for every reason), the successful path's LOGIN-DELAY (R-X10).
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { UserRecord } from '../auth/directory.js';
@@ -14,6 +15,46 @@ import { Maildrop } from '../session/maildrop.js';
 import type { LoginTicket } from '../policy/poll-limits.js';
 import { channels } from '../observability/channels.js';
 
+/**
+ * One login attempt's failed-login penalty (R-X9), as Dovecot's auth penalty
+ * (auth-request-handler.c waits the penalty before the mechanism starts): before a credential is
+ * checked, the attempt waits the throttle's current delay for the address and for the user name
+ * (known or not, R-S13), so neither a right nor a wrong answer comes sooner, on this connection
+ * or a new one. Hanging up gains nothing: the counters are the server's, per address and per
+ * user, so a new connection serves the same penalty. The wait ends early only when the session
+ * finishes (the socket closed, the server shutting down), and the credential is then never
+ * checked; a client that only half-closes (a script piping its commands) is answered as usual.
+ */
+export interface Penalty {
+  /**
+   * Waits until the address's and `user`'s current penalty has been served by this attempt (a
+   * second call for another name waits only the difference). Throws when the session finished
+   * meanwhile: the credential is then never checked.
+   */
+  serve(user: string | undefined): Promise<void>;
+  /** How long this attempt has waited so far, ms (logged as `penaltyMs`). */
+  readonly waitedMs: number;
+}
+
+export function penaltyFor(ctx: CommandContext): Penalty {
+  let waited = 0;
+  return {
+    get waitedMs() {
+      return waited;
+    },
+    async serve(user) {
+      const due = ctx.services.throttle.current(ctx.remoteAddress, user) - waited;
+      if (due > 0) {
+        waited += due;
+        await sleep(due, undefined, { signal: ctx.signal }).catch(() => undefined);
+      }
+      if (ctx.signal.aborted) {
+        throw new Pop3Error('AUTH_CANCELLED', 'Server shutting down, try again later', { responseCode: 'SYS/TEMP', disconnect: true });
+      }
+    },
+  };
+}
+
 export interface LoginRequest {
   /** The user whose credential was proven. */
   readonly record: UserRecord;
@@ -22,32 +63,56 @@ export interface LoginRequest {
   /** R-K3: a maildrop other than the user's own (`USER name/mailbox`). */
   readonly mailbox?: string | undefined;
   readonly mechanism: string;
+  /** The penalty this attempt served before its credential was checked (R-X9). */
+  readonly penalty: Penalty;
+}
+
+export interface FailedLogin {
+  /** The user name tried, when the mechanism got that far. */
+  readonly user?: string | undefined;
+  readonly mechanism: string;
+  /** For the log line only. */
+  readonly reason?: string | undefined;
+  /**
+   * The client broke the SASL exchange (RFC 5034 §4: -ERR), which says nothing about the user
+   * either; it is logged and counted like any failure.
+   */
+  readonly malformed?: boolean;
+  /** The password that failed, where the mechanism carries one (PASS, PLAIN, LOGIN); never logged. */
+  readonly password?: string | undefined;
+  /** The penalty served before the check; absent where nothing was checked. */
+  readonly penalty?: Penalty;
+}
+
+/**
+ * R-S10: counts a failed or abandoned login (a failed credential, a malformed or over-long SASL
+ * response, a `*` cancel) toward `pop3.max_auth_failures`; true once the session must close.
+ */
+export function countAuthFailure(ctx: CommandContext): boolean {
+  ctx.stats.authFailures++;
+  return ctx.stats.authFailures >= ctx.settings.maxAuthFailures;
 }
 
 /**
  * One failure path for every reason, so nothing tells an unknown user from a wrong secret.
- * `malformed`: the client broke the SASL exchange (RFC 5034 §4: -ERR), which says nothing about
- * the user either; it is logged and counted like any failure.
  *
- * R-X9: the -ERR waits the login throttle's delay, which grows per IP and per user name (known or
- * not, R-S13) and not for a `password` that already failed for that user (given where the
- * mechanism carries one: PASS, PLAIN, LOGIN). The session reads no command meanwhile; the wait
- * ends early only when the connection is gone.
+ * R-X9: the failure is counted by the login throttle at once (per IP and per user name, known or
+ * not, R-S13; not again for a `password` that already failed for that user), so the next attempt,
+ * on any connection, serves the grown penalty before its check; then the -ERR waits that grown
+ * delay. The session reads no command meanwhile; the wait ends early only when the connection is
+ * gone.
  */
-export async function authFailed(
-  ctx: CommandContext,
-  user: string | undefined,
-  mechanism: string,
-  reason?: string,
-  malformed = false,
-  password?: string,
-): Promise<never> {
-  ctx.stats.authFailures++;
-  const delayMs = ctx.services.throttle.failure(ctx.remoteAddress, user, password);
-  ctx.log.warn({ user, event: 'auth_failed', mechanism, ip: ctx.remoteAddress, reason, delayMs }, 'authentication failed');
+export async function authFailed(ctx: CommandContext, f: FailedLogin): Promise<never> {
+  const tooMany = countAuthFailure(ctx);
+  const delayMs = ctx.services.throttle.failure(ctx.remoteAddress, f.user, f.password);
+  // `ip` is bound to the session's logger (session.ts): one field per line (R-X13, fail2ban).
+  ctx.log.warn(
+    { user: f.user, event: 'auth_failed', mechanism: f.mechanism, reason: f.reason, penaltyMs: f.penalty?.waitedMs ?? 0, delayMs },
+    'authentication failed',
+  );
   if (delayMs > 0) await sleep(delayMs, undefined, { signal: ctx.signal }).catch(() => undefined);
-  channels.login.publish({ result: 'failure', mechanism });
-  const tooMany = ctx.stats.authFailures >= ctx.settings.maxAuthFailures;
+  channels.login.publish({ result: 'failure', mechanism: f.mechanism });
+  const malformed = f.malformed === true;
   const text = malformed ? 'Malformed SASL response, authentication aborted' : 'Authentication failed';
   throw new Pop3Error(
     malformed ? 'BAD_SYNTAX' : 'AUTH_FAILED',
@@ -60,9 +125,13 @@ export async function completeLogin(ctx: CommandContext, req: LoginRequest): Pro
   let owner = req.record;
   if (req.authzid !== undefined && req.authzid !== '' && req.authzid !== owner.name) {
     // R-X14: only a configured master user may act as someone else; it must be a real user.
-    if (!ctx.settings.masterUsers.includes(owner.name)) return authFailed(ctx, owner.name, req.mechanism, 'not a master user');
+    if (!ctx.settings.masterUsers.includes(owner.name)) {
+      return authFailed(ctx, { user: owner.name, mechanism: req.mechanism, reason: 'not a master user', penalty: req.penalty });
+    }
     const target = await ctx.services.authenticator.lookup(req.authzid);
-    if (target === undefined) return authFailed(ctx, req.authzid, req.mechanism, 'master login to unknown user');
+    if (target === undefined) {
+      return authFailed(ctx, { user: req.authzid, mechanism: req.mechanism, reason: 'master login to unknown user', penalty: req.penalty });
+    }
     ctx.log.warn({ event: 'master_login', master: owner.name, user: target.name, mechanism: req.mechanism }, 'master user login');
     owner = target;
   }
@@ -106,7 +175,8 @@ export async function completeLogin(ctx: CommandContext, req: LoginRequest): Pro
   ctx.stats.mailboxMessages = count;
   ctx.stats.mailboxBytes = size;
   ctx.state = { phase: 'transaction', user: owner.name, maildrop };
-  ctx.log.info({ user: owner.name, mailbox, event: 'login', mechanism: req.mechanism, tls: ctx.secure }, 'login');
+  const penaltyMs = req.penalty.waitedMs;
+  ctx.log.info({ user: owner.name, mailbox, event: 'login', mechanism: req.mechanism, tls: ctx.secure, ...(penaltyMs > 0 ? { penaltyMs } : {}) }, 'login');
   channels.login.publish({ result: 'success', mechanism: req.mechanism });
   ctx.reply(ok(`${mailbox} has ${count} message${count === 1 ? '' : 's'} (${size} octets)`));
 }

@@ -1,10 +1,11 @@
 /**
  * PASS (RFC 1939 §7). R-S15: the password is the rest of the line. R-S13: unknown user and wrong
  * password give the same reply after the same work. R-S14: refused on an unprotected connection
- * (the guard). R-X14: `USER name*master` logs a master user in to `name`'s maildrop.
+ * (the guard). R-X14: `USER name*master` logs a master user in to `name`'s maildrop. R-X9: the
+ * address's and the user's failed-login penalty is served before the password is checked.
  */
 import { Pop3Error } from '../errors.js';
-import { authFailed, completeLogin } from './login.js';
+import { authFailed, completeLogin, penaltyFor } from './login.js';
 import { authorization } from './types.js';
 
 /** Dovecot's master-user separator: `USER alice*admin` with admin's password opens alice's maildrop. */
@@ -23,10 +24,12 @@ export const pass = authorization<'PASS'>(
       authzid = name.slice(0, star);
       name = name.slice(star + 1);
     }
+    const penalty = penaltyFor(ctx);
+    await penalty.serve(name);
     const record = await ctx.services.authenticator.login(name, cmd.password);
     // R-X9: the password goes to the throttle only, to spot a client repeating a stale one.
-    if (record === undefined) return authFailed(ctx, name, 'USER', undefined, false, cmd.password);
-    await completeLogin(ctx, { record, authzid, mailbox: pending.mailbox, mechanism: 'USER' });
+    if (record === undefined) return authFailed(ctx, { user: name, mechanism: 'USER', password: cmd.password, penalty });
+    await completeLogin(ctx, { record, authzid, mailbox: pending.mailbox, mechanism: 'USER', penalty });
   },
   { plaintext: true },
 );

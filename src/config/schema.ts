@@ -237,8 +237,10 @@ const auth = z
     failure_delay: z.number().int().min(0).max(60_000).default(DEFAULT_FAILURE_DELAY_MS).meta(meta({
       description:
         'Milliseconds a failed login (USER/PASS, APOP, AUTH) waits before its `-ERR`, after the first failure ' +
-        'from an address or for a user; it doubles with each further failure up to `failure_delay_max`. A client ' +
-        'repeating a password that already failed for that user does not make it grow. `0` disables the delay.',
+        'from an address or for a user; it doubles with each further failure up to `failure_delay_max`. Every ' +
+        'login attempt, right or wrong, first waits the current delay of its address and user before its ' +
+        'credential is checked. A client repeating a password that already failed for that user does not make ' +
+        'it grow. `0` disables the delay.',
       requirements: ['R-X9', 'R-S13'],
     })),
     failure_delay_max: z.number().int().min(0).max(300_000).default(DEFAULT_FAILURE_DELAY_MAX_MS).meta(meta({

@@ -1,15 +1,21 @@
 /**
  * R-X9's failed-login delay over real sockets: every failed PASS/AUTH waits before its -ERR, the
  * wait doubles per failure from an address across connections, a client repeating the same stale
- * password does not make it grow, and (R-S13) an unknown user waits exactly as a known one.
- * Timings are compared with each other (ordering, ratios), never with absolute budgets; the exact
- * delays are read from the `delayMs` of the auth_failed log lines.
+ * password does not make it grow, and (R-S13) an unknown user waits exactly as a known one. Every
+ * attempt, right or wrong, on any connection, first serves the current penalty before its
+ * credential is checked (for every mechanism), so hanging up and reconnecting gains nothing.
+ * Timings are compared with each other (ordering, ratios) or bounded from below by the delay the
+ * server must have waited, never with upper budgets; the exact delays are read from the
+ * `penaltyMs` and `delayMs` of the log lines.
  */
 import { describe, it } from 'node:test';
+import { createHash, createHmac } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 import assert from 'node:assert/strict';
 import { Pop3Client } from '../helpers/pop3-client.js';
 import { waitFor, withServer, type TestServer } from '../helpers/test-server.js';
 import { startPoplar } from '../helpers/poplar-process.js';
+import { testIssuer } from '../helpers/oauth.js';
 
 const USERS = { alice: { password: 'wonderland' } };
 const plain = (user: string, password: string): string => Buffer.from(`\0${user}\0${password}`, 'utf8').toString('base64');
@@ -33,7 +39,23 @@ async function pass(c: Pop3Client, user: string, password: string): Promise<stri
   return c.cmd(`PASS ${password}`);
 }
 
-const delays = (t: TestServer): unknown[] => t.logs.filter((l) => l['event'] === 'auth_failed').map((l) => l['delayMs']);
+const failures = (t: TestServer): Array<Record<string, unknown>> => t.logs.filter((l) => l['event'] === 'auth_failed');
+const delays = (t: TestServer): unknown[] => failures(t).map((l) => l['delayMs']);
+const penalties = (t: TestServer): unknown[] => failures(t).map((l) => l['penaltyMs']);
+const elapsedMs = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e6;
+
+/**
+ * A guesser that does not wait for the -ERR: sends a wrong PASS on a fresh connection and hangs
+ * up as soon as the server has checked it (its auth_failed line is written).
+ */
+async function guessAndHangUp(t: TestServer, user: string, password: string): Promise<void> {
+  const before = failures(t).length;
+  const c = await Pop3Client.connect(t.port);
+  await c.cmd(`USER ${user}`);
+  c.write(`PASS ${password}\r\n`);
+  await waitFor(() => failures(t).length > before);
+  c.close();
+}
 
 describe('R-X9 failed-login delay', () => {
   it('R-X9 brute force: the delay before each -ERR grows with every failure from the address, across connections', async () => {
@@ -68,17 +90,19 @@ describe('R-X9 failed-login delay', () => {
   });
 
   it('R-S13 R-X9 an unknown user gets the same failed-login delay as a wrong password for a real one', async () => {
-    const run = async (user: string): Promise<{ delays: unknown[]; times: number[] }> =>
+    const run = async (user: string): Promise<{ delays: unknown[]; penalties: unknown[]; times: number[] }> =>
       withServer({ users: USERS, failureDelay: { baseMs: 40, maxMs: 10_000, windowMs: 60_000 } }, async (t) => {
         const times: number[] = [];
         for (let i = 0; i < 3; i++) times.push(await timedFailure(t, (c) => pass(c, user, `guess-${i}`)));
         times.push(await timedFailure(t, (c) => c.cmd(`AUTH PLAIN ${plain(user, 'guess-x')}`)));
-        return { delays: delays(t), times };
+        return { delays: delays(t), penalties: penalties(t), times };
       });
     const known = await run('alice');
     const unknown = await run('ghost');
     assert.deepEqual(known.delays, [40, 80, 160, 320]);
     assert.deepEqual(unknown.delays, known.delays);
+    assert.deepEqual(known.penalties, [0, 40, 80, 160], 'each attempt served the penalty of the failures before it');
+    assert.deepEqual(unknown.penalties, known.penalties);
     for (let i = 0; i < 4; i++) {
       const ratio = unknown.times[i]! / known.times[i]!;
       assert.ok(ratio > 0.5 && ratio < 2, `attempt ${i + 1}: unknown/known ${ratio.toFixed(2)}`);
@@ -126,6 +150,97 @@ describe('R-X9 failed-login delay', () => {
       await c.closed();
     });
     assert.ok(closedIn < 10_000, `server.close() took ${closedIn} ms with a 20 s delay pending`);
+  });
+});
+
+describe('R-X9 the penalty is served before the credential is checked', () => {
+  it('R-X9 regression: the right password on a new connection after failures was answered at once; now it waits the penalty first (USER/PASS)', async () => {
+    await withServer({ users: USERS, failureDelay: { baseMs: 400, maxMs: 10_000, windowMs: 60_000 } }, async (t) => {
+      await guessAndHangUp(t, 'alice', 'guess-1');
+      await guessAndHangUp(t, 'alice', 'guess-2');
+      const penalty = 800; // two counted failures: base, then doubled
+      const c = await Pop3Client.connect(t.port);
+      await c.cmd('USER alice');
+      const t0 = process.hrtime.bigint();
+      assert.match(await c.cmd('PASS wonderland'), /^\+OK/);
+      const ms = elapsedMs(t0);
+      assert.ok(ms >= penalty - 50, `+OK after ${ms.toFixed(0)} ms, before the ${penalty} ms penalty had passed`);
+      await c.cmd('QUIT');
+      assert.equal(t.logs.find((l) => l['event'] === 'login')?.['penaltyMs'], penalty);
+    });
+  });
+
+  it('R-X9 regression: a guesser hanging up and reconnecting guessed at full speed; now each guess on a new connection is checked only after the grown penalty, hang-up during the wait or not', async () => {
+    await withServer({ users: USERS, failureDelay: { baseMs: 300, maxMs: 10_000, windowMs: 60_000 } }, async (t) => {
+      await guessAndHangUp(t, 'alice', 'guess-1');
+      await guessAndHangUp(t, 'alice', 'guess-2');
+      // Attempt 3 on a new connection: the server reaches its verdict no sooner than 600 ms after it.
+      const c = await Pop3Client.connect(t.port);
+      await c.cmd('USER alice');
+      const t0 = process.hrtime.bigint();
+      c.write('PASS guess-3\r\n');
+      await waitFor(() => failures(t).length === 3);
+      const ms = elapsedMs(t0);
+      c.close();
+      assert.ok(ms >= 550, `guess 3 was checked ${ms.toFixed(0)} ms after it arrived, before the 600 ms penalty`);
+      assert.deepEqual(penalties(t), [0, 300, 600]);
+      // Attempt 4 hangs up 100 ms into its wait; attempt 5, on a new connection for another name,
+      // still serves the address's penalty (1200 ms now) before its check: the hang-up bought nothing.
+      const d = await Pop3Client.connect(t.port);
+      await d.cmd('USER alice');
+      d.write('PASS guess-4\r\n');
+      await sleep(100);
+      d.close();
+      const e = await Pop3Client.connect(t.port);
+      await e.cmd('USER bob');
+      const t1 = process.hrtime.bigint();
+      e.write('PASS guess-5\r\n');
+      await waitFor(() => failures(t).some((l) => l['user'] === 'bob'));
+      const ms5 = elapsedMs(t1);
+      e.close();
+      assert.ok(ms5 >= 1150, `guess 5 was checked ${ms5.toFixed(0)} ms after it arrived, before the 1200 ms penalty`);
+      // 1200, or 2400 if the abandoned guess 4 was checked and counted first (it is, after its wait).
+      assert.ok(Number(failures(t).find((l) => l['user'] === 'bob')?.['penaltyMs']) >= 1200);
+    });
+  });
+
+  it('R-X9 regression: PLAIN, LOGIN, CRAM-MD5, OAUTHBEARER and APOP answered a right credential at once from a penalised address; now each waits the penalty', async () => {
+    const issuer = await testIssuer();
+    const settings = { apop: true, mechanisms: ['PLAIN', 'LOGIN', 'CRAM-MD5', 'OAUTHBEARER'] };
+    await withServer({ users: USERS, settings, tokens: issuer.verifier, failureDelay: { baseMs: 200, maxMs: 10_000, windowMs: 60_000 } }, async (t) => {
+      // Failures for another (unknown) name: the address's penalty, 400 ms, is what alice's logins wait.
+      await guessAndHangUp(t, 'mallory', 'guess-1');
+      await guessAndHangUp(t, 'mallory', 'guess-2');
+      const b64 = (s: string): string => Buffer.from(s, 'utf8').toString('base64');
+      const token = await issuer.token('alice');
+      const logins: Record<string, (c: Pop3Client) => Promise<string>> = {
+        PLAIN: (c) => c.cmd(`AUTH PLAIN ${plain('alice', 'wonderland')}`),
+        LOGIN: async (c) => {
+          await c.cmd('AUTH LOGIN');
+          await c.cmd(b64('alice'));
+          return c.cmd(b64('wonderland'));
+        },
+        'CRAM-MD5': async (c) => {
+          const challenge = Buffer.from((await c.cmd('AUTH CRAM-MD5')).slice(2), 'base64').toString('latin1');
+          return c.cmd(b64(`alice ${createHmac('md5', 'wonderland').update(challenge).digest('hex')}`));
+        },
+        OAUTHBEARER: (c) => c.cmd(`AUTH OAUTHBEARER ${b64(`n,a=alice,\x01auth=Bearer ${token}\x01\x01`)}`),
+        APOP: async (c) => {
+          const banner = /<[^>]+>/.exec(await c.greeting)![0];
+          return c.cmd(`APOP alice ${createHash('md5').update(banner + 'wonderland').digest('hex')}`);
+        },
+      };
+      for (const [mechanism, login] of Object.entries(logins)) {
+        const c = await Pop3Client.connect(t.port);
+        const t0 = process.hrtime.bigint();
+        assert.match(await login(c), /^\+OK alice/, mechanism);
+        const ms = elapsedMs(t0);
+        assert.ok(ms >= 350, `${mechanism}: +OK after ${ms.toFixed(0)} ms, before the 400 ms penalty had passed`);
+        await c.cmd('QUIT');
+      }
+      const logged = t.logs.filter((l) => l['event'] === 'login').map((l) => [l['mechanism'], l['penaltyMs']]);
+      assert.deepEqual(logged, Object.keys(logins).map((m) => [m, 400]));
+    });
   });
 });
 

@@ -9,6 +9,9 @@ import assert from 'node:assert/strict';
 import { createHash, createHmac } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer as createHttpServer } from 'node:http';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { TokenVerifier } from '../../src/auth/sasl/token-verifier.js';
@@ -74,6 +77,42 @@ describe('AUTH', () => {
     assert.equal(await c.cmd('AUTH PLAIN !!'), '-ERR [AUTH] Malformed SASL response, authentication aborted, too many failures, closing connection');
     await c.closed();
     await waitFor(() => t.logs.slice(seen).filter((l) => l.event === 'auth_failed' && l.mechanism === 'PLAIN').length === 3);
+  });
+
+  it('R-S10 regression: "*" cancels and over-long SASL responses were not counted; they now count toward max_auth_failures and close the session at the cap', async () => {
+    const long = 'A'.repeat(20_000);
+    const c = await Pop3Client.connect(t.port);
+    assert.equal(await c.cmd('AUTH LOGIN'), `+ ${b64('Username:')}`);
+    assert.equal(await c.cmd('*'), '-ERR Authentication cancelled');
+    assert.equal(await c.cmd('AUTH PLAIN'), '+ ');
+    assert.equal(await c.cmd(long), '-ERR SASL response too long, authentication aborted');
+    assert.equal(await c.cmd('AUTH SCRAM-SHA-256'), '+ ');
+    assert.equal(await c.cmd('*'), '-ERR [AUTH] Authentication cancelled, too many failures, closing connection');
+    await c.closed();
+    const d = await Pop3Client.connect(t.port);
+    for (let i = 0; i < 2; i++) {
+      assert.equal(await d.cmd('AUTH PLAIN'), '+ ');
+      assert.equal(await d.cmd(long), '-ERR SASL response too long, authentication aborted');
+    }
+    assert.equal(await d.cmd('AUTH PLAIN'), '+ ');
+    assert.equal(await d.cmd(long), '-ERR [AUTH] SASL response too long, authentication aborted, too many failures, closing connection');
+    await d.closed();
+  });
+
+  it('R-X13 regression: auth_failed lines carried "ip" twice (the session logger\'s and the event\'s); now once', async () => {
+    const seen = t.logText().length;
+    const c = await Pop3Client.connect(t.port);
+    assert.equal(await c.login('alice', 'wrong'), '-ERR [AUTH] Authentication failed');
+    assert.equal(await c.cmd(`AUTH PLAIN ${b64('\0ghost\0wrong')}`), '-ERR [AUTH] Authentication failed');
+    assert.equal(await c.cmd('AUTH PLAIN'), '+ ');
+    assert.match(await c.cmd('A'.repeat(20_000)), /^-ERR \[AUTH\] SASL response too long/);
+    await c.closed();
+    await waitFor(() => t.logText().slice(seen).split('\n').filter((l) => l.includes('"event":"auth_failed"')).length === 3);
+    const lines = t.logText().slice(seen).split('\n').filter((l) => l.includes('"event":"auth_failed"'));
+    for (const line of lines) {
+      assert.equal(line.match(/"ip":/g)?.length, 1, line);
+      assert.equal((JSON.parse(line) as Record<string, unknown>).ip, '127.0.0.1');
+    }
   });
 
   it('R-X4 an unknown or unconfigured mechanism is refused; AUTH alone lists the mechanisms', async () => {
@@ -178,6 +217,35 @@ describe('AUTH', () => {
       assert.deepEqual(JSON.parse(unb64(challenge)), { status: 'invalid_token', schemes: 'bearer' }, why);
       assert.equal(await c.cmd(b64('\x01')), '-ERR [AUTH] Authentication failed', why);
       c.close();
+    }
+  });
+
+  it('R-X4 regression: a bearer token without exp was accepted and never expired; now it is refused, and one with exp in the future accepted', async () => {
+    const { publicKey, privateKey } = await generateKeyPair('ES256');
+    const dir = await mkdtemp(join(tmpdir(), 'poplar-jwks-'));
+    try {
+      const jwks = join(dir, 'jwks.json');
+      await writeFile(jwks, JSON.stringify({ keys: [{ ...(await exportJWK(publicKey)), kid: 'k', alg: 'ES256' }] }));
+      const verifier = await TokenVerifier.create({ issuers: [{ issuer: 'https://exp.test', jwks }], audience: 'pop3.test', userClaim: 'sub' });
+      const sign = (jwt: SignJWT): Promise<string> =>
+        jwt.setProtectedHeader({ alg: 'ES256', kid: 'k' }).setIssuer('https://exp.test').setAudience('pop3.test').setIssuedAt().sign(privateKey);
+      const forever = await sign(new SignJWT({ sub: 'alice' }));
+      const fresh = await sign(new SignJWT({ sub: 'alice' }).setExpirationTime('5m'));
+      assert.equal((await verifier.verify(forever)).ok, false);
+      await withServer({ tokens: verifier, settings: { mechanisms: ['OAUTHBEARER', 'XOAUTH2'] } }, async (s) => {
+        const c = await Pop3Client.connect(s.port);
+        assert.deepEqual(JSON.parse(unb64(await c.cmd(`AUTH OAUTHBEARER ${b64(`n,,\x01auth=Bearer ${forever}\x01\x01`)}`))), { status: 'invalid_token', schemes: 'bearer' });
+        assert.equal(await c.cmd(b64('\x01')), '-ERR [AUTH] Authentication failed');
+        assert.equal(await c.cmd('AUTH XOAUTH2'), '+ ');
+        assert.match(unb64(await c.cmd(b64(`user=alice\x01auth=Bearer ${forever}\x01\x01`))), /"status":"401"/);
+        assert.equal(await c.cmd(''), '-ERR [AUTH] Authentication failed');
+        assert.match(await c.cmd(`AUTH OAUTHBEARER ${b64(`n,,\x01auth=Bearer ${fresh}\x01\x01`)}`), /^\+OK alice/);
+        await c.cmd('QUIT');
+        const reasons = s.logs.filter((l) => l.event === 'auth_failed').map((l) => l.reason);
+        assert.deepEqual(reasons, Array(2).fill('token rejected: ERR_JWT_CLAIM_VALIDATION_FAILED'));
+      });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
   });
 

@@ -46,7 +46,7 @@ export interface PeerIdentity {
   readonly emails: readonly string[];
 }
 
-/** What mechanisms may use: the directory, the password check, and facts about the connection. */
+/** What the connection offers mechanisms: the directory, the password check, facts about the connection. */
 export interface SaslEnv {
   lookup(name: string): Promise<UserRecord | undefined>;
   /** The password check of USER/PASS, with its dummy work for unknown users (R-S13). */
@@ -59,13 +59,26 @@ export interface SaslEnv {
   readonly tokens: TokenVerifier | undefined;
 }
 
+/**
+ * What one exchange may use: the connection's, with the failed-login penalty of R-X9 served
+ * before any credential is checked. `lookup` and `verifyPassword` serve it for the name they are
+ * given before they answer, so a mechanism that checks a credential it got from either is covered;
+ * a mechanism that checks a credential before it knows whose it is (a bearer token's signature)
+ * calls `penalty` first. The AUTH command serves it again, for the name a final step carries,
+ * before it answers (a no-op once served).
+ */
+export interface ExchangeEnv extends SaslEnv {
+  /** Waits until the address's and `user`'s current penalty has been served in this exchange. */
+  penalty(user: string | undefined): Promise<void>;
+}
+
 export interface Mechanism {
   readonly name: string;
   /** Carries a reusable secret in the clear: allowed only by R-S14's plaintext policy. */
   readonly plaintext: boolean;
   /** Whether the mechanism can work on this connection (EXTERNAL needs a certificate, …). */
   usable(env: SaslEnv): boolean;
-  start(env: SaslEnv): SaslExchange;
+  start(env: ExchangeEnv): SaslExchange;
 }
 
 export const challenge = (data: Buffer | string): SaslStep => ({

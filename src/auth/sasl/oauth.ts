@@ -6,8 +6,9 @@
  * On a bad token the server sends an error as a challenge (RFC 7628 §3.2.2: JSON with
  * "status"); the client answers (^A for OAUTHBEARER, empty for XOAUTH2) and the exchange fails.
  * A user named by the client must equal the token's user. The user must exist in the directory.
+ * The failed-login penalty (R-X9) is served before the token is verified.
  */
-import { challenge, decodeUtf8, failure, type Mechanism, type SaslEnv, type SaslExchange, type SaslStep } from './mechanism.js';
+import { challenge, decodeUtf8, failure, type ExchangeEnv, type Mechanism, type SaslExchange, type SaslStep } from './mechanism.js';
 
 interface BearerMessage {
   readonly user: string | undefined;
@@ -57,7 +58,7 @@ function bearerMechanism(
     name,
     plaintext: false,
     usable: (env) => env.tokens !== undefined,
-    start(env: SaslEnv): SaslExchange {
+    start(env: ExchangeEnv): SaslExchange {
       let failed: SaslStep | undefined;
       let asked = false;
       return {
@@ -73,6 +74,9 @@ function bearerMechanism(
           const text = response === undefined ? undefined : decodeUtf8(response);
           const msg = text === undefined ? undefined : parse(text);
           if (msg === undefined) return failure(`malformed ${name} message`, undefined, true);
+          // R-X9: the penalty before the token is checked (the user named, if any; lookup tops it
+          // up for the token's user).
+          await env.penalty(msg.user);
           const result = await env.tokens!.verify(msg.token);
           const user = result.ok ? result.user : msg.user;
           const record = result.ok && (msg.user === undefined || msg.user === result.user) ? await env.lookup(result.user) : undefined;

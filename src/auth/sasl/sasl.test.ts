@@ -11,16 +11,18 @@ import { formatScramKeys, ntHash, parseScramKeys, scramKeys } from '../schemes.j
 import { cramContexts } from '../md5-context.js';
 import { cramDigest, cramMd5 } from './cram-md5.js';
 import { login } from './login.js';
-import type { SaslEnv, SaslStep } from './mechanism.js';
+import type { ExchangeEnv, SaslStep } from './mechanism.js';
 import { challengeMessage, ntlm, ntowfv2, ntProofStr, parseAuthenticate, targetInfo, verifyNtlmv2 } from './ntlm.js';
-import { parseOauthbearer, parseXoauth2 } from './oauth.js';
+import { oauthbearer, parseOauthbearer, parseXoauth2, xoauth2 } from './oauth.js';
+import type { TokenVerifier } from './token-verifier.js';
 import { plain } from './plain.js';
 import { saslprep } from './saslprep.js';
 import { parseClientFirst, startScram } from './scram.js';
 
-function env(records: UserRecord[], passwords: Record<string, string> = {}): SaslEnv {
+function env(records: UserRecord[], passwords: Record<string, string> = {}): ExchangeEnv {
   const byName = new Map(records.map((r) => [r.name, r]));
   return {
+    penalty: async () => undefined,
     lookup: async (n) => byName.get(n),
     verifyPassword: async (n, p) => (passwords[n] === p ? byName.get(n) : undefined),
     hostname: 'test.example',
@@ -200,6 +202,27 @@ describe('bearer token messages', () => {
       token: 'ya29.vF9dft4qmTc2Nvb3RlckBhdHRhdmlzdGEuY29tCg',
     });
     assert.equal(parseXoauth2('user=a\x01auth=Bearer t\x01'), undefined);
+  });
+});
+
+describe('R-X9 penalty before the credential check', () => {
+  it('R-X9 OAUTHBEARER and XOAUTH2 serve the failed-login penalty before the token is verified', async () => {
+    for (const [mechanism, message] of [
+      [oauthbearer, 'n,a=alice,\x01auth=Bearer tok\x01\x01'],
+      [xoauth2, 'user=alice\x01auth=Bearer tok\x01\x01'],
+    ] as const) {
+      const order: string[] = [];
+      const tokens = { verify: async () => (order.push('verify'), { ok: true, user: 'alice' }) } as unknown as TokenVerifier;
+      const e: ExchangeEnv = {
+        ...env([{ name: 'alice', password: '', grants: [] }]),
+        tokens,
+        penalty: async (user) => void order.push(`penalty ${user}`),
+      };
+      const step = await mechanism.start(e).step(Buffer.from(message));
+      assert.equal(step.kind, 'success', mechanism.name);
+      assert.equal(order[0], 'penalty alice', mechanism.name);
+      assert.equal(order[1], 'verify', mechanism.name);
+    }
   });
 });
 

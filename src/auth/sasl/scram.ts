@@ -13,7 +13,7 @@
 import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { SCRAM_ITERATIONS, scramCredential } from '../credentials.js';
 import { safeEqual } from '../schemes.js';
-import { challenge, decodeUtf8, failure, type Mechanism, type SaslEnv, type SaslExchange } from './mechanism.js';
+import { challenge, decodeUtf8, failure, type ExchangeEnv, type Mechanism, type SaslExchange } from './mechanism.js';
 import { saslprep } from './saslprep.js';
 
 const hmac = (key: Buffer, text: string): Buffer => createHmac('sha256', key).update(text, 'utf8').digest();
@@ -55,7 +55,7 @@ export const scramSha256: Mechanism = {
 };
 
 /** The exchange with an injectable server nonce (the RFC 7677 §3 test vector fixes it). */
-export function startScram(env: SaslEnv, serverNonce: () => string): SaslExchange {
+export function startScram(env: ExchangeEnv, serverNonce: () => string): SaslExchange {
   {
     let stage: 'first' | 'final' | 'done' = 'first';
     let first: ClientFirst;

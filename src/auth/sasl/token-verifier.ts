@@ -1,7 +1,8 @@
 /**
  * Bearer tokens for OAUTHBEARER and XOAUTH2 (R-X4), verified as JWTs (RFC 7519) with `jose`: the
  * signature against the keys of the issuer named in the token (a JWKS file, or a URL fetched and
- * cached by jose), then `iss`, `exp`/`nbf`, and `aud` when an audience is configured. Only
+ * cached by jose), then `iss`, `exp` (required: a token without one would never expire), `nbf`
+ * when present, and `aud` when an audience is configured. Only
  * asymmetric algorithms are accepted, so a token signed with a public key as HMAC secret fails.
  * A JWKS URL must be https (http only to localhost); jose caches it and refetches for a new `kid`.
  * The user is the value of the configured claim (e.g. `email` or `preferred_username`).
@@ -72,6 +73,7 @@ export class TokenVerifier {
       const { payload } = await jwtVerify(token, keys, {
         issuer: iss,
         algorithms: ALGORITHMS,
+        requiredClaims: ['exp'],
         ...(this.opts.audience === '' ? {} : { audience: this.opts.audience }),
       });
       const user = payload[this.opts.userClaim];
