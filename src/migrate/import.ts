@@ -153,7 +153,7 @@ export async function importMail(
     }
     failed = false;
   } catch (err) {
-    if (err instanceof MigrateError) throw new MigrateError(`${err.message} (import stopped after ${imported} message(s))`);
+    if (err instanceof MigrateError && imported > 0) throw new MigrateError(`${err.message} (import stopped after ${imported} message(s))`);
     throw err;
   } finally {
     progress.finish(failed ? 'stopped' : 'done');
