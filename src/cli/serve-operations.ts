@@ -9,6 +9,7 @@ import { parseListen } from '../config/load.js';
 import { startOpsServer, type OpsServer } from '../observability/http.js';
 import type { Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
+import { RefusalTally, refusalTallyDir } from '../delivery/refusals.js';
 import type { OperationsOptions, PoplarServer } from '../server.js';
 
 export function operationsOptions(config: Config): OperationsOptions {
@@ -51,7 +52,7 @@ export async function startOperations(opts: {
   let metrics: Metrics | undefined;
   let ops: OpsServer | undefined;
   if (current.server.metrics_listen !== '') {
-    metrics = new Metrics();
+    metrics = new Metrics({ beforeScrape: new RefusalTally(refusalTallyDir(current.server.data_dir)).publishNew });
     const { host, port } = parseListen(current.server.metrics_listen);
     ops = await startOpsServer({
       host,
