@@ -41,7 +41,7 @@ function refused(dataDir: string, logger: Logger, reason: RefusalReason, status:
   try {
     recordRefusal(refusalTallyDir(dataDir), reason);
   } catch (err) {
-    logger.warn({ err, event: 'refusal_not_recorded', reason }, 'could not record the refusal for the metrics');
+    logger.warn({ event: 'refusal_not_recorded', reason, error: (err as Error).message }, 'could not record the refusal for the metrics');
   }
   return new ExitStatus(status, text);
 }
