@@ -12,8 +12,8 @@
  *
  * One reply per accepted RCPT (§4.2), duplicates included. smtp-server keeps one envelope entry
  * per address compared case-insensitively (a repeated RCPT replaces the earlier one) and answers
- * DATA once per entry, so `RCPT bob` + `RCPT BOB` got two 250s and one reply, and the client
- * waiting for the second deferred and sent the message again. This file keeps its own list of
+ * DATA once per entry: left alone it answers `RCPT bob` + `RCPT BOB` with two 250s and one DATA
+ * reply, and a client waiting for the second defers and delivers again. This file keeps its own list of
  * accepted RCPTs per transaction and hands it to smtp-server as the envelope at DATA; recipients
  * that resolve to the same maildrop get the message once and each get that delivery's reply.
  * Refusals are counted (refusals.ts).
