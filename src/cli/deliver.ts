@@ -11,7 +11,8 @@
 import { Command } from 'commander';
 import { PasswdFile } from '../auth/passwd-file.js';
 import { printableName, userNameProblem } from '../auth/user-name.js';
-import { createLogger } from '../observability/logger.js';
+import { recordRefusal, reasonOf, refusalTallyDir, type RefusalReason } from '../delivery/refusals.js';
+import { createLogger, type Logger } from '../observability/logger.js';
 import { configFrom, ExitStatus, withConfigOptions, type ConfigOptions } from './common.js';
 
 export const EX_OK = 0;
@@ -36,6 +37,16 @@ async function readStdin(limit: number): Promise<Buffer | undefined> {
   return Buffer.concat(chunks);
 }
 
+/** Counts the refusal for the server's /metrics (refusals.ts); a failure to record changes no exit status. */
+function refused(dataDir: string, logger: Logger, reason: RefusalReason, status: number, text: string): ExitStatus {
+  try {
+    recordRefusal(refusalTallyDir(dataDir), reason);
+  } catch (err) {
+    logger.warn({ event: 'refusal_not_recorded', reason, error: (err as Error).message }, 'could not record the refusal for the metrics');
+  }
+  return new ExitStatus(status, text);
+}
+
 async function deliver(opts: DeliverOptions): Promise<void> {
   let config;
   try {
@@ -46,16 +57,19 @@ async function deliver(opts: DeliverOptions): Promise<void> {
   // Logs go to stderr: Postfix quotes a mailbox_command's output in bounces and its own log.
   const logger = createLogger(config.log.level === 'info' ? 'warn' : config.log.level, process.stderr);
   // A name the store cannot hold is nobody's (auth/user-name.ts): bounce, never defer forever.
+  const dataDir = config.server.data_dir;
   const problem = userNameProblem(opts.user);
-  if (problem !== undefined) throw new ExitStatus(EX_NOUSER, `no such user ${printableName(opts.user)}: ${problem}`);
+  if (problem !== undefined) throw refused(dataDir, logger, 'unknown_user', EX_NOUSER, `no such user ${printableName(opts.user)}: ${problem}`);
   const { createAgent, createStore } = await import('./serve.js');
   const directory = new PasswdFile(config.auth.users_file);
   const record = await directory.lookup(opts.user).catch((err: unknown) => {
-    throw new ExitStatus(EX_TEMPFAIL, `cannot read the users file: ${(err as Error).message}`);
+    throw refused(dataDir, logger, 'temp_failure', EX_TEMPFAIL, `cannot read the users file: ${(err as Error).message}`);
   });
-  if (record === undefined) throw new ExitStatus(EX_NOUSER, `no such user "${opts.user}"`);
+  if (record === undefined) throw refused(dataDir, logger, 'unknown_user', EX_NOUSER, `no such user "${opts.user}"`);
   const message = await readStdin(config.lmtp.max_message_size);
-  if (message === undefined) throw new ExitStatus(EX_CANTCREAT, `message larger than lmtp.max_message_size (${config.lmtp.max_message_size} octets)`);
+  if (message === undefined) {
+    throw refused(dataDir, logger, 'too_big', EX_CANTCREAT, `message larger than lmtp.max_message_size (${config.lmtp.max_message_size} octets)`);
+  }
   const sender = opts.from ?? process.env['SENDER'] ?? '';
   const recipient = opts.recipient ?? process.env['ORIGINAL_RECIPIENT'] ?? process.env['RECIPIENT'] ?? record.name;
   let outcome;
@@ -67,17 +81,18 @@ async function deliver(opts: DeliverOptions): Promise<void> {
     await store.close().catch((err: unknown) => logger.warn({ err }, 'closing the store failed'));
   } catch (err) {
     // Anything unexpected is temporary for the MTA (exit 1 would bounce the message).
-    throw new ExitStatus(EX_TEMPFAIL, `delivery failed, try again later: ${(err as Error).message ?? String(err)}`);
+    throw refused(dataDir, logger, 'temp_failure', EX_TEMPFAIL, `delivery failed, try again later: ${(err as Error).message ?? String(err)}`);
   }
   if (outcome.ok) return;
   const r = outcome.refusal;
+  const reason = reasonOf(r);
   switch (r.kind) {
     case 'no-such-user':
-      throw new ExitStatus(EX_NOUSER, `no such user "${opts.user}"`);
+      throw refused(dataDir, logger, reason, EX_NOUSER, `no such user "${opts.user}"`);
     case 'over-quota':
-      throw new ExitStatus(r.temporary ? EX_TEMPFAIL : EX_CANTCREAT, `mailbox of "${record.name}" is over quota`);
+      throw refused(dataDir, logger, reason, r.temporary ? EX_TEMPFAIL : EX_CANTCREAT, `mailbox of "${record.name}" is over quota`);
     case 'failed':
-      throw new ExitStatus(EX_TEMPFAIL, `delivery failed, try again later: ${(r.error as Error).message ?? String(r.error)}`);
+      throw refused(dataDir, logger, reason, EX_TEMPFAIL, `delivery failed, try again later: ${(r.error as Error).message ?? String(r.error)}`);
   }
 }
 

@@ -13,6 +13,7 @@ import { RESTART_KEYS } from '../config/schema.js';
 import { startOpsServer, type OpsServer } from '../observability/http.js';
 import type { Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
+import { RefusalTally, refusalTallyDir } from '../delivery/refusals.js';
 import type { OperationsOptions, PoplarServer } from '../server.js';
 import { reloadStatusPath, type ReloadStatus } from './reload.js';
 import type { SecurityReload } from './serve-security.js';
@@ -64,7 +65,7 @@ export async function startOperations(opts: {
   let metrics: Metrics | undefined;
   let ops: OpsServer | undefined;
   if (started.server.metrics_listen !== '') {
-    metrics = new Metrics();
+    metrics = new Metrics({ beforeScrape: new RefusalTally(refusalTallyDir(started.server.data_dir)).publishNew });
     const { host, port } = parseListen(started.server.metrics_listen);
     ops = await startOpsServer({
       host,

@@ -29,6 +29,15 @@ export interface DeliveryEvent {
   readonly bytes: number;
   readonly seconds: number;
 }
+/** Why a delivery was refused (the closed set of the metric's `reason` label; src/delivery/refusals.ts). */
+export const DELIVERY_REFUSAL_REASONS = ['unknown_user', 'over_quota', 'too_big', 'temp_failure'] as const;
+export const DELIVERY_PROTOCOLS = ['lmtp', 'deliver'] as const;
+/** A delivery refused for one recipient; `count` > 1 for tallies read from files. */
+export interface DeliveryRefusedEvent {
+  readonly protocol: (typeof DELIVERY_PROTOCOLS)[number];
+  readonly reason: (typeof DELIVERY_REFUSAL_REASONS)[number];
+  readonly count: number;
+}
 export interface RefusedEvent {
   readonly reason: string;
 }
@@ -44,6 +53,7 @@ export const channels = {
   command: ch<CommandEvent>('poplar:command'),
   login: ch<LoginEvent>('poplar:login'),
   delivery: ch<DeliveryEvent>('poplar:delivery'),
+  deliveryRefused: ch<DeliveryRefusedEvent>('poplar:delivery:refused'),
   refused: ch<RefusedEvent>('poplar:connection:refused'),
   error: ch<ErrorEvent>('poplar:error'),
 } as const;

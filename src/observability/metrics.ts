@@ -4,13 +4,17 @@
  */
 import type { Channel } from 'node:diagnostics_channel';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import { channels, type CommandEvent, type DeliveryEvent, type ErrorEvent, type LoginEvent, type RefusedEvent, type SessionCloseEvent, type SessionOpenEvent } from './channels.js';
+import { channels, DELIVERY_PROTOCOLS, DELIVERY_REFUSAL_REASONS, type CommandEvent, type DeliveryEvent, type DeliveryRefusedEvent, type ErrorEvent, type LoginEvent, type RefusedEvent, type SessionCloseEvent, type SessionOpenEvent } from './channels.js';
 
 export class Metrics {
   readonly registry = new Registry();
   private readonly unsubscribe: Array<() => void> = [];
 
-  constructor() {
+  /**
+   * `beforeScrape` runs before each scrape; it publishes on the channels what other processes
+   * recorded (RefusalTally.publishNew for `poplar deliver`).
+   */
+  constructor(opts: { readonly beforeScrape?: () => void } = {}) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'poplar_' });
     // prom-client names these gauges `_total`, which Prometheus reserves for counters (promtool
@@ -41,6 +45,15 @@ export class Metrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
       registers,
     });
+    const beforeScrape = opts.beforeScrape;
+    const deliveriesRefused = new Counter({
+      name: 'poplar_deliveries_refused_total',
+      help: 'Deliveries refused, one per recipient: by LMTP or poplar deliver, and why (unknown_user, over_quota, too_big, temp_failure).',
+      labelNames: ['protocol', 'reason'],
+      registers,
+      ...(beforeScrape === undefined ? {} : { collect: () => beforeScrape() }),
+    });
+    for (const protocol of DELIVERY_PROTOCOLS) for (const reason of DELIVERY_REFUSAL_REASONS) deliveriesRefused.inc({ protocol, reason }, 0);
     const refused = new Counter({ name: 'poplar_connections_refused_total', help: 'Connections refused by a limit, by reason.', labelNames: ['reason'], registers });
     const errors = new Counter({ name: 'poplar_errors_total', help: 'Internal errors by kind.', labelNames: ['kind'], registers });
 
@@ -67,6 +80,7 @@ export class Metrics {
         deliveryLatency.observe(e.seconds);
       }
     });
+    this.on(channels.deliveryRefused, (e: DeliveryRefusedEvent) => deliveriesRefused.inc({ protocol: e.protocol, reason: e.reason }, e.count));
     this.on(channels.refused, (e: RefusedEvent) => refused.inc({ reason: e.reason }));
     this.on(channels.error, (e: ErrorEvent) => errors.inc({ kind: e.kind }));
   }

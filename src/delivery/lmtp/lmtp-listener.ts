@@ -10,14 +10,23 @@
  *   enforces with `552 5.3.4` per recipient) and delivered to each recipient; each reply is sent
  *   only after MailStore.deliver resolved, i.e. once the message is durable and visible whole.
  *
+ * One reply per accepted RCPT (§4.2), duplicates included. smtp-server keeps one envelope entry
+ * per address compared case-insensitively (a repeated RCPT replaces the earlier one) and answers
+ * DATA once per entry: left alone it answers `RCPT bob` + `RCPT BOB` with two 250s and one DATA
+ * reply, and a client waiting for the second defers and delivers again. This file keeps its own list of
+ * accepted RCPTs per transaction and hands it to smtp-server as the envelope at DATA; recipients
+ * that resolve to the same maildrop get the message once and each get that delivery's reply.
+ * Refusals are counted (refusals.ts).
+ *
  * LMTP has no authentication here (AUTH and STARTTLS are disabled): bind it to loopback or a
  * trusted network, as Dovecot and Cyrus do.
  */
 import type { AddressInfo } from 'node:net';
-import { SMTPServer, type SMTPServerDataResult, type SMTPServerSession } from 'smtp-server';
+import { SMTPServer, type SMTPServerAddress, type SMTPServerDataResult, type SMTPServerEnvelope, type SMTPServerSession } from 'smtp-server';
 import type { ListenAddress } from '../../config/listen.js';
 import type { Logger } from '../../observability/logger.js';
-import type { DeliveryAgent, Refusal } from '../agent.js';
+import type { DeliveryAgent, DeliveryOutcome, Refusal } from '../agent.js';
+import { publishRefusal, reasonOf } from '../refusals.js';
 
 export interface LmtpSettings {
   readonly hostname: string;
@@ -25,13 +34,15 @@ export interface LmtpSettings {
   readonly maxRecipients: number;
 }
 
+type Reply = Error & { responseCode: number };
+
 /** An Error that smtp-server sends as `<code> <enhanced> <text>` (RFC 3463 codes by reply code). */
-function reply(code: number, text: string): Error & { responseCode: number } {
+function reply(code: number, text: string): Reply {
   return Object.assign(new Error(text), { responseCode: code });
 }
 
 /** The reply for a refused recipient: 550 5.1.1, 552 5.2.2 / 452 4.2.2, or 451 4.3.0. */
-export function refusalReply(address: string, r: Refusal): Error & { responseCode: number } {
+export function refusalReply(address: string, r: Refusal): Reply {
   switch (r.kind) {
     case 'no-such-user':
       return reply(550, `<${address}>: no such user here`);
@@ -42,6 +53,18 @@ export function refusalReply(address: string, r: Refusal): Error & { responseCod
     case 'failed':
       return reply(451, `<${address}>: temporary failure storing the message, try again later`);
   }
+}
+
+/**
+ * The RCPTs answered 250 in this transaction, in order, duplicates included. smtp-server gives
+ * each transaction (MAIL … DATA, ended by DATA, RSET or LHLO) a new envelope object, so the list
+ * is keyed on it and goes away with it.
+ */
+const acceptedRcpts = new WeakMap<SMTPServerEnvelope, SMTPServerAddress[]>();
+function accepted(session: SMTPServerSession): SMTPServerAddress[] {
+  let list = acceptedRcpts.get(session.envelope);
+  if (list === undefined) acceptedRcpts.set(session.envelope, (list = []));
+  return list;
 }
 
 export class LmtpListener {
@@ -82,6 +105,7 @@ export class LmtpListener {
 
   private create(): SMTPServer {
     const { agent, logger } = this;
+    const maxRecipients = this.settings.maxRecipients;
     return new SMTPServer({
       lmtp: true,
       name: this.settings.hostname,
@@ -96,33 +120,51 @@ export class LmtpListener {
       logger: false,
       closeTimeout: 10_000,
       onRcptTo(address, session, callback) {
+        // smtp-server caps distinct addresses; this caps the list of replies owed, repeats included.
+        if (accepted(session).length >= maxRecipients) return callback(reply(452, 'Error: too many recipients'));
         const declared = Number((session.envelope.mailFrom && session.envelope.mailFrom.args && session.envelope.mailFrom.args.SIZE) || 0);
-        void (async () => {
+        void (async (): Promise<Refusal | undefined> => {
           const mailbox = await agent.resolve(address.address);
-          if (mailbox === undefined) return refusalReply(address.address, { kind: 'no-such-user' });
-          const refused = await agent.admit(mailbox, Number.isFinite(declared) ? declared : 0);
-          return refused === undefined ? undefined : refusalReply(address.address, refused);
+          if (mailbox === undefined) return { kind: 'no-such-user' };
+          return agent.admit(mailbox, Number.isFinite(declared) ? declared : 0);
         })().then(
-          (err) => {
-            if (err !== undefined) logger.info({ event: 'rcpt_refused', rcpt: address.address, reply: err.responseCode }, 'recipient refused');
-            callback(err ?? null);
+          (refused) => {
+            if (refused !== undefined) {
+              const err = refusalReply(address.address, refused);
+              logger.info({ event: 'rcpt_refused', rcpt: address.address, reply: err.responseCode }, 'recipient refused');
+              publishRefusal('lmtp', reasonOf(refused));
+              return callback(err);
+            }
+            accepted(session).push(address);
+            callback(null);
           },
           (err: unknown) => {
             logger.error({ err, event: 'rcpt_failed', rcpt: address.address }, 'recipient check failed');
+            publishRefusal('lmtp', 'temp_failure');
             callback(refusalReply(address.address, { kind: 'failed', error: err }));
           },
         );
       },
       onData(stream, session, callback) {
+        // One envelope entry per RCPT answered 250, so that every reply smtp-server sends for this
+        // DATA (552 5.3.4 for an oversized message included) is sent once per accepted RCPT.
+        const rcpts = accepted(session);
+        session.envelope.rcptTo = rcpts.slice();
         const chunks: Buffer[] = [];
         stream.on('data', (chunk: Buffer) => {
           if (!stream.sizeExceeded) chunks.push(chunk);
         });
         stream.on('end', () => {
-          if (stream.sizeExceeded) return callback(null); // smtp-server answers 552 5.3.4 per recipient
-          deliverAll(agent, Buffer.concat(chunks), session).then(
+          if (stream.sizeExceeded) {
+            publishRefusal('lmtp', 'too_big', rcpts.length);
+            return callback(null); // smtp-server answers 552 5.3.4 per envelope entry
+          }
+          deliverAll(agent, Buffer.concat(chunks), session, rcpts).then(
             (results) => callback(null, results),
-            (error: unknown) => callback(null, session.envelope.rcptTo.map((r) => refusalReply(r.address, { kind: 'failed', error }))),
+            (error: unknown) => {
+              publishRefusal('lmtp', 'temp_failure', rcpts.length);
+              callback(null, rcpts.map((r) => refusalReply(r.address, { kind: 'failed', error })));
+            },
           );
         });
       },
@@ -130,26 +172,47 @@ export class LmtpListener {
   }
 }
 
-/** Delivers to every accepted recipient; one result per recipient, in RCPT order (RFC 2033 §4.2). */
-async function deliverAll(agent: DeliveryAgent, message: Buffer, session: SMTPServerSession): Promise<SMTPServerDataResult[]> {
+/**
+ * Delivers to every accepted RCPT; one result per RCPT, in RCPT order (RFC 2033 §4.2). RCPTs that
+ * resolve to the same maildrop (`bob`, `BOB`, `bob+x`, or one address twice) share one delivery:
+ * the message is stored once and each of them gets its reply.
+ */
+async function deliverAll(
+  agent: DeliveryAgent,
+  message: Buffer,
+  session: SMTPServerSession,
+  rcpts: readonly SMTPServerAddress[],
+): Promise<SMTPServerDataResult[]> {
   const sender = session.envelope.mailFrom === false ? '' : session.envelope.mailFrom.address;
+  const deliveries = new Map<string, Promise<DeliveryOutcome>>();
   return Promise.all(
-    session.envelope.rcptTo.map(async (rcpt): Promise<SMTPServerDataResult> => {
+    rcpts.map(async (rcpt): Promise<SMTPServerDataResult> => {
       let mailbox: string | undefined;
       try {
         mailbox = await agent.resolve(rcpt.address);
       } catch (error) {
+        publishRefusal('lmtp', 'temp_failure');
         return refusalReply(rcpt.address, { kind: 'failed', error }); // the directory failed: 451, retry
       }
-      if (mailbox === undefined) return refusalReply(rcpt.address, { kind: 'no-such-user' });
-      const outcome = await agent.deliver(mailbox, message, {
-        sender,
-        recipient: rcpt.address,
-        protocol: 'LMTP',
-        heloName: session.hostNameAppearsAs,
-        remoteAddress: session.remoteAddress,
-      });
-      return outcome.ok ? `<${rcpt.address}> ${outcome.id} Saved as uid ${outcome.uid}` : refusalReply(rcpt.address, outcome.refusal);
+      if (mailbox === undefined) {
+        publishRefusal('lmtp', 'unknown_user');
+        return refusalReply(rcpt.address, { kind: 'no-such-user' });
+      }
+      let delivery = deliveries.get(mailbox);
+      if (delivery === undefined) {
+        delivery = agent.deliver(mailbox, message, {
+          sender,
+          recipient: rcpt.address,
+          protocol: 'LMTP',
+          heloName: session.hostNameAppearsAs,
+          remoteAddress: session.remoteAddress,
+        });
+        deliveries.set(mailbox, delivery);
+      }
+      const outcome = await delivery;
+      if (outcome.ok) return `<${rcpt.address}> ${outcome.id} Saved as uid ${outcome.uid}`;
+      publishRefusal('lmtp', reasonOf(outcome.refusal));
+      return refusalReply(rcpt.address, outcome.refusal);
     }),
   );
 }
