@@ -1,7 +1,9 @@
 /**
  * The hot loop of RETR (R-S19, R-K8): one chunk of a stored message in, its wire form out — every
  * line end (CRLF, bare LF, bare CR) sent as CRLF and a "." starting a line doubled — with the one
- * state the next chunk needs carried between calls. ./dot-stuffing.ts drives it and adds the rest
+ * state the next chunk needs carried between calls. It is a fast path of `wireBody` in
+ * ./line-rule.ts (the rule, written once); ./line-rule.test.ts checks both implementations here
+ * against it over random bytes cut at random chunk boundaries. ./dot-stuffing.ts drives it and adds the rest
  * of the reply (TOP, workarounds, the last line end, the terminator).
  *
  * Why WebAssembly: a stored message has a line end every ~50 octets, so anything that calls from
@@ -18,9 +20,7 @@
  * One module instance serves the whole process (calls are synchronous and never overlap); its
  * memory is a fixed 832 KiB (the table, an input window of WINDOW octets, an output window of
  * 2×WINDOW+16), so memory per session is bounded whatever the message size. Where WebAssembly is
- * unavailable (node --jitless) `jsTransform`, the same rule in JS, is used; the property tests
- * compare both with a plain reference implementation over random inputs cut at random chunk
- * boundaries.
+ * unavailable (node --jitless) `jsTransform`, the same rule in JS, is used.
  */
 import { IN_BASE, MODULE, OUT_BASE, OUT_SIZE, PREV, WINDOW } from './body-transform-wasm.js';
 import { ChunkPool } from './chunk-pool.js';
@@ -42,9 +42,8 @@ export interface ChunkResult {
 }
 
 /**
- * The reference semantics, kept as a plain JS loop: the fallback where WebAssembly is not
- * available, and what the tests compare the module with. `state` must not be AFTER_CR when
- * `input` starts with an LF (transformChunk drops that LF first).
+ * The transform as a plain JS loop: the fallback where WebAssembly is not available. `state` must
+ * not be AFTER_CR when `input` starts with an LF (transformChunk drops that LF first).
  */
 export function jsTransform(input: Buffer, state: LineState): ChunkResult {
   const n = input.length;

@@ -1,9 +1,11 @@
 /**
  * The body of RETR and TOP (RFC 1939 §3, §7): stored bytes in, wire bytes out. Line ends become
- * CRLF by the rule of ./crlf.ts (R-S19, R-K8), a line starting with "." gets another "." (byte
+ * CRLF by the rule of ./line-rule.ts (R-S19, R-K8), a line starting with "." gets another "." (byte
  * stuffing), TOP stops after the header block, the blank line and `topLines` body lines (R-K6),
- * and the reply ends with ".\r\n". Pure: `bodyEncoder` takes the stored chunks one at a time and
- * gives the wire chunks back (the session writes them, src/session/output.ts); `stuffBody` wraps
+ * and the reply ends with ".\r\n". This is the fast path of `wireBody` in ./line-rule.ts, where
+ * the rule is written once as plain reference code; ./line-rule.test.ts checks every encoder here
+ * (RETR, TOP, each workaround) and lacksEndOfHeaders against it in any chunking.
+ * Pure: `bodyEncoder` takes the stored chunks one at a time and gives the wire chunks back (the session writes them, src/session/output.ts); `stuffBody` wraps
  * it as an async generator for a store that streams. When TOP has sent enough the encoder is
  * `done` and the caller stops reading the source early.
  * RETR (no TOP, no oe-ns-eoh) runs each chunk through ./body-transform.ts, a WebAssembly loop that
@@ -58,7 +60,7 @@ function replaceNuls(chunk: Buffer): Buffer {
 
 /**
  * R-X12 `oe-ns-eoh`: whether a stored message has no empty line (by the line-end rule of
- * ./crlf.ts: CRLF, bare LF and bare CR each end a line), i.e. its header block never ends — the
+ * ./line-rule.ts: CRLF, bare LF and bare CR each end a line), i.e. its header block never ends — the
  * messages stuffBody adds an empty line to. Reads only up to the first empty line, so for a
  * usual message only its header block; returns early, which stops (and closes) the source.
  */
