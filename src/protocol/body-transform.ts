@@ -23,7 +23,7 @@
  * unavailable (node --jitless) `jsTransform`, the same rule in JS, is used.
  */
 import { IN_BASE, MODULE, OUT_BASE, OUT_SIZE, PREV, WINDOW } from './body-transform-wasm.js';
-import { ChunkPool } from './chunk-pool.js';
+import type { ChunkPool } from './chunk-pool.js';
 
 /** State between chunks: in the middle of a line. */
 export const MID_LINE = 0;
@@ -92,10 +92,13 @@ function instantiate(): Module | undefined {
   }
 }
 
+/** The module instance: compiled code and a scratch memory that every call fills afresh (no value
+ * in it outlives a call, and calls never overlap), so one serves the whole process. */
 const wasm = instantiate();
 
-/** Output buffers of transformed chunks of up to one window (session/output.ts gives them back). */
-const outPool = new ChunkPool(OUT_SIZE, 16);
+/** Size of the buffers of a `ChunkPool` that transformed chunks are written into: the output of
+ * one window at its worst. A chunk whose output needs more gets a buffer of its own. */
+export const TRANSFORM_OUT_CHUNK = OUT_SIZE;
 
 /** Whether the WebAssembly loop is in use (for the tests and the benchmark). */
 export const usingWasm = wasm !== undefined;
@@ -106,8 +109,9 @@ function stateAfter(last: number): LineState {
   return last === 0x0a ? LINE_START : last === 0x0d ? AFTER_CR : MID_LINE;
 }
 
-/** The WebAssembly transform of one chunk, in windows of WINDOW octets. */
-export function wasmTransform(input: Buffer, state: LineState): ChunkResult {
+/** The WebAssembly transform of one chunk, in windows of WINDOW octets; output that differs from
+ * the input is written into a buffer of `pool` when it fits (see TRANSFORM_OUT_CHUNK). */
+export function wasmTransform(input: Buffer, state: LineState, pool?: ChunkPool): ChunkResult {
   if (wasm === undefined) return jsTransform(input, state);
   if (state === AFTER_CR && input.length > 0 && input[0] === 0x0a) {
     input = input.subarray(1); // as transformChunk does
@@ -130,7 +134,7 @@ export function wasmTransform(input: Buffer, state: LineState): ChunkResult {
       // LF of a CR that ended the window before, then a "." doubled).
       const rest = n - at - len;
       const need = o + outLen + 2 * rest + Math.ceil(rest / WINDOW);
-      out = need <= outPool.size ? outPool.take() : Buffer.allocUnsafe(need);
+      out = pool !== undefined && need <= pool.size ? pool.take() : Buffer.allocUnsafe(need);
       input.copy(out, 0, 0, at); // the windows before, unchanged
     }
     // Room was made for every later window's worst case (above).
@@ -144,13 +148,13 @@ export function wasmTransform(input: Buffer, state: LineState): ChunkResult {
 /**
  * One chunk of a stored message, starting in `state`, as wire octets (CRLF lines, dots doubled).
  * The result's `state` goes with the next chunk; the caller ends the message (a last line without
- * its line end, the terminator).
+ * its line end, the terminator). A changed chunk is written into a buffer of `pool` if given.
  */
-export function transformChunk(input: Buffer, state: LineState): ChunkResult {
+export function transformChunk(input: Buffer, state: LineState, pool?: ChunkPool): ChunkResult {
   if (state === AFTER_CR && input.length > 0 && input[0] === 0x0a) {
     // The LF of a CRLF split between chunks: the CR was already sent as CRLF.
     input = input.subarray(1);
     state = LINE_START;
   }
-  return wasmTransform(input, state);
+  return wasmTransform(input, state, pool);
 }

@@ -21,7 +21,7 @@
  *   (session/maildrop.ts, using lacksEndOfHeaders below), so R-S4 sizes stay exact.
  */
 import { LINE_START, MID_LINE, transformChunk, type LineState } from './body-transform.js';
-import { releaseChunk } from './chunk-pool.js';
+import { releaseChunk, type ChunkPool } from './chunk-pool.js';
 import { TERMINATOR } from './response.js';
 
 const CR = 0x0d;
@@ -94,10 +94,11 @@ export async function lacksEndOfHeaders(source: AsyncIterable<Uint8Array>): Prom
 export interface BodyEncoder {
   /**
    * The wire octets for the next stored chunk: the chunk itself when nothing had to change, or a
-   * new (possibly pooled) buffer; undefined when there are none. A pooled input chunk that was
-   * copied is given back to its pool here.
+   * new buffer, taken from `pool` where the encoder can (RETR); undefined when there are none.
+   * The input is handed over (protocol/chunk-pool.ts): a pooled input that was copied is given
+   * back here, and the result is the caller's to hand on or give back.
    */
-  chunk(input: Buffer): Buffer | undefined;
+  chunk(input: Buffer, pool?: ChunkPool): Buffer | undefined;
   /** TOP has sent all it should: the rest of the message is not needed. */
   readonly done: boolean;
   /** The end of the reply: the last line's CRLF if it had none, and the terminator. */
@@ -118,8 +119,8 @@ class RetrEncoder implements BodyEncoder {
 
   constructor(private readonly noNuls: boolean) {}
 
-  chunk(input: Buffer): Buffer | undefined {
-    const r = transformChunk(this.noNuls ? replaceNuls(input) : input, this.state);
+  chunk(input: Buffer, pool?: ChunkPool): Buffer | undefined {
+    const r = transformChunk(this.noNuls ? replaceNuls(input) : input, this.state, pool);
     this.state = r.state;
     // The source chunk was copied into the output: its (pooled) buffer can be reused.
     if (r.out.buffer !== input.buffer) releaseChunk(input);
@@ -222,14 +223,15 @@ class LineEncoder implements BodyEncoder {
 }
 
 /** The reply body over any async iterable of stored chunks; stops (and closes) the source early
- * once TOP has sent enough. */
+ * once TOP has sent enough. Changed chunks are written into buffers of `pool` if given. */
 export async function* stuffBody(
   source: AsyncIterable<Uint8Array>,
   opts: BodyOptions = {},
+  pool?: ChunkPool,
 ): AsyncGenerator<Buffer, void, undefined> {
   const encoder = bodyEncoder(opts);
   for await (const raw of source) {
-    const out = encoder.chunk(Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.length));
+    const out = encoder.chunk(Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.length), pool);
     if (out !== undefined) yield out;
     if (encoder.done) break;
   }

@@ -10,7 +10,7 @@ import { describe, it } from 'node:test';
 import { Writable } from 'node:stream';
 import type { Socket } from 'node:net';
 import { bodyEncoder } from '../../src/protocol/dot-stuffing.js';
-import { readPool } from '../../src/protocol/chunk-pool.js';
+import { ChunkPool } from '../../src/protocol/chunk-pool.js';
 import { RETR_READ_CHUNK } from '../../src/protocol/limits.js';
 import { SessionOutput } from '../../src/session/output.js';
 import type { MessageSource } from '../../src/storage/mail-store.js';
@@ -34,6 +34,7 @@ function fastSocket(): { socket: Socket; received: () => number } {
 /** `chunks` pooled chunks of CRLF text needing no change (RETR sends them as they are). */
 function pooledSource(chunks: number): { source: MessageSource; buffers: Set<ArrayBufferLike> } {
   const buffers = new Set<ArrayBufferLike>();
+  const readPool = new ChunkPool(RETR_READ_CHUNK, 16);
   let left = chunks;
   const line = Buffer.from('0123456789abcdef0123456789abcdef\r\n');
   return {
