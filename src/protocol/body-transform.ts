@@ -3,18 +3,18 @@
  * line end (CRLF, bare LF, bare CR) sent as CRLF and a "." starting a line doubled — with the one
  * state the next chunk needs carried between calls. It is a fast path of `wireBody` in
  * ./line-rule.ts (the rule, written once); ./line-rule.test.ts checks both implementations here
- * against it over random bytes cut at random chunk boundaries. ./dot-stuffing.ts drives it and adds the rest
- * of the reply (TOP, workarounds, the last line end, the terminator).
+ * against it over random bytes cut at random chunk boundaries. ./dot-stuffing.ts drives it and
+ * adds the rest of the reply (TOP, workarounds, the last line end, the terminator).
  *
- * Why WebAssembly: a stored message has a line end every ~50 octets, so anything that calls from
- * JS into native code per line (Buffer.indexOf, copy, subarray) costs ~1 µs per line, ~2 CPU-s per
- * GB served; a JS byte loop costs about as much. The module (./body-transform-wasm.ts, 6 KiB
+ * Why WebAssembly: a stored message has a line end every few dozen octets, so anything that calls
+ * from JS into native code per line (Buffer.indexOf, copy, subarray) pays that call's cost per
+ * line, and a JS byte loop pays about as much per octet (docs/benchmarks.md, "Figures behind code
+ * comments", has the measured costs; bench/transform.ts measures them). The module (./body-transform-wasm.ts, 6 KiB
  * with its table) works on 16 octets at a time with SIMD: it finds the positions that need an
  * octet inserted (a CR before a bare LF, a "." before a dot line's ".") and writes each 8 octets
  * with their insertions through one swizzle from a table, without a branch per line; text where
  * insertions are rare (CRLF lines) is checked 32 octets at a time and copied on where there is
- * none. Per GB that is ~0.05–0.15 CPU-s in the module plus the copies into and out of its memory.
- * A chunk that needs no change at all (CRLF lines, no line starting with ".") is passed on as it
+ * none, so most of what remains is the copies into and out of its memory. A chunk that needs no change at all (CRLF lines, no line starting with ".") is passed on as it
  * is, without a copy.
  *
  * One module instance serves the whole process (calls are synchronous and never overlap); its
