@@ -12,8 +12,8 @@
  */
 import { parseArgs } from './args.js';
 import { makeMessage, toCrlf } from './messages.js';
-import { jsTransform, LINE_START, wasmTransform, type LineState } from '../src/protocol/body-transform.js';
-import { releaseChunk } from '../src/protocol/chunk-pool.js';
+import { jsTransform, LINE_START, TRANSFORM_OUT_CHUNK, wasmTransform, type LineState } from '../src/protocol/body-transform.js';
+import { ChunkPool, releaseChunk } from '../src/protocol/chunk-pool.js';
 import { stuffBody } from '../src/protocol/dot-stuffing.js';
 
 const a = parseArgs(process.argv.slice(2));
@@ -68,12 +68,15 @@ async function* from(parts: Buffer[]): AsyncGenerator<Buffer> {
   yield* parts;
 }
 
-function direct(t: (b: Buffer, s: LineState) => { out: Buffer; state: LineState }): (parts: Buffer[]) => number {
+/** The pool session/output.ts gives the transform (its own, as there). */
+const pool = new ChunkPool(TRANSFORM_OUT_CHUNK, 16);
+
+function direct(t: (b: Buffer, s: LineState, pool: ChunkPool) => { out: Buffer; state: LineState }): (parts: Buffer[]) => number {
   return (parts) => {
     let s: LineState = LINE_START;
     let n = 0;
     for (const p of parts) {
-      const r = t(p, s);
+      const r = t(p, s, pool);
       s = r.state;
       n += r.out.length;
       releaseChunk(r.out);
@@ -90,7 +93,7 @@ await measure('line loop (stuffBody, TOP)', async (parts) => {
 });
 await measure('stuffBody RETR', async (parts) => {
   let n = 0;
-  for await (const b of stuffBody(from(parts))) {
+  for await (const b of stuffBody(from(parts), {}, pool)) {
     n += b.length;
     releaseChunk(b);
   }

@@ -4,13 +4,12 @@
  * maildrop costs no huge buffer: each chunk is one buffer the lines are written into directly
  * (decimal digits by hand, a carried-over UIDL as latin1 text), with no string or object per line.
  */
+import { LISTING_CHUNK } from '../protocol/limits.js';
 import { ok } from '../protocol/response.js';
 import type { Maildrop } from '../session/maildrop.js';
 import type { MessageInfo } from '../storage/mail-store.js';
 import { transaction } from './types.js';
 
-/** Octets per listing chunk; session/output.ts coalesces chunks into larger writes anyway. */
-const LISTING_CHUNK = 64 * 1024;
 /** Room for a message number, a space, a decimal value and CRLF (numbers below 2^53). */
 const NUMBER_LINE = 2 * 16 + 3;
 

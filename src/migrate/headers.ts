@@ -1,18 +1,28 @@
-/** Reading one header field of a stored message, for import (Status, X-UIDL). */
+/**
+ * Reading one header field of a stored message, for import (Status, X-UIDL). The header block is
+ * read by the one line-end rule (protocol/line-rule.ts: CR LF, bare LF and bare CR each end a
+ * line), so it ends at the same empty line RETR and TOP serve as its end.
+ */
+import { storedLines } from '../protocol/line-rule.js';
+
+/** The lines of the header block: up to the first empty line (or all of them). */
+function headerLines(message: Buffer): Buffer[] {
+  const lines: Buffer[] = [];
+  for (const line of storedLines(message)) {
+    if (line.length === 0) break;
+    lines.push(line);
+  }
+  return lines;
+}
 
 /** The unfolded value of the first `name:` field in the header block, if any. */
 export function headerValue(message: Buffer, name: string): string | undefined {
-  const end = headerEnd(message);
-  const text = message.subarray(0, end).toString('latin1');
-  const re = new RegExp(`^${name}:[ \\t]*(.*(?:\\r?\\n[ \\t].*)*)`, 'im');
-  const m = re.exec(text);
-  return m === null ? undefined : m[1]!.replace(/\r?\n[ \t]+/g, ' ').replace(/\r$/, '').trim();
-}
-
-/** Offset of the empty line that ends the header block (or the whole message). */
-export function headerEnd(message: Buffer): number {
-  const lf = message.indexOf('\n\n');
-  const crlf = message.indexOf('\r\n\r\n');
-  const ends = [lf, crlf].filter((i) => i >= 0);
-  return ends.length === 0 ? message.length : Math.min(...ends) + 1;
+  const lines = headerLines(message).map((l) => l.toString('latin1'));
+  const prefix = `${name.toLowerCase()}:`;
+  const at = lines.findIndex((l) => l.slice(0, prefix.length).toLowerCase() === prefix);
+  if (at === -1) return undefined;
+  let value = lines[at]!.slice(prefix.length);
+  // Folded continuation lines start with a space or a tab; each fold reads as one space.
+  for (let i = at + 1; i < lines.length && /^[ \t]/.test(lines[i]!); i++) value += ' ' + lines[i]!.replace(/^[ \t]+/, '');
+  return value.trim();
 }

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { dovecotDefaultUidl, parseDovecotUidlist } from './dovecot-uidlist.js';
 import { headerValue } from './headers.js';
 import { MigrateError } from './errors.js';
+import { IMPORT_HEADER_READ } from '../protocol/limits.js';
 
 export interface SourceMessage {
   readonly path: string;
@@ -132,11 +133,11 @@ export async function readMaildirSource(root: string, log?: SourceLogger): Promi
   return out.sort((a, b) => (a.uid ?? inf) - (b.uid ?? inf) || a.received - b.received || (a.path < b.path ? -1 : 1));
 }
 
-/** The first 64 KiB of a file: enough for its header block. */
+/** The first IMPORT_HEADER_READ octets of a file: enough for its header block. */
 async function readHead(path: string): Promise<Buffer> {
   const fh = await openSourceFile(path);
   try {
-    const buf = Buffer.alloc(64 * 1024);
+    const buf = Buffer.alloc(IMPORT_HEADER_READ);
     const { bytesRead } = await fh.read(buf, 0, buf.length, 0);
     return buf.subarray(0, bytesRead);
   } finally {

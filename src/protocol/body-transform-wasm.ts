@@ -3,7 +3,7 @@
  * binary in the repository). It writes the wire form of one window of input; body-transform.ts
  * copies windows in and out and carries the state between chunks.
  *
- * The rule it applies, octet by octet: each input octet b, with p the octet before it, is sent as
+ * The rule it applies (./line-rule.ts's `wireBody`, written octet by octet): each input octet b, with p the octet before it, is sent as
  * what must be inserted before it, then b itself. Inserted: a CR before a bare LF (b = LF, p ≠ CR);
  * an LF before the octet after a bare CR (p = CR, b ≠ LF); a "." before a "." that starts a line
  * (p = LF, or p = CR). So a CRLF is sent as it is, a bare LF or CR as CRLF, a dot line with its dot

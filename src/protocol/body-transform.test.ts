@@ -1,6 +1,6 @@
 /**
- * The RETR transform (body-transform.ts) against a plain reference: whole message in, wire form
- * out, by the rule of crlf.ts and RFC 1939 §3 byte stuffing. Inputs are CR/LF/"."-heavy, long
+ * The RETR transform (body-transform.ts) against the reference (line-rule.ts): whole message in,
+ * wire form out, CRLF lines and RFC 1939 §3 byte stuffing. Inputs are CR/LF/"."-heavy, long
  * enough to cross the 16-octet SIMD steps, and cut at random chunk boundaries (between CR and LF,
  * between LF and ".", at a final CR, with and without a final line end).
  */
@@ -10,17 +10,14 @@ import fc from 'fast-check';
 import { Readable } from 'node:stream';
 import { AFTER_CR, jsTransform, LINE_START, MID_LINE, transformChunk, usingWasm, wasmTransform, type LineState } from './body-transform.js';
 import { crlfSize } from './crlf.js';
+import { wireBody } from './line-rule.js';
 import { stuffBody } from './dot-stuffing.js';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 300);
 
-/** The reference: line ends to CRLF (CRLF, bare LF, bare CR), a final CRLF added, dots doubled. */
+/** The reference (line-rule.ts): line ends to CRLF (CRLF, bare LF, bare CR), a final CRLF added, dots doubled. */
 function reference(message: Buffer): string {
-  const text = message.toString('latin1');
-  if (text === '') return '.\r\n';
-  const lines = text.replace(/\r\n|\r|\n/g, '\n').split('\n');
-  if (lines[lines.length - 1] === '') lines.pop(); // the message ended with a line end
-  return lines.map((l) => (l.startsWith('.') ? `.${l}` : l) + '\r\n').join('') + '.\r\n';
+  return wireBody(message).toString('latin1');
 }
 
 /** Pieces that put CR, LF and "." everywhere, and runs long enough for the SIMD path. */

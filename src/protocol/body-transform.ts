@@ -1,29 +1,29 @@
 /**
  * The hot loop of RETR (R-S19, R-K8): one chunk of a stored message in, its wire form out — every
  * line end (CRLF, bare LF, bare CR) sent as CRLF and a "." starting a line doubled — with the one
- * state the next chunk needs carried between calls. ./dot-stuffing.ts drives it and adds the rest
- * of the reply (TOP, workarounds, the last line end, the terminator).
+ * state the next chunk needs carried between calls. It is a fast path of `wireBody` in
+ * ./line-rule.ts (the rule, written once); ./line-rule.test.ts checks both implementations here
+ * against it over random bytes cut at random chunk boundaries. ./dot-stuffing.ts drives it and
+ * adds the rest of the reply (TOP, workarounds, the last line end, the terminator).
  *
- * Why WebAssembly: a stored message has a line end every ~50 octets, so anything that calls from
- * JS into native code per line (Buffer.indexOf, copy, subarray) costs ~1 µs per line, ~2 CPU-s per
- * GB served; a JS byte loop costs about as much. The module (./body-transform-wasm.ts, 6 KiB
+ * Why WebAssembly: a stored message has a line end every few dozen octets, so anything that calls
+ * from JS into native code per line (Buffer.indexOf, copy, subarray) pays that call's cost per
+ * line, and a JS byte loop pays about as much per octet (docs/benchmarks.md, "Figures behind code
+ * comments", has the measured costs; bench/transform.ts measures them). The module (./body-transform-wasm.ts, 6 KiB
  * with its table) works on 16 octets at a time with SIMD: it finds the positions that need an
  * octet inserted (a CR before a bare LF, a "." before a dot line's ".") and writes each 8 octets
  * with their insertions through one swizzle from a table, without a branch per line; text where
  * insertions are rare (CRLF lines) is checked 32 octets at a time and copied on where there is
- * none. Per GB that is ~0.05–0.15 CPU-s in the module plus the copies into and out of its memory.
- * A chunk that needs no change at all (CRLF lines, no line starting with ".") is passed on as it
+ * none, so most of what remains is the copies into and out of its memory. A chunk that needs no change at all (CRLF lines, no line starting with ".") is passed on as it
  * is, without a copy.
  *
  * One module instance serves the whole process (calls are synchronous and never overlap); its
  * memory is a fixed 832 KiB (the table, an input window of WINDOW octets, an output window of
  * 2×WINDOW+16), so memory per session is bounded whatever the message size. Where WebAssembly is
- * unavailable (node --jitless) `jsTransform`, the same rule in JS, is used; the property tests
- * compare both with a plain reference implementation over random inputs cut at random chunk
- * boundaries.
+ * unavailable (node --jitless) `jsTransform`, the same rule in JS, is used.
  */
 import { IN_BASE, MODULE, OUT_BASE, OUT_SIZE, PREV, WINDOW } from './body-transform-wasm.js';
-import { ChunkPool } from './chunk-pool.js';
+import type { ChunkPool } from './chunk-pool.js';
 
 /** State between chunks: in the middle of a line. */
 export const MID_LINE = 0;
@@ -42,9 +42,8 @@ export interface ChunkResult {
 }
 
 /**
- * The reference semantics, kept as a plain JS loop: the fallback where WebAssembly is not
- * available, and what the tests compare the module with. `state` must not be AFTER_CR when
- * `input` starts with an LF (transformChunk drops that LF first).
+ * The transform as a plain JS loop: the fallback where WebAssembly is not available. `state` must
+ * not be AFTER_CR when `input` starts with an LF (transformChunk drops that LF first).
  */
 export function jsTransform(input: Buffer, state: LineState): ChunkResult {
   const n = input.length;
@@ -93,10 +92,13 @@ function instantiate(): Module | undefined {
   }
 }
 
+/** The module instance: compiled code and a scratch memory that every call fills afresh (no value
+ * in it outlives a call, and calls never overlap), so one serves the whole process. */
 const wasm = instantiate();
 
-/** Output buffers of transformed chunks of up to one window (session/output.ts gives them back). */
-const outPool = new ChunkPool(OUT_SIZE, 16);
+/** Size of the buffers of a `ChunkPool` that transformed chunks are written into: the output of
+ * one window at its worst. A chunk whose output needs more gets a buffer of its own. */
+export const TRANSFORM_OUT_CHUNK = OUT_SIZE;
 
 /** Whether the WebAssembly loop is in use (for the tests and the benchmark). */
 export const usingWasm = wasm !== undefined;
@@ -107,8 +109,9 @@ function stateAfter(last: number): LineState {
   return last === 0x0a ? LINE_START : last === 0x0d ? AFTER_CR : MID_LINE;
 }
 
-/** The WebAssembly transform of one chunk, in windows of WINDOW octets. */
-export function wasmTransform(input: Buffer, state: LineState): ChunkResult {
+/** The WebAssembly transform of one chunk, in windows of WINDOW octets; output that differs from
+ * the input is written into a buffer of `pool` when it fits (see TRANSFORM_OUT_CHUNK). */
+export function wasmTransform(input: Buffer, state: LineState, pool?: ChunkPool): ChunkResult {
   if (wasm === undefined) return jsTransform(input, state);
   if (state === AFTER_CR && input.length > 0 && input[0] === 0x0a) {
     input = input.subarray(1); // as transformChunk does
@@ -131,7 +134,7 @@ export function wasmTransform(input: Buffer, state: LineState): ChunkResult {
       // LF of a CR that ended the window before, then a "." doubled).
       const rest = n - at - len;
       const need = o + outLen + 2 * rest + Math.ceil(rest / WINDOW);
-      out = need <= outPool.size ? outPool.take() : Buffer.allocUnsafe(need);
+      out = pool !== undefined && need <= pool.size ? pool.take() : Buffer.allocUnsafe(need);
       input.copy(out, 0, 0, at); // the windows before, unchanged
     }
     // Room was made for every later window's worst case (above).
@@ -145,13 +148,13 @@ export function wasmTransform(input: Buffer, state: LineState): ChunkResult {
 /**
  * One chunk of a stored message, starting in `state`, as wire octets (CRLF lines, dots doubled).
  * The result's `state` goes with the next chunk; the caller ends the message (a last line without
- * its line end, the terminator).
+ * its line end, the terminator). A changed chunk is written into a buffer of `pool` if given.
  */
-export function transformChunk(input: Buffer, state: LineState): ChunkResult {
+export function transformChunk(input: Buffer, state: LineState, pool?: ChunkPool): ChunkResult {
   if (state === AFTER_CR && input.length > 0 && input[0] === 0x0a) {
     // The LF of a CRLF split between chunks: the CR was already sent as CRLF.
     input = input.subarray(1);
     state = LINE_START;
   }
-  return wasmTransform(input, state);
+  return wasmTransform(input, state, pool);
 }

@@ -1,22 +1,39 @@
 /**
- * Reusable buffers for the RETR path. A RETR of 1 GB used to allocate ~2 GB of fresh 64–512 KiB
- * buffers (one per file read, one per transformed chunk); V8 counts them as external memory and
- * answers with full mark-compact collections, a quarter of RETR's CPU. Instead, a file is read
- * into a pooled buffer (storage/maildir/maildir-snapshot.ts), transformed into a pooled buffer
- * (./body-transform.ts), and each goes back to its pool once the socket has taken it
- * (session/output.ts calls `releaseChunk` from the write callback).
+ * Reusable buffers for the RETR path. A RETR of 1 GB would otherwise allocate twice its size in
+ * fresh 256–512 KiB buffers (one per file read, one per transformed chunk); V8 counts them as
+ * external memory and answers with full mark-compact collections (docs/benchmarks.md, "Buffer
+ * pools"). Instead a file is read into a pooled buffer, transformed into a pooled buffer, and each
+ * goes back to its pool once the socket has taken it.
  *
- * Safety: only a chunk handed out by `take` and not yet released is ever put back (a release of
- * anything else, or a second release, is ignored), so a consumer that keeps a chunk simply never
- * releases it and the pool allocates another. Each pool keeps at most `keep` free buffers, so what
- * it holds is bounded (a few MiB per process); buffers in use are bounded per session by the
- * stream's backpressure.
+ * This module holds no pool: a pool is an object its owner creates and passes on. The pool of
+ * file reads belongs to the Maildir reader (storage/maildir/maildir-snapshot.ts), the pool of
+ * transformed chunks to the session's writer (session/output.ts), which hands it to the encoder.
+ * Which pool a buffer belongs to is recorded on the buffer's memory, so a chunk finds its way
+ * back from any view of it with no registry.
+ *
+ * The ownership rule (docs/architecture.md, "Buffer ownership"): a pooled chunk has one holder at
+ * a time. Handing a chunk to the next stage (returning it from `MessageSource.next`, passing it to
+ * `BodyEncoder.chunk`, returning it from there, writing it) hands it over; the holder that uses it
+ * last calls `releaseChunk` once — the encoder for an input it copied, the writer's write callback
+ * for what it wrote — and nothing touches it afterwards. `PooledChunk` marks, in the types, a
+ * chunk only a pool makes; `releaseChunk` ignores anything that is not a pooled chunk still out
+ * (a plain buffer, a second release), so a holder that keeps a chunk instead of handing it on
+ * simply never releases it and the pool allocates another. Each pool keeps at most `keep` free
+ * buffers, so what it holds is bounded; buffers in use are bounded per session by backpressure.
  */
 
-import { RETR_READ_CHUNK } from './limits.js';
+declare const pooled: unique symbol;
+/** A buffer from `ChunkPool.take` (or a `pooledView` of one), not yet given back. */
+export type PooledChunk = Buffer & { readonly [pooled]: true };
 
-/** Every pooled buffer in use, by its memory: the pool it goes back to. */
-const inUse = new WeakMap<ArrayBufferLike, { pool: ChunkPool; buffer: Buffer }>();
+/** Where the memory of a pooled buffer records its pool and whether it is out. */
+const SLOT = Symbol('poplar.chunkPool');
+interface Slot {
+  readonly pool: ChunkPool;
+  readonly buffer: Buffer;
+  out: boolean;
+}
+type Tagged = ArrayBufferLike & { [SLOT]?: Slot };
 
 export class ChunkPool {
   private readonly free: Buffer[] = [];
@@ -29,10 +46,15 @@ export class ChunkPool {
   ) {}
 
   /** A buffer of `size` octets, with its own memory (never a slice of Node's shared pool). */
-  take(): Buffer {
-    const buffer = this.free.pop() ?? Buffer.allocUnsafeSlow(this.size);
-    inUse.set(buffer.buffer, { pool: this, buffer });
-    return buffer;
+  take(): PooledChunk {
+    let buffer = this.free.pop();
+    if (buffer === undefined) {
+      buffer = Buffer.allocUnsafeSlow(this.size);
+      (buffer.buffer as Tagged)[SLOT] = { pool: this, buffer, out: true };
+    } else {
+      (buffer.buffer as Tagged)[SLOT]!.out = true;
+    }
+    return buffer as PooledChunk;
   }
 
   /** Number of free buffers held (for tests). */
@@ -40,23 +62,25 @@ export class ChunkPool {
     return this.free.length;
   }
 
-  /** @internal */
+  /** @internal releaseChunk's half: keeps `buffer` for the next take, up to `keep`. */
   put(buffer: Buffer): void {
     if (this.free.length < this.keep) this.free.push(buffer);
   }
 }
 
-/**
- * Gives the buffer under `chunk` (a pooled buffer or a view of one) back to its pool. A chunk that
- * is not from a pool, or whose buffer was already given back, is ignored. The caller must not
- * touch `chunk`, or any other view of its buffer, afterwards.
- */
-export function releaseChunk(chunk: Uint8Array): void {
-  const owner = inUse.get(chunk.buffer);
-  if (owner === undefined) return;
-  inUse.delete(chunk.buffer);
-  owner.pool.put(owner.buffer);
+/** A view of part of a pooled chunk; giving back the view gives back the chunk. */
+export function pooledView(chunk: PooledChunk, start: number, end: number): PooledChunk {
+  return chunk.subarray(start, end) as PooledChunk;
 }
 
-/** Buffers RETR/TOP read message files into (storage/maildir/maildir-snapshot.ts). */
-export const readPool = new ChunkPool(RETR_READ_CHUNK, 16);
+/**
+ * Gives the buffer under `chunk` (a pooled chunk or a view of one) back to its pool. Anything else
+ * — a buffer no pool made, or one already given back — is ignored. The caller must not touch
+ * `chunk`, or any other view of its memory, afterwards.
+ */
+export function releaseChunk(chunk: Uint8Array): void {
+  const slot = (chunk.buffer as Tagged)[SLOT];
+  if (slot === undefined || !slot.out) return;
+  slot.out = false;
+  slot.pool.put(slot.buffer);
+}

@@ -1,8 +1,9 @@
 /**
- * The canonical line-end rule of R-S19 / R-K8, in one place: a stored message is served as CRLF
- * lines. CRLF stays, a bare LF or a bare CR becomes CRLF, and a last line without a line end gets
- * one. An empty message stays empty. `CrlfSizer` counts the octets that rule produces (R-S4: the
- * size STAT and LIST report); `protocol/dot-stuffing.ts` produces the same octets, then stuffs.
+ * The size of a stored message served as CRLF lines (R-S4: what STAT and LIST report, and a
+ * Maildir file name's `,W=`), counted without building the lines: the fast path of
+ * `canonicalSize` in ./line-rule.ts, where the rule is written once (CRLF stays, a bare LF or a
+ * bare CR becomes CRLF, a last line without a line end gets one, an empty message stays empty)
+ * and line-rule.test.ts checks this against it in any chunking.
  */
 
 const CR = 0x0d;

@@ -1,9 +1,11 @@
 /**
  * The body of RETR and TOP (RFC 1939 §3, §7): stored bytes in, wire bytes out. Line ends become
- * CRLF by the rule of ./crlf.ts (R-S19, R-K8), a line starting with "." gets another "." (byte
+ * CRLF by the rule of ./line-rule.ts (R-S19, R-K8), a line starting with "." gets another "." (byte
  * stuffing), TOP stops after the header block, the blank line and `topLines` body lines (R-K6),
- * and the reply ends with ".\r\n". Pure: `bodyEncoder` takes the stored chunks one at a time and
- * gives the wire chunks back (the session writes them, src/session/output.ts); `stuffBody` wraps
+ * and the reply ends with ".\r\n". This is the fast path of `wireBody` in ./line-rule.ts, where
+ * the rule is written once as plain reference code; ./line-rule.test.ts checks every encoder here
+ * (RETR, TOP, each workaround) and lacksEndOfHeaders against it in any chunking.
+ * Pure: `bodyEncoder` takes the stored chunks one at a time and gives the wire chunks back (the session writes them, src/session/output.ts); `stuffBody` wraps
  * it as an async generator for a store that streams. When TOP has sent enough the encoder is
  * `done` and the caller stops reading the source early.
  * RETR (no TOP, no oe-ns-eoh) runs each chunk through ./body-transform.ts, a WebAssembly loop that
@@ -19,7 +21,7 @@
  *   (session/maildrop.ts, using lacksEndOfHeaders below), so R-S4 sizes stay exact.
  */
 import { LINE_START, MID_LINE, transformChunk, type LineState } from './body-transform.js';
-import { releaseChunk } from './chunk-pool.js';
+import { releaseChunk, type ChunkPool } from './chunk-pool.js';
 import { TERMINATOR } from './response.js';
 
 const CR = 0x0d;
@@ -58,7 +60,7 @@ function replaceNuls(chunk: Buffer): Buffer {
 
 /**
  * R-X12 `oe-ns-eoh`: whether a stored message has no empty line (by the line-end rule of
- * ./crlf.ts: CRLF, bare LF and bare CR each end a line), i.e. its header block never ends — the
+ * ./line-rule.ts: CRLF, bare LF and bare CR each end a line), i.e. its header block never ends — the
  * messages stuffBody adds an empty line to. Reads only up to the first empty line, so for a
  * usual message only its header block; returns early, which stops (and closes) the source.
  */
@@ -92,10 +94,11 @@ export async function lacksEndOfHeaders(source: AsyncIterable<Uint8Array>): Prom
 export interface BodyEncoder {
   /**
    * The wire octets for the next stored chunk: the chunk itself when nothing had to change, or a
-   * new (possibly pooled) buffer; undefined when there are none. A pooled input chunk that was
-   * copied is given back to its pool here.
+   * new buffer, taken from `pool` where the encoder can (RETR); undefined when there are none.
+   * The input is handed over (protocol/chunk-pool.ts): a pooled input that was copied is given
+   * back here, and the result is the caller's to hand on or give back.
    */
-  chunk(input: Buffer): Buffer | undefined;
+  chunk(input: Buffer, pool?: ChunkPool): Buffer | undefined;
   /** TOP has sent all it should: the rest of the message is not needed. */
   readonly done: boolean;
   /** The end of the reply: the last line's CRLF if it had none, and the terminator. */
@@ -116,8 +119,8 @@ class RetrEncoder implements BodyEncoder {
 
   constructor(private readonly noNuls: boolean) {}
 
-  chunk(input: Buffer): Buffer | undefined {
-    const r = transformChunk(this.noNuls ? replaceNuls(input) : input, this.state);
+  chunk(input: Buffer, pool?: ChunkPool): Buffer | undefined {
+    const r = transformChunk(this.noNuls ? replaceNuls(input) : input, this.state, pool);
     this.state = r.state;
     // The source chunk was copied into the output: its (pooled) buffer can be reused.
     if (r.out.buffer !== input.buffer) releaseChunk(input);
@@ -220,14 +223,15 @@ class LineEncoder implements BodyEncoder {
 }
 
 /** The reply body over any async iterable of stored chunks; stops (and closes) the source early
- * once TOP has sent enough. */
+ * once TOP has sent enough. Changed chunks are written into buffers of `pool` if given. */
 export async function* stuffBody(
   source: AsyncIterable<Uint8Array>,
   opts: BodyOptions = {},
+  pool?: ChunkPool,
 ): AsyncGenerator<Buffer, void, undefined> {
   const encoder = bodyEncoder(opts);
   for await (const raw of source) {
-    const out = encoder.chunk(Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.length));
+    const out = encoder.chunk(Buffer.isBuffer(raw) ? raw : Buffer.from(raw.buffer, raw.byteOffset, raw.length), pool);
     if (out !== undefined) yield out;
     if (encoder.done) break;
   }

@@ -28,16 +28,34 @@ export const DEFAULT_MAX_AUTH_FAILURES = 3;
 /** Largest message number or line count accepted; bigger numbers are "no such message". */
 export const MAX_ARGUMENT_NUMBER = 2 ** 31 - 1;
 
-/** Output chunk for streamed bodies (Dovecot throttles at 4 KiB; we read files 64 KiB at a time). */
+/** The memory store hands out a stored message in chunks of this size, as a file read would. */
 export const BODY_READ_CHUNK = 64 * 1024;
 
 /**
- * RETR/TOP read a Maildir file this much at a time: at 64 KiB the `read` and socket `write` calls
- * were ~30% of a RETR's CPU; 256 KiB halves their count and stays a small, bounded buffer per
- * session (the transform's output is at most twice it). First-sight sizing keeps BODY_READ_CHUNK:
- * a read stream allocates its full chunk per read, and those files are mostly small.
+ * RETR/TOP read a Maildir file this much at a time: each `read` and socket `write` call costs a
+ * fixed amount whatever its size, so larger chunks mean fewer of them (docs/benchmarks.md,
+ * "Figures behind code comments"); 256 KiB stays a small, bounded buffer per session (the
+ * transform's output is at most twice it).
  */
 export const RETR_READ_CHUNK = 256 * 1024;
+
+/**
+ * First-sight sizing (the CRLF size of a file poplar did not deliver, R-S4) reads this much at a
+ * time: one buffer per reader, kept; those files are mostly small.
+ */
+export const SIZING_READ_CHUNK = 64 * 1024;
+
+/**
+ * LIST and UIDL write their lines into buffers of this size (commands/listing.ts), so a huge
+ * maildrop costs no huge buffer; session/output.ts coalesces them into larger writes anyway.
+ */
+export const LISTING_CHUNK = 64 * 1024;
+
+/**
+ * Import reads this much of a message file to find a header field (X-UIDL, migrate/): a header
+ * block is far smaller, and a field beyond this is not looked for.
+ */
+export const IMPORT_HEADER_READ = 64 * 1024;
 
 /**
  * A streamed body is held corked until this much is pending (or it ends), then written in one

@@ -8,10 +8,18 @@
 import type { Socket } from 'node:net';
 import { setImmediate } from 'node:timers/promises';
 import { Pop3Error } from '../errors.js';
-import { releaseChunk } from '../protocol/chunk-pool.js';
+import { TRANSFORM_OUT_CHUNK } from '../protocol/body-transform.js';
+import { ChunkPool, releaseChunk } from '../protocol/chunk-pool.js';
 import { STREAM_COALESCE } from '../protocol/limits.js';
 import type { BodyEncoder } from '../protocol/dot-stuffing.js';
 import type { MessageSource } from '../storage/mail-store.js';
+
+/**
+ * The buffers RETR's transform writes changed chunks into (protocol/chunk-pool.ts), shared by
+ * every session of the process: the writer gives each back from its write callback, so it owns
+ * them. At most 16 are kept free.
+ */
+const transformPool = new ChunkPool(TRANSFORM_OUT_CHUNK, 16);
 
 export class SessionOutput {
   private queued: Buffer[] = [];
@@ -94,7 +102,7 @@ export class SessionOutput {
         let chunk = source.next();
         if (chunk instanceof Promise) chunk = await chunk;
         if (chunk === undefined) break;
-        const out = encoder.chunk(chunk);
+        const out = encoder.chunk(chunk, transformPool);
         if (out !== undefined) {
           sent += out.length;
           meter?.(out.length);
@@ -115,8 +123,9 @@ export class SessionOutput {
 
   /**
    * Writes one chunk of a body while corked; uncorked every STREAM_COALESCE octets. True when it
-   * was: the caller then waits with refill() before the next chunk. Once the socket has taken it,
-   * a pooled chunk (protocol/chunk-pool.ts) can be reused.
+   * was: the caller then waits with refill() before the next chunk. The chunk is handed over: once
+   * the socket has taken it, the write callback gives a pooled chunk back (protocol/chunk-pool.ts),
+   * the one place a written chunk is released.
    */
   private writeChunk(socket: Socket, chunk: Buffer): boolean {
     if (!this.writable()) throw new Pop3Error('INTERNAL', 'Connection closed during transfer', { disconnect: true });

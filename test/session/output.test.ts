@@ -10,32 +10,38 @@ import { describe, it } from 'node:test';
 import { Writable } from 'node:stream';
 import type { Socket } from 'node:net';
 import { bodyEncoder } from '../../src/protocol/dot-stuffing.js';
-import { readPool } from '../../src/protocol/chunk-pool.js';
+import { ChunkPool } from '../../src/protocol/chunk-pool.js';
 import { RETR_READ_CHUNK } from '../../src/protocol/limits.js';
 import { SessionOutput } from '../../src/session/output.js';
 import type { MessageSource } from '../../src/storage/mail-store.js';
 
 /** A Writable that takes every write synchronously, standing in for a socket. */
-function fastSocket(): { socket: Socket; received: () => number } {
+function fastSocket(): { socket: Socket; received: () => number; memories: Set<ArrayBufferLike> } {
   let received = 0;
+  const memories = new Set<ArrayBufferLike>();
   const w = new Writable({
     writev(chunks, done) {
-      for (const c of chunks) received += (c.chunk as Buffer).length;
+      for (const c of chunks) {
+        received += (c.chunk as Buffer).length;
+        memories.add((c.chunk as Buffer).buffer);
+      }
       done();
     },
     write(chunk: Buffer, _enc, done) {
       received += chunk.length;
+      memories.add(chunk.buffer);
       done();
     },
   });
-  return { socket: w as unknown as Socket, received: () => received };
+  return { socket: w as unknown as Socket, received: () => received, memories };
 }
 
 /** `chunks` pooled chunks of CRLF text needing no change (RETR sends them as they are). */
-function pooledSource(chunks: number): { source: MessageSource; buffers: Set<ArrayBufferLike> } {
+function pooledSource(chunks: number, eol = '\r\n'): { source: MessageSource; buffers: Set<ArrayBufferLike> } {
   const buffers = new Set<ArrayBufferLike>();
+  const readPool = new ChunkPool(RETR_READ_CHUNK, 16);
   let left = chunks;
-  const line = Buffer.from('0123456789abcdef0123456789abcdef\r\n');
+  const line = Buffer.from(`0123456789abcdef0123456789abcdef${eol}`);
   return {
     buffers,
     source: {
@@ -73,5 +79,16 @@ describe('SessionOutput.message (the RETR send loop)', () => {
     assert.equal(received(), sent);
     assert.ok(turns >= chunks / 2, `other work ran while the message was sent (${turns} event-loop turns)`);
     assert.ok(buffers.size <= 4, `chunks given back and reused as the socket took them (${buffers.size} buffers for ${chunks} chunks)`);
+  });
+
+  it('R-X9 R-S19 a message whose every chunk changes (bare LF) is written from the writer\'s pool, reused as the socket takes it', async () => {
+    const chunks = 40;
+    const { socket, memories } = fastSocket();
+    const out = new SessionOutput(() => socket, () => undefined, () => undefined);
+    const { source, buffers } = pooledSource(chunks, '\n');
+    const sent = await out.message(source, bodyEncoder());
+    assert.ok(sent > chunks * RETR_READ_CHUNK, 'every bare LF sent as CRLF');
+    assert.ok(buffers.size <= 4, `read buffers given back after the copy (${buffers.size} for ${chunks} chunks)`);
+    assert.ok(memories.size <= 5, `transformed chunks written from a few pooled buffers (${memories.size} for ${chunks} chunks)`);
   });
 });

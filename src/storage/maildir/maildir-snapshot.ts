@@ -12,7 +12,8 @@ import { promisify } from 'node:util';
 import { basename, join } from 'node:path';
 import type { Readable } from 'node:stream';
 import { StorageError } from '../../errors.js';
-import { readPool, releaseChunk } from '../../protocol/chunk-pool.js';
+import { ChunkPool, pooledView, releaseChunk, type PooledChunk } from '../../protocol/chunk-pool.js';
+import { RETR_READ_CHUNK } from '../../protocol/limits.js';
 import { readableOf, type CommitChanges, type MaildropSnapshot, type MessageInfo, type MessageSource } from '../mail-store.js';
 import { fsyncDir, locate } from './maildir-dir.js';
 import { HIDDEN_FLAG, parseName, withFlag } from './maildir-filename.js';
@@ -100,16 +101,20 @@ const READERS: Readonly<Record<ReadMode, FileReader>> = {
 };
 
 /**
- * A message file in chunks of up to RETR_READ_CHUNK octets, each read into a pooled buffer
- * (protocol/chunk-pool.ts: the consumer gives it back once sent; one it keeps is simply not
- * reused). A read that returns less than asked for is taken as the end of the file: a Maildir
- * message file never changes once delivered, and a regular file reads short only at its end, so
+ * A message file in chunks of up to RETR_READ_CHUNK octets, each read into a buffer of
+ * `readPool` and handed to the consumer, which gives it back once sent (protocol/chunk-pool.ts;
+ * one it keeps is simply not reused). A read that returns less than asked for is taken as the end
+ * of the file: a Maildir message file never changes once delivered, and a regular file reads short
+ * only at its end, so
  * the usual message (one chunk) costs open and one read, and the close, done on the event loop
  * in either mode: closing a file that was only read does not wait for the disk.
  * The descriptor is closed at the end, on a failed read, or by close() (TOP stopping early, a
  * connection lost mid-message).
  */
 class FileSource implements MessageSource {
+  /** The buffers message files are read into, shared by every source; at most 16 kept free. */
+  private static readonly readPool = new ChunkPool(RETR_READ_CHUNK, 16);
+
   constructor(
     private fd: number,
     private readonly reader: FileReader,
@@ -117,7 +122,7 @@ class FileSource implements MessageSource {
 
   next(): Buffer | undefined | Promise<Buffer | undefined> {
     if (this.fd < 0) return undefined;
-    const buf = readPool.take();
+    const buf = FileSource.readPool.take();
     let read: number | Promise<number>;
     try {
       read = this.reader.read(this.fd, buf);
@@ -143,14 +148,14 @@ class FileSource implements MessageSource {
     }
   }
 
-  private got(buf: Buffer, n: number): Buffer | undefined {
+  private got(buf: PooledChunk, n: number): PooledChunk | undefined {
     if (n < buf.length) this.close(); // the end of the file (see above)
-    if (n > 0) return buf.subarray(0, n);
+    if (n > 0) return pooledView(buf, 0, n);
     releaseChunk(buf);
     return undefined;
   }
 
-  private failed(buf: Buffer, err: unknown): never {
+  private failed(buf: PooledChunk, err: unknown): never {
     releaseChunk(buf);
     this.close();
     throw err;
