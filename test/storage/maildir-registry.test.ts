@@ -41,7 +41,7 @@ describe('Maildir maildrop registry', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('R-S3 R-S18 stores sharing a registry are one store: the lock rule sees both, one marker, an expiry ignores the other one\'s lingering marker', async () => {
+  it('R-S3 R-S18 stores sharing a registry are one store: the lock rule sees both, one marker, an expiry ignores a lingering marker of the other', async () => {
     const registry = new MaildropRegistry();
     const a = storeOn(registry);
     const b = storeOn(registry);
