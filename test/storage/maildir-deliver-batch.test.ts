@@ -11,8 +11,9 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { MaildirStore, UIDLIST_LOCK_FILE } from '../../src/storage/maildir/maildir-store.js';
-import { maildropState } from '../../src/storage/maildir/maildir-state.js';
-import { UIDLIST_FILE, UidList } from '../../src/storage/maildir/maildir-uidlist.js';
+import { MaildropRegistry } from '../../src/storage/maildir/maildir-registry.js';
+import type { MaildropHooks } from '../../src/storage/maildir/maildir-maildrop.js';
+import { UIDLIST_FILE } from '../../src/storage/maildir/maildir-uidlist.js';
 import { readAll, referenceCrlfSize } from './conformance.js';
 import { MAILDIR_STORE_MODULE, runNode } from '../helpers/node-snippet.js';
 
@@ -29,10 +30,14 @@ describe('Maildir group commit of deliveries', () => {
   let dir: string;
   let root: string;
   let store: MaildirStore;
+  /** The store's maildrops call these (MaildropHooks); a test sets the one it needs. */
+  let hooks: { commit?: MaildropHooks['commit'] };
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'poplar-batch-'));
     root = join(dir, 'Maildir');
-    store = new MaildirStore({ path: () => root });
+    hooks = {};
+    const registry = new MaildropRegistry({ hooks: { commit: (r, size) => hooks.commit?.(r, size) } });
+    store = new MaildirStore({ path: () => root, registry });
   });
   afterEach(async () => {
     await store.close();
@@ -40,19 +45,10 @@ describe('Maildir group commit of deliveries', () => {
   });
 
   it('R-X6 R-S12 concurrent deliveries to one maildrop are committed in batches: distinct increasing uids, all visible with exact sizes', async () => {
-    const original = UidList.prototype.append;
     const batches: number[] = [];
-    UidList.prototype.append = function (this: UidList, items) {
-      batches.push(items.length);
-      return original.call(this, items);
-    };
-    let results;
+    hooks.commit = (_root, size) => void batches.push(size);
     const messages = Array.from({ length: 24 }, (_, i) => body('batch', i));
-    try {
-      results = await Promise.all(messages.map((m) => store.deliver('alice', m)));
-    } finally {
-      UidList.prototype.append = original;
-    }
+    const results = await Promise.all(messages.map((m) => store.deliver('alice', m)));
     assert.ok(batches.length < messages.length, `fewer uidlist appends than deliveries (batches: ${batches.join(',')})`);
     assert.ok(batches.some((n) => n > 1), 'some batch held several deliveries');
     const uids = results.map((r) => r.uid);
@@ -85,11 +81,15 @@ describe('Maildir group commit of deliveries', () => {
       failures++;
       throw Object.assign(new Error('EIO: injected fdatasync failure'), { code: 'EIO' });
     };
-    // Hold the maildrop's mutex so that the first delivery's batch waits for it while the other
-    // two queue behind it as a second batch.
+    // Pause the first delivery's batch so that the other two queue behind it as a second batch.
     let open_!: () => void;
     const gate = new Promise<void>((resolve) => (open_ = resolve));
-    const held = maildropState(root).mutex.run(() => gate);
+    let paused = false;
+    hooks.commit = () => {
+      if (paused) return undefined;
+      paused = true;
+      return gate;
+    };
     let outcomes;
     try {
       const pending = [0, 1, 2].map((i) => store.deliver('alice', body('lost', i)).then(
@@ -98,7 +98,6 @@ describe('Maildir group commit of deliveries', () => {
       ));
       while ((await readdir(join(root, 'new'))).length < 4) await sleep(2);
       open_();
-      await held;
       outcomes = await Promise.all(pending);
     } finally {
       open_();

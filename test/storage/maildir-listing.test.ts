@@ -15,10 +15,9 @@ import { crlfSize } from '../../src/protocol/crlf.js';
 import { BULK_MIN, COLD_BULK_MIN, WORKER_IDLE_MS, bulkPool } from '../../src/storage/maildir/maildir-bulk.js';
 import type { MaildirScan } from '../../src/storage/maildir/maildir-dir.js';
 import { buildListing } from '../../src/storage/maildir/maildir-listing.js';
-import { FileLock } from '../../src/storage/maildir/maildir-lock.js';
-import { EXPIRE_LOCK_FILE, MARKER_LINGER_MS } from '../../src/storage/maildir/maildir-sessions.js';
+import { MARKER_LINGER_MS } from '../../src/storage/maildir/maildir-sessions.js';
 import { MaildirStore } from '../../src/storage/maildir/maildir-store.js';
-import { maildropState } from '../../src/storage/maildir/maildir-state.js';
+import { MaildropRegistry } from '../../src/storage/maildir/maildir-registry.js';
 import { UidList } from '../../src/storage/maildir/maildir-uidlist.js';
 import { readAll, storageError } from './conformance.js';
 import { MAILDIR_STORE_MODULE, runNode } from '../helpers/node-snippet.js';
@@ -31,10 +30,12 @@ describe('Maildir listing cache', () => {
   let dir: string;
   let root: string;
   let store: MaildirStore;
+  let registry: MaildropRegistry;
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'poplar-listing-'));
     root = join(dir, 'Maildir');
-    store = new MaildirStore({ path: () => root, dirtyWindowMs: 0 });
+    registry = new MaildropRegistry();
+    store = new MaildirStore({ path: () => root, dirtyWindowMs: 0, registry });
   });
   afterEach(async () => {
     await store.close();
@@ -180,8 +181,9 @@ describe('Maildir listing cache', () => {
     await deliver(2);
     const a = await openCached();
     const b = await store.open('alice', plain);
-    const shared = maildropState(root).listing!;
+    const shared = registry.get(root).cachedListing!;
     assert.equal(shared.messages, a.messages);
+    assert.equal(b.messages, a.messages, 'both sessions have the one cached listing');
     const [m1, m2] = a.messages;
     const original = new Map(shared.paths);
     // Another program changes m2's flags; a marks m1 seen.
@@ -259,10 +261,14 @@ describe('Maildir session marker shared by a process', () => {
   let dir: string;
   let root: string;
   let store: MaildirStore;
+  /** Awaited by this store's expiries while they hold the expire lock (MaildropHooks.expiring). */
+  let whileExpiring: (() => Promise<void>) | undefined;
   beforeEach(async () => {
     dir = await mkdtemp(join(tmpdir(), 'poplar-marker-'));
     root = join(dir, 'Maildir');
-    store = new MaildirStore({ path: () => root });
+    whileExpiring = undefined;
+    const registry = new MaildropRegistry({ hooks: { expiring: () => whileExpiring?.() } });
+    store = new MaildirStore({ path: () => root, registry });
     for (let i = 0; i < 2; i++) await store.deliver('alice', Buffer.from(`m${i}\r\n`));
   });
   afterEach(async () => {
@@ -320,19 +326,29 @@ describe('Maildir session marker shared by a process', () => {
     const a = await store.open('alice', plain);
     await a.release();
     assert.equal((await markers()).length, 1);
-    // This process's expiry holds the expire lock; an open reviving the idle marker must wait for it.
-    const lock = await FileLock.acquire(join(root, EXPIRE_LOCK_FILE), 0);
-    assert.ok(lock);
-    const state = maildropState(root);
-    state.expiring++; // as MaildirStore.expire does while it holds the lock
+    // This process's expiry, paused while it holds the expire lock, ignores the idle marker and
+    // removes m0; an open reviving that marker meanwhile must wait for it and not list m0.
+    let resume!: () => void;
+    let paused!: () => void;
+    const pausedNow = new Promise<void>((r) => (paused = r));
+    whileExpiring = () => {
+      paused();
+      return new Promise<void>((r) => (resume = r));
+    };
+    const expiry = store.expire('alice', (m) => m.uid === 1);
+    await pausedNow;
     let opened = false;
     const b = store.open('alice', plain).then((snap) => ((opened = true), snap));
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(opened, false, 'waits while the expire lock is held');
-    state.expiring--;
-    await lock.release();
-    await (await b).release();
+    resume();
+    const r = await expiry;
+    assert.equal(r.inUse, false, 'the lingering marker covered nothing');
+    assert.deepEqual(r.removed.map((m) => m.uid), [1]);
+    const snap = await b;
     assert.equal(opened, true);
+    assert.deepEqual(snap.messages.map((m) => m.uid), [2], 'the snapshot lists what the expiry left');
+    await snap.release();
     for (let i = 0; i < 100 && (await markers()).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
     assert.deepEqual(await markers(), [], `gone within ${MARKER_LINGER_MS} ms of the last release`);
   });

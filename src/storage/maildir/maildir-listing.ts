@@ -1,5 +1,5 @@
 /**
- * The per-process listing cache of a maildrop: the sorted MessageInfo array of a login and the
+ * The listing cache of a maildrop object (MaildirMaildrop, maildir-maildrop.ts): the sorted MessageInfo array of a login and the
  * base name -> path map, built by one full scan and shared, immutable, by every later session
  * while nothing changed. A settled login then costs two directory stats and a uidlist refresh
  * instead of a 50,000-name readdir, parse and sort.

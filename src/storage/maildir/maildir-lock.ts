@@ -1,6 +1,7 @@
 /**
  * Locks for a maildrop shared with other processes (other poplar processes, an LDA) and with
- * concurrent sessions of this process.
+ * concurrent sessions of this process. Which lock files a maildrop has, who takes them and for
+ * how long: the lock table in maildir-maildrop.ts.
  *
  * - `FileLock`: a lock file that appears whole: its content is written to a private temporary
  *   file, which is then hard-linked to the lock's name (link(2) fails with EEXIST if the lock
@@ -9,7 +10,8 @@
  *   its mtime every STALE_MS / 3, so a lock is stale when its mtime is older than STALE_MS, or,
  *   written on this host, when its pid is dead, or when it carries this process's pid but a token
  *   this process does not hold (a previous process with the same pid, e.g. pid 1 in a container).
- *   Tokens are per module instance: one process, one store registry (no sessions in workers).
+ *   Tokens are per module instance, one per process (worker threads take no locks), so a lock
+ *   held by any maildrop registry of this process reads as live.
  * Lock files sit in a directory the maildrop's owner can write: none is ever followed if it is a
  * symbolic link (lstat, lutimes, O_NOFOLLOW; maildir-links.ts). A link in a lock's place reads
  * as an empty lock (stale only by age), and only the link itself is ever removed.

@@ -1,26 +1,16 @@
 /**
- * Which sessions have a maildrop open, across processes, so that retention (R-S18) never removes
- * a message a live session has in its snapshot (R-S3), even when `poplar expire` runs as a
- * separate process beside `poplar serve`.
+ * Session markers and the expiry wait: which sessions have a maildrop open, across processes, so
+ * that retention (R-S18) never removes a message a live session has in its snapshot (R-S3), even
+ * when `poplar expire` runs as a separate process beside `poplar serve`. The rules for
+ * `poplar-session.<hex>.lock` and `poplar-expire.lock` (who takes them, for how long, what a crash
+ * leaves) are in the lock table of maildir-maildrop.ts; this file implements the marker side.
  *
- * - Every snapshot is covered by a marker `poplar-session.<random>.lock` in the maildir root for
- *   its lifetime: a FileLock (maildir-lock.ts), so a marker left by a killed process is stale
- *   (its pid is dead, or it was not refreshed for LOCK_STALE_MS) and is ignored and removed.
- *   One marker per maildrop per process, counted in MaildropState (`joinSession`): the first
- *   snapshot creates it, the last to be released removes it; the others pay nothing on disk.
- * - An expiry holds `poplar-expire.lock` from before it looks for markers until its unlinks are
- *   done. A snapshot creates its marker first, then waits while that lock is held, and only then
- *   lists the maildir. Either the expiry sees the marker (and removes nothing), or the snapshot
- *   waits for the expiry and lists what is left: no snapshot ever lists a message it removes.
- *   A snapshot that joins a marker waits for its creator's check to end: any expiry that began
- *   before the marker existed was then over, and any later one sees the marker.
- * - The last snapshot out leaves the marker in place for MARKER_LINGER_MS, so a maildrop polled
- *   over and over (a phone every minute, a login benchmark) does not create and remove a marker
- *   file per session. A lingering marker covers nothing: this process's own expiry ignores it
- *   (`liveSessions`' `ignore`), and so the snapshot that takes it up again while such an expiry
- *   runs (`MaildropState.expiring`) waits for the expire lock, as a creator does. An expiry of
- *   another process needs no check: the marker has been on disk since before it began. Another process's expiry sees it and reports the maildrop in use,
- *   as it would for a live session, for at most that long after the last session.
+ * `SessionMarker` is the one marker a maildrop object (MaildirMaildrop) keeps: the first snapshot
+ * creates it and waits out a running expiry, later ones join it for nothing on disk, the last one
+ * out leaves it lingering for MARKER_LINGER_MS (a maildrop polled over and over does not create
+ * and remove a file per session). A lingering marker covers nothing: this process's own expiry
+ * ignores it (`idlePath`, `liveSessions`' `ignore`), so a snapshot that takes it up again while
+ * such an expiry runs waits for the expire lock, as a creator does.
  */
 import { randomBytes } from 'node:crypto';
 import { readdir, unlink } from 'node:fs/promises';
@@ -29,7 +19,6 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { StorageError } from '../../errors.js';
 import { errCode, ignoreEnoent } from './maildir-errors.js';
 import { FileLock, isLockHeld } from './maildir-lock.js';
-import type { MaildropState } from './maildir-state.js';
 
 export const EXPIRE_LOCK_FILE = 'poplar-expire.lock';
 const MARKER = /^poplar-session\.[0-9a-f]{16}\.lock$/;
@@ -38,57 +27,77 @@ const POLL_MS = 20;
 export const MARKER_LINGER_MS = 2000;
 
 /**
- * Covers a new snapshot with this process's marker for the maildrop, creating it (and waiting
- * out an expiry) if this is the only snapshot. Each successful call is paired with `leaveSession`.
+ * The maildrop's session marker (see above). Its fields are written only by its methods; the
+ * owning MaildirMaildrop pairs each successful `join` with one `leave`.
  */
-export async function joinSession(state: MaildropState, waitMs: number): Promise<void> {
-  const revived = state.markerRefs === 0 && state.marker !== undefined;
-  state.markerRefs++;
-  if (state.markerLinger !== undefined) {
-    clearTimeout(state.markerLinger);
-    state.markerLinger = undefined;
-  }
-  if (state.marker === undefined) {
-    const created = claimSession(state.root, waitMs);
-    state.marker = created;
-    created.catch(() => {
-      if (state.marker === created) state.marker = undefined;
-    });
-  }
-  try {
-    await state.marker;
-    // A lingering marker covered nothing for this process's own expiries (see above).
-    if (revived && state.expiring > 0) await waitForExpiry(state.root, waitMs);
-  } catch (err) {
-    await leaveSession(state);
-    throw err;
-  }
-}
+export class SessionMarker {
+  private marker: Promise<FileLock> | undefined;
+  private refs = 0;
+  private linger: NodeJS.Timeout | undefined;
 
-/** Ends one snapshot's cover; the last one out leaves the marker for MARKER_LINGER_MS. */
-export async function leaveSession(state: MaildropState): Promise<void> {
-  if (--state.markerRefs > 0) return;
-  const marker = state.marker;
-  if (marker === undefined) return;
-  // A failure to remove it (EIO, EROFS, a chmod) leaves a marker that goes stale with this process.
-  state.markerLinger = setTimeout(() => void dropMarker(state).catch(() => undefined), MARKER_LINGER_MS);
-  state.markerLinger.unref();
-}
+  /** `expiring`: whether an expiry of this maildrop object holds the expire lock now. */
+  constructor(
+    private readonly root: string,
+    private readonly expiring: () => boolean,
+  ) {}
 
-/** Removes the marker now if no snapshot uses it (a lingering one, or at shutdown). */
-export async function dropMarker(state: MaildropState): Promise<void> {
-  if (state.markerRefs > 0) return;
-  if (state.markerLinger !== undefined) clearTimeout(state.markerLinger);
-  state.markerLinger = undefined;
-  const marker = state.marker;
-  state.marker = undefined;
-  await (await marker?.catch(() => undefined))?.release();
-}
+  /** True while no snapshot uses the marker (it may still linger). */
+  get unused(): boolean {
+    return this.refs === 0;
+  }
 
-/** The marker file this process keeps but no snapshot uses, for `liveSessions`' `ignore`. */
-export async function idleMarker(state: MaildropState): Promise<string | undefined> {
-  if (state.markerRefs > 0 || state.marker === undefined) return undefined;
-  return (await state.marker.catch(() => undefined))?.path;
+  /**
+   * Covers a new snapshot with the marker, creating it (and waiting out an expiry) if no
+   * snapshot uses it. On failure the claim is undone before the error is thrown.
+   */
+  async join(waitMs: number): Promise<void> {
+    const revived = this.refs === 0 && this.marker !== undefined;
+    this.refs++;
+    if (this.linger !== undefined) {
+      clearTimeout(this.linger);
+      this.linger = undefined;
+    }
+    if (this.marker === undefined) {
+      const created = claimSession(this.root, waitMs);
+      this.marker = created;
+      created.catch(() => {
+        if (this.marker === created) this.marker = undefined;
+      });
+    }
+    try {
+      await this.marker;
+      // A lingering marker covered nothing for this process's own expiries (see above).
+      if (revived && this.expiring()) await waitForExpiry(this.root, waitMs);
+    } catch (err) {
+      this.leave();
+      throw err;
+    }
+  }
+
+  /** Ends one snapshot's cover; the last one out leaves the marker for MARKER_LINGER_MS. */
+  leave(): void {
+    if (--this.refs > 0) return;
+    if (this.marker === undefined) return;
+    // A failure to remove it (EIO, EROFS, a chmod) leaves a marker that goes stale with this process.
+    this.linger = setTimeout(() => void this.drop().catch(() => undefined), MARKER_LINGER_MS);
+    this.linger.unref();
+  }
+
+  /** Removes the marker now if no snapshot uses it (a lingering one, or at shutdown). */
+  async drop(): Promise<void> {
+    if (this.refs > 0) return;
+    if (this.linger !== undefined) clearTimeout(this.linger);
+    this.linger = undefined;
+    const marker = this.marker;
+    this.marker = undefined;
+    await (await marker?.catch(() => undefined))?.release();
+  }
+
+  /** The marker file kept while no snapshot uses it, for `liveSessions`' `ignore`. */
+  async idlePath(): Promise<string | undefined> {
+    if (this.refs > 0 || this.marker === undefined) return undefined;
+    return (await this.marker.catch(() => undefined))?.path;
+  }
 }
 
 /** Creates a marker, then waits until no expiry runs (at most `waitMs`). */

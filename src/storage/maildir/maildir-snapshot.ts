@@ -20,8 +20,7 @@ import { HIDDEN_FLAG, parseName, withFlag } from './maildir-filename.js';
 import { errCode, toStorageError } from './maildir-errors.js';
 import { assertRealDir, fdInMaildir, fdInMaildirSync, isLinkError, linkRefused, NOFOLLOW } from './maildir-links.js';
 import type { FileLock } from './maildir-lock.js';
-import { leaveSession } from './maildir-sessions.js';
-import type { MaildropState } from './maildir-state.js';
+import type { MaildirMaildrop, MaildropSettings } from './maildir-maildrop.js';
 
 /** Look-ups after ENOENT before a message counts as gone (each one follows a rename). */
 const MAX_RELOCATE = 3;
@@ -164,20 +163,22 @@ class FileSource implements MessageSource {
 
 export class MaildirSnapshot implements MaildropSnapshot {
   private released = false;
+  private readonly root: string;
   /** Paths this session found or made since open, over `paths`. */
   private readonly moved = new Map<string, string>();
 
+  /** `maildrop`: the owner of the claim this snapshot holds (maildir-maildrop.ts); released once. */
   constructor(
     readonly mailbox: string,
     readonly messages: readonly MessageInfo[],
-    private readonly state: MaildropState,
     /** Base name -> path relative to the root at open; shared, never mutated. */
     private readonly paths: ReadonlyMap<string, string>,
+    private readonly maildrop: MaildirMaildrop,
+    private readonly settings: MaildropSettings,
     private readonly exclusiveLock: FileLock | undefined,
-    /** Records removed messages in the uidlist, so their names are never taken for them again. */
-    private readonly forget: (ids: readonly string[]) => Promise<void>,
-    private readonly reads: ReadMode = 'event-loop',
-  ) {}
+  ) {
+    this.root = maildrop.root;
+  }
 
   async read(id: string): Promise<Readable> {
     return readableOf(await this.open(id));
@@ -186,8 +187,8 @@ export class MaildirSnapshot implements MaildropSnapshot {
   async open(id: string): Promise<MessageSource> {
     this.checkLive();
     // The handle is opened first, so a vanished file rejects here rather than failing mid-reply.
-    const reader = READERS[this.reads];
-    const realRoot = this.state.realRoot ?? this.state.root;
+    const reader = READERS[this.settings.reads];
+    const realRoot = this.maildrop.realRoot;
     const fd = await this.onFile(id, (path) => reader.open(path, realRoot)).catch((err: unknown) => {
       throw toStorageError(err, `reading message ${id}`);
     });
@@ -215,8 +216,8 @@ export class MaildirSnapshot implements MaildropSnapshot {
     if (expunge.size > 0 || changes.seen.length > 0 || (changes.hide?.length ?? 0) > 0) {
       // Unlinks and renames go by path: the root and cur/ must still be themselves, not links
       // to another directory put in their place since the listing (maildir-links.ts).
-      await assertRealDir(this.state.root);
-      await assertRealDir(join(this.state.root, 'cur'));
+      await assertRealDir(this.root);
+      await assertRealDir(join(this.root, 'cur'));
     }
     for (const id of expunge) await this.onFile(id, (path) => unlink(path));
     const flags = new Map<string, string>();
@@ -224,7 +225,7 @@ export class MaildirSnapshot implements MaildropSnapshot {
     for (const id of changes.hide ?? []) flags.set(id, `${flags.get(id) ?? ''}${HIDDEN_FLAG}`);
     // The files change: the next open lists them again (their ctime would tell it too).
     if (expunge.size === 0 && flags.size === 0) return; // a QUIT with nothing to change: no fsync
-    this.state.listing = undefined;
+    this.maildrop.invalidateListing();
     for (const [id, add] of flags) {
       if (expunge.has(id) || !this.paths.has(id)) continue;
       await this.onFile(id, async (path) => {
@@ -232,24 +233,19 @@ export class MaildirSnapshot implements MaildropSnapshot {
         const has = parseName(name).flags;
         if ([...add].every((f) => has.includes(f))) return;
         const target = `cur/${withFlag(name, add)}`;
-        await rename(path, join(this.state.root, target));
+        await rename(path, join(this.root, target));
         this.moved.set(id, target);
       });
     }
-    await fsyncDir(join(this.state.root, 'cur'));
+    await fsyncDir(join(this.root, 'cur'));
     // After the unlinks are durable; if this fails, the next commit or open repeats nothing harmful.
-    await this.forget([...expunge]);
+    await this.maildrop.forget([...expunge], this.settings);
   }
 
   async release(): Promise<void> {
     if (this.released) return;
     this.released = true;
-    this.state.openSnapshots--;
-    if (this.exclusiveLock !== undefined) {
-      this.state.exclusive = false;
-      await this.exclusiveLock.release();
-    }
-    await leaveSession(this.state);
+    await this.maildrop.release(this.exclusiveLock);
   }
 
   /**
@@ -262,11 +258,11 @@ export class MaildirSnapshot implements MaildropSnapshot {
       try {
         // Plain concatenation: the root is a normalized absolute path and `rel` a name in cur/ or
         // new/ (path.join would normalize the whole path again on every RETR).
-        return await op(`${this.state.root}/${rel}`);
+        return await op(`${this.root}/${rel}`);
       } catch (err) {
         if (errCode(err) !== 'ENOENT') throw err;
       }
-      rel = await locate(this.state.root, id);
+      rel = await locate(this.root, id);
       if (rel !== undefined) this.moved.set(id, rel);
     }
     return undefined;

@@ -15,8 +15,8 @@
  * The file is append-only between rewrites. The next uid is max(header `next`, largest uid + 1),
  * so a uid stays used after its line is dropped by a compaction. A line without its final LF is
  * a torn append (a crash mid-write): readers ignore it and the next writer truncates it away, so
- * every reader agrees on the same records. Appends and rewrites happen under the maildrop's lock
- * (maildir-lock.ts); reads need no lock. A rewrite goes to a temporary file, is fsynced, renamed
+ * every reader agrees on the same records. Appends and rewrites happen under the uidlist lock
+ * (`poplar-uidlist.lock`, the lock table in maildir-maildrop.ts); reads need no lock. A rewrite goes to a temporary file, is fsynced, renamed
  * over the old one and the directory fsynced, so a reader sees the old or the new file, whole.
  * The file is never reached through a symbolic link (lstat, O_NOFOLLOW; maildir-links.ts): a
  * `poplar-uidlist` link fails every read and write of the maildrop, and its target is untouched.
