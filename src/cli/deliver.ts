@@ -9,8 +9,7 @@
  *   75 EX_TEMPFAIL   over quota with "defer", disk full or any storage failure: try again later
  */
 import { Command } from 'commander';
-import { PasswdFile } from '../auth/passwd-file.js';
-import { printableName, userNameProblem } from '../auth/user-name.js';
+import { printableName, userNameProblem } from '../user-name.js';
 import { createLogger } from '../observability/logger.js';
 import { configFrom, ExitStatus, withConfigOptions, type ConfigOptions } from './common.js';
 
@@ -45,11 +44,11 @@ async function deliver(opts: DeliverOptions): Promise<void> {
   }
   // Logs go to stderr: Postfix quotes a mailbox_command's output in bounces and its own log.
   const logger = createLogger(config.log.level === 'info' ? 'warn' : config.log.level, process.stderr);
-  // A name the store cannot hold is nobody's (auth/user-name.ts): bounce, never defer forever.
+  // A name the store cannot hold is nobody's (user-name.ts): bounce, never defer forever.
   const problem = userNameProblem(opts.user);
   if (problem !== undefined) throw new ExitStatus(EX_NOUSER, `no such user ${printableName(opts.user)}: ${problem}`);
-  const { createAgent, createStore } = await import('./serve.js');
-  const directory = new PasswdFile(config.auth.users_file);
+  const { createAgent, createDirectory, createStore } = await import('./compose.js');
+  const directory = createDirectory(config);
   const record = await directory.lookup(opts.user).catch((err: unknown) => {
     throw new ExitStatus(EX_TEMPFAIL, `cannot read the users file: ${(err as Error).message}`);
   });

@@ -15,7 +15,7 @@ import type { Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import type { OperationsOptions, PoplarServer } from '../server.js';
 import { reloadStatusPath, type ReloadStatus } from './reload.js';
-import type { SecurityReload } from './serve-security.js';
+import type { SecurityReload } from './compose.js';
 
 export function operationsOptions(config: Config): OperationsOptions {
   const p = config.pop3;
