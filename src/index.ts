@@ -6,3 +6,4 @@ export type {
 } from './storage/mail-store.js';
 export type { UserDirectory, UserRecord } from './auth/directory.js';
 export { Pop3Error } from './errors.js';
+export type { Admission, ConnectionCaps, LimitSettings } from './policy/connection-caps.js';

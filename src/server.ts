@@ -1,19 +1,23 @@
 /**
- * The POP3 server assembled from its parts. The caller (cli/serve.ts, or a test) picks the
- * concrete store and directory; this module only wires them (DESIGN.md: the composition root).
+ * The POP3 server assembled from its parts. The caller (cli/serve.ts with cli/compose.ts, or a
+ * test) picks the concrete store and directory; this module joins the layers that do not import
+ * each other: net/ (the listener hands each accepted socket to `onConnection`), session/ (one
+ * Session per connection) and commands/ (the table every Session runs).
  */
 import { randomBytes } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, BlockList } from 'node:net';
 import type { TokenVerifier } from './auth/sasl/token-verifier.js';
-import { buildNetworks } from './net/networks.js';
+import { buildNetworks, inNetworks } from './net/networks.js';
 import type { TlsProvider } from './net/tls.js';
 import { Authenticator } from './auth/authenticator.js';
 import { LOGIN_CACHE_OFF, type LoginCacheSettings } from './auth/login-cache.js';
 import type { UserDirectory } from './auth/directory.js';
+import { COMMANDS } from './commands/index.js';
 import type { Logger } from './observability/logger.js';
-import { Pop3Listener, type ListenAddress, type ListenerOptions } from './net/listener.js';
-import { ConnectionLimits, type LimitSettings } from './session/limits.js';
+import { Pop3Listener, type ConnectionHandler, type ListenAddress, type ListenerOptions } from './net/listener.js';
+import { LocalConnectionCaps, UNLIMITED, type ConnectionCaps, type LimitSettings } from './policy/connection-caps.js';
 import type { SessionServices, SessionSettings } from './session/context.js';
+import { Session } from './session/session.js';
 import type { PollPolicy } from './policy/user-policy.js';
 import { LoginThrottle } from './auth/throttle.js';
 import { PollLimiter } from './policy/poll-limits.js';
@@ -52,7 +56,8 @@ const DEFAULT_FAILURE_DELAY: FailureDelay = {
   baseMs: DEFAULT_FAILURE_DELAY_MS, maxMs: DEFAULT_FAILURE_DELAY_MAX_MS, windowMs: DEFAULT_FAILURE_WINDOW_S * 1000,
 };
 
-const UNLIMITED: LimitSettings = { maxConnections: 0, maxConnectionsPerIp: 0, maxConnectionsPerUser: 0 };
+/** R-S14's default trusted networks: loopback. */
+const LOOPBACK = ['127.0.0.0/8', '::1/128'];
 
 export interface PoplarServerOptions extends OperationsOptions {
   /**
@@ -77,6 +82,11 @@ export interface PoplarServerOptions extends OperationsOptions {
   readonly tls?: TlsProvider;
   /** R-S5: implicit-TLS (POP3S) addresses; needs `tls`. */
   readonly tlsListen?: readonly ListenAddress[];
+  /**
+   * R-X9: where the connection caps are counted (default: in this process). `limits` and each
+   * reload's `limits` are given to its `update`.
+   */
+  readonly connectionCaps?: ConnectionCaps;
 }
 
 export interface PoplarServer {
@@ -97,21 +107,14 @@ export interface PoplarServer {
 }
 
 export async function startServer(opts: PoplarServerOptions): Promise<PoplarServer> {
-  const limits = new ConnectionLimits(opts.limits ?? UNLIMITED);
+  const limits = opts.connectionCaps ?? new LocalConnectionCaps();
+  limits.update(opts.limits ?? UNLIMITED);
   const listenerOptions = (o: OperationsOptions): ListenerOptions => ({
-    greeting: o.greeting ?? 'POP3 server ready',
     limits,
     proxyNetworks: o.proxyNetworks === undefined || o.proxyNetworks.length === 0 ? undefined : buildNetworks(o.proxyNetworks),
   });
-  const authenticator = new Authenticator(opts.directory, {
-    scryptCost: opts.scryptCost,
-    ...(opts.loginCache === undefined ? {} : { cache: opts.loginCache }),
-    ...(opts.now === undefined ? {} : { now: opts.now }),
-  });
-  const throttle = new LoginThrottle({
-    ...(opts.failureDelay ?? DEFAULT_FAILURE_DELAY),
-    ...(opts.now === undefined ? {} : { now: opts.now }),
-  });
+  const authenticator = new Authenticator(opts.directory, { scryptCost: opts.scryptCost, cache: opts.loginCache, now: opts.now });
+  const throttle = new LoginThrottle({ ...(opts.failureDelay ?? DEFAULT_FAILURE_DELAY), now: opts.now });
   const pollLimits = opts.policy === undefined ? undefined : new PollLimiter({
     policy: opts.policy,
     state: opts.pollState ?? new PollState(undefined),
@@ -119,18 +122,31 @@ export async function startServer(opts: PoplarServerOptions): Promise<PoplarServ
     onError: (err, mailbox) => opts.logger.error({ err, mailbox, event: 'poll_state_write_failed' }, 'could not save poll state'),
   });
   const serverSecret = opts.serverSecret ?? randomBytes(32);
-  /** What sessions share; a reload makes a new one for new sessions (trusted networks, tokens). */
-  const services = (o: OperationsOptions): SessionServices => ({
-    authenticator, store: opts.store, logger: opts.logger, ...(opts.policy === undefined ? {} : { policy: opts.policy }),
-    throttle, ...(pollLimits === undefined ? {} : { pollLimits }),
-    ...(opts.tls === undefined ? {} : { tls: opts.tls }),
-    ...(o.tokens === undefined ? {} : { tokens: o.tokens }),
-    trustedNetworks: buildNetworks(o.trustedNetworks ?? ['127.0.0.0/8', '::1/128']),
-    serverSecret,
-    limits,
+  /** What new sessions get; a reload replaces it (R-S20: live sessions keep what they started with). */
+  interface ForNewSessions {
+    readonly settings: SessionSettings;
+    readonly services: SessionServices;
+    readonly trusted: BlockList;
+    readonly greeting: string;
+  }
+  const forNewSessions = (settings: SessionSettings, o: OperationsOptions): ForNewSessions => ({
+    settings,
+    services: {
+      authenticator, store: opts.store, logger: opts.logger, policy: opts.policy, throttle, pollLimits, tls: opts.tls,
+      tokens: o.tokens, serverSecret, limits,
+    },
+    trusted: buildNetworks(o.trustedNetworks ?? LOOPBACK),
+    greeting: o.greeting ?? 'POP3 server ready',
   });
+  let current = forNewSessions(opts.settings, opts);
+  const onConnection: ConnectionHandler = (socket, info) => {
+    const { settings, services, trusted, greeting } = current;
+    const session = new Session(socket, services, settings, { ...info, trusted: inNetworks(trusted, info.remoteAddress) }, COMMANDS);
+    session.start(greeting);
+    return session;
+  };
   let shutdownTimeoutMs = opts.shutdownTimeoutMs ?? 0;
-  const listener = new Pop3Listener(services(opts), opts.settings, listenerOptions(opts));
+  const listener = new Pop3Listener(onConnection, listenerOptions(opts), opts.tls, opts.logger);
   await shaCryptPoolReady();
   await listener.listen(opts.listen);
   if (opts.tlsListen !== undefined && opts.tlsListen.length > 0) await listener.listen(opts.tlsListen, { tls: true });
@@ -149,7 +165,8 @@ export async function startServer(opts: PoplarServerOptions): Promise<PoplarServ
       limits.update(operations.limits ?? UNLIMITED);
       throttle.configure(operations.failureDelay ?? DEFAULT_FAILURE_DELAY);
       authenticator.configureCache(operations.loginCache ?? LOGIN_CACHE_OFF);
-      listener.update(settings, listenerOptions(operations), services(operations));
+      listener.update(listenerOptions(operations));
+      current = forNewSessions(settings, operations);
       shutdownTimeoutMs = operations.shutdownTimeoutMs ?? 0;
     },
     close: async (deadlineMs: number = shutdownTimeoutMs) => {

@@ -4,14 +4,14 @@
  * Trailing fields may be missing; `#` comments and blank lines are skipped. Extra fields are
  * space-separated `key=value` tokens and may contain `:`; poplar keeps R-K3 grants in one of them,
  * `poplar_grants=box1,box2`. Changes are made under the file's lock and written atomically with
- * the file's owner and mode (config/admin-file.ts), keeping every line and field poplar does not
- * change byte for byte. A line whose name breaks the name rule (auth/user-name.ts) is no user:
+ * the file's owner and mode (storage/admin-file.ts), keeping every line and field poplar does not
+ * change byte for byte. A line whose name breaks the name rule (src/user-name.ts) is no user:
  * it is skipped, with one warning per line, and kept in the file as it is.
  */
 import { readFile, stat } from 'node:fs/promises';
-import { AdminFileError, editFile } from '../config/admin-file.js';
+import { AdminFileError, editFile } from '../storage/admin-file.js';
 import type { UserDirectory, UserRecord } from './directory.js';
-import { printableName, userNameProblem } from './user-name.js';
+import { printableName, userNameProblem } from '../user-name.js';
 
 export type PasswdFileErrorCode = 'INVALID_NAME' | 'EXISTS' | 'NO_SUCH_USER' | 'ALREADY_GRANTED' | 'NOT_GRANTED' | 'FILE';
 

@@ -3,7 +3,7 @@
  * configuration, and CliError, an expected failure printed as `poplar: <message>` without a stack.
  */
 import type { Command } from 'commander';
-import { printableName, userNameProblem } from '../auth/user-name.js';
+import { printableName, userNameProblem } from '../user-name.js';
 import { loadConfig, type Config } from '../config/load.js';
 
 export class CliError extends Error {
@@ -27,7 +27,7 @@ export class ExitStatus extends Error {
   }
 }
 
-/** Refuses a name that breaks the one name rule (auth/user-name.ts) with a one-line CliError. */
+/** Refuses a name that breaks the one name rule (user-name.ts) with a one-line CliError. */
 export function checkUserName(name: string, what = 'user name'): void {
   const problem = userNameProblem(name);
   if (problem !== undefined) throw new CliError(`invalid ${what} ${printableName(name)}: ${problem}`);

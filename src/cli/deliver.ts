@@ -9,8 +9,7 @@
  *   75 EX_TEMPFAIL   over quota with "defer", disk full or any storage failure: try again later
  */
 import { Command } from 'commander';
-import { PasswdFile } from '../auth/passwd-file.js';
-import { printableName, userNameProblem } from '../auth/user-name.js';
+import { printableName, userNameProblem } from '../user-name.js';
 import { recordRefusal, reasonOf, refusalTallyDir, type RefusalReason } from '../delivery/refusals.js';
 import { createLogger, type Logger } from '../observability/logger.js';
 import { configFrom, ExitStatus, withConfigOptions, type ConfigOptions } from './common.js';
@@ -56,12 +55,12 @@ async function deliver(opts: DeliverOptions): Promise<void> {
   }
   // Logs go to stderr: Postfix quotes a mailbox_command's output in bounces and its own log.
   const logger = createLogger(config.log.level === 'info' ? 'warn' : config.log.level, process.stderr);
-  // A name the store cannot hold is nobody's (auth/user-name.ts): bounce, never defer forever.
+  // A name the store cannot hold is nobody's (user-name.ts): bounce, never defer forever.
   const dataDir = config.server.data_dir;
   const problem = userNameProblem(opts.user);
   if (problem !== undefined) throw refused(dataDir, logger, 'unknown_user', EX_NOUSER, `no such user ${printableName(opts.user)}: ${problem}`);
-  const { createAgent, createStore } = await import('./serve.js');
-  const directory = new PasswdFile(config.auth.users_file);
+  const { createAgent, createDirectory, createStore } = await import('./compose.js');
+  const directory = createDirectory(config);
   const record = await directory.lookup(opts.user).catch((err: unknown) => {
     throw refused(dataDir, logger, 'temp_failure', EX_TEMPFAIL, `cannot read the users file: ${(err as Error).message}`);
   });

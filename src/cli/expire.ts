@@ -5,7 +5,6 @@
  * records every removed uid.
  */
 import { Command } from 'commander';
-import { PasswdFile } from '../auth/passwd-file.js';
 import { createLogger } from '../observability/logger.js';
 import { configFrom, withConfigOptions, type ConfigOptions } from './common.js';
 
@@ -16,9 +15,9 @@ interface ExpireOptions extends ConfigOptions {
 
 async function expire(opts: ExpireOptions): Promise<void> {
   const config = configFrom(opts);
-  const { createStore, createSweeper } = await import('./serve.js');
+  const { createDirectory, createStore, createSweeper } = await import('./compose.js');
   const logger = createLogger(config.log.level, process.stderr);
-  const directory = new PasswdFile(config.auth.users_file);
+  const directory = createDirectory(config);
   const store = createStore(config);
   const sweeper = createSweeper(config, store, directory, logger);
   const results = await sweeper.sweep({

@@ -15,7 +15,7 @@ interface ExportOptions extends ConfigOptions {
 
 async function runExport(path: string, opts: ExportOptions): Promise<void> {
   const config = configFrom(opts);
-  const { createStore } = await import('./serve.js');
+  const { createStore } = await import('./compose.js');
   const store = createStore(config);
   try {
     if (!(await store.exists(opts.user))) throw new CliError(`no maildrop "${opts.user}"`);

@@ -3,7 +3,6 @@
  * `USER user/mailbox`, or take that right away.
  */
 import { Command } from 'commander';
-import { PasswdFile } from '../auth/passwd-file.js';
 import { checkUserName, configFrom, withConfigOptions, type ConfigOptions } from './common.js';
 
 interface GrantOptions extends ConfigOptions {
@@ -13,7 +12,7 @@ interface GrantOptions extends ConfigOptions {
 async function grant(user: string, mailbox: string, opts: GrantOptions): Promise<void> {
   checkUserName(user);
   if (opts.revoke !== true) checkUserName(mailbox, 'maildrop name');
-  const dir = new PasswdFile(configFrom(opts).auth.users_file);
+  const dir = (await import('./compose.js')).createDirectory(configFrom(opts));
   if (opts.revoke === true) {
     await dir.revoke(user, mailbox);
     process.stdout.write(`"${user}" may no longer open maildrop "${mailbox}"\n`);

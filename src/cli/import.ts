@@ -4,7 +4,6 @@
  * bar is drawn on a terminal; otherwise plain progress lines go to stderr.
  */
 import { Command, Option } from 'commander';
-import { PasswdFile } from '../auth/passwd-file.js';
 import { createLogger } from '../observability/logger.js';
 import { detectFormat, importMail, MigrateError, type MailFormat } from '../migrate/import.js';
 import { CliError, configFrom, withConfigOptions, type ConfigOptions } from './common.js';
@@ -16,12 +15,12 @@ interface ImportOptions extends ConfigOptions {
 
 async function runImport(path: string, opts: ImportOptions): Promise<void> {
   const config = configFrom(opts);
-  if ((await new PasswdFile(config.auth.users_file).lookup(opts.user)) === undefined) throw new CliError(`no such user "${opts.user}"`);
+  const { createDirectory, createStore } = await import('./compose.js');
+  if ((await createDirectory(config).lookup(opts.user)) === undefined) throw new CliError(`no such user "${opts.user}"`);
   const expected = (err: unknown): never => {
     throw err instanceof MigrateError ? new CliError(err.message) : err;
   };
   const format = opts.format ?? (await detectFormat(path).catch(expected));
-  const { createStore } = await import('./serve.js');
   const store = createStore(config);
   const logger = createLogger(config.log.level, process.stderr);
   try {

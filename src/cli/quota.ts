@@ -4,9 +4,8 @@
  * change to the next delivery, RETR or TOP.
  */
 import { Command } from 'commander';
-import { PasswdFile } from '../auth/passwd-file.js';
 import type { Config } from '../config/schema.js';
-import { AdminFileError } from '../config/admin-file.js';
+import { AdminFileError } from '../storage/admin-file.js';
 import { fullness, parseSize } from '../policy/quota.js';
 import { checkUserName, CliError, configFrom, withConfigOptions, type ConfigOptions } from './common.js';
 
@@ -27,7 +26,7 @@ function parseValue(text: string, what: string, size: boolean): number | null {
 }
 
 async function show(config: Config, names: readonly string[]): Promise<void> {
-  const { createPolicies, createStore } = await import('./serve.js');
+  const { createPolicies, createStore } = await import('./compose.js');
   const policies = createPolicies(config);
   const store = createStore(config);
   for (const name of names) {
@@ -49,8 +48,8 @@ async function set(name: string, opts: SetOptions): Promise<void> {
   }
   checkUserName(name);
   const config = configFrom(opts);
-  if ((await new PasswdFile(config.auth.users_file).lookup(name)) === undefined) throw new CliError(`no such user "${name}"`);
-  const { createPolicies } = await import('./serve.js');
+  const { createDirectory, createPolicies } = await import('./compose.js');
+  if ((await createDirectory(config).lookup(name)) === undefined) throw new CliError(`no such user "${name}"`);
   const changes: { quota_bytes?: number | null; quota_messages?: number | null; download_bytes_per_day?: number | null } = {};
   if (opts.bytes !== undefined) changes.quota_bytes = parseValue(opts.bytes, 'size', true);
   if (opts.messages !== undefined) changes.quota_messages = parseValue(opts.messages, 'message count', false);
@@ -80,7 +79,7 @@ export function quotaCommand(): Command {
   );
   withConfigOptions(quota.command('list').description('show quota and usage of every user')).action(async (opts: ConfigOptions) => {
     const config = configFrom(opts);
-    const users = await new PasswdFile(config.auth.users_file).list();
+    const users = await (await import('./compose.js')).createDirectory(config).list();
     await show(config, users.map((u) => u.name));
   });
   return quota;

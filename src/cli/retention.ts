@@ -3,9 +3,8 @@
  * retrieved mail, and the LOGIN-DELAY a user is asked to keep, in `policy.users_file`.
  */
 import { Command } from 'commander';
-import { PasswdFile } from '../auth/passwd-file.js';
 import { expireValue, type OverrideKey } from '../policy/user-policy.js';
-import { AdminFileError } from '../config/admin-file.js';
+import { AdminFileError } from '../storage/admin-file.js';
 import { checkUserName, CliError, configFrom, withConfigOptions, type ConfigOptions } from './common.js';
 
 interface SetOptions extends ConfigOptions {
@@ -22,7 +21,7 @@ function value(text: string, what: string): number | null {
 
 async function get(name: string, opts: ConfigOptions): Promise<void> {
   checkUserName(name);
-  const { createPolicies } = await import('./serve.js');
+  const { createPolicies } = await import('./compose.js');
   const p = await createPolicies(configFrom(opts)).get(name);
   const days = (d: number): string => (d === 0 ? 'kept' : `${d} days`);
   process.stdout.write(
@@ -39,8 +38,8 @@ async function set(name: string, opts: SetOptions): Promise<void> {
   if (Object.keys(changes).length === 0) throw new CliError('give --retrieved-days, --unretrieved-days and/or --login-delay');
   checkUserName(name);
   const config = configFrom(opts);
-  if ((await new PasswdFile(config.auth.users_file).lookup(name)) === undefined) throw new CliError(`no such user "${name}"`);
-  const { createPolicies } = await import('./serve.js');
+  const { createDirectory, createPolicies } = await import('./compose.js');
+  if ((await createDirectory(config).lookup(name)) === undefined) throw new CliError(`no such user "${name}"`);
   await createPolicies(config).update(name, changes).catch((err: unknown) => {
     throw err instanceof AdminFileError ? new CliError(err.message) : err;
   });

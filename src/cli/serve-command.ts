@@ -1,6 +1,7 @@
 /**
- * `poplar serve`: load the configuration and run the server (cli/serve.ts, the composition root).
- * serve.ts is imported on demand so the management subcommands never load the server.
+ * `poplar serve`: load the configuration and run the server (cli/serve.ts). serve.ts is the only
+ * module that imports the server, and it is imported on demand here, so the management subcommands
+ * (which build their parts with compose.ts) never load it (test/structure/composition.test.ts).
  */
 import { Command } from 'commander';
 import { configFrom, withConfigOptions, type ConfigOptions } from './common.js';

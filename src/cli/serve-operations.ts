@@ -16,7 +16,7 @@ import { Metrics } from '../observability/metrics.js';
 import { RefusalTally, refusalTallyDir } from '../delivery/refusals.js';
 import type { OperationsOptions, PoplarServer } from '../server.js';
 import { reloadStatusPath, type ReloadStatus } from './reload.js';
-import type { SecurityReload } from './serve-security.js';
+import type { SecurityReload } from './compose.js';
 
 export function operationsOptions(config: Config): OperationsOptions {
   const p = config.pop3;

@@ -1,29 +1,25 @@
 /**
- * `poplar serve`: the composition root. Picks the concrete user directory and mail store from
- * the configuration, performs the first-run set-up on an empty data folder, starts the listeners
- * (POP3, and LMTP when `lmtp.listen` is set) and the retention sweeper, and stops cleanly on
- * SIGINT/SIGTERM (sessions are closed without UPDATE: nothing is deleted).
+ * `poplar serve`: the one module that starts the server. The parts come from the composition root
+ * (compose.ts, shared with the management subcommands); this module adds what only a running
+ * server needs: the session settings, the first-run set-up on an empty data folder, the POP3
+ * listeners (server.ts), LMTP when `lmtp.listen` is set, the retention sweeper, the reload, and a
+ * clean stop on SIGINT/SIGTERM (sessions are closed without UPDATE: nothing is deleted).
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { hostname as osHostname } from 'node:os';
-import { PasswdFile } from '../auth/passwd-file.js';
 import { makeCredentials, needsFor } from '../auth/credentials.js';
+import type { PasswdFile } from '../auth/passwd-file.js';
 import { parseListen, type Config } from '../config/load.js';
+import { LmtpListener } from '../delivery/lmtp/lmtp-listener.js';
 import { createServeLogger, type Logger } from '../observability/logger.js';
 import { startServer } from '../server.js';
 import type { SessionSettings } from '../session/context.js';
 import type { MailStore } from '../storage/mail-store.js';
-import { MaildirStore } from '../storage/maildir/maildir-store.js';
-import { MemoryMailStore } from '../storage/memory/memory-store.js';
-import { DeliveryAgent } from '../delivery/agent.js';
-import { LmtpListener } from '../delivery/lmtp/lmtp-listener.js';
-import { RetentionSweeper } from '../policy/retention.js';
-import { acquirePidFile, loadSecurity } from './serve-security.js';
+import {
+  createAgent, createDirectory, createPolicies, createPollState, createStore, createSweeper, defaultsFrom, loadSecurity,
+  loadServerSecret, serverHostname,
+} from './compose.js';
+import { acquirePidFile } from './serve-pidfile.js';
 import { operationsOptions, startOperations } from './serve-operations.js';
-import { policyServerOptions } from './serve-policy.js';
-import { defaultsFrom, UserPolicies } from '../policy/user-policy.js';
 
 export function sessionSettings(config: Config): SessionSettings {
   const p = config.pop3;
@@ -35,7 +31,7 @@ export function sessionSettings(config: Config): SessionSettings {
     lastCommand: p.last_command,
     maxBadCommands: p.max_bad_commands,
     maxAuthFailures: p.max_auth_failures,
-    hostname: p.hostname === '' ? osHostname() : p.hostname,
+    hostname: serverHostname(config),
     apop: config.auth.apop,
     mechanisms: config.auth.mechanisms,
     masterUsers: config.auth.master_users,
@@ -44,54 +40,6 @@ export function sessionSettings(config: Config): SessionSettings {
     workarounds: p.workarounds,
     deleteMode: p.delete_mode,
   };
-}
-
-/** `logger`: where the Maildir store reports the symbolic links it leaves out. */
-export function createStore(config: Config, logger?: Logger): MailStore {
-  if (config.storage.backend === 'memory') return new MemoryMailStore();
-  const template = config.storage.maildir_path;
-  return new MaildirStore({
-    path: (mailbox) => template.replaceAll('%u', () => mailbox),
-    reads: config.storage.maildir_reads,
-    dirtyWindowMs: config.storage.maildir_dirty_window,
-    ...(logger === undefined ? {} : { logger }),
-  });
-}
-
-export function createPolicies(config: Config): UserPolicies {
-  return new UserPolicies(config.policy.users_file, defaultsFrom(config));
-}
-
-/** `policies`: the server's shared instance, so a reload's new defaults reach delivery too. */
-export function createAgent(config: Config, store: MailStore, directory: PasswdFile, logger: Logger, policies = createPolicies(config)): DeliveryAgent {
-  return new DeliveryAgent({
-    store,
-    directory,
-    policies,
-    logger,
-    hostname: sessionSettings(config).hostname,
-    overQuota: config.quota.over_quota,
-    warnPercent: config.quota.warn_percent,
-    recipientDelimiter: config.lmtp.recipient_delimiter,
-  });
-}
-
-/** Every maildrop retention looks at: each user's own and the mailboxes granted to users (R-K3). */
-export async function allMailboxes(directory: PasswdFile): Promise<string[]> {
-  const users = await directory.list();
-  return [...new Set(users.flatMap((u) => [u.name, ...u.grants]))].sort();
-}
-
-export function createSweeper(
-  config: Config, store: MailStore, directory: PasswdFile, logger: Logger, now?: () => number, policies = createPolicies(config),
-): RetentionSweeper {
-  return new RetentionSweeper({
-    store,
-    policies,
-    mailboxes: () => allMailboxes(directory),
-    logger,
-    ...(now === undefined ? {} : { now }),
-  });
 }
 
 /** `reloadConfig` reads the configuration again for SIGHUP (`poplar reload`). */
@@ -109,28 +57,29 @@ export async function runServe(config: Config, reloadConfig?: () => Config): Pro
 }
 
 async function serve(config: Config, logger: Logger, reloadConfig?: () => Config): Promise<void> {
-  const directory = new PasswdFile(config.auth.users_file);
+  const directory = createDirectory(config);
   const store = createStore(config, logger);
   await firstRun(config, directory, store, logger);
 
-  const listen = config.pop3.listen.map(parseListen);
   const security = await loadSecurity(config, logger);
   const policy = createPolicies(config);
   const server = await startServer({
-    ...security.serverOptions,
-    listen,
+    ...operationsOptions(config),
+    listen: config.pop3.listen.map(parseListen),
+    tls: security.tls,
+    tlsListen: security.tlsListen,
+    tokens: security.tokens,
     settings: sessionSettings(config),
     directory,
     store,
     logger,
     scryptCost: config.auth.scrypt_cost,
     policy,
-    ...operationsOptions(config),
+    pollState: createPollState(config),
     serverSecret: await loadServerSecret(config.server.data_dir),
-    ...policyServerOptions(config),
   });
   const lmtp = new LmtpListener(createAgent(config, store, directory, logger, policy), {
-    hostname: sessionSettings(config).hostname,
+    hostname: serverHostname(config),
     maxMessageSize: config.lmtp.max_message_size,
     maxRecipients: config.lmtp.max_recipients,
   }, logger);
@@ -179,7 +128,7 @@ async function firstRun(config: Config, directory: PasswdFile, store: MailStore,
   const password = randomBytes(12).toString('base64url');
   const made = await makeCredentials(password, { cost: config.auth.scrypt_cost, needs: needsFor(config.auth.mechanisms, config.auth.apop) });
   await directory.add(name, made.password, made.credentials);
-  await store.deliver(name, Buffer.from(welcomeMessage(name, sessionSettings(config).hostname)));
+  await store.deliver(name, Buffer.from(welcomeMessage(name, serverHostname(config))));
   logger.info({ event: 'first_run', user: name, usersFile: config.auth.users_file }, 'created the first user');
   const first = config.pop3.listen[0];
   const { host, port } = first === undefined ? { host: '127.0.0.1', port: 110 } : parseListen(first);
@@ -215,18 +164,4 @@ function welcomeMessage(user: string, host: string): string {
     'Add users with `poplar user add NAME`; see README.md for more.',
     '',
   ].join('\r\n');
-}
-
-/**
- * The secret behind the fake SCRAM salts of unknown users, kept in `<data_dir>/server-secret`
- * (created once, mode 0600) so they look the same after a restart, as real users' salts do.
- */
-async function loadServerSecret(dataDir: string): Promise<Buffer> {
-  const path = join(dataDir, 'server-secret');
-  const existing = await readFile(path).catch(() => undefined);
-  if (existing !== undefined && existing.length >= 32) return existing;
-  await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  const secret = randomBytes(32);
-  await writeFile(path, secret, { mode: 0o600, flag: 'w' });
-  return secret;
 }

@@ -6,7 +6,7 @@
  */
 import { Command } from 'commander';
 import { makeCredentials, needsFor } from '../auth/credentials.js';
-import { PasswdFile } from '../auth/passwd-file.js';
+import type { PasswdFile } from '../auth/passwd-file.js';
 import type { Config } from '../config/load.js';
 import { checkUserName, CliError, configFrom, withConfigOptions, type ConfigOptions } from './common.js';
 import { readNewPassword } from './prompt.js';
@@ -20,8 +20,9 @@ function credentialsFor(config: Config, pw: string): ReturnType<typeof makeCrede
   return makeCredentials(pw, { cost: config.auth.scrypt_cost, needs: needsFor(config.auth.mechanisms, config.auth.apop) });
 }
 
-function directory(config: Config): PasswdFile {
-  return new PasswdFile(config.auth.users_file);
+/** The directory from the composition root (compose.ts), loaded on demand. */
+async function directory(config: Config): Promise<PasswdFile> {
+  return (await import('./compose.js')).createDirectory(config);
 }
 
 async function exists(dir: PasswdFile, name: string): Promise<boolean> {
@@ -31,7 +32,7 @@ async function exists(dir: PasswdFile, name: string): Promise<boolean> {
 async function add(name: string, opts: PasswordOptions): Promise<void> {
   checkUserName(name);
   const config = configFrom(opts);
-  const dir = directory(config);
+  const dir = await directory(config);
   if (await exists(dir, name)) throw new CliError(`user "${name}" already exists (use "poplar user passwd" to change the password)`);
   const pw = await readNewPassword(name, opts.passwordStdin === true);
   const made = await credentialsFor(config, pw);
@@ -42,7 +43,7 @@ async function add(name: string, opts: PasswordOptions): Promise<void> {
 async function passwd(name: string, opts: PasswordOptions): Promise<void> {
   checkUserName(name);
   const config = configFrom(opts);
-  const dir = directory(config);
+  const dir = await directory(config);
   if (!(await exists(dir, name))) throw new CliError(`no such user "${name}" in ${dir.path}`);
   const pw = await readNewPassword(name, opts.passwordStdin === true);
   const made = await credentialsFor(config, pw);
@@ -53,14 +54,14 @@ async function passwd(name: string, opts: PasswordOptions): Promise<void> {
 /** Takes any name found in the file, so a line with a name the rule refuses can be removed too. */
 async function del(name: string, opts: ConfigOptions): Promise<void> {
   const config = configFrom(opts);
-  const dir = directory(config);
+  const dir = await directory(config);
   await dir.remove(name);
   const where = config.storage.backend === 'maildir' ? ` in ${config.storage.maildir_path.replaceAll('%u', () => name)}` : '';
   process.stdout.write(`user "${name}" removed; their mail${where} was not deleted\n`);
 }
 
 async function list(opts: ConfigOptions): Promise<void> {
-  const dir = directory(configFrom(opts));
+  const dir = await directory(configFrom(opts));
   const users = await dir.list();
   if (users.length === 0) process.stderr.write(`no users in ${dir.path}\n`);
   for (const u of users) {

@@ -1,5 +1,8 @@
-/** The command table: every POP3 keyword poplar answers, and its entry (DESIGN.md habit 2). */
-import type { CommandName } from '../protocol/command.js';
+/**
+ * The command table: every POP3 keyword poplar answers, and its entry (DESIGN.md habit 2).
+ * server.ts hands it to every Session (session/ does not import commands/).
+ */
+import type { CommandTable } from '../session/context.js';
 import { apop } from './apop.js';
 import { auth } from './auth.js';
 import { capa } from './capa.js';
@@ -9,11 +12,10 @@ import { pass } from './pass.js';
 import { quit } from './quit.js';
 import { retr, top } from './retrieve.js';
 import { stls } from './stls.js';
-import type { CommandSpec } from './types.js';
 import { user } from './user.js';
 import { utf8 } from './utf8.js';
 
-export const COMMANDS: Readonly<Record<CommandName, CommandSpec>> = {
+export const COMMANDS: CommandTable = {
   USER: user,
   PASS: pass,
   APOP: apop,

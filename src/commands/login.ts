@@ -143,7 +143,7 @@ export async function completeLogin(ctx: CommandContext, req: LoginRequest): Pro
   }
   // R-X9: Exchange's MaxConnectionsPerUser; the session gives the slot back when it ends.
   const limits = ctx.services.limits;
-  if (limits !== undefined && !limits.acquireUser(owner.name)) {
+  if (limits !== undefined && !(await limits.acquireUser(owner.name))) {
     throw new Pop3Error('MAILBOX_IN_USE', `Too many sessions for ${owner.name}, try again later`, { responseCode: 'IN-USE' });
   }
   // R-X10: LOGIN-DELAY (RFC 2449 §6.5) per maildrop. Not an auth failure: the session stays in

@@ -4,19 +4,12 @@
  * below hand each handler its state already narrowed, so no handler repeats a state check.
  */
 import type { Command, CommandName } from '../protocol/command.js';
-import type { CommandContext, SessionSettings } from '../session/context.js';
-import type { AuthorizationState, Phase, SessionState, TransactionState } from '../session/state.js';
+import type { CommandContext, CommandSpec, SessionSettings } from '../session/context.js';
+import type { AuthorizationState, SessionState, TransactionState } from '../session/state.js';
+
+export type { CommandSpec } from '../session/context.js';
 
 export type CommandOf<N extends CommandName> = Extract<Command, { name: N }>;
-
-export interface CommandSpec {
-  readonly states: readonly Phase[];
-  /** Settings that switch the command off (it then answers like an unknown command). */
-  readonly enabled?: (settings: SessionSettings) => boolean;
-  /** Carries a password in the clear: refused where R-S14's plaintext policy forbids it. */
-  readonly plaintext?: boolean;
-  readonly run: (ctx: CommandContext, cmd: Command) => Promise<void> | void;
-}
 
 type Handler<N extends CommandName, S extends SessionState> = (
   ctx: CommandContext,

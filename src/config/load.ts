@@ -114,10 +114,11 @@ function issueProblems(issues: readonly z.core.$ZodIssue[]): string[] {
 }
 
 /**
- * The effective configuration. Paths (`server.data_dir`, `auth.users_file`,
- * `storage.maildir_path`, `policy.users_file`) come back absolute with `{data_dir}` expanded; relative paths from the
- * file resolve against the file's directory, those from `--data`/`-o` against the current
- * directory. An empty `pop3.hostname` becomes the system host name.
+ * The effective configuration. Paths (every key the schema marks `path: true`, e.g.
+ * `server.data_dir`, `auth.users_file`, `storage.maildir_path`) come back absolute with
+ * `{data_dir}` expanded; relative paths from the file resolve against the file's directory, those
+ * from `--data`/`-o` against the current directory. An empty `pop3.hostname` becomes the system
+ * host name.
  */
 export function loadConfig(opts: LoadConfigOptions = {}): Config {
   const problems: string[] = [];
@@ -157,16 +158,17 @@ export function loadConfig(opts: LoadConfigOptions = {}): Config {
   const baseOf = (dotted: string): string =>
     file !== undefined && !fromCli.has(dotted) ? dirname(file) : cwd;
   const dataDir = resolve(baseOf('server.data_dir'), config.server.data_dir);
-  const expand = (dotted: string, v: string): string => resolve(baseOf(dotted), v.replaceAll('{data_dir}', dataDir));
   config.server.data_dir = dataDir;
-  config.auth.users_file = expand('auth.users_file', config.auth.users_file);
-  config.storage.maildir_path = expand('storage.maildir_path', config.storage.maildir_path);
-  config.server.pid_file = config.server.pid_file === '' ? '' : expand('server.pid_file', config.server.pid_file);
-  config.tls.cert = expand('tls.cert', config.tls.cert);
-  config.tls.key = expand('tls.key', config.tls.key);
-  config.tls.client_ca = config.tls.client_ca === '' ? '' : expand('tls.client_ca', config.tls.client_ca);
-  config.policy.users_file = expand('policy.users_file', config.policy.users_file);
-  config.policy.state_dir = expand('policy.state_dir', config.policy.state_dir);
+  // Every other key the schema marks `path: true` (keys.ts KeyInfo.path): `{data_dir}` expanded,
+  // made absolute; an empty value (a file that is off, e.g. `server.pid_file`) stays empty.
+  const sections = config as unknown as Record<string, Record<string, unknown>>;
+  for (const info of keys.values()) {
+    if (!info.path || info.dotted === 'server.data_dir') continue;
+    const section = sections[info.section]!;
+    const value = section[info.key];
+    if (typeof value !== 'string') throw new Error(`config schema: path key ${info.dotted} is not a string`);
+    if (value !== '') section[info.key] = resolve(baseOf(info.dotted), value.replaceAll('{data_dir}', dataDir));
+  }
   if (config.pop3.hostname === '') config.pop3.hostname = osHostname();
   return config;
 }

@@ -1,22 +1,24 @@
 /**
  * TCP listeners for POP3 (R-S5: every binding configurable, IPv4 and IPv6), plain or implicit
  * TLS (RFC 8314, port 995). Each accepted connection passes, in order: the PROXY header when it
- * comes from a trusted proxy (R-X13), the connection caps (R-X9), then becomes a Session. The
- * listener knows sockets and addresses, never POP3 beyond a refusal line. Implicit-TLS sockets
- * are wrapped with the TLS provider's current context, so a certificate reload applies to the
- * next connection. close() drains: no new connections, sessions get until a deadline.
+ * comes from a trusted proxy (R-X13), the connection caps (R-X9), then goes to the connection
+ * handler the listener was made with (server.ts: it starts a Session). The listener knows
+ * sockets and addresses, never POP3 beyond a refusal line, and imports nothing of session/.
+ * Implicit-TLS sockets are wrapped with the TLS provider's current context, so a certificate
+ * reload applies to the next connection. close() drains: no new connections, connections get
+ * until a deadline.
  */
 import { createServer, type AddressInfo, type BlockList, type Server, type Socket } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
 import { channels } from '../observability/channels.js';
+import type { Admission, ConnectionCaps } from '../policy/connection-caps.js';
 import { err } from '../protocol/response.js';
-import { Session } from '../session/session.js';
-import type { SessionServices, SessionSettings } from '../session/context.js';
-import type { ConnectionLimits } from '../session/limits.js';
 import { inNetworks } from './networks.js';
 import { readProxyHeader, withPrefix } from './proxy-reader.js';
+import type { TlsProvider } from './tls.js';
 
 export interface ListenAddress {
   readonly host: string;
@@ -24,12 +26,32 @@ export interface ListenAddress {
 }
 
 export interface ListenerOptions {
-  /** The greeting after `+OK` (R-X13: configurable banner). */
-  readonly greeting: string;
-  readonly limits: ConnectionLimits;
+  readonly limits: ConnectionCaps;
   /** Peers allowed to send a PROXY header; undefined: PROXY is not accepted from anyone. */
   readonly proxyNetworks?: BlockList | undefined;
 }
+
+/** An accepted connection, as the listener passes it on. */
+export interface ConnectionInfo {
+  /** Unique in this process: a random prefix per listener and a counter. */
+  readonly id: string;
+  /** The client's address: the socket's peer, or the PROXY header's source (R-X13). */
+  readonly remoteAddress: string;
+  /** The socket is a TLSSocket of an implicit-TLS listener (RFC 8314). */
+  readonly secure: boolean;
+}
+
+/** What the handler made of a connection: the listener drains it at close(). */
+export interface Connection {
+  /** Resolves when the connection has ended and released what it held. */
+  readonly closed: Promise<void>;
+  /** Server shutdown begins: finish what is safe to finish. */
+  shutdown(): void;
+  /** Server shutdown deadline: drop the connection now. */
+  abort(): void;
+}
+
+export type ConnectionHandler = (socket: Socket, info: ConnectionInfo) => Connection;
 
 const REFUSALS: Record<string, string> = {
   total: 'Too many connections, try again later',
@@ -40,29 +62,28 @@ const REFUSALS: Record<string, string> = {
 export class Pop3Listener {
   private readonly servers: Server[] = [];
   private readonly tlsServers = new Set<Server>();
-  private readonly sessions = new Set<Session>();
+  private readonly sessions = new Set<Connection>();
   private readonly idPrefix = randomBytes(3).toString('hex');
   private counter = 0;
   private draining = false;
 
+  /** `tls`: the certificates of implicit-TLS listeners; `logger`: refusals are logged there. */
   constructor(
-    private services: SessionServices,
-    private settings: SessionSettings,
+    private readonly handler: ConnectionHandler,
     private options: ListenerOptions,
+    private readonly tls: TlsProvider | undefined,
+    private readonly logger: Logger,
   ) {}
 
-  /** New sessions use these; live ones keep theirs (R-S20: no dropped sessions). */
-  update(settings: SessionSettings, options: ListenerOptions, services: SessionServices = this.services): void {
-    if ((services.tls === undefined) !== (this.services.tls === undefined)) throw new Error('TLS cannot be turned on or off while listening');
-    this.settings = settings;
+  /** New connections use these; live ones are not touched (R-S20: no dropped sessions). */
+  update(options: ListenerOptions): void {
     this.options = options;
-    this.services = services;
   }
 
-  /** `tls`: implicit TLS on these addresses (needs the services' TLS provider). */
+  /** `tls`: implicit TLS on these addresses (needs the TLS provider). */
   async listen(addresses: readonly ListenAddress[], opts: { tls?: boolean } = {}): Promise<void> {
     const tls = opts.tls === true;
-    if (tls && this.services.tls === undefined) throw new Error('implicit TLS listener without a certificate');
+    if (tls && this.tls === undefined) throw new Error('implicit TLS listener without a certificate');
     for (const address of addresses) {
       const server = createServer({ allowHalfOpen: true }, (socket) => void this.accept(socket, tls));
       server.listen({ host: address.host, port: address.port, ipv6Only: address.host.includes(':') && address.host !== '::' });
@@ -95,7 +116,7 @@ export class Pop3Listener {
     if (proxies !== undefined && inNetworks(proxies, ip)) {
       const header = await readProxyHeader(raw);
       if (!header.ok) {
-        this.services.logger.warn({ event: 'proxy_refused', ip, reason: header.reason }, 'PROXY header refused');
+        this.logger.warn({ event: 'proxy_refused', ip, reason: header.reason }, 'PROXY header refused');
         channels.refused.publish({ reason: 'proxy' });
         raw.destroy();
         return;
@@ -107,25 +128,31 @@ export class Pop3Listener {
         raw.resume();
       }
     }
-    const admission = this.draining ? 'shutdown' : this.options.limits.admit(ip);
+    const limits = this.options.limits;
+    let admission: Admission | 'shutdown' | 'unavailable' = 'shutdown';
+    if (!this.draining) {
+      admission = await limits.admit(ip).catch((e: unknown) => {
+        this.logger.error({ err: e, ip }, 'connection caps unavailable');
+        return 'unavailable' as const; // fail closed
+      });
+    }
+    if (admission === 'ok' && this.draining) {
+      limits.release(ip);
+      admission = 'shutdown';
+    }
     if (admission !== 'ok') return this.refuse(raw, tls, ip, admission);
-    const socket = tls ? this.services.tls!.wrap(stream) : raw;
-    const session = new Session(socket, this.services, this.settings, {
-      id: `${this.idPrefix}${(this.counter++).toString(36)}`,
-      remoteAddress: ip,
-      secure: tls,
-    });
+    const socket = tls ? this.tls!.wrap(stream) : raw;
+    const session = this.handler(socket, { id: `${this.idPrefix}${(this.counter++).toString(36)}`, remoteAddress: ip, secure: tls });
     this.sessions.add(session);
     void session.closed.then(() => {
       this.sessions.delete(session);
-      this.options.limits.release(ip);
+      limits.release(ip);
     });
-    session.start(this.options.greeting);
   }
 
   /** R-X9: a refused connection gets `-ERR [SYS/TEMP]` (plain POP3 only) and is closed. */
   private refuse(raw: Socket, tls: boolean, ip: string, reason: string): void {
-    this.services.logger.warn({ event: 'connection_refused', ip, reason }, 'connection refused');
+    this.logger.warn({ event: 'connection_refused', ip, reason }, 'connection refused');
     channels.refused.publish({ reason });
     if (tls) {
       raw.destroy(); // a plaintext line means nothing to a TLS client; a handshake is not worth it

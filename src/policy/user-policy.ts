@@ -9,13 +9,12 @@
  *
  * The file is read again whenever its mtime or size changes, so a running server sees changes
  * at once (R-S20). Changes are made under the file's lock and written atomically, keeping the
- * file's owner and mode (config/admin-file.ts), so concurrent `quota set` commands all land.
+ * file's owner and mode (storage/admin-file.ts), so concurrent `quota set` commands all land.
  */
 import { readFile, stat } from 'node:fs/promises';
 import { parse, stringify } from 'smol-toml';
 import { z } from 'zod';
-import { editFile } from '../config/admin-file.js';
-import type { Config } from '../config/schema.js';
+import { editFile } from '../storage/admin-file.js';
 import { byteSize } from './quota.js';
 import { ConfigError } from '../errors.js';
 
@@ -50,17 +49,6 @@ export interface PollPolicy {
   capabilities(mailbox: string | undefined): Promise<string[]>;
   /** The effective policy of one maildrop (R-X10: login delay and daily download cap enforced). */
   get(mailbox: string): Promise<EffectivePolicy>;
-}
-
-export function defaultsFrom(config: Config): EffectivePolicy {
-  return {
-    quotaBytes: config.quota.bytes,
-    quotaMessages: config.quota.messages,
-    retrievedDays: config.retention.retrieved_days,
-    unretrievedDays: config.retention.unretrieved_days,
-    loginDelay: config.policy.login_delay,
-    downloadBytesPerDay: config.policy.download_bytes_per_day,
-  };
 }
 
 /**
@@ -131,7 +119,7 @@ export class UserPolicies implements PollPolicy {
 
   /**
    * Sets (a number) or removes (null) override keys of one user: the file is read fresh and
-   * rewritten under its lock, atomically, keeping its owner and mode (config/admin-file.ts).
+   * rewritten under its lock, atomically, keeping its owner and mode (storage/admin-file.ts).
    */
   async update(user: string, changes: Partial<Record<OverrideKey, number | null>>): Promise<UserOverrides> {
     const checked = await editFile(this.path, (text) => {

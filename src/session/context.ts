@@ -1,22 +1,46 @@
 /**
  * What a command handler may use: the settings, the services behind interfaces, the session's
- * counters, and a small output API. Handlers never see the socket.
+ * counters, and a small output API. Handlers never see the socket. Also what a command is to the
+ * session (CommandSpec, CommandTable): the table itself (commands/index.ts) is handed to each
+ * Session by server.ts, so session/ never imports commands/ (docs/architecture.md section 3).
  */
 import type { Logger } from 'pino';
-import type { BlockList } from 'node:net';
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { Authenticator } from '../auth/authenticator.js';
-import type { SaslEnv } from '../auth/sasl/mechanism.js';
+import type { PeerIdentity, SaslEnv } from '../auth/sasl/mechanism.js';
 import type { TokenVerifier } from '../auth/sasl/token-verifier.js';
-import type { TlsProvider } from '../net/tls.js';
+import type { Command, CommandName } from '../protocol/command.js';
 import type { LineEvent } from '../protocol/line-reader.js';
 import type { LoginThrottle } from '../auth/throttle.js';
+import type { ConnectionCaps } from '../policy/connection-caps.js';
 import type { PollLimiter } from '../policy/poll-limits.js';
 import type { PollPolicy } from '../policy/user-policy.js';
 import type { MailStore, MessageSource } from '../storage/mail-store.js';
-import type { SessionState } from './state.js';
+import type { Phase, SessionState } from './state.js';
 import type { BodyEncoder, ClientWorkaround } from '../protocol/dot-stuffing.js';
 import type { DeleteMode } from './maildrop.js';
-import type { ConnectionLimits } from './limits.js';
+
+/** A command as the session runs it (DESIGN.md habit 2); commands/types.ts builds them. */
+export interface CommandSpec {
+  readonly states: readonly Phase[];
+  /** Settings that switch the command off (it then answers like an unknown command). */
+  readonly enabled?: (settings: SessionSettings) => boolean;
+  /** Carries a password in the clear: refused where R-S14's plaintext policy forbids it. */
+  readonly plaintext?: boolean;
+  readonly run: (ctx: CommandContext, cmd: Command) => Promise<void> | void;
+}
+
+/** Every POP3 keyword's entry (commands/index.ts COMMANDS). */
+export type CommandTable = Readonly<Record<CommandName, CommandSpec>>;
+
+/** What STLS and the SASL EXTERNAL mechanism need of TLS; net/tls.ts TlsProvider is the one implementation. */
+export interface SessionTls {
+  /** A server-side TLSSocket over `socket` with the current certificate and options. */
+  wrap(socket: Socket): TLSSocket;
+  /** The verified client certificate's identity, if any (R-X4 EXTERNAL). */
+  peerIdentity(socket: TLSSocket): PeerIdentity | undefined;
+}
 
 export interface SessionSettings {
   /** R-S2: longest command line in octets, CRLF included (40–1024). */
@@ -62,15 +86,13 @@ export interface SessionServices {
   /** R-X9: the failed-login delay, one per server so it spans sessions (login.ts). */
   readonly throttle: LoginThrottle;
   /** TLS certificates and options; absent: no implicit TLS, no STLS. */
-  readonly tls?: TlsProvider;
-  /** R-S14: where plaintext logins are allowed without TLS (loopback by default). */
-  readonly trustedNetworks: BlockList;
+  readonly tls?: SessionTls;
   /** OAUTHBEARER/XOAUTH2 token checks; absent when no issuer is configured. */
   readonly tokens?: TokenVerifier;
   /** Per-process random secret (SCRAM salts for unknown users). */
   readonly serverSecret: Buffer;
   /** R-X9: connection caps; the per-user one is taken at login. */
-  readonly limits?: ConnectionLimits;
+  readonly limits?: ConnectionCaps;
 }
 
 /** Counters for the one summary line a session logs (DESIGN.md habit 8). */

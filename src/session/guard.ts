@@ -4,8 +4,7 @@
  * that carry a password in the clear (USER/PASS), allowed by the plaintext policy (R-S14).
  */
 import { Pop3Error } from '../errors.js';
-import type { CommandSpec } from '../commands/types.js';
-import type { SessionSettings } from './context.js';
+import type { CommandSpec, SessionSettings } from './context.js';
 import type { Phase } from './state.js';
 
 /** What the guard needs to know about the connection. */

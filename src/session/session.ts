@@ -11,19 +11,18 @@
  * - TLS: STLS swaps the socket for a TLSSocket and drops the plaintext read behind the STLS
  *   line (R-X3). SASL exchanges read the client's responses here, one line at a time, with the
  *   SASL line limit (readResponse); the command loop waits meanwhile.
+ * - Layers: server.ts gives the command table and `trusted`; no import of commands/ or net/.
  */
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { SaslEnv } from '../auth/sasl/mechanism.js';
-import { inNetworks } from '../net/networks.js';
 import { MAX_SASL_RESPONSE_LENGTH } from '../protocol/limits.js';
-import { COMMANDS } from '../commands/index.js';
 import { Pop3Error, toPop3Error } from '../errors.js';
 import { parseCommand } from '../protocol/command.js';
 import { LineReader, type LineEvent } from '../protocol/line-reader.js';
 import { err, formatError, ok } from '../protocol/response.js';
-import type { CommandContext, SessionServices, SessionSettings, SessionStats } from './context.js';
+import type { CommandContext, CommandTable, SessionServices, SessionSettings, SessionStats } from './context.js';
 import { guard } from './guard.js';
 import { SessionOutput } from './output.js';
 import { saslEnvFor } from './sasl-env.js';
@@ -46,6 +45,8 @@ export interface SessionInfo {
   readonly remoteAddress: string;
   /** The socket is a TLSSocket of the implicit-TLS listener (RFC 8314). */
   readonly secure?: boolean;
+  /** R-S14: the peer is on a trusted network (`auth.trusted_networks`): plaintext logins allowed without TLS. */
+  readonly trusted?: boolean;
 }
 
 export class Session implements CommandContext {
@@ -61,6 +62,7 @@ export class Session implements CommandContext {
   private reader: LineReader;
   private socket: Socket;
   private isSecure: boolean;
+  private readonly trusted: boolean;
   /** A SASL exchange waits for the client's next line (readResponse). */
   private responseWaiter: (() => void) | undefined;
   readonly apopBanner: string | undefined;
@@ -93,9 +95,11 @@ export class Session implements CommandContext {
     readonly services: SessionServices,
     readonly settings: SessionSettings,
     info: SessionInfo,
+    private readonly commands: CommandTable,
   ) {
     this.socket = socket;
     this.isSecure = info.secure === true;
+    this.trusted = info.trusted === true;
     this.remoteAddress = info.remoteAddress;
     // R-K2 / RFC 1939 §7: a banner unique to this greeting, `<process-id.clock@host>`.
     this.apopBanner = settings.apop
@@ -146,7 +150,7 @@ export class Session implements CommandContext {
   }
 
   get plaintextAllowed(): boolean {
-    return this.isSecure || inNetworks(this.services.trustedNetworks, this.remoteAddress);
+    return this.isSecure || this.trusted;
   }
 
   get stlsAvailable(): boolean {
@@ -302,7 +306,7 @@ export class Session implements CommandContext {
     const parsed = parseCommand(event.line);
     if (!parsed.ok) return this.badCommand(parsed.error);
     const { command } = parsed;
-    const spec = COMMANDS[command.name];
+    const spec = this.commands[command.name];
     if (this.settings.protocolLog === true) this.log.debug({ line: describeCommand(command) }, 'C:');
     const refused = guard(spec, this.state.phase, this.settings, this);
     if (refused !== undefined) return this.badCommand(refused);

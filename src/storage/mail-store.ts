@@ -195,6 +195,6 @@ export interface MaildropSnapshot {
 
 /**
  * Mailbox (maildrop) names reach the file system: every store checks them with the one rule for
- * user and maildrop names (auth/user-name.ts), the rule the admin CLI and the directory use.
+ * user and maildrop names (user-name.ts), the rule the admin CLI and the directory use.
  */
-export { isValidUserName as isValidMailboxName } from '../auth/user-name.js';
+export { isValidUserName as isValidMailboxName } from '../user-name.js';

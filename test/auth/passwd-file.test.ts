@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { PasswdFile, PasswdFileError } from '../../src/auth/passwd-file.js';
-import { userNameProblem as nameProblem } from '../../src/auth/user-name.js';
+import { userNameProblem as nameProblem } from '../../src/user-name.js';
 
 /** Every test's files live under one folder, removed when the file's tests end. */
 const root = mkdtempSync(join(tmpdir(), 'poplar-passwd-'));

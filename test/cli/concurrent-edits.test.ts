@@ -1,6 +1,6 @@
 /**
  * Admin commands run at the same time (R-X8, R-S16, R-S20): every read-modify-write of the users
- * file and of the per-user policy file holds the file's lock (config/admin-file.ts), so no change
+ * file and of the per-user policy file holds the file's lock (storage/admin-file.ts), so no change
  * is lost, and the rewritten file keeps its owner and mode. Each command is a real `poplar`
  * process, as an admin's shell (or a provisioning script) would run them.
  */

@@ -1,5 +1,5 @@
 /**
- * One name rule (auth/user-name.ts) for the admin CLI, the users file, delivery and the store
+ * One name rule (src/user-name.ts) for the admin CLI, the users file, delivery and the store
  * (R-X8). Regression: `user add` took names the Maildir store refuses (% ? * " < > | and a
  * leading -): such a user got internal errors at login, `poplar deliver` exited 75 (try again)
  * forever and `poplar quota list` crashed for everyone.

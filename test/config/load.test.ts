@@ -4,7 +4,8 @@ import { hostname, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ConfigError } from '../../src/errors.js';
-import { loadConfig, parseListen } from '../../src/config/load.js';
+import { loadConfig, parseListen, type Config } from '../../src/config/load.js';
+import { configKeys } from '../../src/config/keys.js';
 
 function problemsOf(fn: () => unknown): readonly string[] {
   try {
@@ -71,6 +72,19 @@ describe('loadConfig', () => {
     const c = loadConfig({ file: configFile(''), dataDir: '/data' });
     assert.doesNotMatch(JSON.stringify(c), /\{data_dir\}/);
     assert.equal(c.policy.state_dir, '/data/policy-state');
+  });
+
+  it('issue #13 the keys the schema marks as paths are the keys expanded: {data_dir} and relative paths in each, in no other key', () => {
+    const paths = [...configKeys().values()].filter((k) => k.path && k.dotted !== 'server.data_dir');
+    assert.ok(paths.length >= 8, 'the schema marks the path keys');
+    const at = (c: Config, dotted: string): unknown => (c as unknown as Record<string, Record<string, unknown>>)[dotted.split('.')[0]!]![dotted.split('.')[1]!];
+    const expanded = loadConfig({ dataDir: '/data', overrides: [...paths.map((k) => `${k.dotted}={data_dir}/${k.key}`), 'pop3.greeting={data_dir}'] });
+    for (const k of paths) assert.equal(at(expanded, k.dotted), `/data/${k.key}`, k.dotted);
+    assert.equal(expanded.pop3.greeting, '{data_dir}', 'a key not marked as a path is left as written');
+    const relative = loadConfig({ dataDir: '/data', overrides: paths.map((k) => `${k.dotted}=rel/${k.key}`) });
+    for (const k of paths) assert.equal(at(relative, k.dotted), resolve('rel', k.key), k.dotted);
+    const off = loadConfig({ dataDir: '/data', overrides: ['server.pid_file=', 'tls.client_ca='] });
+    assert.deepEqual([off.server.pid_file, off.tls.client_ca], ['', ''], 'an empty path (off) stays empty');
   });
 
   it('--data and -o paths resolve against the current directory', () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { isValidMailboxName } from '../storage/mail-store.js';
+import { isValidMailboxName } from './storage/mail-store.js';
 import { isValidUserName, printableName, userNameProblem } from './user-name.js';
 
 const BAD = [

@@ -1,0 +1,76 @@
+/**
+ * Issue #13, one composition root: the management subcommands build their parts with
+ * cli/compose.ts and never load the server. Each subcommand runs in its own process with module
+ * hooks that record every module it loads (load-recorder.ts); none of server.ts, session/,
+ * commands/ or net/listener.ts may be among them. Regression: `quota`, `retention`, `expire`,
+ * `import`, `export` and `deliver` imported cli/serve.ts for their factories, and with it the
+ * whole server.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { it } from 'node:test';
+import { MAIN } from '../cli/run.js';
+
+const HOOKS = new URL('./load-recorder.js', import.meta.url).href;
+const REGISTER = `data:text/javascript,import { register } from 'node:module'; register(${JSON.stringify(HOOKS)});`;
+const SERVER_MODULES = /\/src\/(?:server\.js|session\/|commands\/|net\/listener\.js)/;
+
+interface Loaded {
+  code: number | null;
+  stderr: string;
+  modules: string[];
+}
+
+async function runRecorded(args: readonly string[], logFile: string, input = ''): Promise<Loaded> {
+  await writeFile(logFile, '');
+  const child = spawn(process.execPath, ['--import', REGISTER, MAIN, ...args], {
+    stdio: ['pipe', 'ignore', 'pipe'],
+    env: { ...process.env, POPLAR_LOAD_LOG: logFile },
+  });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+  child.stdin.end(input);
+  const code = await new Promise<number | null>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', resolve);
+  });
+  const modules = (await readFile(logFile, 'utf8')).split('\n').filter(Boolean);
+  return { code, stderr, modules };
+}
+
+it('issue #13 composition root: management subcommands (user, grant, quota, retention, expire, deliver, import, export) never load the server, session, commands or listener modules', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'poplar-compose-'));
+  const log = join(dir, 'loaded');
+  const data = ['--data', dir];
+  const message = 'From: a@example.org\r\nSubject: hi\r\n\r\nhello\r\n';
+  await writeFile(join(dir, 'in.mbox'), `From a@example.org Thu Jan  1 00:00:00 2026\n${message.replaceAll('\r\n', '\n')}\n`);
+  const runs: Array<{ args: string[]; input?: string }> = [
+    { args: ['user', 'add', 'alice', '--password-stdin', ...data], input: 'wonderland\n' },
+    { args: ['user', 'add', 'bob', '--password-stdin', ...data], input: 'builder\n' },
+    { args: ['user', 'list', ...data] },
+    { args: ['grant', 'alice', 'bob', ...data] },
+    { args: ['quota', 'set', 'alice', '--bytes', '1M', ...data] },
+    { args: ['quota', 'list', ...data] },
+    { args: ['retention', 'set', 'alice', '--retrieved-days', '30', ...data] },
+    { args: ['retention', 'get', 'alice', ...data] },
+    { args: ['deliver', '-u', 'alice', ...data], input: message },
+    { args: ['import', '--user', 'bob', join(dir, 'in.mbox'), ...data] },
+    { args: ['export', '--user', 'alice', '--format', 'mbox', join(dir, 'out.mbox'), ...data] },
+    { args: ['expire', '--dry-run', ...data] },
+  ];
+  try {
+    for (const run of runs) {
+      const r = await runRecorded(run.args, log, run.input);
+      const name = run.args.slice(0, 2).join(' ');
+      assert.equal(r.code, 0, `poplar ${name}: ${r.stderr}`);
+      assert.ok(r.modules.some((u) => u.endsWith('/src/cli/main.js')), `poplar ${name}: the recorder saw the CLI load`);
+      const server = r.modules.filter((u) => SERVER_MODULES.test(u));
+      assert.deepEqual(server, [], `poplar ${name} loaded server modules`);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
