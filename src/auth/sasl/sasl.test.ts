@@ -5,6 +5,8 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { createHash, createHmac, pbkdf2Sync } from 'node:crypto';
+import { verifyPassword } from '../password.js';
 import type { UserRecord } from '../directory.js';
 import { makeCredentials } from '../credentials.js';
 import { formatScramKeys, ntHash, parseScramKeys, scramKeys } from '../schemes.js';
@@ -236,5 +238,60 @@ describe('SASLprep', () => {
     assert.equal(saslprep('\u0007'), undefined);
     assert.equal(saslprep('\u0627\u0031'), undefined);
     assert.equal(saslprep('pa\u00a0ss'), 'pa ss');
+  });
+});
+
+/** A SCRAM-SHA-256 exchange as an RFC 5802 client runs it, with `clientPassword` already SASLprep'd by the client. */
+async function scramLogin(record: UserRecord, user: string, clientPassword: string): Promise<SaslStep['kind']> {
+  const x = startScram(env([record]), () => 'srv');
+  const serverFirst = text(await x.step(Buffer.from(`n,,n=${user},r=cli`)));
+  const { r, s, i } = Object.fromEntries(serverFirst.split(',').map((kv) => [kv[0], kv.slice(2)])) as Record<string, string>;
+  const salted = pbkdf2Sync(Buffer.from(clientPassword, 'utf8'), Buffer.from(s!, 'base64'), Number(i), 32, 'sha256');
+  const clientKey = createHmac('sha256', salted).update('Client Key').digest();
+  const bare = `c=biws,r=${r}`;
+  const auth = `n=${user},r=cli,${serverFirst},${bare}`;
+  const signature = createHmac('sha256', createHash('sha256').update(clientKey).digest()).update(auth).digest();
+  const proof = Buffer.from(clientKey.map((b, k) => b ^ signature[k]!)).toString('base64');
+  const final = await x.step(Buffer.from(`${bare},p=${proof}`));
+  return final.kind === 'challenge' ? (await x.step(Buffer.alloc(0))).kind : final.kind;
+}
+
+const scramRecord = async (name: string, password: string): Promise<UserRecord> => {
+  const made = await makeCredentials(password, { cost: 10, needs: { scram: true, nt: false, cram: false, secret: false } });
+  return { name, password: '', grants: [], credentials: made.credentials };
+};
+
+describe('SASLprep through SCRAM and PLAIN (RFC 4013 §3, RFC 3454 tables)', () => {
+  it('R-X5 RFC 4013 §3: SOFT HYPHEN maps to nothing, U+00AA to "a", U+2168 to "IX", in SCRAM and PLAIN', async () => {
+    for (const [typed, prepared] of [['I\u00adX', 'IX'], ['\u00aa', 'a'], ['\u2168', 'IX'], ['user', 'user']] as const) {
+      // SCRAM: keys made from the typed password; the client proves the prepared one.
+      assert.equal(await scramLogin(await scramRecord('u', typed), 'u', prepared), 'success', JSON.stringify(typed));
+      // PLAIN against a {SCRAM-SHA-256} password field made from the prepared string.
+      const keys = await scramKeys(Buffer.from(prepared), Buffer.alloc(16, 1), 4096);
+      assert.equal(await verifyPassword(`{SCRAM-SHA-256}${formatScramKeys(keys)}`, typed), true, JSON.stringify(typed));
+    }
+    // A SCRAM user name is SASLprep'd before the lookup.
+    assert.equal(await scramLogin(await scramRecord('IX', 'pw'), 'I\u00adX', 'pw'), 'success');
+  });
+
+  it('R-X5 RFC 4013 §3: U+0007 and U+0627 U+0031 (bidi) are errors, and the string is then used as it is', async () => {
+    for (const bad of ['\u0007', '\u0627\u0031']) {
+      assert.equal(saslprep(bad), undefined, JSON.stringify(bad));
+      assert.equal(await scramLogin(await scramRecord('u', bad), 'u', bad), 'success', JSON.stringify(bad));
+      const keys = await scramKeys(Buffer.from(bad), Buffer.alloc(16, 1), 4096);
+      assert.equal(await verifyPassword(`{SCRAM-SHA-256}${formatScramKeys(keys)}`, bad), true, JSON.stringify(bad));
+    }
+  });
+
+  it('R-X5 RFC 3454 §6 and C.2 by the exact tables: an Arabic-Indic digit is no RandALCat, U+0903 is LCat, U+1D173 is prohibited', async () => {
+    // Regression: the script-property approximation refused "1\u0660" (U+0660 is bidi AN, not R/AL), so
+    // the stored keys kept the SOFT HYPHEN and a client's SASLprep'd proof failed.
+    assert.equal(saslprep('1\u0660\u00ad'), '1\u0660');
+    assert.equal(await scramLogin(await scramRecord('u', '1\u0660\u00ad'), 'u', '1\u0660'), 'success');
+    // It also let through RandALCat beside an LCat mark, and a prohibited musical format control.
+    assert.equal(saslprep('\u05d0\u0903\u05d0'), undefined);
+    assert.equal(saslprep('a\u{1d173}'), undefined);
+    // Unassigned in Unicode 3.2 is allowed (a login is a query, RFC 3454 §7): an emoji password keeps working.
+    assert.equal(saslprep('\u{1f600}pw\u00ad'), '\u{1f600}pw');
   });
 });

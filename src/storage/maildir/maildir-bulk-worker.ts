@@ -4,22 +4,20 @@
  * event-loop round trips, and the main thread stays free for other sessions. One buffer, reused
  * for every file, and the file's size from fstat to stop reading without a final empty read.
  *
- * Jobs (one message each; the reply carries the same id):
- *   { id, op: 'move', root, names }    sizes new/<name> unless its name has `,W=`, then renames
- *                                      it to cur/<curName(name)>: the size (NaN if not measured,
- *                                      -1 if the file was gone)
- *   { id, op: 'size', root, rels }     R-S4 CRLF size of each root/<rel>, -1 if it is gone
- * A reply is { id, result } or { id, error: { message, code } }.
+ * It runs on the shared pool (workers/pool.ts). Jobs, each answered with one size per file:
+ *   { op: 'move', root, names }    sizes new/<name> unless its name has `,W=`, then renames it to
+ *                                  cur/<curName(name)>: the size (NaN if not measured, -1 if the
+ *                                  file was gone)
+ *   { op: 'size', root, rels }     R-S4 CRLF size of each root/<rel>, -1 if it is gone
+ * A failed job's error carries its `code` back (entry.ts).
  */
 import { closeSync, constants, fstatSync, openSync, readSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import { parentPort } from 'node:worker_threads';
 import { CrlfSizer } from '../../protocol/crlf.js';
+import { workerEntry } from '../../workers/entry.js';
 import { curName, sizeFromName } from './maildir-filename.js';
 
-export type BulkJob =
-  | { id: number; op: 'move'; root: string; names: string[] }
-  | { id: number; op: 'size'; root: string; rels: string[] };
+export type BulkJob = { op: 'move'; root: string; names: string[] } | { op: 'size'; root: string; rels: string[] };
 
 const buffer = Buffer.allocUnsafe(64 * 1024);
 
@@ -71,7 +69,7 @@ function moveSync(root: string, name: string): number {
   return size;
 }
 
-function run(job: BulkJob): unknown {
+function run(job: BulkJob): Float64Array {
   if (job.op === 'move') {
     const sizes = new Float64Array(job.names.length);
     job.names.forEach((name, i) => (sizes[i] = moveSync(job.root, name)));
@@ -82,11 +80,4 @@ function run(job: BulkJob): unknown {
   return sizes;
 }
 
-parentPort?.on('message', (job: BulkJob) => {
-  try {
-    parentPort!.postMessage({ id: job.id, result: run(job) });
-  } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    parentPort!.postMessage({ id: job.id, error: { message: String(e?.message ?? err), code: e?.code } });
-  }
-});
+export default workerEntry(run);
