@@ -1,5 +1,5 @@
 /**
- * The shared worker pool (pool.ts), driven through the Maildir first-sight worker: jobs run
+ * The shared worker pool (src/workers/pool.ts), driven through the Maildir first-sight worker: jobs run
  * in-thread until a thread has loaded; a job that may wait for a start runs on a thread; a failed
  * job's error keeps its code; idle threads end and never keep the process alive; where threads
  * cannot start, even a job waiting for one runs in-thread. Temporary files only, no socket.
@@ -11,10 +11,10 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { BulkJob } from '../storage/maildir/maildir-bulk-worker.js';
-import { WorkerPool } from './pool.js';
+import type { BulkJob } from '../../src/storage/maildir/maildir-bulk-worker.js';
+import { WorkerPool } from '../../src/workers/pool.js';
 
-const WORKER = new URL('../storage/maildir/maildir-bulk-worker.js', import.meta.url);
+const WORKER = new URL('../../src/storage/maildir/maildir-bulk-worker.js', import.meta.url);
 const sizeJob = (root: string, rels: string[]): BulkJob => ({ op: 'size', root, rels });
 const inThread = async (job: BulkJob): Promise<Float64Array> => Float64Array.from(job.op === 'size' ? job.rels : job.names, () => 42);
 
@@ -45,7 +45,7 @@ describe('the shared worker pool (one start, idle and crash policy)', () => {
   });
 
   it('R-S4 where threads cannot start, a job waiting for one runs in-thread, and so do later ones', async () => {
-    const pool = new WorkerPool({ name: 'test', worker: new URL('./no-such-worker.js', import.meta.url), size: 2, idleMs: 60_000, inThread });
+    const pool = new WorkerPool({ name: 'test', worker: new URL('../../src/workers/no-such-worker.js', import.meta.url), size: 2, idleMs: 60_000, inThread });
     assert.deepEqual([...(await pool.run(sizeJob(dir, ['a']), { wait: true }))], [42]);
     assert.equal(pool.fallback, true);
     assert.deepEqual([...(await pool.run(sizeJob(dir, ['a']), { wait: true }))], [42]);
@@ -64,7 +64,7 @@ describe('the shared worker pool (one start, idle and crash policy)', () => {
 
   it('a pool whose threads are idle, kept or not, does not keep the process alive', async () => {
     await mkdir(join(dir, 'sub'));
-    const mod = fileURLToPath(new URL('./pool.js', import.meta.url));
+    const mod = fileURLToPath(new URL('../../src/workers/pool.js', import.meta.url));
     const script = `const { WorkerPool } = await import(${JSON.stringify(mod)});
       const worker = new URL(${JSON.stringify(WORKER.href)});
       const kept = new WorkerPool({ name: 'k', worker, size: 2, keep: 2, inThread: async () => 0 });
