@@ -3,7 +3,8 @@
 // Listing files explicitly keeps test/helpers/*.js from being run as tests.
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { spawnSync } from 'node:child_process';
 
 function find(dir, out = []) {
@@ -26,7 +27,20 @@ if (files.length === 0) {
 // the run ends naming every skipped group, so a skip is never silent.
 const skipDir = mkdtempSync(join(tmpdir(), 'poplar-skips-'));
 const skipLog = join(skipDir, 'skips');
-const r = spawnSync(process.execPath, ['--test', '--test-timeout=180000', ...files], {
+// Test files run in parallel processes. Most tests wait on sockets, timers and child processes,
+// not the CPU, so more files than cores run at once; Node's default (cores - 1) is one file at a
+// time on a 2-core machine. POPLAR_TEST_CONCURRENCY overrides (1 runs the files one by one).
+const concurrency = Number(process.env.POPLAR_TEST_CONCURRENCY ?? 3);
+if (!Number.isInteger(concurrency) || concurrency < 1) {
+  console.error('run-tests: POPLAR_TEST_CONCURRENCY must be a whole number of at least 1');
+  process.exit(2);
+}
+// POPLAR_TEST_TIMES=1 also prints the slowest files (scripts/file-times.mjs) on stderr.
+const reporters = process.env.POPLAR_TEST_TIMES
+  ? [`--test-reporter=${process.stdout.isTTY ? 'spec' : 'tap'}`, '--test-reporter-destination=stdout',
+      `--test-reporter=${join(dirname(fileURLToPath(import.meta.url)), 'file-times.mjs')}`, '--test-reporter-destination=stderr']
+  : [];
+const r = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-timeout=180000', ...reporters, ...files], {
   stdio: 'inherit',
   env: { ...process.env, POPLAR_SKIP_LOG: skipLog },
 });

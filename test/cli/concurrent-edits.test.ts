@@ -14,6 +14,7 @@ import { LOCK_HOST } from '../../src/storage/maildir/maildir-lock.js';
 import { Pop3Client } from '../helpers/pop3-client.js';
 import { addUsers, startPoplar } from '../helpers/poplar-process.js';
 import { poplar } from './run.js';
+import { waitFor } from '../helpers/wait.js';
 
 const dirs: string[] = [];
 after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
@@ -52,8 +53,8 @@ describe('concurrent admin commands', () => {
       const runs = await Promise.all(EIGHT.map((u) => p.cli(['user', 'del', u])));
       for (const r of runs) assert.equal(r.code, 0, r.stderr);
       assert.equal((await p.cli(['user', 'list'])).stdout, 'keep\n');
-      // The server stats the users file at most once a second (PasswdFile statIntervalMs).
-      await new Promise((r) => setTimeout(r, 1100));
+      // The server stats the users file at most once a second (PasswdFile statIntervalMs): wait for it to see the change.
+      await waitFor(async () => /^-ERR/.test(await login(EIGHT[0]!, `pw-${EIGHT[0]}`)), 5000, 'the server reading the new users file');
       for (const u of EIGHT) assert.match(await login(u, `pw-${u}`), /^-ERR/, `${u} after user del`);
       assert.match(await login('keep', 'kept'), /^\+OK/);
     } finally {

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { after, it } from 'node:test';
 import { popFetch } from '../helpers/python-clients.js';
 import { startPoplar, type PoplarProcess } from '../helpers/poplar-process.js';
+import { waitFor } from '../helpers/wait.js';
 
 const STREAM_SCRIPT = String.raw`
 import smtplib, sys
@@ -51,10 +52,10 @@ it('R-X6 SIGKILL during a stream of LMTP deliveries: every message that got 250 
     for (const l of lines) if (l.startsWith('ack ')) acked.push(Number(l.slice(4)));
   });
   try {
-    while (acked.length < 60) {
+    await waitFor(() => {
       if (client.exitCode !== null) throw new Error('the LMTP client stopped early');
-      await new Promise((r) => setTimeout(r, 2));
-    }
+      return acked.length >= 60;
+    }, 60_000, '60 acknowledged deliveries');
     await first.kill(); // SIGKILL, while the client keeps sending
   } finally {
     if (client.exitCode === null) await Promise.race([once(client, 'exit'), new Promise((r) => setTimeout(r, 10_000))]);

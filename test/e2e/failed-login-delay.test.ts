@@ -4,9 +4,10 @@
  * password does not make it grow, and (R-S13) an unknown user waits exactly as a known one. Every
  * attempt, right or wrong, on any connection, first serves the current penalty before its
  * credential is checked (for every mechanism), so hanging up and reconnecting gains nothing.
- * Timings are compared with each other (ordering, ratios) or bounded from below by the delay the
- * server must have waited, never with upper budgets; the exact delays are read from the
- * `penaltyMs` and `delayMs` of the log lines.
+ * The exact delays are read from the `penaltyMs` and `delayMs` of the log lines; measured times
+ * are only bounded from below by the delay the server must have waited (a reply can come late on
+ * a loaded machine, never early). Comparisons of measured times with each other (growth, unknown
+ * vs known user) are noise on a shared machine: bench/auth-timing.ts prints them.
  */
 import { describe, it } from 'node:test';
 import { createHash, createHmac } from 'node:crypto';
@@ -19,6 +20,9 @@ import { testIssuer } from '../helpers/oauth.js';
 
 const USERS = { alice: { password: 'wonderland' } };
 const plain = (user: string, password: string): string => Buffer.from(`\0${user}\0${password}`, 'utf8').toString('base64');
+
+/** A timer may fire up to a millisecond early; a reply sooner than its delay by more is a bug. */
+const EARLY_MS = 5;
 
 /** One failed attempt on a fresh connection (as a brute-forcer reconnecting): reply time in ms. */
 async function timedFailure(t: TestServer, send: (c: Pop3Client) => Promise<string>): Promise<number> {
@@ -63,14 +67,11 @@ describe('R-X9 failed-login delay', () => {
       const times: number[] = [];
       for (let i = 0; i < 5; i++) times.push(await timedFailure(t, (c) => pass(c, 'alice', `guess-${i}`)));
       assert.deepEqual(delays(t), [50, 100, 200, 400, 800]);
-      for (let i = 1; i < times.length; i++) {
-        assert.ok(times[i]! > times[i - 1]!, `reply ${i + 1} (${times[i]!.toFixed(0)} ms) not slower than reply ${i} (${times[i - 1]!.toFixed(0)} ms)`);
-      }
-      assert.ok(times[4]! > 4 * times[0]!, `5th reply ${times[4]!.toFixed(0)} ms vs 1st ${times[0]!.toFixed(0)} ms: the delay did not grow`);
+      times.forEach((ms, i) => assert.ok(ms >= 50 * 2 ** i - EARLY_MS, `reply ${i + 1} came after ${ms.toFixed(0)} ms, before its ${50 * 2 ** i} ms delay`));
       // The growth spans user names too (per address): a guess at another user waits longer still.
       const other = await timedFailure(t, (c) => pass(c, 'bob', 'guess'));
-      assert.ok(other > times[3]!, `guess for another user took ${other.toFixed(0)} ms`);
       assert.equal(delays(t).at(-1), 1600);
+      assert.ok(other >= 1600 - EARLY_MS, `the guess for another user came after ${other.toFixed(0)} ms, before its 1600 ms delay`);
     });
   });
 
@@ -80,12 +81,12 @@ describe('R-X9 failed-login delay', () => {
       for (let i = 0; i < 4; i++) times.push(await timedFailure(t, (c) => pass(c, 'alice', 'old password')));
       times.push(await timedFailure(t, (c) => c.cmd(`AUTH PLAIN ${plain('alice', 'old password')}`)));
       assert.deepEqual(delays(t), [50, 50, 50, 50, 50]);
-      const sorted = [...times].sort((a, b) => a - b);
-      assert.ok(sorted[4]! < 3 * sorted[0]!, `stale-password replies ${times.map((x) => x.toFixed(0)).join(', ')} ms should stay flat`);
+      assert.deepEqual(penalties(t), [0, 50, 50, 50, 50], 'the stale retries did not grow the penalty either');
+      times.forEach((ms, i) => assert.ok(ms >= 50 - EARLY_MS, `stale retry ${i + 1} came after ${ms.toFixed(0)} ms, before its 50 ms delay`));
       // A new guess still counts: the delay grows again.
       const guess = await timedFailure(t, (c) => pass(c, 'alice', 'another guess'));
       assert.equal(delays(t).at(-1), 100);
-      assert.ok(guess > sorted[0]!, `a fresh guess (${guess.toFixed(0)} ms) waits longer than a stale retry`);
+      assert.ok(guess >= 100 - EARLY_MS, `a fresh guess came after ${guess.toFixed(0)} ms, before its 100 ms delay`);
     });
   });
 
@@ -103,9 +104,8 @@ describe('R-X9 failed-login delay', () => {
     assert.deepEqual(unknown.delays, known.delays);
     assert.deepEqual(known.penalties, [0, 40, 80, 160], 'each attempt served the penalty of the failures before it');
     assert.deepEqual(unknown.penalties, known.penalties);
-    for (let i = 0; i < 4; i++) {
-      const ratio = unknown.times[i]! / known.times[i]!;
-      assert.ok(ratio > 0.5 && ratio < 2, `attempt ${i + 1}: unknown/known ${ratio.toFixed(2)}`);
+    for (const r of [known, unknown]) {
+      r.times.forEach((ms, i) => assert.ok(ms >= 40 * 2 ** i - EARLY_MS, `attempt ${i + 1} came after ${ms.toFixed(0)} ms, before its delay`));
     }
   });
 

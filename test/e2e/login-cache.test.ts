@@ -1,14 +1,14 @@
 /**
  * The verified-login cache (auth.cache_ttl, auth/login-cache.ts) on real sockets: repeated
  * password logins succeed through USER/PASS and AUTH PLAIN, and with entries cached a wrong
- * password still fails exactly as, and as slowly as, an unknown user (R-S13). What is cached
- * and when it is bypassed is proven in src/auth/authenticator.test.ts.
+ * password still fails exactly as an unknown user (R-S13). What is cached and when it is
+ * bypassed, and that a failure with a cached success does the same work as an unknown user's,
+ * is proven in src/auth/authenticator.test.ts; the times are measured by bench/auth-timing.ts.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Pop3Client } from '../helpers/pop3-client.js';
-import { failureTimeRatio } from '../helpers/timing.js';
-import { NO_FAILURE_DELAY, withServer } from '../helpers/test-server.js';
+import { withServer } from '../helpers/test-server.js';
 
 const CACHE = { operations: { loginCache: { ttlMs: 3_600_000, maxEntries: 100 } } };
 const plain = (user: string, pw: string): string => Buffer.from(`\0${user}\0${pw}`).toString('base64');
@@ -35,19 +35,6 @@ describe('login cache', () => {
       again.close();
       c.close();
       assert.ok(!t.logText().includes('wonderland'), 'no password logged');
-    });
-  });
-
-  it('R-S13 with a cached success for the user, a wrong password takes as long as an unknown user', async () => {
-    await withServer({ ...CACHE, scryptCost: 14, failureDelay: NO_FAILURE_DELAY }, async (t) => {
-      const c = await Pop3Client.connect(t.port);
-      assert.match(await c.login('alice', 'wonderland'), /^\+OK/);
-      c.close();
-      const ratio = await failureTimeRatio(t.port, async (cl, user) => {
-        await cl.cmd(`USER ${user}`);
-        await cl.cmd('PASS wrong');
-      });
-      assert.ok(ratio > 0.4 && ratio < 2.5, `unknown/known median ratio ${ratio.toFixed(2)}`);
     });
   });
 });

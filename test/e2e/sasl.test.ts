@@ -18,7 +18,6 @@ import { TokenVerifier } from '../../src/auth/sasl/token-verifier.js';
 import { cramContexts } from '../../src/auth/md5-context.js';
 import { hashPassword } from '../../src/auth/password.js';
 import { Pop3Client } from '../helpers/pop3-client.js';
-import { failureTimeRatio } from '../helpers/timing.js';
 import { testIssuer, type TestIssuer } from '../helpers/oauth.js';
 import { startTestServer, waitFor, withServer, type TestServer, TEST_SCRYPT_COST } from '../helpers/test-server.js';
 
@@ -139,14 +138,6 @@ describe('AUTH', () => {
       assert.equal(await d.cmd(b64(`${user} ${digest}`)), '-ERR [AUTH] Authentication failed');
       d.close();
     }
-  });
-
-  it('R-S13 a failed AUTH PLAIN takes as long for an unknown user as for a wrong password', async () => {
-    // As for PASS (auth.test.ts): a costly hash, so a missing dummy check would show as a ~100x gap.
-    await withServer({ users: { alice: { password: 'wonderland' } }, scryptCost: 14 }, async (slow) => {
-      const ratio = await failureTimeRatio(slow.port, (c, user) => c.cmd(`AUTH PLAIN ${b64(`\0${user}\0wrong`)}`));
-      assert.ok(ratio > 0.4 && ratio < 2.5, `unknown/known median ratio ${ratio.toFixed(2)}`);
-    });
   });
 
   it('R-S13 SCRAM-SHA-256: an unknown user sees a server-first message shaped like a real user\'s, then the same failure', async () => {

@@ -230,13 +230,16 @@ describe('the pid file', () => {
     await addUsers(dir, { alice: 'wonderland' });
     const args = ['serve', '--data', dir, '-o', 'server.first_run_user=', '-o', 'pop3.listen=127.0.0.1:0', '-o', 'pop3.tls_listen=[]'];
     const children = [0, 1].map(() => spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
+    const out = children.map(() => '');
+    children.forEach((c, i) => c.stdout.setEncoding('utf8').on('data', (d: string) => (out[i] += d)));
     try {
       const exits = children.map((c) => once(c, 'exit'));
       const timeout = new Promise<['still running']>((r) => setTimeout(() => r(['still running']), 10_000));
       const [firstExit] = (await Promise.race([...exits, timeout])) as [number | null | string];
       assert.equal(typeof firstExit, 'number', 'one of them exits by itself');
       assert.notEqual(firstExit, 0);
-      await new Promise((r) => setTimeout(r, 1000));
+      // The other one got past the data directory's lock: it listens (the loser exits before that).
+      await waitFor(() => out.some((o) => o.includes('"event":"listening"')), 10_000, 'a server listening');
       const running = children.filter((c) => c.exitCode === null);
       assert.equal(running.length, 1, 'one server keeps running');
       await waitFor(() => existsSync(join(dir, 'poplar.pid')));

@@ -17,6 +17,7 @@ import { MaildirStore } from '../../src/storage/maildir/maildir-store.js';
 import { MemoryMailStore } from '../../src/storage/memory/memory-store.js';
 import { Pop3Client } from '../helpers/pop3-client.js';
 import { startPoplar } from '../helpers/poplar-process.js';
+import { waitFor } from '../helpers/wait.js';
 import { lmtpSend, popFetch } from '../helpers/python-clients.js';
 
 const DAY = 24 * 60 * 60 * 1000;
@@ -147,10 +148,7 @@ describe('retention in a running server', () => {
       await session.closed();
       // The server keeps its session marker MARKER_LINGER_MS after the last session (docs/delivery.md).
       const markers = async () => (await readdir(join(p.dataDir, 'mail', 'alice'))).filter((n) => n.startsWith('poplar-session.'));
-      const markerGone = async () => {
-        for (let i = 0; i < 100 && (await markers()).length > 0; i++) await new Promise((r) => setTimeout(r, 50));
-        assert.deepEqual(await markers(), [], 'the idle marker is gone a moment after the last session');
-      };
+      const markerGone = () => waitFor(async () => (await markers()).length === 0, 5000, 'the idle marker gone a moment after the last session');
       await markerGone();
 
       const dry = await p.cli(['expire', '--dry-run']);
@@ -175,11 +173,7 @@ describe('retention in a running server', () => {
       const dir = join(p.dataDir, 'mail', 'alice', 'new');
       const old = new Date(Date.now() - 2 * DAY);
       for (const f of await readdir(dir)) await utimes(join(dir, f), old, old);
-      const deadline = Date.now() + 10_000;
-      while (p.events('expired').length === 0) {
-        assert.ok(Date.now() < deadline, 'the scheduled sweep ran');
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await waitFor(() => p.events('expired').length > 0, 10_000, 'the scheduled sweep');
       assert.deepEqual(p.events('expired')[0]!['uids'], [1]);
       assert.equal((await popFetch(p.pop3Port, 'alice', 'wonderland')).messages.length, 0);
     } finally {
