@@ -68,8 +68,15 @@ export class FileLock {
     for (;;) {
       const token = randomBytes(8).toString('hex');
       const content = `${process.pid} ${LOCK_HOST} ${Date.now()} ${token}\n`;
-      const identity = await createWhole(path, content, token);
+      // Held from before the link makes the file visible: another acquire in this process that
+      // reads it meanwhile must not judge it a dead previous process's lock and break it.
+      heldTokens.add(token);
+      const identity = await createWhole(path, content, token).catch((err: unknown) => {
+        heldTokens.delete(token);
+        throw err;
+      });
       if (identity !== undefined) return new FileLock(path, content, token, identity);
+      heldTokens.delete(token);
       if (await breakIfStale(path)) continue;
       const left = deadline - Date.now();
       if (left <= 0) return undefined;
@@ -94,7 +101,16 @@ export class FileLock {
     if (this.released) return;
     this.released = true;
     clearInterval(this.heartbeat);
-    heldTokens.delete(this.token);
+    // The token stays held until the file is gone: an acquire in this process that reads our
+    // lock meanwhile must not judge it a dead previous process's, and unlink what replaced it.
+    try {
+      await this.unlinkIfOurs();
+    } finally {
+      heldTokens.delete(this.token);
+    }
+  }
+
+  private async unlinkIfOurs(): Promise<void> {
     if (this.identity.birthtimeNs !== 0n) {
       const st = await lstat(this.path, { bigint: true }).catch(ignoreEnoent);
       if (st === undefined) return;
