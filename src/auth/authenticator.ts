@@ -38,8 +38,8 @@ export class Authenticator {
     this.cache = new LoginCache(opts.cache, opts.now);
     this.verify = opts.verify ?? verifyPassword;
     this.dummy = opts.dummy ?? verifyDummy;
-    // The SHA-crypt threads start now, not inside the first login, which would answer ~60 ms
-    // later than the ones after it (R-S13: failures take the same time).
+    // The SHA-crypt threads start now, not inside the first login, which would answer a thread
+    // start later than the ones after it (R-S13: failures take the same time).
     warmShaCryptPool();
   }
 

@@ -1,5 +1,5 @@
 /**
- * SHA-crypt off the event loop. A 5,000-round `{SHA512-CRYPT}` costs ~3.5 ms of CPU (sha-crypt.ts);
+ * SHA-crypt off the event loop. A 5,000-round `{SHA512-CRYPT}` costs milliseconds of CPU (sha-crypt.ts);
  * on the main thread it blocked every other session meanwhile and held uncached logins to one
  * core (docs/benchmarks.md). Every SHA-crypt of the server path — a stored hash's check
  * (schemes.ts) and the failed login's dummy (password.ts verifyDummy) — goes through one small

@@ -1,8 +1,8 @@
 /**
  * The worker side of sha-crypt-pool.ts: SHA-crypt hashes computed on a worker thread of the
  * shared pool (workers/pool.ts) with the same in-thread function (sha-crypt.ts, one reused
- * hash-wasm state per algorithm), so the ~3.5 ms of CPU a 5,000-round hash costs never blocks
- * the main thread's other sessions. A job is { alg, password, salt, rounds }; its answer is the
+ * hash-wasm state per algorithm), so the milliseconds of CPU a 5,000-round hash costs never block
+ * the main thread's other sessions (figures: docs/benchmarks.md). A job is { alg, password, salt, rounds }; its answer is the
  * full crypt string of shaCrypt(alg, password, salt, rounds).
  */
 import { shaCrypt, type ShaCryptAlg } from './sha-crypt.js';

@@ -6,11 +6,10 @@
  * Speed matters here: the 5,000 default rounds run at every uncached password login. The server
  * path runs this function on worker threads (sha-crypt-pool.ts), not on the event loop; this
  * thread-agnostic version is also the fallback where workers cannot start. A `createHash` and
- * its Buffers per round cost ~7 ms per hash and fed the GC (docs/benchmarks.md, login profile).
+ * its Buffers per round cost twice as much and fed the GC (docs/benchmarks.md, login profile).
  * So the rounds reuse one hash-wasm (WASM) state per algorithm per thread
  * (`init()` per round, one `update()` of the round's input assembled in one scratch buffer), and
- * the P and S byte sequences are built once per hash: about 3 ms per 5,000-round SHA-512 hash
- * (bench/auth-login.ts). One hasher per thread is safe: a hash runs synchronously once started.
+ * the P and S byte sequences are built once per hash (figures: bench/auth-login.ts). One hasher per thread is safe: a hash runs synchronously once started.
  */
 import { createSHA256, createSHA512, type IHasher } from 'hash-wasm';
 

@@ -16,10 +16,11 @@ import { join } from 'node:path';
 import { CrlfSizer } from '../../protocol/crlf.js';
 import { workerEntry } from '../../workers/entry.js';
 import { curName, sizeFromName } from './maildir-filename.js';
+import { SIZING_READ_CHUNK } from '../../protocol/limits.js';
 
 export type BulkJob = { op: 'move'; root: string; names: string[] } | { op: 'size'; root: string; rels: string[] };
 
-const buffer = Buffer.allocUnsafe(64 * 1024);
+const buffer = Buffer.allocUnsafe(SIZING_READ_CHUNK);
 
 /** The CRLF size of one file (R-S4, the one CrlfSizer), or -1 if it does not exist or is a symbolic link. */
 export function crlfSizeSync(path: string, buf: Buffer = buffer): number {

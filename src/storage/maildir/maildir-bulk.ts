@@ -7,17 +7,16 @@
  * so the event loop stays free for the other sessions (their NOOPs do not wait behind a first
  * sight). The workers never keep the process alive, and one idle for WORKER_IDLE_MS ends (none is
  * kept; a dead one is started again by the next large batch): each holds its own V8 heap,
- * which a big first sight fills (after one of 1,000,000 files the process's PSS was 1,217 MiB
- * with them, 649 MiB once they ended). Starting them costs ~55 ms, so while none runs a batch
- * goes to them only from COLD_BULK_MIN files (measured: 64 files took 22 ms on the event loop,
- * 63 ms on workers started for them, 7 ms on running ones; 1,024 files 142 ms on the event loop,
- * 33–59 ms on running workers).
+ * which a big first sight fills. Starting them costs more than a small batch on the event loop,
+ * so while none runs a batch goes to them only from COLD_BULK_MIN files (the figures behind both
+ * thresholds are in docs/benchmarks.md, "Figures behind code comments").
  */
 import { availableParallelism } from 'node:os';
 import { open, rename } from 'node:fs/promises';
 import { constants } from 'node:fs';
 import { join } from 'node:path';
 import { CrlfSizer } from '../../protocol/crlf.js';
+import { SIZING_READ_CHUNK } from '../../protocol/limits.js';
 import { WorkerPool } from '../../workers/pool.js';
 import { errCode } from './maildir-errors.js';
 import { curName, parseName, sizeFromName } from './maildir-filename.js';
@@ -62,7 +61,7 @@ export async function crlfSizes(root: string, rels: readonly string[]): Promise<
 }
 
 /** R-S4: the CRLF size of one file, read into `buf`; undefined if it is gone or a symbolic link. */
-export async function crlfSizeOf(path: string, buf: Buffer = Buffer.allocUnsafe(64 * 1024)): Promise<number | undefined> {
+export async function crlfSizeOf(path: string, buf: Buffer = Buffer.allocUnsafe(SIZING_READ_CHUNK)): Promise<number | undefined> {
   let fh;
   try {
     // O_NONBLOCK: a FIFO dropped into the Maildir must not hold a pool thread in open(2).
@@ -107,7 +106,7 @@ async function inThread(job: BulkJob): Promise<Float64Array> {
   const out = new Float64Array(items.length);
   const buffers: Buffer[] = [];
   await lanes(items, async (item, i, lane) => {
-    const buf = (buffers[lane] ??= Buffer.allocUnsafe(64 * 1024));
+    const buf = (buffers[lane] ??= Buffer.allocUnsafe(SIZING_READ_CHUNK));
     if (job.op === 'size') {
       out[i] = (await crlfSizeOf(join(job.root, item), buf)) ?? -1;
       return;

@@ -29,8 +29,8 @@ const MAX_RELOCATE = 3;
  * How message files are read (config `storage.maildir_reads`). 'event-loop': open(2) and read(2)
  * on the server thread. A message file is read once, start to end, and usually sits in the page
  * cache (it was just delivered or listed) or on SSD, where a read costs microseconds; each
- * thread-pool round trip instead costs two wake-ups and context switches (measured: 16% of the
- * server CPU per GB at 100 KB messages, 11% at 5 MB). The price is nginx's default one: a read
+ * thread-pool round trip instead costs two wake-ups and context switches (a measurable share of
+ * the server's CPU per GB: docs/benchmarks.md). The price is nginx's default one: a read
  * that misses the cache on a slow disk holds every session for that long. 'threadpool': the
  * same reads through libuv's pool, for such disks.
  */
