@@ -104,7 +104,7 @@ describe('R-X6 durability before acknowledgement', { skip: needProgram('strace',
 
   it('R-X6 LMTP answers 250 after DATA only after fsync of the file, its rename, and fsync of new/', async () => {
     const server = await startPoplar({ users: { alice: 'wonderland' } });
-    const out = join(dir, 'lmtp.trace');
+    const out = join(process.env.KEEP_TRACE ?? dir, 'lmtp.trace');
     try {
       const tracer = await attach(server.child.pid!, out, CALLS);
       let reply: string;

@@ -20,10 +20,14 @@ export function straceArgs(out: string, calls: readonly string[]): string[] {
   return ['-f', '-y', '-s', '64', '-e', `trace=${calls.join(',')}`, '-o', out];
 }
 
-/** Parses strace -f output into completed calls, joining `<unfinished ...>` with its `resumed` half. */
+/**
+ * Parses strace -f output into completed calls, joining `<unfinished ...>` with its `resumed`
+ * half (the call counts where it completed). A call still unfinished when strace detached (a
+ * write whose bytes the peer already read, say) counts where it started, with `ret` '?'.
+ */
 export function parseTrace(text: string): Syscall[] {
-  const out: Syscall[] = [];
-  const pending = new Map<number, { name: string; args: string }>();
+  const out: (Syscall | undefined)[] = [];
+  const pending = new Map<number, { name: string; args: string; at: number }>();
   for (const line of text.split('\n')) {
     const m = /^(\d+)\s+(.*)$/.exec(line);
     if (m === null) continue;
@@ -31,20 +35,22 @@ export function parseTrace(text: string): Syscall[] {
     const rest = m[2]!;
     const unfinished = /^(\w+)\((.*) <unfinished \.\.\.>$/.exec(rest);
     if (unfinished !== null) {
-      pending.set(pid, { name: unfinished[1]!, args: unfinished[2]! });
+      pending.set(pid, { name: unfinished[1]!, args: unfinished[2]!, at: out.length });
+      out.push({ pid, name: unfinished[1]!, args: unfinished[2]!, ret: '?' });
       continue;
     }
     const resumed = /^<\.\.\. (\w+) resumed>(.*)\)\s+= (.*)$/.exec(rest);
     if (resumed !== null) {
       const p = pending.get(pid);
       pending.delete(pid);
+      if (p !== undefined) out[p.at] = undefined;
       out.push({ pid, name: resumed[1]!, args: (p?.args ?? '') + resumed[2]!, ret: resumed[3]! });
       continue;
     }
     const full = /^(\w+)\((.*)\)\s+= (.*)$/.exec(rest);
     if (full !== null) out.push({ pid, name: full[1]!, args: full[2]!, ret: full[3]! });
   }
-  return out;
+  return out.filter((c): c is Syscall => c !== undefined);
 }
 
 /** Reads and parses a finished recording. */
