@@ -10,9 +10,14 @@ export interface Run {
   stderr: string;
 }
 
-export function poplar(args: readonly string[], opts: { input?: string; cwd?: string } = {}): Promise<Run> {
+/** Runs `cmd` with `input` on stdin; resolves with its exit code and what it printed. */
+export function runProcess(
+  cmd: string,
+  args: readonly string[],
+  opts: { input?: string; cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<Run> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(cmd, args, { cwd: opts.cwd, env: opts.env ?? process.env, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
@@ -21,4 +26,9 @@ export function poplar(args: readonly string[], opts: { input?: string; cwd?: st
     child.on('close', (code) => resolve({ code, stdout, stderr }));
     child.stdin.end(opts.input ?? '');
   });
+}
+
+/** Runs the built `poplar` CLI with `args`. */
+export function poplar(args: readonly string[], opts: { input?: string; cwd?: string } = {}): Promise<Run> {
+  return runProcess(process.execPath, [MAIN, ...args], opts);
 }

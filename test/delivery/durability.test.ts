@@ -11,7 +11,6 @@
  */
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { connect } from 'node:net';
 import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -19,24 +18,15 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { needProgram } from '../helpers/external.js';
 import { addUsers, startPoplar } from '../helpers/poplar-process.js';
-import { MAIN } from '../cli/run.js';
+import { MAIN, runProcess, type Run } from '../cli/run.js';
 import { attach, readTrace, straceArgs, type Syscall } from '../helpers/strace.js';
 
 const CALLS = ['fsync', 'fdatasync', 'rename', 'renameat', 'renameat2', 'write', 'writev'];
 const MESSAGE = 'From: a@example.org\r\nSubject: durable\r\n\r\nbody\r\n';
 
 /** Runs a command under strace; resolves with its exit code and what it printed. */
-function traced(out: string, argv: readonly string[], input: string, extra: readonly string[] = []): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('strace', [...straceArgs(out, CALLS), ...extra, ...argv], { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(input);
-  });
+function traced(out: string, argv: readonly string[], input: string, extra: readonly string[] = []): Promise<Run> {
+  return runProcess('strace', [...straceArgs(out, CALLS), ...extra, ...argv], { input });
 }
 
 /** The index of the first call matching, after `from`; -1 if none. */

@@ -15,6 +15,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { runProcess, type Run } from '../cli/run.js';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,11 +29,6 @@ const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 /** What a clean checkout does not have (.gitignore's entries and the git folder). */
 const NOT_IN_CHECKOUT = new Set(['.git', 'node_modules', 'dist', 'lib', 'data', '.tmp']);
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
 
 /** The environment without what an enclosing `npm test` exports (npm_config_prefix and the like), keeping the cache. */
 function cleanEnv(): NodeJS.ProcessEnv {
@@ -44,16 +40,7 @@ function cleanEnv(): NodeJS.ProcessEnv {
 }
 
 function run(cmd: string, args: readonly string[], opts: { cwd?: string; input?: string } = {}): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { cwd: opts.cwd, env: cleanEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-    child.stdin.end(opts.input ?? '');
-  });
+  return runProcess(cmd, args, { ...opts, env: cleanEnv() });
 }
 
 const MESSAGE = 'From: bob@example.org\r\nTo: alice@example.org\r\nSubject: installed from the tarball\r\n\r\nHello from npm install -g.\r\n';
