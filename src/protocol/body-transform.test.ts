@@ -8,7 +8,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Readable } from 'node:stream';
-import { AFTER_CR, jsTransform, LINE_START, MID_LINE, transformChunk, usingWasm, wasmTransform, type LineState } from './body-transform.js';
+import { AFTER_CR, jsTransform, LINE_START, MID_LINE, transformChunk, usingWasm, wasmTransform } from './body-transform.js';
+import { cutAt, viaTransform, type ChunkTransform } from '../../test/helpers/chunks.js';
 import { crlfSize } from './crlf.js';
 import { wireBody } from './line-rule.js';
 import { stuffBody } from './dot-stuffing.js';
@@ -47,33 +48,8 @@ const longMessageArb = fc
   )
   .map((parts) => Buffer.from(parts.join(''), 'latin1'));
 
-function cutAt(message: Buffer, cuts: readonly number[]): Buffer[] {
-  const points = [...new Set(cuts.map((c) => c % (message.length + 1)))].sort((a, b) => a - b);
-  const chunks: Buffer[] = [];
-  let last = 0;
-  for (const p of [...points, message.length]) {
-    chunks.push(message.subarray(last, p));
-    last = p;
-  }
-  return chunks;
-}
-
 /** Runs `t` over the chunks as stuffBody does, and ends the message. */
-function run(chunks: readonly Buffer[], t: (b: Buffer, s: LineState) => { out: Buffer; state: LineState }): string {
-  let state: LineState = LINE_START;
-  const out: Buffer[] = [];
-  for (const c of chunks) {
-    let input = c;
-    if (state === AFTER_CR && input.length > 0 && input[0] === 0x0a) {
-      input = input.subarray(1);
-      state = LINE_START;
-    }
-    const r = t(input, state);
-    state = r.state;
-    out.push(r.out);
-  }
-  return Buffer.concat(out).toString('latin1') + (state === 0 ? '\r\n' : '') + '.\r\n';
-}
+const run = (chunks: readonly Buffer[], t: ChunkTransform): string => viaTransform(chunks, t).toString('latin1');
 
 async function serve(chunks: readonly Buffer[]): Promise<string> {
   const out: Buffer[] = [];

@@ -12,6 +12,7 @@ import { LineReader, type LineEvent } from './line-reader.js';
 import { parseCommand } from './command.js';
 import { stuffBody } from './dot-stuffing.js';
 import { crlfSize, CrlfSizer } from './crlf.js';
+import { cutAt } from '../../test/helpers/chunks.js';
 
 const RUNS = Number(process.env.FUZZ_RUNS ?? 300);
 
@@ -46,13 +47,7 @@ function frameAll(stream: Buffer, cuts: number[], max: number): string[] {
 }
 
 async function serve(message: Buffer, cuts: number[], topLines?: number): Promise<Buffer> {
-  const points = [...new Set(cuts.map((c) => c % (message.length + 1)))].sort((a, b) => a - b);
-  const chunks: Buffer[] = [];
-  let last = 0;
-  for (const p of [...points, message.length]) {
-    chunks.push(message.subarray(last, p));
-    last = p;
-  }
+  const chunks = cutAt(message, cuts);
   async function* source(): AsyncGenerator<Buffer> {
     yield* chunks;
   }

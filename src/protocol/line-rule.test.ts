@@ -10,7 +10,8 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { canonical, canonicalSize, hasEndOfHeaders, storedLines, wireBody } from './line-rule.js';
-import { AFTER_CR, jsTransform, LINE_START, MID_LINE, transformChunk, wasmTransform, type LineState } from './body-transform.js';
+import { jsTransform, transformChunk, wasmTransform } from './body-transform.js';
+import { cutAt, viaTransform } from '../../test/helpers/chunks.js';
 import { CrlfSizer, crlfSize } from './crlf.js';
 import { bodyEncoder, CLIENT_WORKAROUNDS, lacksEndOfHeaders, type ClientWorkaround } from './dot-stuffing.js';
 
@@ -31,35 +32,6 @@ const storedArb = fc
 
 const cutsArb = fc.array(fc.nat(), { maxLength: 12 });
 const workaroundsArb = fc.subarray([...CLIENT_WORKAROUNDS]);
-
-function cutAt(message: Buffer, cuts: readonly number[]): Buffer[] {
-  const points = [...new Set(cuts.map((c) => c % (message.length + 1)))].sort((a, b) => a - b);
-  const chunks: Buffer[] = [];
-  let last = 0;
-  for (const p of [...points, message.length]) {
-    chunks.push(message.subarray(last, p));
-    last = p;
-  }
-  return chunks;
-}
-
-/** A chunk transform driven as RetrEncoder drives it, then the end of the reply. */
-function viaTransform(chunks: readonly Buffer[], t: (b: Buffer, s: LineState) => { out: Buffer; state: LineState }): Buffer {
-  let state: LineState = LINE_START;
-  const out: Buffer[] = [];
-  for (const c of chunks) {
-    let input = c;
-    if (state === AFTER_CR && input.length > 0 && input[0] === 0x0a) {
-      input = input.subarray(1); // jsTransform's contract: transformChunk drops this LF first
-      state = LINE_START;
-    }
-    const r = t(input, state);
-    state = r.state;
-    out.push(Buffer.from(r.out));
-  }
-  out.push(Buffer.from(state === MID_LINE ? '\r\n.\r\n' : '.\r\n'));
-  return Buffer.concat(out);
-}
 
 /** The encoder RETR and TOP use, fed synchronously as session/output.ts feeds it. */
 function viaEncoder(chunks: readonly Buffer[], topLines?: number, workarounds?: readonly ClientWorkaround[]): Buffer {
