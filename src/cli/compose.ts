@@ -82,7 +82,7 @@ export function createAgent(config: Config, store: MailStore, directory: PasswdF
 }
 
 /** Every maildrop retention looks at: each user's own and the mailboxes granted to users (R-K3). */
-export async function allMailboxes(directory: PasswdFile): Promise<string[]> {
+async function allMailboxes(directory: PasswdFile): Promise<string[]> {
   const users = await directory.list();
   return [...new Set(users.flatMap((u) => [u.name, ...u.grants]))].sort();
 }

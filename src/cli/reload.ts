@@ -10,20 +10,8 @@
 import { readFile } from 'node:fs/promises';
 import { Command } from 'commander';
 import { CliError, configFrom, withConfigOptions, type ConfigOptions } from './common.js';
+import { reloadStatusPath, type ReloadStatus } from './serve-pidfile.js';
 
-/** What the server writes after each reload (cli/serve-operations.ts). */
-export interface ReloadStatus {
-  readonly pid: number;
-  /** Reloads this server process has done, from 1. */
-  readonly count: number;
-  /** The configuration was read and applied (certificates may still have failed: `errors`). */
-  readonly applied: boolean;
-  /** Changed keys that only a restart applies. */
-  readonly restartNeeded: readonly string[];
-  readonly errors: readonly string[];
-}
-
-export const reloadStatusPath = (pidFile: string): string => `${pidFile}.reload`;
 
 /** How long `poplar reload` waits for the server's answer. */
 const ANSWER_MS = 15_000;

@@ -9,13 +9,13 @@ import { rename, rm, writeFile } from 'node:fs/promises';
 import { ConfigError } from '../errors.js';
 import type { Config } from '../config/load.js';
 import { parseListen } from '../config/load.js';
-import { RESTART_KEYS } from '../config/schema.js';
+import { configKeys, type KeyInfo } from '../config/keys.js';
 import { startOpsServer, type OpsServer } from '../observability/http.js';
 import type { Logger } from '../observability/logger.js';
 import { Metrics } from '../observability/metrics.js';
 import { RefusalTally, refusalTallyDir } from '../delivery/refusals.js';
 import type { OperationsOptions, PoplarServer } from '../server.js';
-import { reloadStatusPath, type ReloadStatus } from './reload.js';
+import { reloadStatusPath, type ReloadStatus } from './serve-pidfile.js';
 import type { SecurityReload } from './compose.js';
 
 export function operationsOptions(config: Config): OperationsOptions {
@@ -37,11 +37,8 @@ export function operationsOptions(config: Config): OperationsOptions {
 
 /** The RESTART_KEYS whose value in `next` differs from the one the server started with. */
 export function restartNeeded(started: Config, next: Config): string[] {
-  const value = (c: Config, dotted: string): string => {
-    const [section, key] = dotted.split('.') as [keyof Config, string];
-    return JSON.stringify((c[section] as Record<string, unknown>)[key]);
-  };
-  return Object.keys(RESTART_KEYS).filter((k) => value(started, k) !== value(next, k));
+  const value = (c: Config, k: KeyInfo): string => JSON.stringify((c[k.section as keyof Config] as Record<string, unknown>)[k.key]);
+  return [...configKeys().values()].filter((k) => k.restart !== undefined && value(started, k) !== value(next, k)).map((k) => k.dotted);
 }
 
 export interface Operations {

@@ -3,9 +3,10 @@
  * `poplar reload`. TLS and the OAuth keys are loaded in compose.ts (loadSecurity).
  */
 import { existsSync } from 'node:fs';
-import { mkdir, open, readFile, rm, rmdir, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { CliError } from './common.js';
+import { FileLock, LOCK_WAIT_MS } from '../storage/maildir/maildir-lock.js';
 
 export interface PidFile {
   /** Removes the pid file if it still holds this process's id. */
@@ -28,26 +29,15 @@ async function livePoplar(pid: number): Promise<boolean> {
 /**
  * Writes this process's id to `path`, created with O_EXCL so that of two servers starting at once
  * only one gets it. A pid file of a live poplar makes this throw a CliError; one left by a dead
- * process is replaced. The check-and-replace runs under a lock directory (`path.lock`, mkdir is
- * atomic), so two starting servers never both take a stale file over.
+ * process is replaced. The check-and-replace runs under the lock file `path.lock`.
  */
 export async function acquirePidFile(path: string): Promise<PidFile> {
   await mkdir(dirname(path), { recursive: true });
-  const lock = `${path}.lock`;
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    try {
-      await mkdir(lock);
-      break;
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      // A lock is held for milliseconds; one older than 10 s was left by a crash.
-      const age = Date.now() - ((await stat(lock).catch(() => undefined))?.mtimeMs ?? Date.now());
-      if (age > 10_000) await rmdir(lock).catch(() => undefined);
-      else if (Date.now() > deadline) throw new CliError(`${lock} is held by another starting server`);
-      else await new Promise((r) => setTimeout(r, 20));
-    }
-  }
+  // The check-and-replace runs under FileLock (the lock the uidlist and the admin files use: a
+  // lock whose holder died is broken at once), so two starting servers never both take it over.
+  const lockPath = `${path}.lock`;
+  const lock = await FileLock.acquire(lockPath, LOCK_WAIT_MS);
+  if (lock === undefined) throw new CliError(`${lockPath} is held by another starting server`);
   try {
     for (;;) {
       try {
@@ -66,7 +56,7 @@ export async function acquirePidFile(path: string): Promise<PidFile> {
       await rm(path, { force: true }); // stale: its process is gone
     }
   } finally {
-    await rmdir(lock).catch(() => undefined);
+    await lock.release();
   }
   return {
     async release() {
@@ -76,3 +66,20 @@ export async function acquirePidFile(path: string): Promise<PidFile> {
     },
   };
 }
+
+/**
+ * The reload answer beside the pid file: written by the server after each reload
+ * (cli/serve-operations.ts), read by `poplar reload` (cli/reload.ts).
+ */
+export interface ReloadStatus {
+  readonly pid: number;
+  /** Reloads this server process has done, from 1. */
+  readonly count: number;
+  /** The configuration was read and applied (certificates may still have failed: `errors`). */
+  readonly applied: boolean;
+  /** Changed keys that only a restart applies. */
+  readonly restartNeeded: readonly string[];
+  readonly errors: readonly string[];
+}
+
+export const reloadStatusPath = (pidFile: string): string => `${pidFile}.reload`;

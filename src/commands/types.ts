@@ -7,7 +7,6 @@ import type { Command, CommandName } from '../protocol/command.js';
 import type { CommandContext, CommandSpec, SessionSettings } from '../session/context.js';
 import type { AuthorizationState, SessionState, TransactionState } from '../session/state.js';
 
-export type { CommandSpec } from '../session/context.js';
 
 export type CommandOf<N extends CommandName> = Extract<Command, { name: N }>;
 

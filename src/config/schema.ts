@@ -26,7 +26,6 @@ import { tryParseListen } from './listen.js';
 import { listenAddress, meta } from './schema-meta.js';
 import { lmtp, policy, quota, retention } from './schema-mail.js';
 
-export type { KeyMeta } from './schema-meta.js';
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
 

@@ -15,6 +15,7 @@ import { dovecotDefaultUidl, parseDovecotUidlist } from './dovecot-uidlist.js';
 import { headerValue } from './headers.js';
 import { MigrateError } from './errors.js';
 import { IMPORT_HEADER_READ } from '../protocol/limits.js';
+import { isLinkError } from '../storage/maildir/maildir-links.js';
 
 export interface SourceMessage {
   readonly path: string;
@@ -45,8 +46,7 @@ export async function openSourceFile(path: string): Promise<FileHandle> {
   try {
     fh = await open(path, READ_FLAGS);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ELOOP' || code === 'EMLINK') throw new ImportSourceError(`${path} is a symbolic link: not followed`);
+    if (isLinkError(err)) throw new ImportSourceError(`${path} is a symbolic link: not followed`);
     throw err;
   }
   if (!(await fh.stat()).isFile()) {

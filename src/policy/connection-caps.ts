@@ -88,8 +88,4 @@ export class LocalConnectionCaps implements ConnectionCaps {
     else this.perUser.set(user, n);
   }
 
-  /** Connections admitted and not yet released. */
-  get connections(): number {
-    return this.total;
-  }
 }

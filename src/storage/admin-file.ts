@@ -21,6 +21,7 @@ import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises
 import type { Stats } from 'node:fs';
 import { dirname } from 'node:path';
 import { FileLock, LOCK_WAIT_MS } from './maildir/maildir-lock.js';
+import { fsyncDir } from './maildir/maildir-dir.js';
 
 /** An edit that could not be made: the lock stayed held, or the owner could not be kept. */
 export class AdminFileError extends Error {
@@ -93,12 +94,7 @@ async function replace(path: string, text: string, old: Stats | undefined): Prom
     await rm(tmp, { force: true });
     throw err;
   }
-  const d = await open(dirname(path), 'r');
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
-  }
+  await fsyncDir(dirname(path));
 }
 
 async function keepOwner(fh: FileHandle, path: string, old: Pick<Stats, 'uid' | 'gid'>): Promise<void> {

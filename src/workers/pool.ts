@@ -72,10 +72,6 @@ export class WorkerPool<J, R> {
     return this.piscina?.threads ?? [];
   }
 
-  get size(): number {
-    return this.opts.size;
-  }
-
   /** Starts the kept threads now, in the background. */
   warm(): void {
     this.instance();

@@ -55,6 +55,12 @@ export function refusalReply(address: string, r: Refusal): Reply {
   }
 }
 
+/** The reply refusing `address`, counted in the refusal metric (one count per reply sent). */
+function refuse(address: string, r: Refusal): Reply {
+  publishRefusal('lmtp', reasonOf(r));
+  return refusalReply(address, r);
+}
+
 /**
  * The RCPTs answered 250 in this transaction, in order, duplicates included. smtp-server gives
  * each transaction (MAIL … DATA, ended by DATA, RSET or LHLO) a new envelope object, so the list
@@ -130,9 +136,8 @@ export class LmtpListener {
         })().then(
           (refused) => {
             if (refused !== undefined) {
-              const err = refusalReply(address.address, refused);
+              const err = refuse(address.address, refused);
               logger.info({ event: 'rcpt_refused', rcpt: address.address, reply: err.responseCode }, 'recipient refused');
-              publishRefusal('lmtp', reasonOf(refused));
               return callback(err);
             }
             accepted(session).push(address);
@@ -140,8 +145,7 @@ export class LmtpListener {
           },
           (err: unknown) => {
             logger.error({ err, event: 'rcpt_failed', rcpt: address.address }, 'recipient check failed');
-            publishRefusal('lmtp', 'temp_failure');
-            callback(refusalReply(address.address, { kind: 'failed', error: err }));
+            callback(refuse(address.address, { kind: 'failed', error: err }));
           },
         );
       },
@@ -162,8 +166,7 @@ export class LmtpListener {
           deliverAll(agent, Buffer.concat(chunks), session, rcpts).then(
             (results) => callback(null, results),
             (error: unknown) => {
-              publishRefusal('lmtp', 'temp_failure', rcpts.length);
-              callback(null, rcpts.map((r) => refusalReply(r.address, { kind: 'failed', error })));
+              callback(null, rcpts.map((r) => refuse(r.address, { kind: 'failed', error })));
             },
           );
         });
@@ -191,13 +194,9 @@ async function deliverAll(
       try {
         mailbox = await agent.resolve(rcpt.address);
       } catch (error) {
-        publishRefusal('lmtp', 'temp_failure');
-        return refusalReply(rcpt.address, { kind: 'failed', error }); // the directory failed: 451, retry
+        return refuse(rcpt.address, { kind: 'failed', error }); // the directory failed: 451, retry
       }
-      if (mailbox === undefined) {
-        publishRefusal('lmtp', 'unknown_user');
-        return refusalReply(rcpt.address, { kind: 'no-such-user' });
-      }
+      if (mailbox === undefined) return refuse(rcpt.address, { kind: 'no-such-user' });
       let delivery = deliveries.get(mailbox);
       if (delivery === undefined) {
         delivery = agent.deliver(mailbox, message, {
@@ -211,8 +210,7 @@ async function deliverAll(
       }
       const outcome = await delivery;
       if (outcome.ok) return `<${rcpt.address}> ${outcome.id} Saved as uid ${outcome.uid}`;
-      publishRefusal('lmtp', reasonOf(outcome.refusal));
-      return refusalReply(rcpt.address, outcome.refusal);
+      return refuse(rcpt.address, outcome.refusal);
     }),
   );
 }

@@ -17,6 +17,7 @@ import { CrlfSizer } from '../../protocol/crlf.js';
 import { workerEntry } from '../../workers/entry.js';
 import { curName, sizeFromName } from './maildir-filename.js';
 import { SIZING_READ_CHUNK } from '../../protocol/limits.js';
+import { isLinkError } from './maildir-links.js';
 
 export type BulkJob = { op: 'move'; root: string; names: string[] } | { op: 'size'; root: string; rels: string[] };
 
@@ -30,8 +31,7 @@ export function crlfSizeSync(path: string, buf: Buffer = buffer): number {
     // O_NOFOLLOW: a file swapped for a symbolic link since the listing is left out (maildir-links.ts).
     fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOFOLLOW);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ELOOP' || code === 'EMLINK') return -1;
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || isLinkError(err)) return -1;
     throw err;
   }
   try {

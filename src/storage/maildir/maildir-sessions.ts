@@ -41,11 +41,6 @@ export class SessionMarker {
     private readonly expiring: () => boolean,
   ) {}
 
-  /** True while no snapshot uses the marker (it may still linger). */
-  get unused(): boolean {
-    return this.refs === 0;
-  }
-
   /**
    * Covers a new snapshot with the marker, creating it (and waiting out an expiry) if no
    * snapshot uses it. On failure the claim is undone before the error is thrown.
