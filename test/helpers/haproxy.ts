@@ -1,0 +1,94 @@
+/**
+ * A real HAProxy (Debian's `haproxy`) in front of poplar nodes, as a provider runs it: TCP mode,
+ * round robin, and `send-proxy-v2` so every node learns the client's address from the PROXY
+ * header (R-X13, R-X17). Each frontend listens on a free loopback port; `haproxy -db` runs in
+ * the foreground and stop() ends it. Skip rule: needProgram('haproxy', 'haproxy').
+ */
+import { spawn } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { waitFor } from './wait.js';
+
+export interface Frontend {
+  readonly name: string;
+  /** Loopback ports of the nodes behind this frontend. */
+  readonly backends: readonly number[];
+  /** Send a PROXY v2 header to the nodes (POP3: yes; LMTP: poplar's LMTP reads none). Default true. */
+  readonly sendProxy?: boolean;
+}
+
+export interface Haproxy {
+  /** frontend name → the port HAProxy listens on. */
+  readonly ports: Record<string, number>;
+  stop(): Promise<void>;
+}
+
+/**
+ * A free loopback port below the ephemeral range (32768–60999), so it cannot collide with a
+ * client socket under load: a random one in 20000–32000 that binds.
+ */
+export async function freeLowPort(): Promise<number> {
+  for (let i = 0; i < 50; i++) {
+    const port = 20000 + Math.floor(Math.random() * 12000);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = createServer();
+      s.once('error', () => resolve(false));
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+    });
+    if (ok) return port;
+  }
+  throw new Error('no free loopback port in 20000-32000');
+}
+
+function config(fronts: readonly (Frontend & { port: number })[]): string {
+  const lines = [
+    'global', '  maxconn 4096', '',
+    'defaults', '  mode tcp', '  timeout connect 5s', '  timeout client 120s', '  timeout server 120s', '',
+  ];
+  for (const f of fronts) {
+    lines.push(`frontend ${f.name}`, `  bind 127.0.0.1:${f.port}`, `  default_backend ${f.name}_nodes`, '');
+    lines.push(`backend ${f.name}_nodes`, '  balance roundrobin');
+    f.backends.forEach((p, i) => lines.push(`  server node${i + 1} 127.0.0.1:${p}${f.sendProxy === false ? '' : ' send-proxy-v2'}`));
+    lines.push('');
+  }
+  return lines.join('\n');
+}
+
+export async function startHaproxy(frontends: readonly Frontend[]): Promise<Haproxy> {
+  const dir = await mkdtemp(join(tmpdir(), 'poplar-haproxy-'));
+  const fronts: (Frontend & { port: number })[] = [];
+  for (const f of frontends) fronts.push({ ...f, port: await freeLowPort() });
+  const file = join(dir, 'haproxy.cfg');
+  await writeFile(file, config(fronts));
+  const child = spawn('haproxy', ['-db', '-f', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let log = '';
+  child.stdout.on('data', (d: Buffer) => (log += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (log += d.toString()));
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const accepts = (port: number): Promise<boolean> =>
+    new Promise((resolve) => {
+      const s = connect({ host: '127.0.0.1', port }, () => (s.destroy(), resolve(true)));
+      s.once('error', () => resolve(false));
+    });
+  try {
+    await waitFor(async () => {
+      if (child.exitCode !== null) throw new Error(`haproxy exited ${child.exitCode}: ${log}`);
+      for (const f of fronts) if (!(await accepts(f.port))) return false;
+      return true;
+    }, 10_000, 'haproxy listening');
+  } catch (e) {
+    child.kill('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+    throw e;
+  }
+  return {
+    ports: Object.fromEntries(fronts.map((f) => [f.name, f.port])),
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
