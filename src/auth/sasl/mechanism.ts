@@ -6,6 +6,7 @@
  * a step machine over an injected acceptor) is one file and one entry in sasl/index.ts.
  */
 import type { UserRecord } from '../directory.js';
+import type { GssapiAcceptor } from './gssapi.js';
 import type { TokenVerifier } from './token-verifier.js';
 
 export type SaslStep =
@@ -57,6 +58,8 @@ export interface SaslEnv {
   /** Set when the client presented a certificate the configured CA verified. */
   readonly peer: PeerIdentity | undefined;
   readonly tokens: TokenVerifier | undefined;
+  /** The Kerberos acceptor (R-X20); undefined when GSSAPI is not configured. */
+  readonly gssapi?: GssapiAcceptor | undefined;
 }
 
 /**
