@@ -11,6 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { needProgram } from '../helpers/external.js';
 import { OTHER_REALM, REALM, startKdc, type Kdc } from '../helpers/kdc.js';
@@ -130,6 +131,18 @@ describe('R-X20 SASL GSSAPI with a real MIT KDC', { skip }, () => {
     const plainUser = await curl('cc-carol', '', ['--sasl-authzid', 'dave']);
     assert.notEqual(plainUser.code, 0);
     assert.ok(failures(server).some((e) => e['user'] === 'carol' && e['reason'] === 'not a master user'));
+  });
+
+  it('R-X20 fetchmail `auth gssapi` (mutual authentication, authzid = its user name) logs in and fetches', { skip: needProgram('fetchmail', 'fetchmail') }, async () => {
+    const rc = join(kdc.dir, 'fetchmailrc');
+    const out = join(kdc.dir, 'fetched');
+    await writeFile(rc, `poll localhost protocol pop3 port ${server.pop3Port} auth gssapi user carol is root sslproto '' keep mda "cat > ${out}"\n`);
+    await chmod(rc, 0o600);
+    const r = await runProcess('fetchmail', ['-f', rc, '--nosyslog', '-N', '--pidfile', join(kdc.dir, 'fetchmail.pid')], {
+      env: { ...kdc.env('cc-carol'), HOME: kdc.dir, FETCHMAILHOME: kdc.dir },
+    });
+    assert.equal(r.code, 0, r.stderr + r.stdout);
+    assert.ok((await readFile(out, 'utf8')).endsWith(MESSAGE.replaceAll('\r\n', '\n')));
   });
 
   /** AUTH GSSAPI without an initial response (a Kerberos token is longer than a command line), then `token`. */
