@@ -29,7 +29,7 @@ const kerberos = createRequire(import.meta.url)('kerberos') as {
   GSS_MECH_OID_KRB5: number;
 };
 
-const skip = needProgram(['krb5kdc', 'kdb5_util'], 'krb5-kdc') || needProgram('kadmin.local', 'krb5-admin-server') ||
+const skip = needProgram('krb5-config', 'libkrb5-dev') || needProgram(['krb5kdc', 'kdb5_util'], 'krb5-kdc') || needProgram('kadmin.local', 'krb5-admin-server') ||
   needProgram('kinit', 'krb5-user') || needProgram('curl', 'curl');
 
 const MESSAGE = 'From: bob@example.org\r\nTo: carol@example.org\r\nSubject: kerberos\r\n\r\n.a leading dot\r\nbinary-ish \u00e9\r\n';
