@@ -15,6 +15,7 @@
  * master-user decision (R-X14), as PLAIN does. R-X9: the address's penalty is served before the
  * ticket is checked (the principal is known only after), the user's by the directory look-up.
  */
+import type { UserRecord } from '../directory.js';
 import { decodeUtf8, failure, type ExchangeEnv, type Mechanism, type SaslExchange, type SaslStep } from './mechanism.js';
 
 /** One acceptor security context (one AUTH exchange). */
@@ -61,7 +62,7 @@ class GssapiExchange implements SaslExchange {
   private readonly ctx: GssContext;
   private principal = '';
   private user = '';
-  private record: Extract<SaslStep, { kind: 'success' }>['record'] | undefined;
+  private record: UserRecord | undefined;
 
   constructor(private readonly env: ExchangeEnv, acceptor: GssapiAcceptor) {
     this.ctx = acceptor.context();
