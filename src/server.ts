@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo, BlockList } from 'node:net';
 import type { TokenVerifier } from './auth/sasl/token-verifier.js';
+import type { GssapiAcceptor } from './auth/sasl/gssapi.js';
 import { buildNetworks, inNetworks } from './net/networks.js';
 import type { TlsProvider } from './net/tls.js';
 import { Authenticator } from './auth/authenticator.js';
@@ -82,6 +83,8 @@ export interface PoplarServerOptions extends OperationsOptions {
   readonly tls?: TlsProvider;
   /** R-S5: implicit-TLS (POP3S) addresses; needs `tls`. */
   readonly tlsListen?: readonly ListenAddress[];
+  /** R-X20: the Kerberos acceptor for SASL GSSAPI; without it GSSAPI is not offered. */
+  readonly gssapi?: GssapiAcceptor;
   /**
    * R-X9: where the connection caps are counted (default: in this process). `limits` and each
    * reload's `limits` are given to its `update`.
@@ -133,7 +136,7 @@ export async function startServer(opts: PoplarServerOptions): Promise<PoplarServ
     settings,
     services: {
       authenticator, store: opts.store, logger: opts.logger, policy: opts.policy, throttle, pollLimits, tls: opts.tls,
-      tokens: o.tokens, serverSecret, limits,
+      tokens: o.tokens, gssapi: opts.gssapi, serverSecret, limits,
     },
     trusted: buildNetworks(o.trustedNetworks ?? LOOPBACK),
     greeting: o.greeting ?? 'POP3 server ready',

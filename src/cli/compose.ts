@@ -2,7 +2,7 @@
  * The composition root: the one place that builds poplar's parts from the configuration and picks
  * their concrete classes (DESIGN.md: "directories and stores are chosen by the composition root
  * only"): the user directory, the mail store, the per-user policies, the delivery agent, the
- * retention sweeper, the poll state, TLS and the token verifier, the server secret.
+ * retention sweeper, the poll state, TLS and the token verifier, the GSSAPI acceptor, the server secret.
  *
  * `poplar serve` (serve.ts) and every management subcommand build their parts here. This module
  * imports nothing of server.ts, session/, commands/ or net/listener.ts: only serve.ts imports the
@@ -17,6 +17,7 @@ import { join } from 'node:path';
 import { hostname as osHostname } from 'node:os';
 import { PasswdFile } from '../auth/passwd-file.js';
 import type { TokenVerifier } from '../auth/sasl/token-verifier.js';
+import type { GssapiAcceptor } from '../auth/sasl/gssapi.js';
 import { parseListen, type Config, type ListenAddress } from '../config/load.js';
 import { DeliveryAgent } from '../delivery/agent.js';
 import { TlsProvider, type TlsFiles } from '../net/tls.js';
@@ -204,4 +205,33 @@ export async function loadSecurity(config: Config, logger: Logger): Promise<Secu
       return { errors, restart, tokens };
     },
   };
+}
+
+// --- Kerberos (R-X20) ---------------------------------------------------------------------------
+
+/**
+ * The GSSAPI acceptor when `auth.mechanisms` names GSSAPI: service principal
+ * `<auth.gssapi_service>@<pop3.hostname>`, keys from `auth.gssapi_keytab`. Without the native
+ * addon or without realms GSSAPI stays off, and the log says why (`gssapi_off`).
+ */
+export async function createGssapi(config: Config, logger: Logger): Promise<GssapiAcceptor | undefined> {
+  if (!config.auth.mechanisms.includes('GSSAPI')) return undefined;
+  const off = (reason: string): undefined => {
+    logger.warn({ event: 'gssapi_off', reason }, `GSSAPI is off: ${reason}`);
+    return undefined;
+  };
+  if (config.auth.gssapi_realms.length === 0) return off('auth.gssapi_realms is empty');
+  const { createGssapiAcceptor, keytabPath } = await import('../auth/sasl/gssapi-native.js');
+  const acceptor = createGssapiAcceptor({
+    keytab: config.auth.gssapi_keytab,
+    service: config.auth.gssapi_service,
+    hostname: serverHostname(config),
+    realms: config.auth.gssapi_realms,
+  });
+  if (acceptor instanceof Error) return off(acceptor.message);
+  if (!acceptor.usable()) {
+    const keytab = keytabPath(config.auth.gssapi_keytab);
+    logger.warn({ event: 'gssapi_keytab_unreadable', keytab }, `GSSAPI is not offered until the keytab ${keytab} is readable`);
+  }
+  return acceptor;
 }

@@ -15,7 +15,7 @@ import { startServer } from '../server.js';
 import type { SessionSettings } from '../session/context.js';
 import type { MailStore } from '../storage/mail-store.js';
 import {
-  createAgent, createDirectory, createPolicies, createPollState, createStore, createSweeper, defaultsFrom, loadSecurity,
+  createAgent, createDirectory, createGssapi, createPolicies, createPollState, createStore, createSweeper, defaultsFrom, loadSecurity,
   loadServerSecret, serverHostname,
 } from './compose.js';
 import { acquirePidFile } from './serve-pidfile.js';
@@ -69,6 +69,7 @@ async function serve(config: Config, logger: Logger, reloadConfig?: () => Config
     tls: security.tls,
     tlsListen: security.tlsListen,
     tokens: security.tokens,
+    gssapi: await createGssapi(config, logger),
     settings: sessionSettings(config),
     directory,
     store,

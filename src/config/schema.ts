@@ -197,8 +197,9 @@ const auth = z
       description:
         'SASL mechanisms offered by AUTH (RFC 5034). `poplar user add/passwd` stores the credential each ' +
         'one needs: SCRAM-SHA-256 keys, the NT hash for NTLM, the HMAC-MD5 contexts for CRAM-MD5. ' +
-        'OAUTHBEARER and XOAUTH2 also need `oauth.issuers`; EXTERNAL needs `tls.client_ca`.',
-      requirements: ['R-S9', 'R-X4'],
+        'OAUTHBEARER and XOAUTH2 also need `oauth.issuers`; EXTERNAL needs `tls.client_ca`; GSSAPI needs ' +
+        '`auth.gssapi_realms` and a readable `auth.gssapi_keytab`.',
+      requirements: ['R-S9', 'R-X4', 'R-X20'],
     })),
     trusted_networks: z.array(z.string().superRefine((v, ctx) => {
       const problem = networkProblem(v);
@@ -214,6 +215,24 @@ const auth = z
         'Offer APOP (RFC 1939 §7): the greeting carries a `<pid.clock@host>` banner. Works for users whose ' +
         'shared secret is stored (`poplar user passwd` stores it while this is on).',
       requirements: ['R-K2', 'R-K9'],
+    })),
+    gssapi_keytab: z.string().default('').meta(meta({
+      description:
+        'Keytab with the key of the GSSAPI service principal `<gssapi_service>/<pop3.hostname>`. `""`: the ' +
+        '`KRB5_KTNAME` environment variable, else the Kerberos default (/etc/krb5.keytab). GSSAPI is advertised ' +
+        'only while this file is readable.',
+      requirements: ['R-X20'],
+      path: true,
+    })),
+    gssapi_service: z.string().regex(/^[A-Za-z0-9._-]+$/, 'a service name such as pop').default('pop').meta(meta({
+      description: 'Service part of the GSSAPI principal (RFC 4752 §3.1 and RFC 5034: `pop`); the host part is `pop3.hostname`.',
+      requirements: ['R-X20'],
+    })),
+    gssapi_realms: z.array(z.string().regex(/^[^\s@/\\]+$/, 'a Kerberos realm such as EXAMPLE.COM')).default([]).meta(meta({
+      description:
+        'Kerberos realms whose principals log in with GSSAPI: `carol@REALM` is the user `carol`. Principals of ' +
+        'other realms and with an instance (`carol/admin@REALM`) are refused, and so are users not in the directory.',
+      requirements: ['R-X20'],
     })),
     master_users: z.array(z.string()).default([]).meta(meta({
       description:
@@ -373,6 +392,9 @@ export const RESTART_KEYS: Readonly<Partial<Record<DottedKey, string>>> = {
   'pop3.tls_listen': 'listening sockets',
   'pop3.hostname': 'the LMTP greeting and delivery headers (POP3 sessions take the new name at once)',
   'auth.users_file': 'the open user directory',
+  'auth.gssapi_keytab': 'the GSSAPI acceptor (the keytab file itself is read again at every login)',
+  'auth.gssapi_service': 'the GSSAPI acceptor',
+  'auth.gssapi_realms': 'the GSSAPI acceptor',
   'auth.scrypt_cost': 'the server\'s check of unknown users (`poplar user` commands read it every time)',
   'storage.backend': 'the open mail store',
   'storage.maildir_path': 'the open mail store',

@@ -10,6 +10,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Authenticator } from '../auth/authenticator.js';
 import type { PeerIdentity, SaslEnv } from '../auth/sasl/mechanism.js';
 import type { TokenVerifier } from '../auth/sasl/token-verifier.js';
+import type { GssapiAcceptor } from '../auth/sasl/gssapi.js';
 import type { Command, CommandName } from '../protocol/command.js';
 import type { LineEvent } from '../protocol/line-reader.js';
 import type { LoginThrottle } from '../auth/throttle.js';
@@ -89,6 +90,8 @@ export interface SessionServices {
   readonly tls?: SessionTls;
   /** OAUTHBEARER/XOAUTH2 token checks; absent when no issuer is configured. */
   readonly tokens?: TokenVerifier;
+  /** R-X20: the Kerberos acceptor for GSSAPI; absent when not configured. */
+  readonly gssapi?: GssapiAcceptor;
   /** Per-process random secret (SCRAM salts for unknown users). */
   readonly serverSecret: Buffer;
   /** R-X9: connection caps; the per-user one is taken at login. */

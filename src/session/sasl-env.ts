@@ -17,6 +17,7 @@ export function saslEnvFor(services: SessionServices, settings: SessionSettings,
     hostname: settings.hostname,
     serverSecret: services.serverSecret,
     tokens: services.tokens,
+    gssapi: services.gssapi,
     get peer() {
       const s = socket();
       return s instanceof TLSSocket && services.tls !== undefined ? services.tls.peerIdentity(s) : undefined;
@@ -39,6 +40,7 @@ export function withPenalty(conn: SaslEnv, serve: (user: string | undefined) => 
     hostname: conn.hostname,
     serverSecret: conn.serverSecret,
     tokens: conn.tokens,
+    gssapi: conn.gssapi,
     get peer() {
       return conn.peer;
     },

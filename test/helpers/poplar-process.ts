@@ -37,11 +37,13 @@ export async function addUsers(dataDir: string, users: Record<string, string>): 
   for (const [name, pw] of Object.entries(users)) await file.add(name, await hashPassword(pw, { cost: 10 }));
 }
 
-export async function startPoplar(opts: { overrides?: readonly string[]; users?: Record<string, string>; dataDir?: string } = {}): Promise<PoplarProcess> {
+export async function startPoplar(
+  opts: { overrides?: readonly string[]; users?: Record<string, string>; dataDir?: string; env?: NodeJS.ProcessEnv } = {},
+): Promise<PoplarProcess> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'poplar-serve-')));
   await addUsers(dataDir, opts.users ?? { alice: 'wonderland' });
   const common = ['--data', dataDir, '-o', 'server.first_run_user=', ...(opts.overrides ?? []).flatMap((o) => ['-o', o])];
-  const child = spawn(process.execPath, [MAIN, 'serve', ...common, '-o', 'pop3.listen=127.0.0.1:0', '-o', 'lmtp.listen=127.0.0.1:0']);
+  const child = spawn(process.execPath, [MAIN, 'serve', ...common, '-o', 'pop3.listen=127.0.0.1:0', '-o', 'lmtp.listen=127.0.0.1:0'], { env: opts.env ?? process.env });
   let out = '';
   let err = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));

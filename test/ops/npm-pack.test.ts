@@ -80,14 +80,22 @@ describe('R-X13 npm pack + npm install -g (slow: builds and installs the package
     if (tmp !== '') rmSync(tmp, { recursive: true, force: true });
   });
 
+  // R-X20: the GSSAPI addon ships as source and is built by the package's install script.
+  const GSSAPI_FILES = ['native/gssapi/acceptor.cc', 'native/gssapi/binding.gyp', 'scripts/build-gssapi.mjs'];
+
   it('the tarball holds the compiled server and the admin files, no tests, sources or source maps', () => {
     assert.ok(packed.includes('lib/cli/main.js'), packed.join('\n'));
     assert.ok(packed.includes('packaging/poplar.service'));
     assert.ok(packed.includes('docs/operations.md'));
+    for (const f of GSSAPI_FILES) assert.ok(packed.includes(f), `${f} is not in the tarball`);
     const stray = packed.filter((p) =>
-      !/^(lib|packaging|docs)\//.test(p) && p !== 'package.json' && p !== 'README.md' ||
+      !/^(lib|packaging|docs)\//.test(p) && p !== 'package.json' && p !== 'README.md' && !GSSAPI_FILES.includes(p) ||
       /\.test\.js$|\.map$|\.ts$/.test(p) || /^(test|bench|src|dist)\//.test(p));
     assert.deepEqual(stray, []);
+  });
+
+  it('R-X20 the install built the GSSAPI addon from source (libkrb5-dev)', { skip: needProgram('krb5-config', 'libkrb5-dev') }, () => {
+    assert.ok(existsSync(join(installed, 'native/gssapi/build/Release/poplar_gssapi.node')), 'native/gssapi was not built by npm install');
   });
 
   it('poplar --version prints the package version', async () => {

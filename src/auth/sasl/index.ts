@@ -5,6 +5,7 @@
  */
 import { cramMd5 } from './cram-md5.js';
 import { external } from './external.js';
+import { gssapi } from './gssapi.js';
 import { login } from './login.js';
 import type { Mechanism } from './mechanism.js';
 import { ntlm } from './ntlm.js';
@@ -22,6 +23,7 @@ export const MECHANISMS: Readonly<Record<MechanismName, Mechanism> & Record<stri
   XOAUTH2: xoauth2,
   EXTERNAL: external,
   NTLM: ntlm,
+  GSSAPI: gssapi,
 };
 
 export { MECHANISM_NAMES, type MechanismName } from './names.js';

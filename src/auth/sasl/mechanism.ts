@@ -2,10 +2,11 @@
  * A SASL mechanism is a step machine without a socket (DESIGN.md "auth/sasl/"): the AUTH command
  * (commands/auth.ts) feeds it the client's decoded responses and sends its challenges; the
  * mechanism never sees the connection. RFC 4422 §3: an exchange is a series of challenges and
- * responses ending in success or failure. Adding a mechanism (GSSAPI, RFC 4752, has room here:
- * a step machine over an injected acceptor) is one file and one entry in sasl/index.ts.
+ * responses ending in success or failure. Adding a mechanism is one file and one entry in
+ * sasl/index.ts; GSSAPI (gssapi.ts) is a step machine over the acceptor the env carries.
  */
 import type { UserRecord } from '../directory.js';
+import type { GssapiAcceptor } from './gssapi.js';
 import type { TokenVerifier } from './token-verifier.js';
 
 export type SaslStep =
@@ -57,6 +58,8 @@ export interface SaslEnv {
   /** Set when the client presented a certificate the configured CA verified. */
   readonly peer: PeerIdentity | undefined;
   readonly tokens: TokenVerifier | undefined;
+  /** The Kerberos acceptor (R-X20); undefined when GSSAPI is not configured. */
+  readonly gssapi?: GssapiAcceptor | undefined;
 }
 
 /**
