@@ -43,6 +43,8 @@ export interface Slapd {
   readonly dir: string;
   /** BIND operations slapd served for `dn` (from its stats log). */
   binds(dn: string): number;
+  /** Lines of slapd's stats log containing `text`. */
+  count(text: string): number;
   stop(): Promise<void>;
   start(): Promise<void>;
   close(): Promise<void>;
@@ -187,6 +189,7 @@ export async function startSlapd(users: readonly LdapUser[]): Promise<Slapd> {
       // stats: `conn=1001 op=0 BIND dn="uid=carol,ou=people,dc=example,dc=org" method=128`
       return log.split('\n').filter((l) => l.includes(` BIND dn="${dn}" method=128`)).length;
     },
+    count: (text) => log.split('\n').filter((l) => l.includes(text)).length,
     stop,
     async start() {
       if (!(await launch())) throw new Error(`slapd did not start again: ${log.slice(-2000)}`);
