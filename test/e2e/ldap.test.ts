@@ -8,9 +8,11 @@
  * refusing.
  */
 import assert from 'node:assert/strict';
-import { writeFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { parse as parseToml } from 'smol-toml';
 import { testCerts } from '../helpers/certs.js';
 import { needProgram } from '../helpers/external.js';
 import { Pop3Client } from '../helpers/pop3-client.js';
@@ -27,24 +29,23 @@ const USERS: LdapUser[] = [
 
 const skip = needProgram(['slapd', 'slapadd'], 'slapd') || needProgram('python3', 'python3');
 
-/** The `[ldap]` settings of docs/authentication.md's OpenLDAP example, for `-o`. */
+/**
+ * docs/authentication.md's OpenLDAP example (the toml block after its `ldap-example` marker) as
+ * `-o` overrides, with this slapd's URL, the test CA and a password file; then `extra`.
+ */
 async function ldapOverrides(slapd: Slapd, extra: readonly string[] = []): Promise<string[]> {
+  const doc = await readFile(fileURLToPath(new URL('../../../docs/authentication.md', import.meta.url)), 'utf8');
+  const block = /<!-- ldap-example[^>]*-->\n```toml\n([\s\S]*?)```/.exec(doc);
+  assert.ok(block, 'docs/authentication.md has the OpenLDAP example');
+  const example = parseToml(block[1]!) as Record<string, Record<string, unknown>>;
   const passwordFile = join(slapd.dir, 'bind-password');
   await writeFile(passwordFile, `${SERVICE_PASSWORD}\n`, { mode: 0o600 });
-  return [
-    'auth.directory=ldap',
-    `ldap.url=${slapd.url}`,
-    `ldap.base_dn=${PEOPLE}`,
-    'ldap.user_filter=(&(objectClass=inetOrgPerson)(uid=%u))',
-    `ldap.bind_dn=${SERVICE_DN}`,
-    `ldap.bind_password_file=${passwordFile}`,
-    'ldap.timeout_ms=2000',
-    'ldap.maildrop_attribute=poplarMaildrop',
-    'ldap.quota_attribute=poplarQuota',
-    'ldap.master_attribute=poplarMaster',
-    'auth.failure_delay=40',
-    ...extra,
-  ];
+  example['ldap'] = { ...example['ldap'], url: slapd.ldapsUrl, ca_file: (await testCerts()).cert, bind_password_file: passwordFile };
+  assert.equal(example['ldap']!['base_dn'], PEOPLE);
+  assert.equal(example['ldap']!['bind_dn'], SERVICE_DN);
+  const overrides = Object.entries(example).flatMap(([section, keys]) =>
+    Object.entries(keys).map(([key, value]) => `${section}.${key}=${typeof value === 'string' ? JSON.stringify(value) : String(value)}`));
+  return [...overrides, 'ldap.timeout_ms=2000', 'auth.failure_delay=40', ...extra];
 }
 
 async function login(port: number, user: string, password: string): Promise<{ reply: string; stat: string }> {
@@ -150,8 +151,8 @@ describe('LDAP user directory', { skip }, () => {
     const cases: Array<[string, readonly string[], RegExp]> = [
       ['ldaps, right CA', [...ldaps, `ldap.ca_file=${certs.cert}`], /^\+OK/],
       ['ldaps, wrong CA', [...ldaps, `ldap.ca_file=${certs.ca}`], /^-ERR \[SYS\/TEMP\] /],
-      ['StartTLS, right CA', ['ldap.starttls=true', `ldap.ca_file=${certs.cert}`], /^\+OK/],
-      ['StartTLS, wrong CA', ['ldap.starttls=true', `ldap.ca_file=${certs.ca}`], /^-ERR \[SYS\/TEMP\] /],
+      ['StartTLS, right CA', [`ldap.url=${slapd.url}`, 'ldap.starttls=true', `ldap.ca_file=${certs.cert}`], /^\+OK/],
+      ['StartTLS, wrong CA', [`ldap.url=${slapd.url}`, 'ldap.starttls=true', `ldap.ca_file=${certs.ca}`], /^-ERR \[SYS\/TEMP\] /],
     ];
     for (const [name, extra, expected] of cases) {
       const p = await serve(extra);
@@ -166,7 +167,7 @@ describe('LDAP user directory', { skip }, () => {
     for (const args of [['user', 'add', 'zoe', '--password-stdin'], ['user', 'passwd', 'carol', '--password-stdin'], ['user', 'del', 'carol']]) {
       const r = await p.cli(args, 'pw\n');
       assert.equal(r.code, 1, args.join(' '));
-      assert.match(r.stderr, /^poplar: users live in the LDAP directory \(auth\.directory = "ldap", ldap:\/\/127\.0\.0\.1:\d+\): add, change and remove them there\n$/);
+      assert.match(r.stderr, /^poplar: users live in the LDAP directory \(auth\.directory = "ldap", ldaps:\/\/127\.0\.0\.1:\d+\): add, change and remove them there\n$/);
     }
     const list = await p.cli(['user', 'list']);
     assert.equal(list.code, 0);
