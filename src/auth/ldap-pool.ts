@@ -8,8 +8,9 @@
  * - Timeouts: `timeoutMs` bounds connecting and every operation (ldapts `connectTimeout`, `timeout`).
  * - Reconnect: a connection whose socket closed (the server restarted, an idle timeout) is never
  *   used again (ldapts would reconnect it without its StartTLS and bind: that is refused, see
- *   onlyOnce); it is closed and a new one is made. An operation that fails on a reused connection for any reason
- *   but an LDAP result is tried once more on a new connection.
+ *   onlyOnce); it is closed and a new one is made. An operation that fails on a reused connection
+ *   for any reason but an LDAP result closes every idle connection and is tried once more on a
+ *   new one, so a hung server costs a login at most two timeouts.
  * - An LDAP result (wrong password, no such object) leaves the connection in the pool; any other
  *   failure closes it. What cannot be done becomes a DirectoryError (errors.ts): the caller then
  *   answers `-ERR [SYS/TEMP]` or `451`, never a login.
@@ -78,16 +79,16 @@ export class LdapPool {
    * connection stays usable); anything else ends as a DirectoryError.
    */
   async use<T>(op: (client: Client) => Promise<T>): Promise<T> {
-    for (let retries = 0; ; retries++) {
-      const idle = await this.acquire();
-      const p = idle ?? (await this.connect());
-      try {
-        return await this.run(p, op);
-      } catch (err) {
-        // A reused connection may have been closed by the server since its last use: try again.
-        if (idle === undefined || isLdapResult(err) || retries >= this.size) throw err;
-      }
+    const idle = await this.acquire();
+    try {
+      return await this.run(idle ?? (await this.connect()), op);
+    } catch (err) {
+      // A reused connection may have been closed by the server since its last use: once more, on
+      // a new connection (run() closed the idle ones with it).
+      if (idle === undefined || isLdapResult(err)) throw err;
     }
+    const fresh = await this.acquire();
+    return this.run(fresh ?? (await this.connect()), op);
   }
 
   /** Closes every idle connection; connections in use close when they come back. */
@@ -121,6 +122,8 @@ export class LdapPool {
       result = await op(p.client);
     } catch (err) {
       if (!isLdapResult(err)) {
+        // The server restarted, or hangs: the idle connections are no better than this one.
+        for (const other of this.idle.splice(0)) void this.discard(other);
         void this.discard(p);
         throw new DirectoryError(`${p.url}: ${(err as Error).message}`, err);
       }

@@ -203,4 +203,21 @@ describe('LDAP directory down', { skip }, () => {
     const again = await lmtpSend(p.lmtpPort, [{ from: 'a@example.net', to: ['carol@example.org'], message: message('after restart') }]);
     assert.equal(again.deliveries[0]!.rcpt[0]![0], 250);
   });
+
+  it('R-X19 a directory that hangs answers -ERR [SYS/TEMP] within two ldap.timeout_ms, and logins work once it answers again', async () => {
+    const q = await startPoplar({ users: {}, overrides: await ldapOverrides(slapd, ['ldap.timeout_ms=700']) });
+    try {
+      assert.match((await login(q.pop3Port, 'carol', 'carol-secret')).reply, /^\+OK/);
+      slapd.pause();
+      const started = performance.now();
+      assert.equal((await login(q.pop3Port, 'dave', 'dave-secret')).reply, '-ERR [SYS/TEMP] Directory unavailable, try again later');
+      const took = performance.now() - started;
+      assert.ok(took >= 700 && took < 2 * 700 + 1000, `answered after ${Math.round(took)} ms`);
+      slapd.resume();
+      assert.match((await login(q.pop3Port, 'dave', 'dave-secret')).reply, /^\+OK/);
+    } finally {
+      slapd.resume();
+      await q.cleanup();
+    }
+  });
 });

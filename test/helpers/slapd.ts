@@ -47,6 +47,9 @@ export interface Slapd {
   count(text: string): number;
   stop(): Promise<void>;
   start(): Promise<void>;
+  /** SIGSTOP / SIGCONT: a server that accepts connections (the kernel does) but never answers. */
+  pause(): void;
+  resume(): void;
   close(): Promise<void>;
 }
 
@@ -169,6 +172,7 @@ export async function startSlapd(users: readonly LdapUser[]): Promise<Slapd> {
     const c = child;
     child = undefined;
     if (c === undefined || c.exitCode !== null) return;
+    c.kill('SIGCONT');
     const exited = new Promise((r) => c.once('exit', r));
     c.kill('SIGTERM');
     await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
@@ -191,6 +195,8 @@ export async function startSlapd(users: readonly LdapUser[]): Promise<Slapd> {
     },
     count: (text) => log.split('\n').filter((l) => l.includes(text)).length,
     stop,
+    pause: () => child?.kill('SIGSTOP'),
+    resume: () => child?.kill('SIGCONT'),
     async start() {
       if (!(await launch())) throw new Error(`slapd did not start again: ${log.slice(-2000)}`);
     },
