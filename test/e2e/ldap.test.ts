@@ -8,6 +8,7 @@
  * refusing.
  */
 import assert from 'node:assert/strict';
+import { createHmac } from 'node:crypto';
 import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -25,6 +26,7 @@ const USERS: LdapUser[] = [
   { uid: 'dave', password: 'dave-secret', scheme: 'CRYPT', mail: 'dave@example.org' },
   { uid: 'erin', password: 'erin-secret', master: true },
   { uid: 'frank', password: 'frank-secret', mail: 'frank@example.org', quota: '1K' },
+  { uid: 'gina', password: 'gina-secret', stored: '{PLAIN}gina-secret' },
 ];
 
 const skip = needProgram(['slapd', 'slapadd'], 'slapd') || needProgram('python3', 'python3');
@@ -125,6 +127,24 @@ describe('LDAP user directory', { skip }, () => {
     assert.equal(slapd.binds(userDn('dave')), before, 'compare mode never binds as the user');
   });
 
+  it('R-X19 R-S9 in compare mode a {PLAIN} userPassword also serves CRAM-MD5; a bind-mode record serves no challenge mechanism', async () => {
+    const cram = async (port: number, user: string, secret: string): Promise<string> => {
+      const c = await Pop3Client.connect(port);
+      try {
+        const challenge = Buffer.from((await c.cmd('AUTH CRAM-MD5')).slice(2), 'base64');
+        const digest = createHmac('md5', secret).update(challenge).digest('hex');
+        return await c.cmd(Buffer.from(`${user} ${digest}`).toString('base64'));
+      } finally {
+        c.close();
+      }
+    };
+    const compare = await serve(['ldap.password_mode=compare', 'auth.mechanisms=["PLAIN", "CRAM-MD5"]']);
+    assert.match(await cram(compare.pop3Port, 'gina', 'gina-secret'), /^\+OK/);
+    assert.equal(await cram(compare.pop3Port, 'gina', 'wrong'), '-ERR [AUTH] Authentication failed');
+    const bind = await serve(['auth.mechanisms=["PLAIN", "CRAM-MD5"]']);
+    assert.equal(await cram(bind.pop3Port, 'gina', 'gina-secret'), '-ERR [AUTH] Authentication failed');
+  });
+
   it('R-X19 R-S9 a second login of a directory user is served by the login cache (one bind); with auth.cache_ttl = 0 each login binds', async () => {
     for (const [ttl, binds] of [[3600, 1], [0, 2]] as const) {
       const p = await serve([`auth.cache_ttl=${ttl}`]);
@@ -171,7 +191,7 @@ describe('LDAP user directory', { skip }, () => {
     }
     const list = await p.cli(['user', 'list']);
     assert.equal(list.code, 0);
-    assert.deepEqual(list.stdout.split('\n').filter((l) => l !== ''), ['carol\tmaildrop=carol.box', 'dave', 'erin', 'frank']);
+    assert.deepEqual(list.stdout.split('\n').filter((l) => l !== ''), ['carol\tmaildrop=carol.box', 'dave', 'erin', 'frank', 'gina']);
     const grant = await p.cli(['grant', 'dave', 'carol.box']);
     assert.equal(grant.code, 0, grant.stderr);
     assert.match((await login(p.pop3Port, 'dave/carol.box', 'dave-secret')).reply, /^\+OK carol\.box has/);

@@ -29,6 +29,8 @@ export interface LdapUser {
   readonly password: string;
   /** How userPassword is stored: `{SSHA}` (default) or `{CRYPT}` with SHA-512 crypt (`$6$`). */
   readonly scheme?: 'SSHA' | 'CRYPT';
+  /** The userPassword value as given instead (e.g. `{PLAIN}…` for challenge mechanisms). */
+  readonly stored?: string;
   readonly mail?: string;
   readonly maildrop?: string;
   readonly quota?: string;
@@ -73,7 +75,7 @@ objectclass ( 1.3.6.1.4.1.99999.2.1 NAME 'poplarUser' SUP top AUXILIARY
 `;
 
 async function entryOf(u: LdapUser): Promise<string> {
-  const password = u.scheme === 'CRYPT'
+  const password = u.stored !== undefined ? u.stored : u.scheme === 'CRYPT'
     ? `{CRYPT}${await shaCrypt('sha512', Buffer.from(u.password), randomBytes(6).toString('hex'))}`
     : ssha(u.password);
   const lines = [
