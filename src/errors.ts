@@ -58,6 +58,17 @@ export class StorageError extends Error {
   }
 }
 
+/**
+ * The user directory could not answer (an LDAP server down, slow or refusing the service bind):
+ * nobody is let in or refused for it; logins get `-ERR [SYS/TEMP]`, LMTP recipients `451` (R-X19).
+ */
+export class DirectoryError extends Error {
+  constructor(message: string, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = 'DirectoryError';
+  }
+}
+
 /** Configuration problems: every problem found, not just the first. */
 export class ConfigError extends Error {
   readonly problems: readonly string[];
@@ -83,6 +94,9 @@ export function toPop3Error(err: unknown): Pop3Error {
       default:
         break;
     }
+  }
+  if (err instanceof DirectoryError) {
+    return new Pop3Error('INTERNAL', 'Directory unavailable, try again later', { responseCode: 'SYS/TEMP', cause: err });
   }
   return new Pop3Error('INTERNAL', 'Internal server error, try again later', {
     responseCode: 'SYS/TEMP',

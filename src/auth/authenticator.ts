@@ -3,7 +3,9 @@
  * alike and take the same time, because every failure does the same work: one scrypt of the
  * configured cost and one default SHA512-CRYPT (password.ts DUMMY_KINDS) — the user's own check
  * counts as one of them when its scheme and cost match, dummies make up the rest; a check of any
- * other scheme runs beside both dummies. A success of the two classes only pays for its own
+ * other scheme, and a directory's own check (an LDAP bind, UserRecord.checkPassword), runs beside
+ * both dummies. A directory that cannot answer (DirectoryError) fails the login with
+ * `-ERR [SYS/TEMP]`, never lets it in (R-X19). A success of the two classes only pays for its own
  * check: answering it sooner tells nothing to someone who knows the password.
  * A login that repeats one verified within `auth.cache_ttl` is let in from the verified-login
  * cache (login-cache.ts) without either; anything else takes the full path. Returns the user's
@@ -62,12 +64,14 @@ export class Authenticator {
     }
     // Only ever a shortcut to success: a miss goes on exactly as without the cache (R-S13).
     if (this.cache.matches(record.name, record.password, password)) return record;
-    const own = costClassOf(record.password, this.opts.scryptCost);
+    const own = record.checkPassword === undefined ? costClassOf(record.password, this.opts.scryptCost) : undefined;
     if (own === undefined) {
       // A scheme of neither class (bcrypt, SHA256-CRYPT, another cost, {PLAIN}, a locked field):
       // its check runs beside both dummies, so a failure takes max(own, dummies) like an unknown
       // user's, whatever the scheme costs below them; a success here pays the dummies too.
-      const [ok] = await Promise.all([this.verify(record.password, password), this.failure(password, undefined)]);
+      // An LDAP bind (record.checkPassword) is such a check too.
+      const check = record.checkPassword ?? ((pw: string) => this.verify(record.password, pw));
+      const [ok] = await Promise.all([check(password), this.failure(password, undefined)]);
       if (!ok) return undefined;
     } else if (!(await this.verify(record.password, password))) {
       await this.failure(password, own);

@@ -1,6 +1,8 @@
 /**
  * The user directory: who exists, what credential is stored for them, and which other maildrops
  * they were granted (R-K3). Pre-login code depends on this interface only, never on storage.
+ * Implementations: PasswdFile (passwd-file.ts), LdapDirectory (ldap-directory.ts). A directory that
+ * cannot answer throws DirectoryError (errors.ts); it never answers "no such user" for that.
  */
 
 export interface UserRecord {
@@ -15,9 +17,24 @@ export interface UserRecord {
    * auth/credentials.ts): `poplar_scram`, `poplar_nt`, `poplar_cram`, `poplar_secret`. Absent keys: not stored.
    */
   readonly credentials?: Readonly<Record<string, string>>;
+  /** The user's own maildrop when it is not named like the user (LDAP `maildrop_attribute`). */
+  readonly maildrop?: string;
+  /** R-X14: a master user by the directory's say (LDAP `master_attribute`), besides `auth.master_users`. */
+  readonly master?: boolean;
+  /**
+   * Set by a directory that checks the password itself (LDAP bind mode): true when `password` is
+   * right, false when wrong; throws DirectoryError when the directory cannot tell. `password`
+   * then holds no hash, only what identifies the entry's state for the login cache.
+   */
+  readonly checkPassword?: (password: string) => Promise<boolean>;
 }
 
 export interface UserDirectory {
   /** The record for `name`, or undefined. Implementations pick up changes without a restart. */
   lookup(name: string): Promise<UserRecord | undefined>;
+  /**
+   * The user whose mail address is `address` (LDAP `mail_attribute`), for LMTP recipients; absent
+   * where users have no addresses (the passwd-file).
+   */
+  lookupAddress?(address: string): Promise<UserRecord | undefined>;
 }

@@ -265,11 +265,15 @@ export class PasswdFile implements UserDirectory {
     });
   }
 
-  /** R-K3: lets `user` open maildrop `mailbox` with `USER user/mailbox`. */
-  async grant(user: string, mailbox: string): Promise<void> {
+  /**
+   * R-K3: lets `user` open maildrop `mailbox` with `USER user/mailbox`. `create`: a user of
+   * another directory (LDAP) gets a line holding only the grants, its password field locked (`!`).
+   */
+  async grant(user: string, mailbox: string, opts: { create?: boolean } = {}): Promise<void> {
     checkName(mailbox);
     if (mailbox === user) throw new PasswdFileError('ALREADY_GRANTED', `"${mailbox}" is ${user}'s own maildrop`);
     await this.modify((lines) => {
+      if (opts.create === true && !lines.some((l) => l.fields?.[0] === user)) lines.push({ raw: `${user}:!`, fields: [user, '!'] });
       const line = PasswdFile.find(lines, user);
       const grants = grantsOf(line.fields!);
       if (grants.includes(mailbox)) throw new PasswdFileError('ALREADY_GRANTED', `${user} already has access to ${mailbox}`);

@@ -117,7 +117,7 @@ export function costClassOf(stored: string, scryptCost: number): DummyKind | und
     const params = parseScrypt(encoded);
     return params !== undefined && params.ln === scryptCost && params.r === SCRYPT_R && params.p === SCRYPT_P ? 'scrypt' : undefined;
   }
-  if (scheme === 'SHA512-CRYPT') {
+  if (scheme === 'SHA512-CRYPT' || (scheme === 'CRYPT' && encoded.startsWith('$6$'))) {
     const params = parseShaCrypt(encoded);
     return params?.alg === 'sha512' && (params.rounds ?? SHA_CRYPT_DEFAULT_ROUNDS) === SHA_CRYPT_DEFAULT_ROUNDS ? 'sha512-crypt' : undefined;
   }

@@ -1,6 +1,6 @@
 /**
  * Dovecot's password schemes poplar can verify (doc.dovecot.org "Password schemes"), so an existing
- * passwd-file works unchanged: SHA512-CRYPT, SHA256-CRYPT, BLF-CRYPT, ARGON2ID/ARGON2I, SSHA512,
+ * passwd-file works unchanged: SHA512-CRYPT, CRYPT (`$6$`, `$5$`, `$2b$`), SHA256-CRYPT, BLF-CRYPT, ARGON2ID/ARGON2I, SSHA512,
  * SSHA256, SSHA, SHA512, SHA256, SHA, PLAIN/CLEARTEXT, PLAIN-MD5, SCRAM-SHA-256, NTLM and CRAM-MD5. Every
  * parameter read from a stored hash is bounded so a hostile users file cannot make one login cost
  * more than the slowest hash poplar itself makes. bcrypt and argon2 come from hash-wasm (WASM, no
@@ -150,11 +150,18 @@ const ntlmScheme: Scheme = {
   },
 };
 
+/** DES and MD5 crypt (`{CRYPT}` without `$5$`, `$6$` or `$2…$`) are not verified: never a match. */
+const NO_SCHEME: Scheme = { verify: async () => false };
+
 /** Dovecot's schemes by upper-case name (poplar's own `{SCRYPT}` is added in password.ts). */
 export const DOVECOT_SCHEMES: Readonly<Record<string, Scheme>> = {
   'SHA512-CRYPT': shaCryptScheme,
   'SHA256-CRYPT': shaCryptScheme,
   'BLF-CRYPT': bcryptScheme,
+  // crypt(3) output as OpenLDAP and Dovecot store it: `{CRYPT}$6$…`, `$5$…`, `$2b$…` (R-X19).
+  CRYPT: {
+    verify: (encoded, pw) => (/^\$[56]\$/.test(encoded) ? shaCryptScheme : /^\$2[aby]\$/.test(encoded) ? bcryptScheme : NO_SCHEME).verify(encoded, pw),
+  },
   ARGON2ID: argon2Scheme,
   ARGON2I: argon2Scheme,
   SSHA512: salted('sha512', 64),

@@ -15,6 +15,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hostname as osHostname } from 'node:os';
+import type { UserDirectory, UserRecord } from '../auth/directory.js';
 import { PasswdFile } from '../auth/passwd-file.js';
 import type { TokenVerifier } from '../auth/sasl/token-verifier.js';
 import type { GssapiAcceptor } from '../auth/sasl/gssapi.js';
@@ -35,9 +36,67 @@ export function serverHostname(config: Config): string {
   return config.pop3.hostname === '' ? osHostname() : config.pop3.hostname;
 }
 
-/** The user directory (`auth.users_file`). */
+/** The users file (`auth.users_file`): the passwd-file directory, and the grants (R-K3) whatever the directory. */
 export function createDirectory(config: Config): PasswdFile {
   return new PasswdFile(config.auth.users_file);
+}
+
+/** The user directory of `auth.directory`, as the server, delivery and the admin commands use it. */
+export interface Directory extends UserDirectory {
+  /** Every user (retention, `poplar user list`, `poplar quota list`). */
+  list(): Promise<UserRecord[]>;
+  /** The quota the directory gives a maildrop (LDAP `quota_attribute`), under a `poplar quota set` value. */
+  quotaOf?(maildrop: string): number | undefined;
+  close?(): Promise<void>;
+}
+
+/** A file named by a setting, read whole; a CliError naming the setting when it cannot be. */
+async function settingFile(key: string, path: string): Promise<string> {
+  return readFile(path, 'utf8').catch((e: unknown) => {
+    throw new CliError(`cannot read ${key} ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  });
+}
+
+/**
+ * Opens the user directory: the users file, or the LDAP directory (R-X19; ldapts is loaded only
+ * then). `warn` gets the directory's notices (entries skipped). Close it with `close` when done.
+ */
+export async function openDirectory(config: Config, warn?: (message: string) => void): Promise<Directory> {
+  const users = createDirectory(config);
+  if (config.auth.directory !== 'ldap') return users;
+  const l = config.ldap;
+  const urls = l.url.split(/\s+/).filter((u) => u !== '');
+  if (urls.length === 0) throw new CliError('auth.directory = "ldap" needs ldap.url');
+  if (l.base_dn === '') throw new CliError('auth.directory = "ldap" needs ldap.base_dn');
+  const bindPassword = l.bind_password_file === ''
+    ? l.bind_password
+    : (await settingFile('ldap.bind_password_file', l.bind_password_file)).split(/\r?\n/)[0]!;
+  const ca = l.ca_file === '' ? undefined : await settingFile('ldap.ca_file', l.ca_file);
+  const { LdapDirectory } = await import('../auth/ldap-directory.js');
+  return new LdapDirectory({
+    server: { urls, timeoutMs: l.timeout_ms, starttls: l.starttls, ca },
+    baseDn: l.base_dn,
+    userFilter: l.user_filter,
+    bindDn: l.bind_dn,
+    bindPassword,
+    passwordMode: l.password_mode,
+    attributes: {
+      user: l.user_attribute, mail: l.mail_attribute, maildrop: l.maildrop_attribute,
+      quota: l.quota_attribute, master: l.master_attribute, password: l.password_attribute,
+    },
+    grants: async (name) => (await users.lookup(name))?.grants ?? [],
+    ...(warn === undefined ? {} : { warn }),
+  });
+}
+
+/** Runs `use` on the open directory and closes it (the admin commands). */
+export async function withDirectory<T>(config: Config, use: (directory: Directory) => Promise<T>): Promise<T> {
+  const directory = await openDirectory(config);
+  try {
+    return await use(directory);
+  } finally {
+    await directory.close?.();
+  }
 }
 
 /** `logger`: where the Maildir store reports the symbolic links it leaves out. */
@@ -64,12 +123,14 @@ export function defaultsFrom(config: Config): EffectivePolicy {
   };
 }
 
-export function createPolicies(config: Config): UserPolicies {
-  return new UserPolicies(config.policy.users_file, defaultsFrom(config));
+/** `directory`: the one whose quotas (LDAP `quota_attribute`) apply under the file's values. */
+export function createPolicies(config: Config, directory?: Directory): UserPolicies {
+  const quotaOf = directory?.quotaOf?.bind(directory);
+  return new UserPolicies(config.policy.users_file, defaultsFrom(config), quotaOf);
 }
 
 /** `policies`: the server's shared instance, so a reload's new defaults reach delivery too. */
-export function createAgent(config: Config, store: MailStore, directory: PasswdFile, logger: Logger, policies = createPolicies(config)): DeliveryAgent {
+export function createAgent(config: Config, store: MailStore, directory: Directory, logger: Logger, policies = createPolicies(config, directory)): DeliveryAgent {
   return new DeliveryAgent({
     store,
     directory,
@@ -83,13 +144,13 @@ export function createAgent(config: Config, store: MailStore, directory: PasswdF
 }
 
 /** Every maildrop retention looks at: each user's own and the mailboxes granted to users (R-K3). */
-async function allMailboxes(directory: PasswdFile): Promise<string[]> {
+async function allMailboxes(directory: Directory): Promise<string[]> {
   const users = await directory.list();
-  return [...new Set(users.flatMap((u) => [u.name, ...u.grants]))].sort();
+  return [...new Set(users.flatMap((u) => [u.maildrop ?? u.name, ...u.grants]))].sort();
 }
 
 export function createSweeper(
-  config: Config, store: MailStore, directory: PasswdFile, logger: Logger, now?: () => number, policies = createPolicies(config),
+  config: Config, store: MailStore, directory: Directory, logger: Logger, now?: () => number, policies = createPolicies(config, directory),
 ): RetentionSweeper {
   return new RetentionSweeper({
     store,

@@ -59,11 +59,11 @@ async function deliver(opts: DeliverOptions): Promise<void> {
   const dataDir = config.server.data_dir;
   const problem = userNameProblem(opts.user);
   if (problem !== undefined) throw refused(dataDir, logger, 'unknown_user', EX_NOUSER, `no such user ${printableName(opts.user)}: ${problem}`);
-  const { createAgent, createDirectory, createStore } = await import('./compose.js');
-  const directory = createDirectory(config);
+  const { createAgent, createStore, openDirectory } = await import('./compose.js');
+  const directory = await openDirectory(config);
   const record = await directory.lookup(opts.user).catch((err: unknown) => {
-    throw refused(dataDir, logger, 'temp_failure', EX_TEMPFAIL, `cannot read the users file: ${(err as Error).message}`);
-  });
+    throw refused(dataDir, logger, 'temp_failure', EX_TEMPFAIL, `cannot read the user directory: ${(err as Error).message}`);
+  }).finally(() => directory.close?.());
   if (record === undefined) throw refused(dataDir, logger, 'unknown_user', EX_NOUSER, `no such user "${opts.user}"`);
   const message = await readStdin(config.lmtp.max_message_size);
   if (message === undefined) {
@@ -75,7 +75,7 @@ async function deliver(opts: DeliverOptions): Promise<void> {
   try {
     const store = createStore(config);
     const agent = createAgent(config, store, directory, logger);
-    outcome = await agent.deliver(record.name, message, { sender, recipient, protocol: 'local' });
+    outcome = await agent.deliver(record.maildrop ?? record.name, message, { sender, recipient, protocol: 'local' });
     // The message is durable once deliver() resolved: a failing close must not bounce it.
     await store.close().catch((err: unknown) => logger.warn({ err }, 'closing the store failed'));
   } catch (err) {

@@ -15,15 +15,15 @@ interface ExpireOptions extends ConfigOptions {
 
 async function expire(opts: ExpireOptions): Promise<void> {
   const config = configFrom(opts);
-  const { createDirectory, createStore, createSweeper } = await import('./compose.js');
+  const { openDirectory, createStore, createSweeper } = await import('./compose.js');
   const logger = createLogger(config.log.level, process.stderr);
-  const directory = createDirectory(config);
+  const directory = await openDirectory(config);
   const store = createStore(config);
   const sweeper = createSweeper(config, store, directory, logger);
   const results = await sweeper.sweep({
     dryRun: opts.dryRun === true,
     ...(opts.user === undefined ? {} : { only: [opts.user] }),
-  });
+  }).finally(() => directory.close?.());
   for (const r of results) {
     if (r.inUse) process.stdout.write(`${r.mailbox}: in use by a POP3 session, skipped\n`);
     else if (r.removed.length > 0) {

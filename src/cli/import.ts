@@ -15,8 +15,8 @@ interface ImportOptions extends ConfigOptions {
 
 async function runImport(path: string, opts: ImportOptions): Promise<void> {
   const config = configFrom(opts);
-  const { createDirectory, createStore } = await import('./compose.js');
-  if ((await createDirectory(config).lookup(opts.user)) === undefined) throw new CliError(`no such user "${opts.user}"`);
+  const { createStore, withDirectory } = await import('./compose.js');
+  if ((await withDirectory(config, (d) => d.lookup(opts.user))) === undefined) throw new CliError(`no such user "${opts.user}"`);
   const expected = (err: unknown): never => {
     throw err instanceof MigrateError ? new CliError(err.message) : err;
   };

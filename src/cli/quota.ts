@@ -48,8 +48,8 @@ async function set(name: string, opts: SetOptions): Promise<void> {
   }
   checkUserName(name);
   const config = configFrom(opts);
-  const { createDirectory, createPolicies } = await import('./compose.js');
-  if ((await createDirectory(config).lookup(name)) === undefined) throw new CliError(`no such user "${name}"`);
+  const { createPolicies, withDirectory } = await import('./compose.js');
+  if ((await withDirectory(config, (d) => d.lookup(name))) === undefined) throw new CliError(`no such user "${name}"`);
   const changes: { quota_bytes?: number | null; quota_messages?: number | null; download_bytes_per_day?: number | null } = {};
   if (opts.bytes !== undefined) changes.quota_bytes = parseValue(opts.bytes, 'size', true);
   if (opts.messages !== undefined) changes.quota_messages = parseValue(opts.messages, 'message count', false);
@@ -79,7 +79,7 @@ export function quotaCommand(): Command {
   );
   withConfigOptions(quota.command('list').description('show quota and usage of every user')).action(async (opts: ConfigOptions) => {
     const config = configFrom(opts);
-    const users = await (await import('./compose.js')).createDirectory(config).list();
+    const users = await (await import('./compose.js')).withDirectory(config, (d) => d.list());
     await show(config, users.map((u) => u.name));
   });
   return quota;

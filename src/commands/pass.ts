@@ -20,7 +20,7 @@ export const pass = authorization<'PASS'>(
     let name = pending.user;
     let authzid: string | undefined;
     const star = name.lastIndexOf(MASTER_SEPARATOR);
-    if (star > 0 && star < name.length - 1 && ctx.settings.masterUsers.length > 0) {
+    if (star > 0 && star < name.length - 1 && (ctx.settings.masterUsers.length > 0 || ctx.settings.directoryMasters === true)) {
       authzid = name.slice(0, star);
       name = name.slice(star + 1);
     }

@@ -20,6 +20,8 @@ export interface KeyInfo {
   readonly description: string;
   readonly requirements: readonly string[];
   readonly path: boolean;
+  /** A secret (schema-meta.ts KeyMeta.secret): shown masked. */
+  readonly secret: boolean;
   /** Why a reload does not apply this key (schema.ts RESTART_KEYS); undefined: a reload applies it. */
   readonly restart: string | undefined;
 }
@@ -41,6 +43,7 @@ interface JsonNode {
   properties?: Record<string, JsonNode>;
   requirements?: string[];
   path?: boolean;
+  secret?: boolean;
 }
 
 function kindOf(n: JsonNode): KeyKind {
@@ -75,6 +78,7 @@ export function configSections(): readonly SectionInfo[] {
       description: n.description ?? '',
       requirements: n.requirements ?? [],
       path: n.path === true,
+      secret: n.secret === true,
       restart: (RESTART_KEYS as Readonly<Record<string, string>>)[`${name}.${key}`],
     })),
   }));

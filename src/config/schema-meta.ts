@@ -8,6 +8,8 @@ export type KeyMeta = {
   requirements?: string[];
   /** The value is a file system path: relative paths are resolved, `{data_dir}` is expanded. */
   path?: boolean;
+  /** The value is a secret (a password): `poplar config show` prints it masked, nothing logs it. */
+  secret?: boolean;
 };
 
 export const meta = (m: KeyMeta): KeyMeta => m;

@@ -25,6 +25,7 @@ import { networkProblem } from '../net/networks.js';
 import { tryParseListen } from './listen.js';
 import { listenAddress, meta } from './schema-meta.js';
 import { lmtp, policy, quota, retention } from './schema-mail.js';
+import { ldap } from './schema-ldap.js';
 
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -176,8 +177,18 @@ const pop3 = z
   .prefault({})
   .meta(meta({ description: 'The POP3 service.' }));
 
+/** Where users come from (`auth.directory`). */
+export const DIRECTORIES = ['passwd-file', 'ldap'] as const;
+
 const auth = z
   .strictObject({
+    directory: z.enum(DIRECTORIES).default('passwd-file').meta(meta({
+      description:
+        'Where users and passwords come from. `passwd-file`: `auth.users_file`, managed with `poplar user`. ' +
+        '`ldap`: an LDAP directory (section `[ldap]`); `poplar user add/passwd/del` then refuse, while quotas, ' +
+        'retention and grants stay in poplar\'s own files.',
+      requirements: ['R-X8', 'R-X19'],
+    })),
     users_file: z.string().min(1).default('{data_dir}/users').meta(meta({
       description:
         'The passwd-file user directory (Dovecot passwd-file format). `{data_dir}` expands to ' +
@@ -366,7 +377,7 @@ const log = z
   .prefault({})
   .meta(meta({ description: 'Logging.' }));
 
-export const configSchema = z.strictObject({ server, pop3, auth, tls, oauth, storage, lmtp, quota, retention, policy, log });
+export const configSchema = z.strictObject({ server, pop3, auth, ldap, tls, oauth, storage, lmtp, quota, retention, policy, log });
 
 /** The validated, effective configuration. */
 export type Config = z.output<typeof configSchema>;
@@ -395,6 +406,23 @@ export const RESTART_KEYS: Readonly<Partial<Record<DottedKey, string>>> = {
   'auth.gssapi_keytab': 'the GSSAPI acceptor (the keytab file itself is read again at every login)',
   'auth.gssapi_service': 'the GSSAPI acceptor',
   'auth.gssapi_realms': 'the GSSAPI acceptor',
+  'auth.directory': 'the open user directory',
+  'ldap.url': 'the open LDAP directory',
+  'ldap.base_dn': 'the open LDAP directory',
+  'ldap.user_filter': 'the open LDAP directory',
+  'ldap.bind_dn': 'the open LDAP directory',
+  'ldap.bind_password': 'the open LDAP directory',
+  'ldap.bind_password_file': 'the open LDAP directory',
+  'ldap.starttls': 'the open LDAP directory',
+  'ldap.ca_file': 'the open LDAP directory',
+  'ldap.timeout_ms': 'the open LDAP directory',
+  'ldap.password_mode': 'the open LDAP directory',
+  'ldap.user_attribute': 'the open LDAP directory',
+  'ldap.mail_attribute': 'the open LDAP directory',
+  'ldap.maildrop_attribute': 'the open LDAP directory',
+  'ldap.quota_attribute': 'the open LDAP directory',
+  'ldap.master_attribute': 'the open LDAP directory',
+  'ldap.password_attribute': 'the open LDAP directory',
   'auth.scrypt_cost': 'the server\'s check of unknown users (`poplar user` commands read it every time)',
   'storage.backend': 'the open mail store',
   'storage.maildir_path': 'the open mail store',

@@ -58,20 +58,34 @@ export class DeliveryAgent {
 
   constructor(private readonly opts: DeliveryAgentOptions) {}
 
-  /** The maildrop of a recipient address (`user`, `user@domain`, `user+detail@domain`), if any. */
+  /**
+   * The maildrop of a recipient address (`user`, `user@domain`, `user+detail@domain`), if any: a
+   * directory with mail addresses (LDAP `mail_attribute`) is asked for the address first (then
+   * without its `+detail`), then every directory for the user names. A directory that cannot
+   * answer throws (a temporary refusal, R-X19).
+   */
   async resolve(address: string): Promise<string | undefined> {
     const at = address.lastIndexOf('@');
     const local = at < 0 ? address : address.slice(0, at);
     const candidates = [address, local, local.toLowerCase()];
+    const addresses = at < 0 ? [] : [address];
     const d = this.opts.recipientDelimiter;
     if (d !== '' && local.includes(d)) {
       const base = local.slice(0, local.indexOf(d));
       candidates.push(base, base.toLowerCase());
+      if (at >= 0) addresses.push(base + address.slice(at));
+    }
+    const { directory } = this.opts;
+    if (directory.lookupAddress !== undefined) {
+      for (const a of addresses) {
+        const record = await directory.lookupAddress(a);
+        if (record !== undefined) return record.maildrop ?? record.name;
+      }
     }
     for (const name of new Set(candidates)) {
       if (name === '' || !isValidMailboxName(name)) continue;
-      const record = await this.opts.directory.lookup(name);
-      if (record !== undefined) return record.name;
+      const record = await directory.lookup(name);
+      if (record !== undefined) return record.maildrop ?? record.name;
     }
     return undefined;
   }

@@ -73,9 +73,14 @@ export class UserPolicies implements PollPolicy {
   /** The last load and when it stat'ed the file (RESTAT_MS). */
   private recent: { at: number; users: Map<string, UserOverrides> } | undefined;
 
+  /**
+   * `directoryQuota`: a maildrop's quota in octets from the user directory (LDAP
+   * `quota_attribute`), used where the file sets none, before the default.
+   */
   constructor(
     readonly path: string,
     private defaults: EffectivePolicy,
+    private readonly directoryQuota?: (mailbox: string) => number | undefined,
   ) {}
 
   /** New defaults after a configuration reload. */
@@ -87,7 +92,7 @@ export class UserPolicies implements PollPolicy {
     const o = (await this.load()).get(user) ?? {};
     const d = this.defaults;
     return {
-      quotaBytes: o.quota_bytes ?? d.quotaBytes,
+      quotaBytes: o.quota_bytes ?? this.directoryQuota?.(user) ?? d.quotaBytes,
       quotaMessages: o.quota_messages ?? d.quotaMessages,
       retrievedDays: o.retrieved_days ?? d.retrievedDays,
       unretrievedDays: o.unretrieved_days ?? d.unretrievedDays,

@@ -66,6 +66,8 @@ export interface SessionSettings {
   readonly mechanisms: readonly string[];
   /** R-X14: users who may log in to any maildrop with their own password (authzid, `user*master`). */
   readonly masterUsers: readonly string[];
+  /** R-X14: the directory marks master users too (LDAP `master_attribute`), so `user*master` is parsed. */
+  readonly directoryMasters?: boolean;
   /** R-X12: client workarounds RETR and TOP apply (protocol/dot-stuffing.ts). */
   readonly workarounds: readonly ClientWorkaround[];
   /** R-X12: what UPDATE does with messages marked deleted: remove them, or hide them from POP3. */

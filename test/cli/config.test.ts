@@ -61,6 +61,24 @@ describe('poplar config', () => {
     assert.equal(shown['auth']!['users_file'], join(data, 'users'));
   });
 
+  it('R-X19 config show masks ldap.bind_password (a secret key) and shows the rest of [ldap]', async () => {
+    const data = mkdtempSync(join(root, 'secret-'));
+    const r = await poplar(['config', 'show', '--data', data, '-o', 'auth.directory=ldap', '-o', 'ldap.url=ldaps://ldap.example.org',
+      '-o', 'ldap.bind_password=s3cret-service-pw']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.ok(!r.stdout.includes('s3cret-service-pw'), 'the secret is not shown');
+    const shown = parse(r.stdout) as Record<string, Record<string, unknown>>;
+    assert.equal(shown['ldap']!['bind_password'], '(secret)');
+    assert.equal(shown['ldap']!['url'], 'ldaps://ldap.example.org');
+    assert.equal(shown['auth']!['directory'], 'ldap');
+  });
+
+  it('R-X19 ldap.url must be ldap:// or ldaps:// URLs', async () => {
+    const r = await poplar(['config', 'check', '-o', 'ldap.url=http://ldap.example.org']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /ldap\.url: "http:\/\/ldap\.example\.org": expected ldap:\/\/ or ldaps:\/\//);
+  });
+
   it('usage errors print "poplar: ..." and exit non-zero', async () => {
     const r = await poplar(['user', 'add']);
     assert.notEqual(r.code, 0);
