@@ -25,6 +25,7 @@ import { networkProblem } from '../net/networks.js';
 import { tryParseListen } from './listen.js';
 import { listenAddress, meta } from './schema-meta.js';
 import { lmtp, policy, quota, retention } from './schema-mail.js';
+import { admin } from './schema-admin.js';
 
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -347,7 +348,7 @@ const log = z
   .prefault({})
   .meta(meta({ description: 'Logging.' }));
 
-export const configSchema = z.strictObject({ server, pop3, auth, tls, oauth, storage, lmtp, quota, retention, policy, log });
+export const configSchema = z.strictObject({ server, pop3, auth, tls, oauth, storage, lmtp, quota, retention, policy, log, admin });
 
 /** The validated, effective configuration. */
 export type Config = z.output<typeof configSchema>;
@@ -386,4 +387,7 @@ export const RESTART_KEYS: Readonly<Partial<Record<DottedKey, string>>> = {
   'quota.over_quota': 'the LMTP delivery agent (`poplar deliver` reads it every time)',
   'policy.users_file': 'the open policy file',
   'policy.state_dir': 'the open poll state',
+  'admin.listen': 'a listening socket',
+  'admin.tls_cert': 'the admin listener',
+  'admin.tls_key': 'the admin listener',
 };
