@@ -110,7 +110,7 @@ export function userRoutes(app: FastifyInstance, ctx: AdminContext): void {
   });
 
   app.put<{ Params: { name: string }; Body: { password: string } }>('/api/v1/users/:name/password', {
-    schema: { tags: ['users'], summary: "Set a user's password", params: nameParam, body: passwordBody, response: { 204: { type: 'null' }, ...errors(400, 404, 409) } },
+    schema: { tags: ['users'], summary: "Set a user's password", params: nameParam, body: passwordBody, response: { 204: { type: 'null', description: 'done' }, ...errors(400, 404, 409) } },
   }, async (req, reply) => {
     const dir = writable(ctx);
     await existing(ctx, req.params.name);
@@ -121,7 +121,7 @@ export function userRoutes(app: FastifyInstance, ctx: AdminContext): void {
   });
 
   app.delete<{ Params: { name: string } }>('/api/v1/users/:name', {
-    schema: { tags: ['users'], summary: 'Delete a user (their mail is kept)', params: nameParam, response: { 204: { type: 'null' }, ...errors(404, 409) } },
+    schema: { tags: ['users'], summary: 'Delete a user (their mail is kept)', params: nameParam, response: { 204: { type: 'null', description: 'done' }, ...errors(404, 409) } },
   }, async (req, reply) => {
     await writable(ctx).remove(req.params.name);
     audit('user_delete', { user: req.params.name }, req.tokenId);
@@ -156,7 +156,7 @@ export function userRoutes(app: FastifyInstance, ctx: AdminContext): void {
     schema: {
       tags: ['grants'], summary: 'Take a grant away',
       params: { type: 'object', required: ['name', 'mailbox'], properties: { name: { type: 'string' }, mailbox: { type: 'string' } } },
-      response: { 204: { type: 'null' }, ...errors(404, 409) },
+      response: { 204: { type: 'null', description: 'done' }, ...errors(404, 409) },
     },
   }, async (req, reply) => {
     await writable(ctx).revoke(req.params.name, req.params.mailbox);
