@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Builds the admin web console (R-X21) into the folder given (dist/src/admin/console for the
 // tests, lib/admin/console for the package): esbuild bundles src/admin/console/app.js with
-// preact, htm and uPlot into app.js, app.css (with uPlot's CSS) and copies index.html. Nothing is
+// preact, htm and uPlot into app.js, app.css (with uPlot's CSS) and copies index.html and favicon.svg. Nothing is
 // fetched at run time: no CDN, no external fonts.
 import { build } from 'esbuild';
 import { copyFile, mkdir, rm } from 'node:fs/promises';
@@ -26,4 +26,4 @@ await build({
   legalComments: 'eof',
   logLevel: 'warning',
 });
-await copyFile(join(src, 'index.html'), join(out, 'index.html'));
+for (const file of ['index.html', 'favicon.svg']) await copyFile(join(src, file), join(out, file));

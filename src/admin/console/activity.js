@@ -54,6 +54,12 @@ function Offenders({ kind, items }) {
   </table>`;
 }
 
+function deliveryText(d) {
+  const refused = Object.values(d.refused).reduce((a, b) => a + b, 0);
+  return `Since ${new Date(d.since).toLocaleString()}: ${d.delivered} delivered (${bytes(d.bytes)}), ` +
+    `${d.rejected} rejected, ${d.failed} failed, ${refused} refused.`;
+}
+
 export function ActivityPage({ onAuthLost }) {
   const [history, setHistory] = useState(undefined);
   const [byAddress, setByAddress] = useState([]);
@@ -76,9 +82,7 @@ export function ActivityPage({ onAuthLost }) {
       ${SERIES.map((s) => html`<${Chart} key=${s.key} title=${s.title} color=${s.color} times=${times}
         series=${history === undefined ? [] : history.series[s.key]} />`)}
     </div>
-    ${deliveries && html`<p class="totals" data-testid="delivery-totals">Since ${new Date(deliveries.since).toLocaleString()}:
-      <strong>${deliveries.delivered}</strong> delivered (${bytes(deliveries.bytes)}), ${deliveries.rejected} rejected, ${deliveries.failed} failed,
-      ${Object.values(deliveries.refused).reduce((a, b) => a + b, 0)} refused.</p>`}
+    ${deliveries && html`<p class="totals" data-testid="delivery-totals">${deliveryText(deliveries)}</p>`}
     <div class="columns">
       <div><h3>Failed logins by address</h3><${Offenders} kind="address" items=${byAddress} /></div>
       <div><h3>Failed logins by user</h3><${Offenders} kind="user" items=${byUser} /></div>
