@@ -84,6 +84,8 @@ describe('R-X13 npm pack + npm install -g (slow: builds and installs the package
     assert.ok(packed.includes('lib/cli/main.js'), packed.join('\n'));
     assert.ok(packed.includes('packaging/poplar.service'));
     assert.ok(packed.includes('docs/operations.md'));
+    // R-X21: the admin console's assets are bundled at build time and shipped; nothing from a CDN.
+    for (const f of ['index.html', 'app.js', 'app.css']) assert.ok(packed.includes(`lib/admin/console/${f}`), `lib/admin/console/${f}`);
     const stray = packed.filter((p) =>
       !/^(lib|packaging|docs)\//.test(p) && p !== 'package.json' && p !== 'README.md' ||
       /\.test\.js$|\.map$|\.ts$/.test(p) || /^(test|bench|src|dist)\//.test(p));
