@@ -390,4 +390,5 @@ export const RESTART_KEYS: Readonly<Partial<Record<DottedKey, string>>> = {
   'admin.listen': 'a listening socket',
   'admin.tls_cert': 'the admin listener',
   'admin.tls_key': 'the admin listener',
+  'admin.tokens_file': 'the admin listener (`poplar admin token` reads it every time)',
 };

@@ -87,4 +87,10 @@ describe('R-X21 admin.listen on a non-loopback address', () => {
     assert.match(run.stderr, /^poplar: admin\.listen 0\.0\.0\.0:0 is not a loopback address: set admin\.tls_cert and admin\.tls_key/);
     assert.equal(run.stderr.split('\n').length, 2);
   });
+
+  it('R-X21 admin.tls_cert without admin.tls_key is refused with a one-line error', async () => {
+    const run = await poplar(['serve', '--data', dataDir, '-o', 'server.first_run_user=', '-o', 'pop3.listen=127.0.0.1:0', '-o', 'admin.listen=127.0.0.1:0', '-o', 'admin.tls_cert=/etc/ssl/x.pem']);
+    assert.equal(run.code, 1);
+    assert.match(run.stderr, /^poplar: admin\.tls_cert and admin\.tls_key go together/);
+  });
 });
