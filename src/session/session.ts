@@ -250,10 +250,7 @@ export class Session implements CommandContext {
     this.close('server shutdown');
   }
 
-  /**
-   * Server shutdown, or an administrator ending the session (R-X21, reason `ended by admin`):
-   * drop the connection without UPDATE (R-K4).
-   */
+  /** Server shutdown, or an admin ending the session (R-X21): drop the connection without UPDATE (R-K4). */
   abort(reason = 'server shutdown'): void {
     this.ending ??= reason;
     this.socket.destroy();

@@ -10,6 +10,8 @@ import { mkdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { DeliveryAgent } from '../../src/delivery/agent.js';
+import { createLogger } from '../../src/observability/logger.js';
 import { needProgram } from '../helpers/external.js';
 import { Pop3Client } from '../helpers/pop3-client.js';
 import { startAdminHarness, type AdminHarness } from './harness.js';
@@ -99,6 +101,7 @@ describe('R-X21 web console in Chromium', { skip }, () => {
   it('R-X21 adds a user through the form (who logs in over POP3), resets a password and changes a quota', async () => {
     await h.store.deliver('alice', Buffer.from(`Subject: big\r\n\r\n${'x'.repeat(800_000)}\r\n`));
     await h.http('PATCH', '/api/v1/users/alice/policy', { quota_bytes: 1_000_000 });
+    await h.http('POST', '/api/v1/users/bob/grants', { mailbox: 'alice' });
     const page = await loggedIn();
     try {
       await page.click('nav button[data-page="users"]');
@@ -141,11 +144,17 @@ describe('R-X21 web console in Chromium', { skip }, () => {
       const c = await Pop3Client.connect(h.pop3Port);
       assert.match(await c.login('alice', 'not-her-password'), /^-ERR/);
       c.close();
+      const agent = new DeliveryAgent({
+        store: h.store, directory: h.directory, policies: h.policies, logger: createLogger('silent'), hostname: 'test.example',
+        overQuota: 'reject', warnPercent: [], recipientDelimiter: '+',
+      });
+      for (const to of ['bob', 'webuser']) await agent.deliver(to, Buffer.from('Subject: hi\r\n\r\nhello\r\n'), { sender: 'a@example.org', recipient: to, protocol: 'local' });
       await page.waitForFunction(
         (n) => Number(document.querySelector('figure.chart[data-series="Failed logins"]')?.getAttribute('data-total')) > n,
         before,
         { timeout: 10_000 },
       );
+      await page.waitForFunction(() => Number(document.querySelector('figure.chart[data-series="Deliveries"]')?.getAttribute('data-total')) >= 2, undefined, { timeout: 10_000 });
       await page.locator('table[data-testid="failed-by-address"] td', { hasText: '127.0.0.1' }).waitFor();
       await page.locator('figure.chart canvas').first().waitFor();
       await page.screenshot({ path: `${SHOTS}activity.png`, fullPage: true });
