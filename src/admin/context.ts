@@ -3,13 +3,12 @@ import type { AdminDirectory } from '../auth/directory.js';
 import type { Logger } from '../observability/logger.js';
 import type { UserPolicies } from '../policy/user-policy.js';
 import type { MailStore } from '../storage/mail-store.js';
-import type { CounterHistory } from './history.js';
-import type { FailedLogins, LiveSessions } from './sources.js';
+import type { Activity, FailedLogins, LiveSessions } from './sources.js';
 
 export interface AdminContext {
   readonly sessions: LiveSessions;
   readonly failures: FailedLogins;
-  readonly history: CounterHistory;
+  readonly activity: Activity;
   readonly directory: AdminDirectory;
   readonly policies: UserPolicies;
   readonly store: MailStore;

@@ -114,7 +114,7 @@ export function sessionRoutes(app: FastifyInstance, ctx: AdminContext): void {
         ...errors(),
       },
     },
-  }, async () => ctx.history.deliveries());
+  }, async () => ctx.activity.deliveries());
 
   app.get('/api/v1/stats/history', {
     schema: {
@@ -136,7 +136,7 @@ export function sessionRoutes(app: FastifyInstance, ctx: AdminContext): void {
         ...errors(),
       },
     },
-  }, async () => ctx.history.view());
+  }, async () => ctx.activity.history());
 
   app.get('/api/v1/whoami', {
     schema: {

@@ -1,11 +1,12 @@
 /**
- * What the admin API reads from the running server, behind two small interfaces (R-X21), so the
+ * What the admin API reads from the running server, behind three small interfaces (R-X21), so the
  * same routes serve one process or many: the in-process versions here read the server's own
- * sessions and failed-login counters; a multi-process server gives the API versions that ask
+ * sessions, failed-login counters and activity counters; a multi-process server gives the API versions that ask
  * every worker and merge the answers.
  */
 import type { LoginThrottle, Penalty, RecentFailure } from '../auth/throttle.js';
 import type { OpenSession } from '../server.js';
+import type { CounterHistory, DeliveryTotals, HistoryView } from './history.js';
 
 /** One live POP3 session as the API returns it. */
 export interface SessionView {
@@ -33,6 +34,12 @@ export interface FailedLogins {
   recent(): Promise<RecentFailure[]>;
   /** The live failed-login counter of one address or user; undefined when none. */
   penalty(kind: 'address' | 'user', key: string): Promise<Penalty | undefined>;
+}
+
+/** The per-minute history and delivery totals; a multi-process server sums its workers'. */
+export interface Activity {
+  history(): Promise<HistoryView>;
+  deliveries(): Promise<DeliveryTotals>;
 }
 
 export function sessionView(s: OpenSession): SessionView {
@@ -66,4 +73,9 @@ export function inProcessFailures(throttle: LoginThrottle): FailedLogins {
     recent: async () => throttle.recent(),
     penalty: async (kind, key) => throttle.penalty(kind, key),
   };
+}
+
+/** The counters this process saw (history.ts). */
+export function inProcessActivity(counters: CounterHistory): Activity {
+  return { history: async () => counters.view(), deliveries: async () => counters.deliveries() };
 }

@@ -26,7 +26,7 @@ export async function startAdmin(opts: {
 }): Promise<AdminListener | undefined> {
   const { config, logger } = opts;
   if (config.admin.listen === '') return undefined;
-  const [{ startAdminServer, AdminListenError }, { AdminTokens }, { CounterHistory }, { inProcessFailures, inProcessSessions }] = await Promise.all([
+  const [{ startAdminServer, AdminListenError }, { AdminTokens }, { CounterHistory }, { inProcessActivity, inProcessFailures, inProcessSessions }] = await Promise.all([
     import('../admin/api-server.js'), import('../admin/tokens.js'), import('../admin/history.js'), import('../admin/sources.js'),
   ]);
   const a = config.admin;
@@ -42,7 +42,7 @@ export async function startAdmin(opts: {
     context: {
       sessions: inProcessSessions(opts.server),
       failures: inProcessFailures(opts.server.throttle),
-      history,
+      activity: inProcessActivity(history),
       directory: opts.directory,
       policies: opts.policies,
       store: opts.store,

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { startAdminServer, type AdminServer } from '../../src/admin/api-server.js';
 import type { AdminContext } from '../../src/admin/context.js';
 import { CounterHistory } from '../../src/admin/history.js';
-import { inProcessFailures, inProcessSessions } from '../../src/admin/sources.js';
+import { inProcessActivity, inProcessFailures, inProcessSessions } from '../../src/admin/sources.js';
 import { AdminTokens } from '../../src/admin/tokens.js';
 import type { AdminDirectory } from '../../src/auth/directory.js';
 import { makeCredentials } from '../../src/auth/credentials.js';
@@ -69,7 +69,7 @@ export async function startAdminHarness(opts: {
   const { token } = await tokens.create();
   const history = new CounterHistory();
   const context: AdminContext = {
-    sessions: inProcessSessions(server), failures: inProcessFailures(server.throttle), history,
+    sessions: inProcessSessions(server), failures: inProcessFailures(server.throttle), activity: inProcessActivity(history),
     directory: opts.apiDirectory ?? directory, policies, store, hashPassword, logger,
   };
   const admin = await startAdminServer({ host: '127.0.0.1', port: 0, tokens, failureDelay: delay, context });
