@@ -17,6 +17,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import swagger from '@fastify/swagger';
+import { Ajv } from 'ajv';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { PasswdFileError } from '../auth/passwd-file.js';
 import { LoginThrottle, type ThrottleOptions } from '../auth/throttle.js';
@@ -86,12 +87,12 @@ export class AdminListenError extends Error {
 
 /** The fastify app with every route, not listening (docs generation and the listener share it). */
 export async function buildAdminApp(opts: Omit<AdminServerOptions, 'host' | 'port'>, https?: { cert: Buffer; key: Buffer }): Promise<FastifyInstance> {
-  const app = Fastify({
-    logger: false,
-    bodyLimit: 64 * 1024,
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
-    ...(https === undefined ? {} : { https }),
-  }) as unknown as FastifyInstance;
+  const app = Fastify({ logger: false, bodyLimit: 64 * 1024, ...(https === undefined ? {} : { https }) }) as unknown as FastifyInstance;
+  // Query strings and paths are text, so `limit=2` is coerced to a number; a JSON body is taken as
+  // sent (`{"quota_bytes": true}` is a 400, not 1). Unknown fields are refused, never dropped.
+  const ajv = (coerceTypes: boolean | 'array') => new Ajv({ coerceTypes, useDefaults: true, removeAdditional: false, allErrors: false, allowUnionTypes: true });
+  const [bodies, text] = [ajv(false), ajv('array')];
+  app.setValidatorCompiler(({ schema, httpPart }) => (httpPart === 'body' ? bodies : text).compile(schema));
   const throttle = new LoginThrottle(opts.failureDelay);
   const ctx = opts.context;
 

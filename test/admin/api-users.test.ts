@@ -41,6 +41,7 @@ describe('R-X21 admin API: users, grants, policy, maildrops', () => {
       [{ name: 'dave' }, 'VALIDATION'],
       [{ name: 'dave', password: '' }, 'VALIDATION'],
       [{ name: 'dave', password: 'x', admin: true }, 'VALIDATION'],
+      [{ name: 'dave', password: 12345 }, 'VALIDATION'],
       [{ name: 'bad name', password: 'x' }, 'INVALID_NAME'],
       ['{not json', 'VALIDATION'],
     ];
@@ -130,7 +131,7 @@ describe('R-X21 admin API: users, grants, policy, maildrops', () => {
     const dropped = await h.http('PATCH', '/api/v1/users/alice/policy', { login_delay: null, retrieved_days: null });
     assert.deepEqual(dropped.json.overrides, { quota_bytes: 1_000_000 });
     assert.equal((await h.http('GET', '/api/v1/users/alice/policy')).json.effective.login_delay, 0);
-    for (const body of [{}, { quota_bytes: -1 }, { quota_bytes: 'big' }, { nonsense: 1 }]) {
+    for (const body of [{}, { quota_bytes: -1 }, { quota_bytes: 'big' }, { quota_bytes: true }, { quota_bytes: '5' }, { nonsense: 1 }]) {
       const bad = await h.http('PATCH', '/api/v1/users/alice/policy', body);
       assert.equal(bad.status, 400, JSON.stringify(body));
       assert.equal(bad.json.error.code, 'VALIDATION');
