@@ -11,6 +11,9 @@ import { Pop3Client } from '../helpers/pop3-client.js';
 import { waitFor } from '../helpers/wait.js';
 import { startAdminHarness, type AdminHarness } from './harness.js';
 
+/** The current minute and the one before (a test may cross a minute boundary). */
+const lastTwo = (series: number[]): number => series.at(-1)! + series.at(-2)!;
+
 describe('R-X21 admin API: sessions and activity', () => {
   let h: AdminHarness;
   before(async () => {
@@ -96,8 +99,8 @@ describe('R-X21 admin API: sessions and activity', () => {
     const hist = await h.http('GET', '/api/v1/stats/history');
     assert.equal(hist.json.step, 60);
     assert.equal(hist.json.series.failedLogins.length, 60);
-    assert.ok(hist.json.series.failedLogins.at(-1) >= 1);
-    assert.ok(hist.json.series.logins.at(-1) >= 1);
+    assert.ok(lastTwo(hist.json.series.failedLogins) >= 1);
+    assert.ok(lastTwo(hist.json.series.logins) >= 1);
   });
 
   it('R-X21 delivery counts and the deliveries series count real deliveries', async () => {
@@ -112,6 +115,6 @@ describe('R-X21 admin API: sessions and activity', () => {
     assert.ok(now.bytes > before.bytes);
     assert.equal(typeof now.refused, 'object');
     const hist = await h.http('GET', '/api/v1/stats/history');
-    assert.ok(hist.json.series.deliveries.at(-1) >= 1);
+    assert.ok(lastTwo(hist.json.series.deliveries) >= 1);
   });
 });
