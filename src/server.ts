@@ -92,12 +92,32 @@ export interface PoplarServerOptions extends OperationsOptions {
   readonly connectionCaps?: ConnectionCaps;
 }
 
+/** One open POP3 session as the admin API shows it (R-X21). */
+export interface OpenSession {
+  readonly id: string;
+  readonly remoteAddress: string;
+  /** Accepted at, ms since the epoch. */
+  readonly since: number;
+  readonly phase: 'authorization' | 'transaction' | 'update';
+  /** Who logged in and which maildrop is open; undefined before login. */
+  readonly user: string | undefined;
+  readonly mailbox: string | undefined;
+  readonly bytesOut: number;
+  readonly secure: boolean;
+  /** Drops the connection without UPDATE (R-K4); the session's `closed` follows. */
+  end(): void;
+}
+
 export interface PoplarServer {
   /** The bound addresses (port 0 resolved): plain POP3 first, then POP3S. */
   addresses(): AddressInfo[];
   /** The implicit-TLS (POP3S) addresses. */
   tlsAddresses(): AddressInfo[];
   readonly sessionCount: number;
+  /** R-X21: the sessions open in this process now. */
+  openSessions(): OpenSession[];
+  /** R-X9's failed-login counters of this server (the admin API reads its recent failures). */
+  readonly throttle: LoginThrottle;
   /** Listening and not shutting down (the health check). */
   readonly accepting: boolean;
   /**
@@ -142,12 +162,26 @@ export async function startServer(opts: PoplarServerOptions): Promise<PoplarServ
     greeting: o.greeting ?? 'POP3 server ready',
   });
   let current = forNewSessions(opts.settings, opts);
+  const open = new Set<Session>();
   const onConnection: ConnectionHandler = (socket, info) => {
     const { settings, services, trusted, greeting } = current;
     const session = new Session(socket, services, settings, { ...info, trusted: inNetworks(trusted, info.remoteAddress) }, COMMANDS);
+    open.add(session);
+    void session.closed.then(() => open.delete(session));
     session.start(greeting);
     return session;
   };
+  const view = (s: Session): OpenSession => ({
+    id: s.id,
+    remoteAddress: s.remoteAddress,
+    since: s.since,
+    phase: s.state.phase,
+    user: s.stats.user,
+    mailbox: s.stats.mailbox,
+    bytesOut: s.stats.bytesOut,
+    secure: s.secure,
+    end: () => s.abort('ended by admin'),
+  });
   let shutdownTimeoutMs = opts.shutdownTimeoutMs ?? 0;
   const listener = new Pop3Listener(onConnection, listenerOptions(opts), opts.tls, opts.logger);
   await shaCryptPoolReady();
@@ -161,6 +195,8 @@ export async function startServer(opts: PoplarServerOptions): Promise<PoplarServ
     get sessionCount() {
       return listener.sessionCount;
     },
+    openSessions: () => [...open].map(view),
+    throttle,
     get accepting() {
       return listener.accepting;
     },

@@ -38,3 +38,33 @@ export interface UserDirectory {
    */
   lookupAddress?(address: string): Promise<UserRecord | undefined>;
 }
+
+/**
+ * R-X21: what an administrator may do with a directory, so the admin API serves users from any
+ * backend. `writable: true`: poplar owns the records (the passwd file) and may add, change and
+ * remove them. `writable: false`: the records belong to another system (LDAP); users and grants
+ * are listed read-only and `note` says where to change them.
+ */
+export interface ListableDirectory extends UserDirectory {
+  readonly writable: boolean;
+  /** Every user, in the directory's order. */
+  list(): Promise<UserRecord[]>;
+}
+
+export interface ReadOnlyDirectory extends ListableDirectory {
+  readonly writable: false;
+  /** Shown by the API and the console, e.g. "users come from LDAP ldap://…; change them there". */
+  readonly note: string;
+}
+
+export interface WritableDirectory extends ListableDirectory {
+  readonly writable: true;
+  /** `hash`: a stored credential with its scheme; `credentials`: the `poplar_*` extra fields. */
+  add(name: string, hash: string, credentials?: Readonly<Record<string, string>>): Promise<void>;
+  setPassword(name: string, hash: string, credentials?: Readonly<Record<string, string>>): Promise<void>;
+  remove(name: string): Promise<void>;
+  grant(user: string, mailbox: string): Promise<void>;
+  revoke(user: string, mailbox: string): Promise<void>;
+}
+
+export type AdminDirectory = ReadOnlyDirectory | WritableDirectory;

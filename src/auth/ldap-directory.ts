@@ -21,7 +21,7 @@
 import type { Client, Entry } from 'ldapts';
 import { DirectoryError } from '../errors.js';
 import { printableName, userNameProblem } from '../user-name.js';
-import type { UserDirectory, UserRecord } from './directory.js';
+import type { ReadOnlyDirectory, UserRecord } from './directory.js';
 import { isLdapResult, LdapPool, type LdapServerOptions } from './ldap-pool.js';
 
 /** Connections per pool (look-ups; user binds). */
@@ -80,7 +80,10 @@ export function parseQuota(text: string | undefined): number | undefined {
   return Number(m[1]) * 1024 ** ' KMG'.indexOf((m[2] || ' ').toUpperCase());
 }
 
-export class LdapDirectory implements UserDirectory {
+export class LdapDirectory implements ReadOnlyDirectory {
+  /** R-X21: the admin API lists LDAP users read-only; they are changed in the directory. */
+  readonly writable = false as const;
+  readonly note: string;
   private readonly lookups: LdapPool;
   private readonly binds: LdapPool;
   private readonly quotas = new Map<string, number>();
@@ -89,6 +92,7 @@ export class LdapDirectory implements UserDirectory {
 
   constructor(private readonly opts: LdapDirectoryOptions) {
     const { bindDn, bindPassword } = opts;
+    this.note = `users live in the LDAP directory ${opts.server.urls.join(' ')}: add, change and remove them there`;
     this.lookups = new LdapPool(opts.server, POOL_SIZE, async (client) => {
       if (bindDn !== '') await client.bind(bindDn, bindPassword);
     });

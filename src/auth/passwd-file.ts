@@ -10,7 +10,7 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { AdminFileError, editFile } from '../storage/admin-file.js';
-import type { UserDirectory, UserRecord } from './directory.js';
+import type { UserRecord, WritableDirectory } from './directory.js';
 import { printableName, userNameProblem } from '../user-name.js';
 
 export type PasswdFileErrorCode = 'INVALID_NAME' | 'EXISTS' | 'NO_SUCH_USER' | 'ALREADY_GRANTED' | 'NOT_GRANTED' | 'FILE';
@@ -130,7 +130,9 @@ export interface PasswdFileOptions {
   warn?: (message: string) => void;
 }
 
-export class PasswdFile implements UserDirectory {
+export class PasswdFile implements WritableDirectory {
+  /** R-X21: poplar owns this file, so the admin API may change it. */
+  readonly writable = true;
   readonly path: string;
   private readonly statIntervalMs: number;
   private readonly warn: (message: string) => void;

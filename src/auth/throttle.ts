@@ -7,6 +7,8 @@
  * password (a phone with an old password polling every minute) does not make it grow: a failure
  * with a password already tried for that user is not counted again. Counters fade after
  * `windowMs` without failures. Pure: the clock is injected; memory is bounded by `maxEntries`.
+ * Beside the counters, the last RECENT_FAILURES failures (time, address, user) are kept in a ring
+ * for the admin API (R-X21): `recent()` and `penalty()`.
  */
 import { createHmac, randomBytes } from 'node:crypto';
 
@@ -30,6 +32,24 @@ interface Counter {
 }
 
 const MAX_TRIED_PER_USER = 8;
+/** How many failed logins `recent()` remembers (a ring: the oldest is overwritten). */
+export const RECENT_FAILURES = 1000;
+
+/** One failed login as the admin API shows it. */
+export interface RecentFailure {
+  /** ms since the epoch */
+  readonly at: number;
+  readonly address: string;
+  /** The name the client gave, if any (it may not exist). */
+  readonly user: string | undefined;
+}
+
+/** The counter behind the delay of one address or user. */
+export interface Penalty {
+  readonly failures: number;
+  /** The delay the next failure gets at least, ms. */
+  readonly delayMs: number;
+}
 
 export class LoginThrottle {
   private readonly ips = new Map<string, Counter>();
@@ -38,6 +58,8 @@ export class LoginThrottle {
   private readonly key = randomBytes(32);
   private readonly now: () => number;
   private readonly maxEntries: number;
+  private readonly ring: RecentFailure[] = [];
+  private ringNext = 0;
 
   constructor(private opts: ThrottleOptions) {
     this.now = opts.now ?? Date.now;
@@ -52,6 +74,10 @@ export class LoginThrottle {
   /** Records a failed login and returns how long to wait before answering it, ms. */
   failure(ip: string, user: string | undefined, password: string | undefined): number {
     const now = this.now();
+    const entry: RecentFailure = { at: now, address: ip, user };
+    if (this.ring.length < RECENT_FAILURES) this.ring.push(entry);
+    else this.ring[this.ringNext] = entry;
+    this.ringNext = (this.ringNext + 1) % RECENT_FAILURES;
     const u = user === undefined ? undefined : this.counter(this.users, user, now);
     const fingerprint =
       user === undefined || password === undefined
@@ -86,6 +112,20 @@ export class LoginThrottle {
     const i = this.live(this.ips.get(ip), now);
     const u = user === undefined ? undefined : this.live(this.users.get(user), now);
     return this.delay(Math.max(i?.failures ?? 0, u?.failures ?? 0));
+  }
+
+  /** The last RECENT_FAILURES failed logins, newest first. */
+  recent(): RecentFailure[] {
+    const n = this.ring.length;
+    const out: RecentFailure[] = [];
+    for (let k = 1; k <= n; k++) out.push(this.ring[(this.ringNext - k + n) % n]!);
+    return out;
+  }
+
+  /** The live counter of one address or user (undefined: none, or faded after `windowMs`). */
+  penalty(kind: 'address' | 'user', key: string): Penalty | undefined {
+    const c = this.live((kind === 'address' ? this.ips : this.users).get(key), this.now());
+    return c === undefined ? undefined : { failures: c.failures, delayMs: this.delay(c.failures) };
   }
 
   private delay(failures: number): number {

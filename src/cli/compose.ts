@@ -15,7 +15,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hostname as osHostname } from 'node:os';
-import type { UserDirectory, UserRecord } from '../auth/directory.js';
+import type { AdminDirectory } from '../auth/directory.js';
 import { PasswdFile } from '../auth/passwd-file.js';
 import type { TokenVerifier } from '../auth/sasl/token-verifier.js';
 import type { GssapiAcceptor } from '../auth/sasl/gssapi.js';
@@ -42,13 +42,11 @@ export function createDirectory(config: Config): PasswdFile {
 }
 
 /** The user directory of `auth.directory`, as the server, delivery and the admin commands use it. */
-export interface Directory extends UserDirectory {
-  /** Every user (retention, `poplar user list`, `poplar quota list`). */
-  list(): Promise<UserRecord[]>;
+export type Directory = AdminDirectory & {
   /** The quota the directory gives a maildrop (LDAP `quota_attribute`), under a `poplar quota set` value. */
   quotaOf?(maildrop: string): number | undefined;
   close?(): Promise<void>;
-}
+};
 
 /** A file named by a setting, read whole; a CliError naming the setting when it cannot be. */
 async function settingFile(key: string, path: string): Promise<string> {

@@ -9,6 +9,7 @@ import { Command, CommanderError } from 'commander';
 import { PasswdFileError } from '../auth/passwd-file.js';
 import { ConfigError, DirectoryError } from '../errors.js';
 import { CliError, ExitStatus } from './common.js';
+import { adminCommand } from './admin.js';
 import { certCommand } from './cert.js';
 import { configCommand } from './config.js';
 import { deliverCommand } from './deliver.js';
@@ -24,7 +25,7 @@ import { userCommand } from './user.js';
 
 const SUBCOMMANDS: ReadonlyArray<() => Command> = [
   serveCommand, userCommand, grantCommand, configCommand, deliverCommand, quotaCommand, retentionCommand,
-  expireCommand, importCommand, exportCommand, certCommand, reloadCommand,
+  expireCommand, importCommand, exportCommand, certCommand, reloadCommand, adminCommand,
 ];
 
 /** The package's version: package.json is two levels up in the package (lib/cli/), three in a build (dist/src/cli/). */

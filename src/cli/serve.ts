@@ -19,6 +19,7 @@ import {
   loadServerSecret, openDirectory, serverHostname, type Directory,
 } from './compose.js';
 import { acquirePidFile } from './serve-pidfile.js';
+import { startAdmin } from './serve-admin.js';
 import { operationsOptions, startOperations } from './serve-operations.js';
 
 export function sessionSettings(config: Config): SessionSettings {
@@ -86,6 +87,11 @@ async function serve(config: Config, logger: Logger, reloadConfig?: () => Config
     maxRecipients: config.lmtp.max_recipients,
   }, logger);
   await lmtp.listen(config.lmtp.listen.map(parseListen));
+  const admin = await startAdmin({ config, server, directory, policies: policy, store, logger }).catch(async (e: unknown) => {
+    await Promise.all([server.close(), lmtp.close()]);
+    await store.close();
+    throw e;
+  });
   const sweeper = createSweeper(config, store, directory, logger, undefined, policy);
   let sweepInterval = config.retention.sweep_interval;
   sweeper.start(sweepInterval * 1000);
@@ -110,7 +116,7 @@ async function serve(config: Config, logger: Logger, reloadConfig?: () => Config
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {
       logger.info({ event: 'shutdown', signal, sessions: server.sessionCount }, 'shutting down');
-      void Promise.all([server.close(), lmtp.close(), sweeper.stop(), operations.stop()])
+      void Promise.all([server.close(), lmtp.close(), sweeper.stop(), operations.stop(), admin?.close()])
         .then(() => Promise.all([store.close(), directory.close?.()]))
         .catch((err: unknown) => logger.error({ err }, 'shutdown failed'))
         .finally(resolve);

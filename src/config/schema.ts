@@ -25,6 +25,7 @@ import { networkProblem } from '../net/networks.js';
 import { tryParseListen } from './listen.js';
 import { listenAddress, meta } from './schema-meta.js';
 import { lmtp, policy, quota, retention } from './schema-mail.js';
+import { admin } from './schema-admin.js';
 import { ldap } from './schema-ldap.js';
 
 
@@ -377,7 +378,7 @@ const log = z
   .prefault({})
   .meta(meta({ description: 'Logging.' }));
 
-export const configSchema = z.strictObject({ server, pop3, auth, ldap, tls, oauth, storage, lmtp, quota, retention, policy, log });
+export const configSchema = z.strictObject({ server, pop3, auth, ldap, tls, oauth, storage, lmtp, quota, retention, policy, log, admin });
 
 /** The validated, effective configuration. */
 export type Config = z.output<typeof configSchema>;
@@ -436,4 +437,8 @@ export const RESTART_KEYS: Readonly<Partial<Record<DottedKey, string>>> = {
   'quota.over_quota': 'the LMTP delivery agent (`poplar deliver` reads it every time)',
   'policy.users_file': 'the open policy file',
   'policy.state_dir': 'the open poll state',
+  'admin.listen': 'a listening socket',
+  'admin.tls_cert': 'the admin listener',
+  'admin.tls_key': 'the admin listener',
+  'admin.tokens_file': 'the admin listener (`poplar admin token` reads it every time)',
 };

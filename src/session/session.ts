@@ -56,6 +56,10 @@ export class Session implements CommandContext {
   };
   readonly log: Logger;
   readonly remoteAddress: string;
+  /** The connection's id (ConnectionInfo.id): the admin API names a session by it (R-X21). */
+  readonly id: string;
+  /** When the connection was accepted, ms since the epoch. */
+  readonly since = Date.now();
   /** Resolves when the session has ended and released its maildrop. */
   readonly closed: Promise<void>;
 
@@ -87,7 +91,6 @@ export class Session implements CommandContext {
   private readonly aborter = new AbortController();
   /** Server shutdown: no new login; a session not logged in closes as soon as it is idle. */
   private draining = false;
-  private readonly startedAt = Date.now();
   private resolveClosed!: () => void;
 
   constructor(
@@ -101,6 +104,7 @@ export class Session implements CommandContext {
     this.isSecure = info.secure === true;
     this.trusted = info.trusted === true;
     this.remoteAddress = info.remoteAddress;
+    this.id = info.id;
     // R-K2 / RFC 1939 §7: a banner unique to this greeting, `<process-id.clock@host>`.
     this.apopBanner = settings.apop
       ? `<${process.pid}.${Date.now()}${randomBytes(3).toString('hex')}@${settings.hostname}>`
@@ -246,9 +250,9 @@ export class Session implements CommandContext {
     this.close('server shutdown');
   }
 
-  /** Server shutdown: drop the connection without UPDATE (R-K4). */
-  abort(): void {
-    this.ending ??= 'server shutdown';
+  /** Server shutdown, or an admin ending the session (R-X21): drop the connection without UPDATE (R-K4). */
+  abort(reason = 'server shutdown'): void {
+    this.ending ??= reason;
     this.socket.destroy();
   }
 
@@ -377,7 +381,7 @@ export class Session implements CommandContext {
       ms = this.settings.timeoutUnauthenticatedMs;
       // R-X9: a client trickling one command per idle period still has to log in in time.
       const login = this.settings.loginTimeoutMs ?? 0;
-      if (login > 0) ms = Math.max(0, Math.min(ms, this.startedAt + login - Date.now()));
+      if (login > 0) ms = Math.max(0, Math.min(ms, this.since + login - Date.now()));
     }
     // The same period again (every command after login): restart the timer in place.
     if (this.timer !== undefined && ms === this.timerMs) {

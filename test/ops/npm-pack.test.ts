@@ -88,6 +88,8 @@ describe('R-X13 npm pack + npm install -g (slow: builds and installs the package
     assert.ok(packed.includes('packaging/poplar.service'));
     assert.ok(packed.includes('docs/operations.md'));
     for (const f of GSSAPI_FILES) assert.ok(packed.includes(f), `${f} is not in the tarball`);
+    // R-X21: the admin console's assets are bundled at build time and shipped; nothing from a CDN.
+    for (const f of ['index.html', 'app.js', 'app.css']) assert.ok(packed.includes(`lib/admin/console/${f}`), `lib/admin/console/${f}`);
     const stray = packed.filter((p) =>
       !/^(lib|packaging|docs)\//.test(p) && p !== 'package.json' && p !== 'README.md' && !GSSAPI_FILES.includes(p) ||
       /\.test\.js$|\.map$|\.ts$/.test(p) || /^(test|bench|src|dist)\//.test(p));
