@@ -15,7 +15,7 @@ import { startServer } from '../server.js';
 import type { SessionSettings } from '../session/context.js';
 import type { MailStore } from '../storage/mail-store.js';
 import {
-  createAgent, createDirectory, createPolicies, createPollState, createStore, createSweeper, defaultsFrom, loadSecurity,
+  createAgent, createDirectory, createPolicies, createPollState, createStore, createSweeper, defaultsFrom, loadSecurity, storeReady,
   loadServerSecret, serverHostname,
 } from './compose.js';
 import { acquirePidFile } from './serve-pidfile.js';
@@ -59,6 +59,7 @@ export async function runServe(config: Config, reloadConfig?: () => Config): Pro
 async function serve(config: Config, logger: Logger, reloadConfig?: () => Config): Promise<void> {
   const directory = createDirectory(config);
   const store = createStore(config, logger);
+  await storeReady(store);
   await firstRun(config, directory, store, logger);
 
   const security = await loadSecurity(config, logger);
