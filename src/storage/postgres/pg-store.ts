@@ -152,7 +152,7 @@ export class PostgresMailStore implements MailStore, SnapshotHost {
     return this.tx(async (tx) => {
       // The body first: the maildrop's row is locked (by taking its uid) only for the last two statements.
       const bodyId = await attachBody(tx, body);
-      const { id, uid } = await this.takeUid(tx, mailbox);
+      const { id, uid } = await this.takeUid(tx, mailbox, opts.uid ?? 0);
       await tx`INSERT INTO messages (maildrop_id, uid, body_id, size, head, uidl, received_at, retrieved_at)
         VALUES (${id}, ${uid}, ${bodyId}, ${size}, ${head}, ${opts.uidl ?? null}, ${received}, ${opts.seen === true ? received : null})`;
       return { uid, size };
@@ -227,11 +227,15 @@ export class PostgresMailStore implements MailStore, SnapshotHost {
     }
   }
 
-  /** R-S12: the maildrop's next uid, advanced in this transaction (created at uid 1 if new). */
-  private async takeUid(tx: TransactionSql, mailbox: string): Promise<{ id: number; uid: number }> {
+  /**
+   * R-S12: the maildrop's next uid (or `wanted`, DeliverOptions.uid, if no uid at or above it was
+   * given), the counter advanced past it in this transaction; a new maildrop starts at uid 1.
+   */
+  private async takeUid(tx: TransactionSql, mailbox: string, wanted: number): Promise<{ id: number; uid: number }> {
     for (;;) {
       const [row] = await tx<{ id: number; uid: number }[]>`
-        UPDATE maildrops SET next_uid = next_uid + 1 WHERE name = ${mailbox} RETURNING id, next_uid - 1 AS uid`;
+        UPDATE maildrops SET next_uid = greatest(next_uid, ${wanted}::bigint) + 1 WHERE name = ${mailbox}
+        RETURNING id, next_uid - 1 AS uid`;
       if (row !== undefined) return row;
       await tx`INSERT INTO maildrops (name) VALUES (${mailbox}) ON CONFLICT (name) DO NOTHING`;
     }
