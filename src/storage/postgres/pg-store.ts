@@ -49,6 +49,9 @@ export interface PostgresMailStoreOptions {
   readonly checkSchema?: boolean;
 }
 
+/** Runs of a transaction PostgreSQL aborted to break a deadlock (tx()). */
+const DEADLOCK_RETRIES = 3;
+
 interface MessageRow {
   uid: number;
   size: number;
@@ -91,12 +94,21 @@ export class PostgresMailStore implements MailStore, SnapshotHost {
     return this.schema;
   }
 
+  /**
+   * Runs `fn` in a transaction, again (up to DEADLOCK_RETRIES times) if PostgreSQL broke a
+   * deadlock by aborting it: a delivery that found an existing body holds that body's row and
+   * waits for the maildrop's, while a retention sweep holds the maildrop's and waits for the
+   * body's. Every transaction here can run again from the start (commit is idempotent).
+   */
   async tx<T>(fn: (tx: TransactionSql) => Promise<T>): Promise<T> {
     await this.schema.catch((e: unknown) => { throw new StorageError('IO', (e as Error).message, e); });
-    try {
-      return (await this.sql.begin(fn)) as T;
-    } catch (err) {
-      throw toStorageError(err);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return (await this.sql.begin(fn)) as T;
+      } catch (err) {
+        if ((err as { code?: unknown }).code === '40P01' && attempt < DEADLOCK_RETRIES) continue;
+        throw toStorageError(err);
+      }
     }
   }
 
