@@ -29,6 +29,8 @@ import { UserPolicies, type EffectivePolicy } from '../policy/user-policy.js';
 import type { MailStore } from '../storage/mail-store.js';
 import { MaildirStore } from '../storage/maildir/maildir-store.js';
 import { MemoryMailStore } from '../storage/memory/memory-store.js';
+import { connectPostgres, type PostgresOptions } from '../storage/postgres/client.js';
+import { PostgresMailStore } from '../storage/postgres/pg-store.js';
 import { CliError } from './common.js';
 
 /** The host name of greetings, trace headers and quota warnings (`pop3.hostname`, else the system's). */
@@ -100,6 +102,10 @@ export async function withDirectory<T>(config: Config, use: (directory: Director
 /** `logger`: where the Maildir store reports the symbolic links it leaves out. */
 export function createStore(config: Config, logger?: Logger): MailStore {
   if (config.storage.backend === 'memory') return new MemoryMailStore();
+  if (config.storage.backend === 'postgres') {
+    if (config.postgres.url === '') throw new CliError('storage.backend = "postgres" needs postgres.url (the database URL)');
+    return new PostgresMailStore({ sql: connectPostgres(postgresOptions(config)), ownsPool: true, leaseSeconds: config.postgres.lease_seconds });
+  }
   const template = config.storage.maildir_path;
   return new MaildirStore({
     path: (mailbox) => template.replaceAll('%u', () => mailbox),
@@ -107,6 +113,28 @@ export function createStore(config: Config, logger?: Logger): MailStore {
     dirtyWindowMs: config.storage.maildir_dirty_window,
     ...(logger === undefined ? {} : { logger }),
   });
+}
+
+/**
+ * Waits until the store can serve: for PostgreSQL, the schema is the one this poplar knows (a node
+ * refuses to start on a database not migrated, or migrated by a newer poplar, with the reason).
+ */
+export async function storeReady(store: MailStore): Promise<void> {
+  if (!(store instanceof PostgresMailStore)) return;
+  await store.ready().catch(async (err: unknown) => {
+    await store.close().catch(() => undefined);
+    throw new CliError(`cannot use the database: ${(err as Error).message}`);
+  });
+}
+
+/** The pool settings of `[postgres]`, for every part of poplar that keeps data in PostgreSQL. */
+export function postgresOptions(config: Config): PostgresOptions {
+  return {
+    url: config.postgres.url,
+    poolSize: config.postgres.pool_size,
+    connectTimeout: config.postgres.connect_timeout,
+    statementTimeout: config.postgres.statement_timeout,
+  };
 }
 
 /** The server-wide defaults of the per-user policy (R-S16, R-S18, R-X10). */

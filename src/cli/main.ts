@@ -12,6 +12,7 @@ import { CliError, ExitStatus } from './common.js';
 import { adminCommand } from './admin.js';
 import { certCommand } from './cert.js';
 import { configCommand } from './config.js';
+import { dbCommand } from './db.js';
 import { deliverCommand } from './deliver.js';
 import { expireCommand } from './expire.js';
 import { exportCommand } from './export.js';
@@ -25,7 +26,7 @@ import { userCommand } from './user.js';
 
 const SUBCOMMANDS: ReadonlyArray<() => Command> = [
   serveCommand, userCommand, grantCommand, configCommand, deliverCommand, quotaCommand, retentionCommand,
-  expireCommand, importCommand, exportCommand, certCommand, reloadCommand, adminCommand,
+  expireCommand, importCommand, exportCommand, certCommand, reloadCommand, adminCommand, dbCommand,
 ];
 
 /** The package's version: package.json is two levels up in the package (lib/cli/), three in a build (dist/src/cli/). */

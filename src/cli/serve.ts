@@ -16,7 +16,7 @@ import type { SessionSettings } from '../session/context.js';
 import type { MailStore } from '../storage/mail-store.js';
 import {
   createAgent, createGssapi, createPolicies, createPollState, createStore, createSweeper, defaultsFrom, loadSecurity,
-  loadServerSecret, openDirectory, serverHostname, type Directory,
+  loadServerSecret, openDirectory, serverHostname, storeReady, type Directory,
 } from './compose.js';
 import { acquirePidFile } from './serve-pidfile.js';
 import { startAdmin } from './serve-admin.js';
@@ -61,6 +61,7 @@ export async function runServe(config: Config, reloadConfig?: () => Config): Pro
 async function serve(config: Config, logger: Logger, reloadConfig?: () => Config): Promise<void> {
   const directory = await openDirectory(config, (message) => logger.warn({ event: 'directory_entry_skipped' }, message));
   const store = createStore(config, logger);
+  await storeReady(store);
   await firstRun(config, directory, store, logger);
 
   const security = await loadSecurity(config, logger);
