@@ -3,10 +3,15 @@
  * real POP3 server and its admin listener. Logs in with the form and with `/#token=`, sees a live
  * POP3 session the test holds open, ends one from the table, adds a user through the form (who
  * then logs in over POP3), resets a password, changes a quota, and sees a failed login in the
- * chart's data. Saves a screenshot of each page under docs/console/ for the README.
+ * chart's data. Saves a screenshot of each page: under docs/console/ for the README when
+ * POPLAR_SCREENSHOTS=1 (`POPLAR_SCREENSHOTS=1 node scripts/run-tests.mjs admin/console`), else
+ * in a temporary folder, so a test run leaves the work tree as it was.
  */
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -16,7 +21,9 @@ import { needProgram } from '../helpers/external.js';
 import { Pop3Client } from '../helpers/pop3-client.js';
 import { startAdminHarness, type AdminHarness } from './harness.js';
 
-const SHOTS = fileURLToPath(new URL('../../../docs/console/', import.meta.url));
+const SHOTS = process.env.POPLAR_SCREENSHOTS === '1'
+  ? fileURLToPath(new URL('../../../docs/console/', import.meta.url))
+  : `${mkdtempSync(join(tmpdir(), 'poplar-shots-'))}/`;
 const skip = needProgram('chromium', 'chromium');
 
 describe('R-X21 web console in Chromium', { skip }, () => {
