@@ -68,6 +68,17 @@ export class ConfigError extends Error {
   }
 }
 
+/**
+ * A backend that cannot answer now (a database down, refusing or timing out): a session gets
+ * `-ERR [SYS/TEMP]` (toPop3Error's default), a command one line without a stack.
+ */
+export class UnavailableError extends Error {
+  constructor(message: string, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = 'UnavailableError';
+  }
+}
+
 /** Anything unexpected becomes `-ERR [SYS/TEMP]` and is logged with its stack (habit 5). */
 export function toPop3Error(err: unknown): Pop3Error {
   if (err instanceof Pop3Error) return err;

@@ -10,17 +10,14 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { AdminFileError, editFile } from '../storage/admin-file.js';
-import type { UserDirectory, UserRecord } from './directory.js';
+import { CREDENTIAL_KEYS, DirectoryError, type Credentials, type DirectoryErrorCode, type ManagedDirectory, type UserRecord } from './directory.js';
 import { printableName, userNameProblem } from '../user-name.js';
 
-export type PasswdFileErrorCode = 'INVALID_NAME' | 'EXISTS' | 'NO_SUCH_USER' | 'ALREADY_GRANTED' | 'NOT_GRANTED' | 'FILE';
-
-export class PasswdFileError extends Error {
-  readonly code: PasswdFileErrorCode;
-  constructor(code: PasswdFileErrorCode, message: string) {
-    super(message);
+/** The directory's errors (directory.ts), as the users file raises them. */
+export class PasswdFileError extends DirectoryError {
+  constructor(code: DirectoryErrorCode, message: string) {
+    super(code, message);
     this.name = 'PasswdFileError';
-    this.code = code;
   }
 }
 
@@ -66,10 +63,6 @@ function grantsOf(fields: readonly string[]): string[] {
 function withGrants(fields: readonly string[], grants: readonly string[]): string[] {
   return withExtra(fields, GRANTS_KEY, grants.length === 0 ? undefined : grants.join(','));
 }
-
-/** Extra-field keys that hold credentials for challenge mechanisms (auth/credentials.ts). */
-export const CREDENTIAL_KEYS = ['poplar_scram', 'poplar_nt', 'poplar_cram', 'poplar_secret'] as const;
-export type CredentialKey = (typeof CREDENTIAL_KEYS)[number];
 
 function credentialsOf(fields: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
@@ -130,7 +123,7 @@ export interface PasswdFileOptions {
   warn?: (message: string) => void;
 }
 
-export class PasswdFile implements UserDirectory {
+export class PasswdFile implements ManagedDirectory {
   readonly path: string;
   private readonly statIntervalMs: number;
   private readonly warn: (message: string) => void;
@@ -145,6 +138,12 @@ export class PasswdFile implements UserDirectory {
     this.statIntervalMs = opts.statIntervalMs ?? 1000;
     this.warn = opts.warn ?? ((message) => process.stderr.write(`poplar: ${message}\n`));
   }
+
+  get where(): string {
+    return this.path;
+  }
+
+  async close(): Promise<void> {}
 
   private records(lines: readonly Line[]): Map<string, UserRecord> {
     return recordsOf(lines, (line, n, problem) => {
@@ -228,7 +227,7 @@ export class PasswdFile implements UserDirectory {
   }
 
   /** Adds a user with a stored credential such as hashPassword() returns. */
-  async add(name: string, hash: string, credentials?: Partial<Record<CredentialKey, string>>): Promise<void> {
+  async add(name: string, hash: string, credentials?: Credentials): Promise<void> {
     checkName(name);
     await this.modify((lines) => {
       if (lines.some((l) => l.fields?.[0] === name)) throw new PasswdFileError('EXISTS', `user "${name}" already exists`);
@@ -245,7 +244,7 @@ export class PasswdFile implements UserDirectory {
    * Sets the password field and, when `credentials` is given, replaces every `poplar_*`
    * credential token with those given (a mechanism no longer enabled loses its stale secret).
    */
-  async setPassword(name: string, hash: string, credentials?: Partial<Record<CredentialKey, string>>): Promise<void> {
+  async setPassword(name: string, hash: string, credentials?: Credentials): Promise<void> {
     await this.modify((lines) => {
       const line = PasswdFile.find(lines, name);
       let fields = [...line.fields!];
