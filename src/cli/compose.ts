@@ -27,6 +27,7 @@ import { UserPolicies, type EffectivePolicy } from '../policy/user-policy.js';
 import type { MailStore } from '../storage/mail-store.js';
 import { MaildirStore } from '../storage/maildir/maildir-store.js';
 import { MemoryMailStore } from '../storage/memory/memory-store.js';
+import type { PostgresOptions } from '../storage/postgres/client.js';
 import { CliError } from './common.js';
 
 /** The host name of greetings, trace headers and quota warnings (`pop3.hostname`, else the system's). */
@@ -49,6 +50,16 @@ export function createStore(config: Config, logger?: Logger): MailStore {
     dirtyWindowMs: config.storage.maildir_dirty_window,
     ...(logger === undefined ? {} : { logger }),
   });
+}
+
+/** The pool settings of `[postgres]`, for every part of poplar that keeps data in PostgreSQL. */
+export function postgresOptions(config: Config): PostgresOptions {
+  return {
+    url: config.postgres.url,
+    poolSize: config.postgres.pool_size,
+    connectTimeout: config.postgres.connect_timeout,
+    statementTimeout: config.postgres.statement_timeout,
+  };
 }
 
 /** The server-wide defaults of the per-user policy (R-S16, R-S18, R-X10). */

@@ -11,6 +11,7 @@ import { ConfigError } from '../errors.js';
 import { CliError, ExitStatus } from './common.js';
 import { certCommand } from './cert.js';
 import { configCommand } from './config.js';
+import { dbCommand } from './db.js';
 import { deliverCommand } from './deliver.js';
 import { expireCommand } from './expire.js';
 import { exportCommand } from './export.js';
@@ -24,7 +25,7 @@ import { userCommand } from './user.js';
 
 const SUBCOMMANDS: ReadonlyArray<() => Command> = [
   serveCommand, userCommand, grantCommand, configCommand, deliverCommand, quotaCommand, retentionCommand,
-  expireCommand, importCommand, exportCommand, certCommand, reloadCommand,
+  expireCommand, importCommand, exportCommand, certCommand, reloadCommand, dbCommand,
 ];
 
 /** The package's version: package.json is two levels up in the package (lib/cli/), three in a build (dist/src/cli/). */

@@ -25,6 +25,7 @@ import { networkProblem } from '../net/networks.js';
 import { tryParseListen } from './listen.js';
 import { listenAddress, meta } from './schema-meta.js';
 import { lmtp, policy, quota, retention } from './schema-mail.js';
+import { postgres } from './schema-postgres.js';
 
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -260,9 +261,12 @@ const auth = z
 
 const storage = z
   .strictObject({
-    backend: z.enum(['maildir', 'memory']).default('maildir').meta(meta({
-      description: 'Where mail is kept. `memory` loses everything on exit and is meant for tests.',
-      requirements: ['R-X7'],
+    backend: z.enum(['maildir', 'memory', 'postgres']).default('maildir').meta(meta({
+      description:
+        'Where mail is kept. `maildir`: one Maildir per maildrop (`maildir_path`). `postgres`: in the ' +
+        'database of `[postgres]`, so several poplar nodes can serve the same maildrops (run ' +
+        '`poplar db migrate` first). `memory` loses everything on exit and is meant for tests.',
+      requirements: ['R-X7', 'R-X17'],
     })),
     maildir_path: z.string().min(1).default('{data_dir}/mail/%u').meta(meta({
       description:
@@ -347,7 +351,7 @@ const log = z
   .prefault({})
   .meta(meta({ description: 'Logging.' }));
 
-export const configSchema = z.strictObject({ server, pop3, auth, tls, oauth, storage, lmtp, quota, retention, policy, log });
+export const configSchema = z.strictObject({ server, pop3, auth, tls, oauth, storage, postgres, lmtp, quota, retention, policy, log });
 
 /** The validated, effective configuration. */
 export type Config = z.output<typeof configSchema>;
@@ -378,6 +382,11 @@ export const RESTART_KEYS: Readonly<Partial<Record<DottedKey, string>>> = {
   'storage.maildir_path': 'the open mail store',
   'storage.maildir_dirty_window': 'the open mail store',
   'storage.maildir_reads': 'the open mail store',
+  'postgres.url': 'the open database connections',
+  'postgres.pool_size': 'the open database connections',
+  'postgres.connect_timeout': 'the open database connections',
+  'postgres.statement_timeout': 'the open database connections',
+  'postgres.lease_seconds': 'the open mail store',
   'lmtp.listen': 'listening sockets',
   'lmtp.max_message_size': 'the LMTP listener',
   'lmtp.max_recipients': 'the LMTP listener',

@@ -1,0 +1,206 @@
+/**
+ * A real PostgreSQL for tests (issue 15: no in-memory fake): Debian's `initdb` and `pg_ctl` run into
+ * a fresh temp directory, listening on 127.0.0.1 only, on a free port below 32768 (Linux hands out
+ * ephemeral ports above it, so a client socket never takes ours). Tests run as root in CI and
+ * PostgreSQL refuses to run as root: then every PostgreSQL program runs as the `postgres` system
+ * user (`runuser -u postgres --`) in a directory chowned to it; a non-root user runs them directly.
+ *
+ * One server per test file (`startPostgres` in `before`), one database per test
+ * (`createDatabase`, cheap: a copy of template1), so tests do not see each other's rows.
+ * Skip rule: `{ skip: needPostgres() }` (needProgram: a loud skip locally, a failure in CI).
+ */
+import { spawn, spawnSync } from 'node:child_process';
+import { chownSync, existsSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import postgres from 'postgres';
+import { needProgram } from './external.js';
+
+const DEBIAN_BIN = '/usr/lib/postgresql/15/bin';
+
+/** `false` when initdb, pg_ctl and postgres are here; else the skip reason (see needProgram). */
+export function needPostgres(): string | false {
+  return needProgram(['initdb', 'pg_ctl', 'postgres'], 'postgresql');
+}
+
+/** The program's path: Debian's versioned directory first, else the PATH's. */
+export function pgBin(name: string): string {
+  return existsSync(join(DEBIAN_BIN, name)) ? join(DEBIAN_BIN, name) : name;
+}
+
+const asRoot = process.getuid?.() === 0;
+
+function postgresIds(): { uid: number; gid: number } {
+  const r = spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' });
+  const g = spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' });
+  if (r.status !== 0 || g.status !== 0) throw new Error('running as root needs the postgres system user (apt-get install postgresql)');
+  return { uid: Number(r.stdout.trim()), gid: Number(g.stdout.trim()) };
+}
+
+/** Runs a PostgreSQL program as the unprivileged user; rejects with its output when it fails. */
+export async function runPg(name: string, args: readonly string[]): Promise<string> {
+  const [cmd, argv] = asRoot ? ['runuser', ['-u', 'postgres', '--', pgBin(name), ...args]] : [pgBin(name), [...args]];
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LC_ALL: 'C' } });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${name} ${args.join(' ')} exited ${code}: ${out}`))));
+  });
+}
+
+/** A free loopback TCP port in [20000, 32768). */
+async function freePort(): Promise<number> {
+  for (;;) {
+    const port = 20000 + Math.floor(Math.random() * 12768);
+    const ok = await new Promise<boolean>((resolve) => {
+      const srv = createServer();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
+    if (ok) return port;
+  }
+}
+
+export interface StartPostgresOptions {
+  /** fsync of WAL and data files; off by default (tests prove commits, not power loss). */
+  readonly fsync?: boolean;
+  /** More `postgresql.conf` settings, e.g. `{ synchronous_standby_names: '*' }`. */
+  readonly settings?: Readonly<Record<string, string>>;
+}
+
+export interface PostgresServer {
+  /** `postgres://poplar@127.0.0.1:<port>/postgres` (trust authentication on loopback). */
+  readonly url: string;
+  readonly port: number;
+  /** The temp directory: `data/` (the cluster), `server.log`, the socket. */
+  readonly dataDir: string;
+  /** Creates an empty database and returns its URL; `name` defaults to a fresh one. */
+  createDatabase(name?: string): Promise<string>;
+  /** The postmaster's pid (from postmaster.pid), undefined when it is not running. */
+  pid(): number | undefined;
+  /** Starts the server again after kill() or a stop without cleanup. */
+  start(): Promise<void>;
+  /** `pg_ctl stop -m fast`, then removes the temp directory. */
+  stop(): Promise<void>;
+  /** SIGKILL of the postmaster (a crash), waiting until it is gone; the directory stays. */
+  kill(): Promise<void>;
+}
+
+let databases = 0;
+const live = new Set<PostgresServer>();
+
+// A test file that crashes must not leave a postmaster behind.
+process.once('exit', () => {
+  for (const server of live) {
+    const pid = server.pid();
+    if (pid !== undefined) {
+      try { process.kill(pid, 'SIGQUIT'); } catch { /* already gone */ }
+    }
+    try { rmSync(server.dataDir, { recursive: true, force: true }); } catch { /* best effort */ }
+  }
+});
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function startPostgres(opts: StartPostgresOptions = {}): Promise<PostgresServer> {
+  const dir = await mkdtemp(join(tmpdir(), 'poplar-pg-'));
+  if (asRoot) {
+    const { uid, gid } = postgresIds();
+    chownSync(dir, uid, gid);
+  }
+  const data = join(dir, 'data');
+  await runPg('initdb', ['-D', data, '-U', 'poplar', '--auth=trust', '-E', 'UTF8', '--no-locale', '--no-sync', '--no-instructions']);
+  const settings: Record<string, string> = {
+    listen_addresses: "'127.0.0.1'",
+    unix_socket_directories: `'${dir}'`,
+    fsync: opts.fsync === true ? 'on' : 'off',
+    full_page_writes: opts.fsync === true ? 'on' : 'off',
+    shared_buffers: '16MB',
+    max_connections: '200',
+    ...opts.settings,
+  };
+  const conf = Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join('\n');
+  await writeFile(join(data, 'postgresql.auto.conf'), `${conf}\n`);
+  if (asRoot) {
+    const { uid, gid } = postgresIds();
+    chownSync(join(data, 'postgresql.auto.conf'), uid, gid);
+  }
+  const log = join(dir, 'server.log');
+  let port = 0;
+  let admin: postgres.Sql | undefined;
+
+  const pid = (): number | undefined => {
+    try {
+      const n = Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+      return Number.isInteger(n) && n > 0 && alive(n) ? n : undefined;
+    } catch {
+      return undefined;
+    }
+  };
+
+  const start = async (): Promise<void> => {
+    for (let attempt = 0; ; attempt++) {
+      const candidate = port === 0 ? await freePort() : port;
+      try {
+        await runPg('pg_ctl', ['start', '-w', '-t', '60', '-D', data, '-l', log, '-o', `-p ${candidate}`]);
+        port = candidate;
+        return;
+      } catch (err) {
+        // Another process took the port between the probe and the bind: try another one.
+        if (port !== 0 || attempt >= 5) throw new Error(`${(err as Error).message}\n${readLog(log)}`);
+      }
+    }
+  };
+  await start();
+  const url = (db: string): string => `postgres://poplar@127.0.0.1:${port}/${db}`;
+
+  const server: PostgresServer = {
+    get url() { return url('postgres'); },
+    get port() { return port; },
+    dataDir: dir,
+    async createDatabase(name) {
+      const db = name ?? `t${process.pid}_${++databases}`;
+      admin ??= postgres(url('postgres'), { max: 1, onnotice: () => undefined });
+      await admin.unsafe(`CREATE DATABASE "${db}"`);
+      return url(db);
+    },
+    pid,
+    start,
+    async stop() {
+      live.delete(server);
+      await admin?.end({ timeout: 1 }).catch(() => undefined);
+      admin = undefined;
+      if (pid() !== undefined) await runPg('pg_ctl', ['stop', '-w', '-m', 'fast', '-D', data]).catch(() => server.kill());
+      rmSync(dir, { recursive: true, force: true });
+    },
+    async kill() {
+      await admin?.end({ timeout: 0 }).catch(() => undefined);
+      admin = undefined;
+      const p = pid();
+      if (p === undefined) return;
+      process.kill(p, 'SIGKILL');
+      while (alive(p)) await new Promise((r) => setTimeout(r, 20));
+    },
+  };
+  live.add(server);
+  return server;
+}
+
+function readLog(path: string): string {
+  try {
+    return readFileSync(path, 'utf8').slice(-4000);
+  } catch {
+    return '';
+  }
+}
