@@ -73,10 +73,17 @@ export class ConfigError extends Error {
  * `-ERR [SYS/TEMP]` (toPop3Error's default), a command one line without a stack.
  */
 export class UnavailableError extends Error {
-  constructor(message: string, cause?: unknown) {
-    super(message, cause === undefined ? undefined : { cause });
+  /** `what`: e.g. "the poll state (PostgreSQL)"; the message adds the first line of the cause's. */
+  constructor(what: string, cause: unknown) {
+    super(unavailableText(what, cause), { cause });
     this.name = 'UnavailableError';
   }
+}
+
+/** `<what> is unavailable: <first line of the cause's message>`. */
+export function unavailableText(what: string, cause: unknown): string {
+  const text = cause instanceof Error ? cause.message : String(cause);
+  return `${what} is unavailable: ${text.split('\n')[0]}`;
 }
 
 /** Anything unexpected becomes `-ERR [SYS/TEMP]` and is logged with its stack (habit 5). */

@@ -3,9 +3,9 @@
  * of a cluster reads the same users, credentials and grants; `poplar user` and `poplar grant`
  * change them with the same checks, errors and texts as the passwd-file (passwd-file.ts).
  *
- *   poplar_users   name (primary key), password (with its `{SCHEME}`), scram, nt, cram, secret
+ *   users        name (primary key), password (with its `{SCHEME}`), scram, nt, cram, secret
  *                  (the `poplar_*` credentials of auth/credentials.ts), id (the order added)
- *   poplar_grants  user_name → poplar_users ON DELETE CASCADE, mailbox, id (the order granted)
+ *   user_grants  user_name → users ON DELETE CASCADE, mailbox, id (the order granted)
  *
  * (migrations/100-directory.sql). Every change is one statement, so two admins racing each other
  * get one success and one clear error, as under the users file's lock. A look-up is one query,
@@ -14,6 +14,7 @@
  * `-ERR [SYS/TEMP]` (never a login without a check), a command one line.
  */
 import type { Sql } from 'postgres';
+import { unavailableText } from '../errors.js';
 import { printableName, userNameProblem } from '../user-name.js';
 import { CREDENTIAL_KEYS, DirectoryError, type Credentials, type CredentialKey, type ManagedDirectory, type UserRecord } from './directory.js';
 
@@ -86,15 +87,15 @@ export class PostgresDirectory implements ManagedDirectory {
       return await run(this.sql);
     } catch (err) {
       if (err instanceof DirectoryError) throw err;
-      throw new DirectoryError('UNAVAILABLE', `the user directory (PostgreSQL) is unavailable: ${(err as Error).message}`, err);
+      throw new DirectoryError('UNAVAILABLE', unavailableText('the user directory (PostgreSQL)', err), err);
     }
   }
 
   private rows(name: string | undefined): Promise<UserRow[]> {
     return this.query((sql) => sql<UserRow[]>`
       SELECT u.name, u.password, u.scram, u.nt, u.cram, u.secret,
-             ARRAY(SELECT g.mailbox FROM poplar_grants g WHERE g.user_name = u.name ORDER BY g.id) AS grants
-        FROM poplar_users u
+             ARRAY(SELECT g.mailbox FROM user_grants g WHERE g.user_name = u.name ORDER BY g.id) AS grants
+        FROM users u
         ${name === undefined ? sql`ORDER BY u.id` : sql`WHERE u.name = ${name}`}`);
   }
 
@@ -104,7 +105,7 @@ export class PostgresDirectory implements ManagedDirectory {
     if (problem === undefined) return true;
     if (!this.warned.has(row.name)) {
       this.warned.add(row.name);
-      this.warn(`poplar_users: user ${printableName(row.name)} skipped: ${problem}`);
+      this.warn(`users: user ${printableName(row.name)} skipped: ${problem}`);
     }
     return false;
   }
@@ -122,7 +123,7 @@ export class PostgresDirectory implements ManagedDirectory {
     checkName(name);
     const c = credentialValues(credentials);
     const added = await this.query((sql) => sql`
-      INSERT INTO poplar_users (name, password, scram, nt, cram, secret)
+      INSERT INTO users (name, password, scram, nt, cram, secret)
       VALUES (${name}, ${hash}, ${c.scram}, ${c.nt}, ${c.cram}, ${c.secret})
       ON CONFLICT (name) DO NOTHING
       RETURNING 1`);
@@ -133,7 +134,7 @@ export class PostgresDirectory implements ManagedDirectory {
     const c = credentialValues(credentials);
     const keep = credentials === undefined;
     const changed = await this.query((sql) => sql`
-      UPDATE poplar_users SET password = ${hash},
+      UPDATE users SET password = ${hash},
              scram = CASE WHEN ${keep} THEN scram ELSE ${c.scram} END,
              nt = CASE WHEN ${keep} THEN nt ELSE ${c.nt} END,
              cram = CASE WHEN ${keep} THEN cram ELSE ${c.cram} END,
@@ -144,7 +145,7 @@ export class PostgresDirectory implements ManagedDirectory {
   }
 
   async remove(name: string): Promise<void> {
-    const removed = await this.query((sql) => sql`DELETE FROM poplar_users WHERE name = ${name} RETURNING 1`);
+    const removed = await this.query((sql) => sql`DELETE FROM users WHERE name = ${name} RETURNING 1`);
     if (removed.length === 0) throw new DirectoryError('NO_SUCH_USER', `no such user "${name}"`);
   }
 
@@ -152,8 +153,8 @@ export class PostgresDirectory implements ManagedDirectory {
     checkName(mailbox);
     if (mailbox === user) throw new DirectoryError('ALREADY_GRANTED', `"${mailbox}" is ${user}'s own maildrop`);
     const [r] = await this.query((sql) => sql<Array<{ known: boolean; granted: boolean }>>`
-      WITH u AS (SELECT name FROM poplar_users WHERE name = ${user} FOR KEY SHARE),
-           ins AS (INSERT INTO poplar_grants (user_name, mailbox) SELECT name, ${mailbox} FROM u
+      WITH u AS (SELECT name FROM users WHERE name = ${user} FOR KEY SHARE),
+           ins AS (INSERT INTO user_grants (user_name, mailbox) SELECT name, ${mailbox} FROM u
                    ON CONFLICT (user_name, mailbox) DO NOTHING RETURNING 1)
       SELECT EXISTS (SELECT 1 FROM u) AS known, EXISTS (SELECT 1 FROM ins) AS granted`);
     if (r?.known !== true) throw new DirectoryError('NO_SUCH_USER', `no such user "${user}"`);
@@ -162,8 +163,8 @@ export class PostgresDirectory implements ManagedDirectory {
 
   async revoke(user: string, mailbox: string): Promise<void> {
     const [r] = await this.query((sql) => sql<Array<{ known: boolean; revoked: boolean }>>`
-      WITH u AS (SELECT name FROM poplar_users WHERE name = ${user}),
-           del AS (DELETE FROM poplar_grants WHERE user_name = ${user} AND mailbox = ${mailbox} RETURNING 1)
+      WITH u AS (SELECT name FROM users WHERE name = ${user}),
+           del AS (DELETE FROM user_grants WHERE user_name = ${user} AND mailbox = ${mailbox} RETURNING 1)
       SELECT EXISTS (SELECT 1 FROM u) AS known, EXISTS (SELECT 1 FROM del) AS revoked`);
     if (r?.known !== true) throw new DirectoryError('NO_SUCH_USER', `no such user "${user}"`);
     if (!r.revoked) throw new DirectoryError('NOT_GRANTED', `${user} has no access to ${mailbox}`);

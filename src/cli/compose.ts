@@ -15,19 +15,24 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hostname as osHostname } from 'node:os';
+import type { ManagedDirectory } from '../auth/directory.js';
 import { PasswdFile } from '../auth/passwd-file.js';
+import { PostgresDirectory } from '../auth/postgres-directory.js';
 import type { TokenVerifier } from '../auth/sasl/token-verifier.js';
 import { parseListen, type Config, type ListenAddress } from '../config/load.js';
 import { DeliveryAgent } from '../delivery/agent.js';
 import { TlsProvider, type TlsFiles } from '../net/tls.js';
 import type { Logger } from '../observability/logger.js';
-import { PollState } from '../policy/poll-state.js';
+import { PollState, type PollStore } from '../policy/poll-state.js';
+import { PostgresPollState } from '../policy/postgres-poll-state.js';
+import { PostgresOverrides } from '../policy/postgres-user-policy.js';
 import { RetentionSweeper } from '../policy/retention.js';
 import { UserPolicies, type EffectivePolicy } from '../policy/user-policy.js';
 import type { MailStore } from '../storage/mail-store.js';
 import { MaildirStore } from '../storage/maildir/maildir-store.js';
 import { MemoryMailStore } from '../storage/memory/memory-store.js';
-import type { PostgresOptions } from '../storage/postgres/client.js';
+import { connectPostgres, type PostgresOptions, type Sql } from '../storage/postgres/client.js';
+import { checkSchema, SchemaError } from '../storage/postgres/migrate.js';
 import { CliError } from './common.js';
 
 /** The host name of greetings, trace headers and quota warnings (`pop3.hostname`, else the system's). */
@@ -35,8 +40,12 @@ export function serverHostname(config: Config): string {
   return config.pop3.hostname === '' ? osHostname() : config.pop3.hostname;
 }
 
-/** The user directory (`auth.users_file`). */
-export function createDirectory(config: Config): PasswdFile {
+/**
+ * The user directory: `auth.users_file`, or with `auth.directory = "postgres"` the database (R-X17).
+ * The per-user policy (createPolicies) and the poll state (createPollState) follow the same choice.
+ */
+export function createDirectory(config: Config): ManagedDirectory {
+  if (config.auth.directory === 'postgres') return new PostgresDirectory(postgresPool(config));
   return new PasswdFile(config.auth.users_file);
 }
 
@@ -62,6 +71,37 @@ export function postgresOptions(config: Config): PostgresOptions {
   };
 }
 
+/** The pools of this process by their settings: the store, directory, policies and poll state share one. */
+const pools = new Map<string, Sql>();
+
+/** The process's pool to `postgres.url` (connections open on first use). */
+export function postgresPool(config: Config): Sql {
+  const opts = postgresOptions(config);
+  if (opts.url === '') throw new CliError('postgres.url is not set: name the database in [postgres] url = "postgres://…"');
+  const key = JSON.stringify(opts);
+  let sql = pools.get(key);
+  if (sql === undefined) pools.set(key, (sql = connectPostgres(opts)));
+  return sql;
+}
+
+/** Ends every pool postgresPool opened (a server's stop). */
+export async function closePostgres(): Promise<void> {
+  const open = [...pools.values()];
+  pools.clear();
+  await Promise.all(open.map((sql) => sql.end({ timeout: 5 })));
+}
+
+/**
+ * At a node's start, when anything is kept in PostgreSQL: refuses a database whose schema this
+ * poplar does not know, or that lacks a migration, with a one-line reason.
+ */
+export async function checkDatabase(config: Config): Promise<void> {
+  if (config.auth.directory !== 'postgres' && config.storage.backend !== 'postgres') return;
+  await checkSchema(postgresPool(config)).catch((err: unknown) => {
+    throw new CliError(err instanceof SchemaError ? err.message : `database: ${(err as Error).message}`);
+  });
+}
+
 /** The server-wide defaults of the per-user policy (R-S16, R-S18, R-X10). */
 export function defaultsFrom(config: Config): EffectivePolicy {
   return {
@@ -74,12 +114,14 @@ export function defaultsFrom(config: Config): EffectivePolicy {
   };
 }
 
+/** The per-user overrides: `policy.users_file`, or the database with `auth.directory = "postgres"`. */
 export function createPolicies(config: Config): UserPolicies {
-  return new UserPolicies(config.policy.users_file, defaultsFrom(config));
+  const source = config.auth.directory === 'postgres' ? new PostgresOverrides(postgresPool(config)) : config.policy.users_file;
+  return new UserPolicies(source, defaultsFrom(config));
 }
 
 /** `policies`: the server's shared instance, so a reload's new defaults reach delivery too. */
-export function createAgent(config: Config, store: MailStore, directory: PasswdFile, logger: Logger, policies = createPolicies(config)): DeliveryAgent {
+export function createAgent(config: Config, store: MailStore, directory: ManagedDirectory, logger: Logger, policies = createPolicies(config)): DeliveryAgent {
   return new DeliveryAgent({
     store,
     directory,
@@ -93,13 +135,13 @@ export function createAgent(config: Config, store: MailStore, directory: PasswdF
 }
 
 /** Every maildrop retention looks at: each user's own and the mailboxes granted to users (R-K3). */
-async function allMailboxes(directory: PasswdFile): Promise<string[]> {
+async function allMailboxes(directory: ManagedDirectory): Promise<string[]> {
   const users = await directory.list();
   return [...new Set(users.flatMap((u) => [u.name, ...u.grants]))].sort();
 }
 
 export function createSweeper(
-  config: Config, store: MailStore, directory: PasswdFile, logger: Logger, now?: () => number, policies = createPolicies(config),
+  config: Config, store: MailStore, directory: ManagedDirectory, logger: Logger, now?: () => number, policies = createPolicies(config),
 ): RetentionSweeper {
   return new RetentionSweeper({
     store,
@@ -110,8 +152,12 @@ export function createSweeper(
   });
 }
 
-/** R-X10's poll state (last logins, today's downloads) in `policy.state_dir`; a change needs a restart. */
-export function createPollState(config: Config): PollState {
+/**
+ * R-X10's poll state (last logins, today's downloads) in `policy.state_dir`, or in the database with
+ * `auth.directory = "postgres"` (shared by every node); a change needs a restart.
+ */
+export function createPollState(config: Config): PollStore {
+  if (config.auth.directory === 'postgres') return new PostgresPollState(postgresPool(config));
   return new PollState(config.policy.state_dir);
 }
 

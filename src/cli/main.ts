@@ -1,13 +1,13 @@
 #!/usr/bin/env node
 /**
  * The `poplar` command: a table of subcommands, one file each. Expected failures (CliError,
- * ConfigError, PasswdFileError) print `poplar: <message>` to stderr and exit 1, without a stack.
+ * ConfigError, DirectoryError, UnavailableError) print `poplar: <message>` to stderr and exit 1, without a stack.
  */
 import { readFileSync, realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError } from 'commander';
-import { PasswdFileError } from '../auth/passwd-file.js';
-import { ConfigError } from '../errors.js';
+import { DirectoryError } from '../auth/directory.js';
+import { ConfigError, UnavailableError } from '../errors.js';
 import { CliError, ExitStatus } from './common.js';
 import { certCommand } from './cert.js';
 import { configCommand } from './config.js';
@@ -68,7 +68,7 @@ export async function main(argv: readonly string[]): Promise<number> {
       if (err.message !== '') process.stderr.write(`poplar: ${err.message}\n`);
       return err.status;
     }
-    if (err instanceof CliError || err instanceof PasswdFileError || err instanceof ConfigError) {
+    if (err instanceof CliError || err instanceof DirectoryError || err instanceof ConfigError || err instanceof UnavailableError) {
       process.stderr.write(`poplar: ${err.message}\n`);
       return 1;
     }

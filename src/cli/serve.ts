@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { makeCredentials, needsFor } from '../auth/credentials.js';
-import type { PasswdFile } from '../auth/passwd-file.js';
+import type { ManagedDirectory } from '../auth/directory.js';
 import { parseListen, type Config } from '../config/load.js';
 import { LmtpListener } from '../delivery/lmtp/lmtp-listener.js';
 import { createServeLogger, type Logger } from '../observability/logger.js';
@@ -15,7 +15,7 @@ import { startServer } from '../server.js';
 import type { SessionSettings } from '../session/context.js';
 import type { MailStore } from '../storage/mail-store.js';
 import {
-  createAgent, createDirectory, createPolicies, createPollState, createStore, createSweeper, defaultsFrom, loadSecurity,
+  checkDatabase, closePostgres, createAgent, createDirectory, createPolicies, createPollState, createStore, createSweeper, defaultsFrom, loadSecurity,
   loadServerSecret, serverHostname,
 } from './compose.js';
 import { acquirePidFile } from './serve-pidfile.js';
@@ -57,6 +57,7 @@ export async function runServe(config: Config, reloadConfig?: () => Config): Pro
 }
 
 async function serve(config: Config, logger: Logger, reloadConfig?: () => Config): Promise<void> {
+  await checkDatabase(config);
   const directory = createDirectory(config);
   const store = createStore(config, logger);
   await firstRun(config, directory, store, logger);
@@ -110,6 +111,7 @@ async function serve(config: Config, logger: Logger, reloadConfig?: () => Config
       logger.info({ event: 'shutdown', signal, sessions: server.sessionCount }, 'shutting down');
       void Promise.all([server.close(), lmtp.close(), sweeper.stop(), operations.stop()])
         .then(() => store.close())
+        .then(() => closePostgres())
         .catch((err: unknown) => logger.error({ err }, 'shutdown failed'))
         .finally(resolve);
     };
@@ -122,14 +124,14 @@ async function serve(config: Config, logger: Logger, reloadConfig?: () => Config
  * On an empty user directory, creates `server.first_run_user` with a random password, shows the
  * password once on the terminal (never in the log), and drops a welcome message in its maildrop.
  */
-async function firstRun(config: Config, directory: PasswdFile, store: MailStore, logger: Logger): Promise<void> {
+async function firstRun(config: Config, directory: ManagedDirectory, store: MailStore, logger: Logger): Promise<void> {
   const name = config.server.first_run_user;
   if (name === '' || (await directory.list()).length > 0) return;
   const password = randomBytes(12).toString('base64url');
   const made = await makeCredentials(password, { cost: config.auth.scrypt_cost, needs: needsFor(config.auth.mechanisms, config.auth.apop) });
   await directory.add(name, made.password, made.credentials);
   await store.deliver(name, Buffer.from(welcomeMessage(name, serverHostname(config))));
-  logger.info({ event: 'first_run', user: name, usersFile: config.auth.users_file }, 'created the first user');
+  logger.info({ event: 'first_run', user: name, users: directory.where }, 'created the first user');
   const first = config.pop3.listen[0];
   const { host, port } = first === undefined ? { host: '127.0.0.1', port: 110 } : parseListen(first);
   const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;

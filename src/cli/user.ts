@@ -1,12 +1,12 @@
 /**
- * `poplar user add|passwd|del|list` (R-X8): manage the passwd-file user directory named by
- * `auth.users_file`. A running server picks the changes up without a restart. The password is
+ * `poplar user add|passwd|del|list` (R-X8, R-X17): manage the user directory the configuration
+ * names (`auth.directory`: the passwd-file `auth.users_file`, or PostgreSQL). A running server picks the changes up without a restart. The password is
  * stored as a slow hash, with the extra credentials the enabled mechanisms need (`auth.mechanisms`,
  * `auth.apop`): SCRAM-SHA-256 keys, the NT hash, the shared secret.
  */
 import { Command } from 'commander';
 import { makeCredentials, needsFor } from '../auth/credentials.js';
-import type { PasswdFile } from '../auth/passwd-file.js';
+import type { ManagedDirectory } from '../auth/directory.js';
 import type { Config } from '../config/load.js';
 import { checkUserName, CliError, configFrom, withConfigOptions, type ConfigOptions } from './common.js';
 import { readNewPassword } from './prompt.js';
@@ -21,11 +21,11 @@ function credentialsFor(config: Config, pw: string): ReturnType<typeof makeCrede
 }
 
 /** The directory from the composition root (compose.ts), loaded on demand. */
-async function directory(config: Config): Promise<PasswdFile> {
+async function directory(config: Config): Promise<ManagedDirectory> {
   return (await import('./compose.js')).createDirectory(config);
 }
 
-async function exists(dir: PasswdFile, name: string): Promise<boolean> {
+async function exists(dir: ManagedDirectory, name: string): Promise<boolean> {
   return (await dir.list()).some((u) => u.name === name);
 }
 
@@ -37,14 +37,14 @@ async function add(name: string, opts: PasswordOptions): Promise<void> {
   const pw = await readNewPassword(name, opts.passwordStdin === true);
   const made = await credentialsFor(config, pw);
   await dir.add(name, made.password, made.credentials);
-  process.stdout.write(`user "${name}" added to ${dir.path}\n`);
+  process.stdout.write(`user "${name}" added to ${dir.where}\n`);
 }
 
 async function passwd(name: string, opts: PasswordOptions): Promise<void> {
   checkUserName(name);
   const config = configFrom(opts);
   const dir = await directory(config);
-  if (!(await exists(dir, name))) throw new CliError(`no such user "${name}" in ${dir.path}`);
+  if (!(await exists(dir, name))) throw new CliError(`no such user "${name}" in ${dir.where}`);
   const pw = await readNewPassword(name, opts.passwordStdin === true);
   const made = await credentialsFor(config, pw);
   await dir.setPassword(name, made.password, made.credentials);
@@ -63,7 +63,7 @@ async function del(name: string, opts: ConfigOptions): Promise<void> {
 async function list(opts: ConfigOptions): Promise<void> {
   const dir = await directory(configFrom(opts));
   const users = await dir.list();
-  if (users.length === 0) process.stderr.write(`no users in ${dir.path}\n`);
+  if (users.length === 0) process.stderr.write(`no users in ${dir.where}\n`);
   for (const u of users) {
     process.stdout.write(u.grants.length ? `${u.name}\tgrants=${u.grants.join(',')}\n` : `${u.name}\n`);
   }

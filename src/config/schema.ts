@@ -186,6 +186,15 @@ const auth = z
       requirements: ['R-X8'],
       path: true,
     })),
+    directory: z.enum(['passwd-file', 'postgres']).default('passwd-file').meta(meta({
+      description:
+        'Where users, their credentials and grants are kept, and with them the per-user policy overrides ' +
+        'and the poll state (last logins, today\'s downloads). `passwd-file`: `auth.users_file`, ' +
+        '`policy.users_file` and `policy.state_dir`. `postgres`: the database of `[postgres]` (run ' +
+        '`poplar db migrate` first), shared by every node, so LOGIN-DELAY and download limits hold for the ' +
+        'cluster. `poplar user`, `grant`, `quota` and `retention` work on either.',
+      requirements: ['R-X8', 'R-X17'],
+    })),
     password_scheme: z.enum(['scrypt']).default('scrypt').meta(meta({
       description: 'Scheme used for new password hashes (`poplar user add`, `user passwd`).',
       requirements: ['R-X8'],
@@ -377,6 +386,7 @@ export const RESTART_KEYS: Readonly<Partial<Record<DottedKey, string>>> = {
   'pop3.tls_listen': 'listening sockets',
   'pop3.hostname': 'the LMTP greeting and delivery headers (POP3 sessions take the new name at once)',
   'auth.users_file': 'the open user directory',
+  'auth.directory': 'the open user directory',
   'auth.scrypt_cost': 'the server\'s check of unknown users (`poplar user` commands read it every time)',
   'storage.backend': 'the open mail store',
   'storage.maildir_path': 'the open mail store',

@@ -37,6 +37,8 @@ export function connectPostgres(opts: PostgresOptions): Sql {
     connect_timeout: opts.connectTimeout ?? 10,
     idle_timeout: 60,
     onnotice: () => undefined,
+    // A command (`poplar user list`) exits when its work is done, without ending the pool.
+    unref_sockets: true,
     types: { int8 },
     connection: {
       application_name: 'poplar',
