@@ -49,8 +49,18 @@ export class PostgresPollState implements PollStore {
 
   async confirmLogin(): Promise<void> {}
 
-  async cancelLogin(mailbox: string, claimed: number, previous: number | undefined): Promise<void> {
-    await this.sql`UPDATE poll_state SET last_login = ${previous ?? null} WHERE mailbox = ${mailbox} AND last_login = ${claimed}`;
+  cancelLogin(mailbox: string, claimed: number, previous: number | undefined): Promise<void> {
+    return this.track(
+      this.sql`UPDATE poll_state SET last_login = ${previous ?? null} WHERE mailbox = ${mailbox} AND last_login = ${claimed}`
+        .then(() => undefined, (err: unknown) => Promise.reject(unavailable(err))),
+    );
+  }
+
+  /** Keeps `write` for flush() until it settles. */
+  private track(write: Promise<void>): Promise<void> {
+    const tracked = write.finally(() => this.writes.delete(tracked));
+    this.writes.add(tracked);
+    return tracked;
   }
 
   async downloaded(mailbox: string, day: string): Promise<number> {
@@ -73,9 +83,7 @@ export class PostgresPollState implements PollStore {
     const days = this.unsaved.get(mailbox);
     if (days === undefined) return Promise.resolve();
     this.unsaved.delete(mailbox);
-    const write = this.write(mailbox, days).finally(() => this.writes.delete(write));
-    this.writes.add(write);
-    return write;
+    return this.track(this.write(mailbox, days));
   }
 
   /** Adds each day's count to the row; a later day's count replaces an earlier day's. */
