@@ -112,5 +112,25 @@ export function runDirectorySuite(name: string, make: MakeDirectory, opts: { ski
       assert.deepEqual(calls, { verify: 2, dummy: 3 }, 'both dummies: the same two checks');
       await dir.close();
     });
+
+    it(`R-X17 R-S9 ${name}: the login cache lets a repeated login in, and never a password changed since`, async () => {
+      const dir = await make();
+      const made = await makeCredentials('old', { cost: 10, needs: ALL });
+      await dir.add('ivy', made.password, made.credentials);
+      const calls = { verify: 0 };
+      const auth = new Authenticator(dir, {
+        scryptCost: 10,
+        cache: { ttlMs: 3_600_000, maxEntries: 10 },
+        verify: (stored, pw) => (calls.verify++, verifyPassword(stored, pw)),
+      });
+      assert.ok(await auth.login('ivy', 'old'));
+      assert.ok(await auth.login('ivy', 'old'));
+      assert.equal(calls.verify, 1, 'the second login came from the cache');
+      const next = await makeCredentials('new', { cost: 10, needs: ALL });
+      await dir.setPassword('ivy', next.password, next.credentials); // another node or `poplar user passwd`
+      assert.equal(await auth.login('ivy', 'old'), undefined, 'the old password no longer matches');
+      assert.ok(await auth.login('ivy', 'new'));
+      await dir.close();
+    });
   });
 }
