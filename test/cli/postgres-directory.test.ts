@@ -4,13 +4,15 @@
  * same errors as with the passwd-file, nothing written to the data directory's users or policy files.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { verifyPassword } from '../../src/auth/password.js';
 import { PostgresDirectory } from '../../src/auth/postgres-directory.js';
 import { endPools, poolOn } from '../helpers/pg-pool.js';
+import { Pop3Client } from '../helpers/pop3-client.js';
+import { startPoplar } from '../helpers/poplar-process.js';
 import { needPostgres, startPostgres, type PostgresServer } from '../helpers/postgres.js';
 import { poplar } from './run.js';
 
@@ -92,6 +94,33 @@ describe('R-X17 poplar user, grant, quota and retention with auth.directory = "p
     await r('set', 'bob', '--retrieved-days', 'default');
     assert.equal((await r('get', 'bob')).stdout, 'bob\tretrieved kept\tunretrieved kept\tCAPA EXPIRE NEVER\tLOGIN-DELAY 300\n');
     assert.equal(existsSync(join(data, 'user-policy.toml')), false, 'no policy file written');
+  });
+
+  it('R-X17 poplar serve refuses a database that is not migrated, in one line; on a migrated one it serves the users and imports of the database', async () => {
+    const data = join(mkdtempSync(join(root, 'case-')), 'data');
+    const url = await pg.createDatabase();
+    const settings = ['-o', 'auth.directory=postgres', '-o', `postgres.url=${url}`];
+    const refused = await poplar(['serve', '--data', data, ...settings, '-o', 'pop3.listen=127.0.0.1:0']);
+    assert.equal(refused.code, 1);
+    assert.equal(refused.stderr, 'poplar: the database is not migrated: run "poplar db migrate"\n');
+    assert.equal((await poplar(['db', 'migrate', '--data', data, ...settings])).code, 0);
+
+    const p = await startPoplar({ dataDir: data, users: {}, overrides: ['auth.directory=postgres', `postgres.url=${url}`, 'auth.scrypt_cost=14'] });
+    try {
+      assert.equal((await p.cli(['user', 'add', 'dora', '--password-stdin'], 'explorer\n')).code, 0);
+      const mbox = join(root, 'in.mbox');
+      writeFileSync(mbox, 'From a@example.org Mon Jan  5 10:00:00 2026\nSubject: imported\nX-UIDL: kept-uidl-1\n\nbody\n');
+      const imported = await p.cli(['import', '--user', 'dora', mbox]);
+      assert.equal(imported.code, 0, imported.stderr);
+      assert.match(imported.stdout, /imported 1 message\(s\)/);
+      assert.equal((await p.cli(['import', '--user', 'nobody', mbox])).stderr, 'poplar: no such user "nobody"\n');
+      const c = await Pop3Client.connect(p.pop3Port);
+      assert.match(await c.login('dora', 'explorer'), /^\+OK dora has 1 message/);
+      assert.deepEqual((await c.multi('UIDL')).lines, ['1 kept-uidl-1']);
+      await c.cmd('QUIT');
+    } finally {
+      await p.stop();
+    }
   });
 
   it('R-X17 with the database stopped, every command fails with one line, no stack', async () => {
