@@ -32,7 +32,8 @@ import type { MailStore } from '../storage/mail-store.js';
 import { MaildirStore } from '../storage/maildir/maildir-store.js';
 import { MemoryMailStore } from '../storage/memory/memory-store.js';
 import { connectPostgres, type PostgresOptions, type Sql } from '../storage/postgres/client.js';
-import { checkSchema, SchemaError } from '../storage/postgres/migrate.js';
+import { checkSchema } from '../storage/postgres/migrate.js';
+import { PostgresMailStore } from '../storage/postgres/pg-store.js';
 import { CliError } from './common.js';
 
 /** The host name of greetings, trace headers and quota warnings (`pop3.hostname`, else the system's). */
@@ -52,12 +53,28 @@ export function createDirectory(config: Config): ManagedDirectory {
 /** `logger`: where the Maildir store reports the symbolic links it leaves out. */
 export function createStore(config: Config, logger?: Logger): MailStore {
   if (config.storage.backend === 'memory') return new MemoryMailStore();
+  if (config.storage.backend === 'postgres') {
+    if (config.postgres.url === '') throw new CliError('storage.backend = "postgres" needs postgres.url (the database URL)');
+    return new PostgresMailStore({ sql: connectPostgres(postgresOptions(config)), ownsPool: true, leaseSeconds: config.postgres.lease_seconds });
+  }
   const template = config.storage.maildir_path;
   return new MaildirStore({
     path: (mailbox) => template.replaceAll('%u', () => mailbox),
     reads: config.storage.maildir_reads,
     dirtyWindowMs: config.storage.maildir_dirty_window,
     ...(logger === undefined ? {} : { logger }),
+  });
+}
+
+/**
+ * Waits until the store can serve: for PostgreSQL, the schema is the one this poplar knows (a node
+ * refuses to start on a database not migrated, or migrated by a newer poplar, with the reason).
+ */
+export async function storeReady(store: MailStore): Promise<void> {
+  if (!(store instanceof PostgresMailStore)) return;
+  await store.ready().catch(async (err: unknown) => {
+    await store.close().catch(() => undefined);
+    throw new CliError(`cannot use the database: ${(err as Error).message}`);
   });
 }
 
@@ -92,13 +109,13 @@ export async function closePostgres(): Promise<void> {
 }
 
 /**
- * At a node's start, when anything is kept in PostgreSQL: refuses a database whose schema this
- * poplar does not know, or that lacks a migration, with a one-line reason.
+ * At a node's start with `auth.directory = "postgres"`: refuses a database whose schema this
+ * poplar does not know, or that lacks a migration, with the one-line reason storeReady gives.
  */
 export async function checkDatabase(config: Config): Promise<void> {
-  if (config.auth.directory !== 'postgres' && config.storage.backend !== 'postgres') return;
+  if (config.auth.directory !== 'postgres') return;
   await checkSchema(postgresPool(config)).catch((err: unknown) => {
-    throw new CliError(err instanceof SchemaError ? err.message : `database: ${(err as Error).message}`);
+    throw new CliError(`cannot use the database: ${(err as Error).message}`);
   });
 }
 

@@ -15,7 +15,8 @@ import { startServer } from '../server.js';
 import type { SessionSettings } from '../session/context.js';
 import type { MailStore } from '../storage/mail-store.js';
 import {
-  checkDatabase, closePostgres, createAgent, createDirectory, createPolicies, createPollState, createStore, createSweeper, defaultsFrom, loadSecurity,
+  checkDatabase, closePostgres, createAgent, createDirectory, createPolicies, createPollState, createStore, createSweeper, defaultsFrom,
+  loadSecurity, storeReady,
   loadServerSecret, serverHostname,
 } from './compose.js';
 import { acquirePidFile } from './serve-pidfile.js';
@@ -60,6 +61,7 @@ async function serve(config: Config, logger: Logger, reloadConfig?: () => Config
   await checkDatabase(config);
   const directory = createDirectory(config);
   const store = createStore(config, logger);
+  await storeReady(store);
   await firstRun(config, directory, store, logger);
 
   const security = await loadSecurity(config, logger);

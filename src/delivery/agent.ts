@@ -112,7 +112,8 @@ export class DeliveryAgent {
     const { store, policies, logger } = this.opts;
     const now = (this.opts.now ?? (() => new Date()))();
     const id = randomBytes(6).toString('hex');
-    const full = Buffer.concat([traceHeaders(envelope, { id, host: this.opts.hostname, now }, message), message]);
+    const trace = traceHeaders(envelope, { id, host: this.opts.hostname, now }, message);
+    const full = Buffer.concat([trace, message]);
     const log = { mailbox, id, from: envelope.sender, protocol: envelope.protocol };
     const started = process.hrtime.bigint();
     const publish = (result: 'delivered' | 'rejected' | 'failed', bytes: number): void =>
@@ -129,7 +130,8 @@ export class DeliveryAgent {
         publish('rejected', 0);
         return { ok: false, refusal: this.overQuota() };
       }
-      const stored = await store.deliver(mailbox, full);
+      // R-X18: the trace headers are this recipient's; the message after them may be stored once.
+      const stored = await store.deliver(mailbox, full, { bodyOffset: trace.length });
       logger.info({ ...log, event: 'delivered', uid: stored.uid, size: stored.size }, 'delivered');
       publish('delivered', stored.size);
       if (limited) {

@@ -35,6 +35,12 @@ export interface DeliverOptions {
   readonly received?: number;
   /** Store it as already retrieved (an imported message the old server had marked seen). */
   readonly seen?: boolean;
+  /**
+   * R-X18: octets at the start that are this delivery's own (the agent's trace headers, which name
+   * the recipient); the rest is the body, which a store may keep once for every message with the
+   * same octets (PostgreSQL does; Maildir and memory store each message whole). Default 0.
+   */
+  readonly bodyOffset?: number;
 }
 
 /** Messages and exact octets (R-S4 sizes) a maildrop holds now, for quotas (R-S16). */

@@ -102,7 +102,7 @@ describe('R-X17 poplar user, grant, quota and retention with auth.directory = "p
     const settings = ['-o', 'auth.directory=postgres', '-o', `postgres.url=${url}`];
     const refused = await poplar(['serve', '--data', data, ...settings, '-o', 'pop3.listen=127.0.0.1:0']);
     assert.equal(refused.code, 1);
-    assert.equal(refused.stderr, 'poplar: the database is not migrated: run "poplar db migrate"\n');
+    assert.equal(refused.stderr, 'poplar: cannot use the database: the database is not migrated: run "poplar db migrate"\n');
     assert.equal((await poplar(['db', 'migrate', '--data', data, ...settings])).code, 0);
 
     const p = await startPoplar({ dataDir: data, users: {}, overrides: ['auth.directory=postgres', `postgres.url=${url}`, 'auth.scrypt_cost=14'] });
