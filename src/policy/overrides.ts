@@ -19,12 +19,20 @@ export type UserOverrides = z.infer<typeof overrideSchema>;
 export type OverrideKey = keyof UserOverrides;
 export const OVERRIDE_KEYS: readonly OverrideKey[] = Object.keys(overrideSchema.shape) as OverrideKey[];
 
-/** Where the per-user overrides are kept. */
+/** Whether any user overrides the retention days (CAPA EXPIRE) or the login delay (CAPA LOGIN-DELAY). */
+export interface OverrideVariety {
+  readonly expire: boolean;
+  readonly loginDelay: boolean;
+}
+
+/** Where the per-user overrides are kept; reads are cheap to repeat (each implementation caches briefly). */
 export interface OverrideStore {
   /** For messages: the file's path, or "PostgreSQL". */
   readonly where: string;
-  /** Every user with an override; cheap to call often (each implementation caches briefly). */
-  load(): Promise<ReadonlyMap<string, UserOverrides>>;
+  /** The overrides of one user, or undefined. */
+  get(user: string): Promise<UserOverrides | undefined>;
+  /** What the pre-login CAPA marks ` USER` (RFC 2449 §6.5, §6.7). */
+  varies(): Promise<OverrideVariety>;
   /** Sets (a number) or removes (null) override keys of one user, atomically; returns the user's overrides. */
   update(user: string, changes: Partial<Record<OverrideKey, number | null>>): Promise<UserOverrides>;
 }

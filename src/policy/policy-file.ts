@@ -14,7 +14,7 @@ import { readFile, stat } from 'node:fs/promises';
 import { parse, stringify } from 'smol-toml';
 import { editFile } from '../storage/admin-file.js';
 import { ConfigError } from '../errors.js';
-import { applyChanges, overrideSchema, type OverrideKey, type OverrideStore, type UserOverrides } from './overrides.js';
+import { applyChanges, overrideSchema, type OverrideKey, type OverrideStore, type OverrideVariety, type UserOverrides } from './overrides.js';
 
 /**
  * How long one stat(2) of the file answers for it. Every delivery (twice: RCPT and DATA) and
@@ -52,7 +52,19 @@ export class PolicyFile implements OverrideStore {
     return checked;
   }
 
-  async load(): Promise<Map<string, UserOverrides>> {
+  async get(user: string): Promise<UserOverrides | undefined> {
+    return (await this.load()).get(user);
+  }
+
+  async varies(): Promise<OverrideVariety> {
+    const users = [...(await this.load()).values()];
+    return {
+      expire: users.some((u) => u.retrieved_days !== undefined || u.unretrieved_days !== undefined),
+      loginDelay: users.some((u) => u.login_delay !== undefined),
+    };
+  }
+
+  private async load(): Promise<Map<string, UserOverrides>> {
     const now = performance.now();
     if (this.recent !== undefined && now - this.recent.at < RESTAT_MS) return this.recent.users;
     const users = await this.read();

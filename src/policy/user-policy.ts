@@ -54,7 +54,7 @@ export class UserPolicies implements PollPolicy {
   }
 
   async get(user: string): Promise<EffectivePolicy> {
-    const o = (await this.store.load()).get(user) ?? {};
+    const o = (await this.store.get(user)) ?? {};
     const d = this.defaults;
     return {
       quotaBytes: o.quota_bytes ?? d.quotaBytes,
@@ -66,11 +66,6 @@ export class UserPolicies implements PollPolicy {
     };
   }
 
-  /** Every user with an override, and the overrides. */
-  async overrides(): Promise<ReadonlyMap<string, UserOverrides>> {
-    return this.store.load();
-  }
-
   async capabilities(mailbox: string | undefined): Promise<string[]> {
     if (mailbox !== undefined) {
       const p = await this.get(mailbox);
@@ -79,10 +74,9 @@ export class UserPolicies implements PollPolicy {
       return caps;
     }
     // Before login: the server default, with USER when some user's value differs (§6.5, §6.7).
-    const users = [...(await this.store.load()).values()];
-    const varies = (keys: OverrideKey[]): string => (users.some((u) => keys.some((k) => u[k] !== undefined)) ? ' USER' : '');
-    const caps = [`EXPIRE ${expireValue(this.defaults)}${varies(['retrieved_days', 'unretrieved_days'])}`];
-    const delayVaries = varies(['login_delay']);
+    const varies = await this.store.varies();
+    const caps = [`EXPIRE ${expireValue(this.defaults)}${varies.expire ? ' USER' : ''}`];
+    const delayVaries = varies.loginDelay ? ' USER' : '';
     if (this.defaults.loginDelay > 0 || delayVaries) caps.push(`LOGIN-DELAY ${this.defaults.loginDelay}${delayVaries}`);
     return caps;
   }
