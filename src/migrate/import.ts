@@ -1,9 +1,12 @@
 /**
  * Bulk import into a maildrop (R-X15) from mbox or Maildir, keeping what clients already know
  * (R-X11): each message keeps the UIDL the old server showed (Dovecot uidlist, `X-UIDL:`), its
- * retrieved state and its arrival time. A carried UIDL is dropped (the message then shows its new
- * uid) when it is not a valid UIDL, when it is a plain decimal number (it could collide with a
- * uid poplar assigns later), or when the maildrop already shows it. The change of the maildrop's
+ * retrieved state and its arrival time. A carried UIDL that is a plain decimal number is a uid (what
+ * poplar shows for its own mail, so an export of a poplar maildrop carries them): the message is
+ * given that uid (DeliverOptions.uid) when no uid at or above it was given in the maildrop, and
+ * so keeps its UIDL; it could not be kept as a UIDL beside the uids (a later delivery would show the
+ * same one). Any other carried UIDL is dropped (the message then shows its new uid) when it is not
+ * a valid UIDL, when it is decimal, or when the maildrop already shows it. The change of the maildrop's
  * UIDL list is logged once, with the counts. A source that is missing, unreadable or not of its
  * format is refused before anything is imported, with a MigrateError.
  */
@@ -134,19 +137,31 @@ export async function importMail(
   try {
     for await (const m of reading(source(path, format, logger))) {
       let uidl = m.uidl;
-      if (uidl !== undefined && (!isValidUidl(uidl) || /^[1-9][0-9]*$/.test(uidl) || shown.has(uidl))) {
-        logger.warn({ event: 'uidl_dropped', mailbox, uidl: uidl.slice(0, 80) }, 'carried UIDL refused; the message gets a new one');
+      // A decimal UIDL is a uid (poplar's own mail): kept only as the message's uid, since a later
+      // delivery would show the same decimal UIDL. The store gives that uid if it is still free.
+      let uid: number | undefined;
+      if (uidl !== undefined && /^[1-9][0-9]{0,14}$/.test(uidl) && !shown.has(uidl)) {
+        uid = Number(uidl);
         uidl = undefined;
+      }
+      const refuse = (refused: string): void => {
+        logger.warn({ event: 'uidl_dropped', mailbox, uidl: refused.slice(0, 80) }, 'carried UIDL refused; the message gets a new one');
         dropped++;
+      };
+      if (uidl !== undefined && (!isValidUidl(uidl) || /^[1-9][0-9]*$/.test(uidl) || shown.has(uidl))) {
+        refuse(uidl);
+        uidl = undefined;
       }
       const opts: DeliverOptions = {
         seen: m.seen,
         ...(uidl === undefined ? {} : { uidl }),
+        ...(uid === undefined ? {} : { uid }),
         ...(m.received === undefined ? {} : { received: m.received }),
       };
       const r = await store.deliver(mailbox, m.bytes, opts);
       shown.add(uidl ?? String(r.uid));
-      if (uidl !== undefined) carried++;
+      if (uidl !== undefined || (uid !== undefined && r.uid === uid)) carried++;
+      else if (uid !== undefined) refuse(String(uid));
       imported++;
       bytes += r.size;
       progress.tick(r.size);

@@ -41,6 +41,13 @@ export interface DeliverOptions {
    * same octets (PostgreSQL does; Maildir and memory store each message whole). Default 0.
    */
   readonly bodyOffset?: number;
+  /**
+   * R-X11 R-S12: the uid this message should get (an import of poplar's own mail, whose UIDL is
+   * its decimal uid, so clients keep it). Given when no uid at or above it was given yet in the
+   * maildrop (the counter then continues after it); otherwise the message gets the next uid as
+   * usual. The result says which it got. A positive safe integer.
+   */
+  readonly uid?: number;
 }
 
 /** Messages and exact octets (R-S4 sizes) a maildrop holds now, for quotas (R-S16). */

@@ -16,6 +16,9 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
+import { connectPostgres } from '../../src/storage/postgres/client.js';
+import { migrate } from '../../src/storage/postgres/migrate.js';
+import { PostgresMailStore } from '../../src/storage/postgres/pg-store.js';
 import { needProgram } from './external.js';
 
 const DEBIAN_BIN = '/usr/lib/postgresql/15/bin';
@@ -171,7 +174,8 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Po
     dataDir: dir,
     async createDatabase(name) {
       const db = name ?? `t${process.pid}_${++databases}`;
-      admin ??= postgres(url('postgres'), { max: 1, onnotice: () => undefined });
+      // Closed when idle, so a server kept for the whole file never keeps the process alive.
+      admin ??= postgres(url('postgres'), { max: 1, idle_timeout: 1, onnotice: () => undefined });
       await admin.unsafe(`CREATE DATABASE "${db}"`);
       return url(db);
     },
@@ -203,4 +207,21 @@ function readLog(path: string): string {
   } catch {
     return '';
   }
+}
+
+let shared: Promise<PostgresServer> | undefined;
+
+/**
+ * A PostgresMailStore on a fresh, migrated database of a PostgreSQL started once per process
+ * (removed at exit): what `startTestServer({ store: 'postgres' })` and `POPLAR_TEST_STORE=postgres`
+ * use, so socket tests run unchanged on PostgreSQL.
+ */
+export async function postgresTestStore(): Promise<PostgresMailStore> {
+  const reason = needPostgres();
+  if (reason !== false) throw new Error(reason);
+  shared ??= startPostgres();
+  const url = await (await shared).createDatabase();
+  const sql = connectPostgres({ url, poolSize: 4 });
+  await migrate(sql);
+  return new PostgresMailStore({ sql, ownsPool: true });
 }

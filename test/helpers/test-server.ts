@@ -65,8 +65,12 @@ export interface TestServer {
 export interface TestServerOptions {
   readonly settings?: Partial<SessionSettings>;
   readonly users?: Record<string, TestUser>;
-  /** 'memory' (default), 'maildir' (a fresh temp folder), or a store the test made. */
-  readonly store?: 'memory' | 'maildir' | MailStore;
+  /**
+   * 'memory' (default; `POPLAR_TEST_STORE=maildir|postgres` changes the default), 'maildir' (a fresh
+   * temp folder), 'postgres' (a fresh database on the file's PostgreSQL, test/helpers/postgres.ts),
+   * or a store the test made.
+   */
+  readonly store?: 'memory' | 'maildir' | 'postgres' | MailStore;
   /** log2 scrypt cost for the users' hashes and the dummy check (default TEST_SCRYPT_COST). */
   readonly scryptCost?: number;
   /** TLS with the test certificates: STLS, and POP3S on another port (`tlsPort`). */
@@ -97,6 +101,12 @@ export interface TestServerOptions {
 /** The failed-login delay of the test server unless a test asks for one: none. */
 export const NO_FAILURE_DELAY = { baseMs: 0, maxMs: 0, windowMs: 60_000 } as const;
 
+/** The store of a test that names none: `POPLAR_TEST_STORE` (memory, maildir, postgres), else memory. */
+function defaultStore(): 'memory' | 'maildir' | 'postgres' {
+  const env = process.env['POPLAR_TEST_STORE'];
+  return env === 'maildir' || env === 'postgres' ? env : 'memory';
+}
+
 export async function startTestServer(opts: TestServerOptions = {}): Promise<TestServer> {
   const users = opts.users ?? { alice: { password: 'wonderland' } };
   const cost = opts.scryptCost ?? TEST_SCRYPT_COST;
@@ -116,12 +126,15 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
   }
   let tempDir: string | undefined;
   let store: MailStore;
-  if (opts.store === 'maildir') {
+  const kind = opts.store ?? defaultStore();
+  if (kind === 'postgres') {
+    store = await (await import('./postgres.js')).postgresTestStore();
+  } else if (kind === 'maildir') {
     const dir = await mkdtemp(join(tmpdir(), 'poplar-e2e-'));
     tempDir = dir;
     store = new MaildirStore({ path: (m) => join(dir, m) });
   } else {
-    store = opts.store === undefined || opts.store === 'memory' ? new MemoryMailStore() : opts.store;
+    store = kind === 'memory' ? new MemoryMailStore() : kind;
   }
   let text = '';
   const logs: Array<Record<string, unknown>> = [];

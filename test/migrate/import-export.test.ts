@@ -74,7 +74,7 @@ describe('import and export', () => {
     });
   });
 
-  it('R-X11 R-X15 mbox import honours X-UIDL headers, unquotes >From lines, refuses decimal or duplicate UIDLs', async () => {
+  it('R-X11 R-X15 mbox import honours X-UIDL headers, unquotes >From lines, keeps a decimal UIDL as the uid while it is free, refuses a used one or a duplicate', async () => {
     const mbox = join(work, 'in.mbox');
     await writeFile(
       mbox,
@@ -91,7 +91,7 @@ describe('import and export', () => {
         'X-UIDL: 12',
         'Subject: two',
         '',
-        'decimal UIDL, dropped',
+        'decimal UIDL, kept as uid 12',
         '',
         'From other@example.org Mon Jan  5 10:00:00 2004',
         'X-UIDL: 1a2b3c4d5e6f',
@@ -99,17 +99,24 @@ describe('import and export', () => {
         '',
         'duplicate UIDL, dropped',
         '',
+        'From other@example.org Tue Jan  6 10:00:00 2004',
+        'X-UIDL: 5',
+        'Subject: four',
+        '',
+        'decimal UIDL below the uids given (12, 13), dropped',
+        '',
       ].join('\n'),
     );
     const r = await p.cli(['import', '--user', 'bob', mbox]);
     assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /imported 3 message\(s\).*1 kept their UIDL, 2 got a new one/);
+    assert.match(r.stdout, /imported 4 message\(s\).*2 kept their UIDL, 2 got a new one/);
     const got = await popFetch(p.pop3Port, 'bob', 'builder');
     const uidls = got.uidl.map((l) => l.split(' ')[1]);
-    assert.equal(uidls[0], '1a2b3c4d5e6f');
-    assert.ok(/^\d+$/.test(uidls[1]!) && /^\d+$/.test(uidls[2]!) && uidls[1] !== '12', `new uids for the refused ones: ${uidls}`);
+    // Regression: a decimal X-UIDL (a poplar uid, as an export of poplar mail carries) was always
+    // refused, so moving a maildrop between stores changed the UIDL of all of poplar's own mail.
+    assert.deepEqual(uidls, ['1a2b3c4d5e6f', '12', '13', '14'], 'uid 12 kept; the duplicate and the used 5 got new uids');
     assert.equal(got.messages[0]!.bytes.toString(), 'X-UIDL: 1a2b3c4d5e6f\r\nStatus: RO\r\nSubject: one\r\n\r\nFrom the start of a line\r\n>From twice quoted\r\n');
-    assert.equal(got.messages[1]!.bytes.toString(), 'X-UIDL: 12\r\nSubject: two\r\n\r\ndecimal UIDL, dropped\r\n');
+    assert.equal(got.messages[1]!.bytes.toString(), 'X-UIDL: 12\r\nSubject: two\r\n\r\ndecimal UIDL, kept as uid 12\r\n');
   });
 
   it('R-X11 R-X15 export to Maildir (dovecot-uidlist) and to mbox (X-UIDL), and import back: the same UIDL list and bytes', async () => {

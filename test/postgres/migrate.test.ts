@@ -81,6 +81,21 @@ describe('PostgreSQL schema migrations', { skip: needPostgres() }, () => {
     assert.equal(r.stderr.trim().split('\n').length, 1, 'one line, no stack');
   });
 
+  it('R-X17 a URL with several hosts and target_session_attrs=read-write connects to the one that answers as a primary', async () => {
+    const url = await pg.createDatabase();
+    const db = new URL(url).pathname;
+    // The first host is down (nothing listens on port 1): the pool goes on to the next one.
+    const multi = `postgres://poplar@127.0.0.1:1,127.0.0.1:${pg.port}${db}?target_session_attrs=read-write`;
+    const sql = connectPostgres({ url: multi, poolSize: 1, connectTimeout: 5 });
+    pools.push(sql);
+    await migrate(sql);
+    const [row] = await sql<{ port: number; ro: string }[]>`SELECT inet_server_port() AS port, current_setting('transaction_read_only') AS ro`;
+    assert.deepEqual(row, { port: pg.port, ro: 'off' });
+    const r = await poplar(['db', 'migrate', '--data', dataDir, '-o', `postgres.url=${multi}`]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /schema up to date/);
+  });
+
   it('R-X17 `poplar db migrate` without postgres.url, or with a database that is down, fails in one line', async () => {
     const none = await poplar(['db', 'migrate', '--data', dataDir]);
     assert.equal(none.code, 1);

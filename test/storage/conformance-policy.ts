@@ -35,6 +35,16 @@ export function registerPolicyCases(store: () => MailStore): void {
       await snap.release();
     });
 
+    it('R-X11 R-S12 deliver with a wanted uid gets it while no uid at or above it was given, else the next', async () => {
+      assert.equal((await store().deliver('alice', Buffer.from('a\r\n'), { uid: 3 })).uid, 3);
+      assert.equal((await store().deliver('alice', Buffer.from('b\r\n'))).uid, 4, 'the counter continues after it');
+      assert.equal((await store().deliver('alice', Buffer.from('c\r\n'), { uid: 2 })).uid, 5, 'a uid below the next is not given again');
+      assert.equal((await store().deliver('alice', Buffer.from('d\r\n'), { uid: 9 })).uid, 9);
+      const snap = await store().open('alice', plain);
+      assert.deepEqual(snap.messages.map((m) => m.uid), [3, 4, 5, 9]);
+      await snap.release();
+    });
+
     it('R-X15 deliver can store a message as already retrieved', async () => {
       await store().deliver('alice', Buffer.from('a\r\n'), { seen: true });
       await store().deliver('alice', Buffer.from('b\r\n'));

@@ -228,7 +228,11 @@ export class MaildirMaildrop {
       await this.prepare();
       const { name, rel, size } = await writeToNew(this.root, message, opts, s.uniqueName);
       delivered = rel;
-      const item = { key: name, size, dir: rel.slice(0, 3), ...(opts.uidl === undefined ? {} : { uidl: opts.uidl }) };
+      const item = {
+        key: name, size, dir: rel.slice(0, 3),
+        ...(opts.uidl === undefined ? {} : { uidl: opts.uidl }),
+        ...(opts.uid === undefined ? {} : { uid: opts.uid }),
+      };
       const commit = (this.commits ??= new GroupCommit((items) => this.commitDeliveries(items, s)));
       const entry = await commit.submit(item).finally(() => {
         // Settled after its batch ended; nothing queued means no delivery holds this commit.

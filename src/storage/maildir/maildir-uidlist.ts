@@ -44,6 +44,8 @@ export interface NewEntry {
   readonly size: number;
   /** R-X11: written as a `U` record right after the entry, in the same durable append. */
   readonly uidl?: string;
+  /** DeliverOptions.uid: this uid if it is not below the next one (then the next count from it). */
+  readonly uid?: number;
 }
 
 const HEADER = /^poplar-uidlist 1 next=(\d{1,15}) gen=(\S+)$/;
@@ -139,10 +141,12 @@ export class UidList {
         if ((await this.readFrom(fh, st)) > this.offset) await fh.truncate(this.offset); // torn line
         const fresh = new Map<string, UidEntry>();
         const freshUidls = new Map<number, string>();
-        const added = items.map(({ key, size, uidl }) => {
+        let next = this.nextUid;
+        const added = items.map(({ key, size, uidl, uid }) => {
           const known = this.entries.get(key) ?? fresh.get(key);
           if (known !== undefined) return known;
-          const entry = { uid: this.nextUid + fresh.size, size };
+          const entry = { uid: Math.max(next, uid ?? 0), size };
+          next = entry.uid + 1;
           fresh.set(key, entry);
           if (uidl !== undefined) freshUidls.set(entry.uid, uidl);
           return entry;

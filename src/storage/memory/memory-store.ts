@@ -89,7 +89,8 @@ export class MemoryMailStore implements MailStore {
     else for await (const chunk of message) chunks.push(Buffer.from(chunk));
     const bytes = Buffer.concat(chunks);
     const drop = this.maildrop(mailbox);
-    const uid = drop.nextUid++;
+    const uid = Math.max(drop.nextUid, opts.uid ?? 0);
+    drop.nextUid = uid + 1;
     const size = crlfSize(bytes);
     const received = opts.received ?? this.now();
     drop.messages.set(String(uid), { uid, size, bytes, uidl: opts.uidl, received, seen: opts.seen === true, hidden: false });

@@ -49,6 +49,9 @@ export interface PostgresMailStoreOptions {
   readonly checkSchema?: boolean;
 }
 
+/** Runs of a transaction PostgreSQL aborted to break a deadlock (tx()). */
+const DEADLOCK_RETRIES = 3;
+
 interface MessageRow {
   uid: number;
   size: number;
@@ -91,12 +94,21 @@ export class PostgresMailStore implements MailStore, SnapshotHost {
     return this.schema;
   }
 
+  /**
+   * Runs `fn` in a transaction, again (up to DEADLOCK_RETRIES times) if PostgreSQL broke a
+   * deadlock by aborting it: a delivery that found an existing body holds that body's row and
+   * waits for the maildrop's, while a retention sweep holds the maildrop's and waits for the
+   * body's. Every transaction here can run again from the start (commit is idempotent).
+   */
   async tx<T>(fn: (tx: TransactionSql) => Promise<T>): Promise<T> {
     await this.schema.catch((e: unknown) => { throw new StorageError('IO', (e as Error).message, e); });
-    try {
-      return (await this.sql.begin(fn)) as T;
-    } catch (err) {
-      throw toStorageError(err);
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return (await this.sql.begin(fn)) as T;
+      } catch (err) {
+        if ((err as { code?: unknown }).code === '40P01' && attempt < DEADLOCK_RETRIES) continue;
+        throw toStorageError(err);
+      }
     }
   }
 
@@ -152,7 +164,7 @@ export class PostgresMailStore implements MailStore, SnapshotHost {
     return this.tx(async (tx) => {
       // The body first: the maildrop's row is locked (by taking its uid) only for the last two statements.
       const bodyId = await attachBody(tx, body);
-      const { id, uid } = await this.takeUid(tx, mailbox);
+      const { id, uid } = await this.takeUid(tx, mailbox, opts.uid ?? 0);
       await tx`INSERT INTO messages (maildrop_id, uid, body_id, size, head, uidl, received_at, retrieved_at)
         VALUES (${id}, ${uid}, ${bodyId}, ${size}, ${head}, ${opts.uidl ?? null}, ${received}, ${opts.seen === true ? received : null})`;
       return { uid, size };
@@ -227,11 +239,15 @@ export class PostgresMailStore implements MailStore, SnapshotHost {
     }
   }
 
-  /** R-S12: the maildrop's next uid, advanced in this transaction (created at uid 1 if new). */
-  private async takeUid(tx: TransactionSql, mailbox: string): Promise<{ id: number; uid: number }> {
+  /**
+   * R-S12: the maildrop's next uid (or `wanted`, DeliverOptions.uid, if no uid at or above it was
+   * given), the counter advanced past it in this transaction; a new maildrop starts at uid 1.
+   */
+  private async takeUid(tx: TransactionSql, mailbox: string, wanted: number): Promise<{ id: number; uid: number }> {
     for (;;) {
       const [row] = await tx<{ id: number; uid: number }[]>`
-        UPDATE maildrops SET next_uid = next_uid + 1 WHERE name = ${mailbox} RETURNING id, next_uid - 1 AS uid`;
+        UPDATE maildrops SET next_uid = greatest(next_uid, ${wanted}::bigint) + 1 WHERE name = ${mailbox}
+        RETURNING id, next_uid - 1 AS uid`;
       if (row !== undefined) return row;
       await tx`INSERT INTO maildrops (name) VALUES (${mailbox}) ON CONFLICT (name) DO NOTHING`;
     }
