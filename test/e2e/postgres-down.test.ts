@@ -2,9 +2,11 @@
  * R-X17: a directory database that is down answers every login with `-ERR [SYS/TEMP]` (never a
  * login without the check, never `-ERR [AUTH]` as if the password were wrong), a RETR under a
  * download cap likewise, and logins work again as soon as the database is back (the pool
- * reconnects by itself). A real PostgreSQL, killed with SIGKILL mid-run.
+ * reconnects by itself). A real PostgreSQL, killed with SIGKILL mid-run, or frozen (SIGSTOP: a
+ * database that stops answering) so that only the timeout ends the wait.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { createHmac } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { makeCredentials } from '../../src/auth/credentials.js';
@@ -12,6 +14,7 @@ import { PostgresDirectory } from '../../src/auth/postgres-directory.js';
 import { PostgresPollState } from '../../src/policy/postgres-poll-state.js';
 import { PostgresOverrides } from '../../src/policy/postgres-user-policy.js';
 import { UserPolicies, type EffectivePolicy } from '../../src/policy/user-policy.js';
+import { connectPostgres } from '../../src/storage/postgres/client.js';
 import { endPools, migratedDatabase } from '../helpers/pg-pool.js';
 import { Pop3Client } from '../helpers/pop3-client.js';
 import { needPostgres, startPostgres, type PostgresServer } from '../helpers/postgres.js';
@@ -66,5 +69,36 @@ describe('R-X17 the directory database down', { skip: needPostgres() }, () => {
       assert.match((await back.multi('RETR 1')).lines.join('\n'), /hello/);
       await back.cmd('QUIT');
     });
+  });
+
+  it('R-X17 a database that stops answering (frozen) fails the login with -ERR [SYS/TEMP] after the timeout, not never', async () => {
+    const { url } = await migratedDatabase(pg);
+    const sql = connectPostgres({ url, poolSize: 2, connectTimeout: 2, statementTimeout: 1000 });
+    try {
+      const dir = new PostgresDirectory(sql);
+      await dir.add('alice', (await makeCredentials('wonderland', { cost: TEST_SCRYPT_COST, needs: { scram: false, nt: false, cram: false, secret: false } })).password);
+      await withServer({ directory: dir }, async (s) => {
+        const c = await Pop3Client.connect(s.port);
+        assert.match(await c.login('alice', 'wonderland'), /^\+OK/);
+        await c.cmd('QUIT');
+        const postmaster = pg.pid()!;
+        const pids = [postmaster, ...execFileSync('pgrep', ['-P', String(postmaster)], { encoding: 'utf8' }).trim().split('\n').map(Number)];
+        for (const pid of pids) process.kill(pid, 'SIGSTOP');
+        try {
+          const d = await Pop3Client.connect(s.port);
+          const started = Date.now();
+          assert.match(await d.login('alice', 'wonderland'), /^-ERR \[SYS\/TEMP\] /);
+          assert.ok(Date.now() - started < 4500, `answered after ${Date.now() - started} ms`);
+          d.close();
+        } finally {
+          for (const pid of pids) process.kill(pid, 'SIGCONT');
+        }
+        const e = await Pop3Client.connect(s.port);
+        assert.match(await e.login('alice', 'wonderland'), /^\+OK/, 'and logins work again once it answers');
+        await e.cmd('QUIT');
+      });
+    } finally {
+      await sql.end({ timeout: 1 });
+    }
   });
 });
