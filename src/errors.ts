@@ -62,10 +62,10 @@ export class StorageError extends Error {
  * The user directory could not answer (an LDAP server down, slow or refusing the service bind):
  * nobody is let in or refused for it; logins get `-ERR [SYS/TEMP]`, LMTP recipients `451` (R-X19).
  */
-export class DirectoryError extends Error {
+export class DirectoryUnavailableError extends Error {
   constructor(message: string, cause?: unknown) {
     super(message, cause === undefined ? undefined : { cause });
-    this.name = 'DirectoryError';
+    this.name = 'DirectoryUnavailableError';
   }
 }
 
@@ -77,6 +77,24 @@ export class ConfigError extends Error {
     this.name = 'ConfigError';
     this.problems = problems;
   }
+}
+
+/**
+ * A backend that cannot answer now (a database down, refusing or timing out): a session gets
+ * `-ERR [SYS/TEMP]` (toPop3Error's default), a command one line without a stack.
+ */
+export class UnavailableError extends Error {
+  /** `what`: e.g. "the poll state (PostgreSQL)"; the message adds the first line of the cause's. */
+  constructor(what: string, cause: unknown) {
+    super(unavailableText(what, cause), { cause });
+    this.name = 'UnavailableError';
+  }
+}
+
+/** `<what> is unavailable: <first line of the cause's message>`. */
+export function unavailableText(what: string, cause: unknown): string {
+  const text = cause instanceof Error ? cause.message : String(cause);
+  return `${what} is unavailable: ${text.split('\n')[0]}`;
 }
 
 /** Anything unexpected becomes `-ERR [SYS/TEMP]` and is logged with its stack (habit 5). */
@@ -95,7 +113,7 @@ export function toPop3Error(err: unknown): Pop3Error {
         break;
     }
   }
-  if (err instanceof DirectoryError) {
+  if (err instanceof DirectoryUnavailableError) {
     return new Pop3Error('INTERNAL', 'Directory unavailable, try again later', { responseCode: 'SYS/TEMP', cause: err });
   }
   return new Pop3Error('INTERNAL', 'Internal server error, try again later', {

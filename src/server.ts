@@ -22,7 +22,7 @@ import { Session } from './session/session.js';
 import type { PollPolicy } from './policy/user-policy.js';
 import { LoginThrottle } from './auth/throttle.js';
 import { PollLimiter } from './policy/poll-limits.js';
-import { PollState } from './policy/poll-state.js';
+import { PollState, type PollStore } from './policy/poll-state.js';
 import { DEFAULT_FAILURE_DELAY_MAX_MS, DEFAULT_FAILURE_DELAY_MS, DEFAULT_FAILURE_WINDOW_S } from './protocol/limits.js';
 import type { MailStore } from './storage/mail-store.js';
 import { shaCryptPoolReady } from './auth/sha-crypt-pool.js';
@@ -76,7 +76,7 @@ export interface PoplarServerOptions extends OperationsOptions {
   /** R-X10: what CAPA advertises as EXPIRE and LOGIN-DELAY, per user, and what is enforced. */
   readonly policy?: PollPolicy;
   /** R-X10: where last logins and today's downloads are kept (default: in memory); needs `policy`. */
-  readonly pollState?: PollState;
+  readonly pollState?: PollStore;
   /** The clock of LOGIN-DELAY, the download day and the failed-login window (tests inject one). */
   readonly now?: () => number;
   /** R-X3: certificates for implicit TLS and STLS; without it neither is offered. */

@@ -19,7 +19,8 @@ import fastifyStatic from '@fastify/static';
 import swagger from '@fastify/swagger';
 import { Ajv } from 'ajv';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
-import { PasswdFileError } from '../auth/passwd-file.js';
+import { DirectoryError } from '../auth/directory.js';
+import { DirectoryUnavailableError, UnavailableError } from '../errors.js';
 import { LoginThrottle, type ThrottleOptions } from '../auth/throttle.js';
 import { AdminFileError } from '../storage/admin-file.js';
 import { ApiError, type ErrorCode } from './api-common.js';
@@ -123,12 +124,13 @@ export async function buildAdminApp(opts: Omit<AdminServerOptions, 'host' | 'por
   app.setErrorHandler((err: FastifyError | ApiError | Error, _req, reply) => {
     const send = (status: number, code: ErrorCode, message: string) => reply.code(status).send({ error: { code, message } });
     if (err instanceof ApiError) return send(err.status, err.code, err.message);
-    if (err instanceof PasswdFileError) {
-      const map = { INVALID_NAME: [400, 'INVALID_NAME'], EXISTS: [409, 'EXISTS'], NO_SUCH_USER: [404, 'NOT_FOUND'], ALREADY_GRANTED: [409, 'ALREADY_GRANTED'], NOT_GRANTED: [404, 'NOT_GRANTED'], FILE: [500, 'INTERNAL'] } as const;
+    if (err instanceof DirectoryError) {
+      const map = { INVALID_NAME: [400, 'INVALID_NAME'], EXISTS: [409, 'EXISTS'], NO_SUCH_USER: [404, 'NOT_FOUND'], ALREADY_GRANTED: [409, 'ALREADY_GRANTED'], NOT_GRANTED: [404, 'NOT_GRANTED'], FILE: [500, 'INTERNAL'], UNAVAILABLE: [503, 'UNAVAILABLE'] } as const;
       const [status, code] = map[err.code];
       return send(status, code, err.message);
     }
     if (err instanceof AdminFileError) return send(503, 'BUSY', err.message);
+    if (err instanceof UnavailableError || err instanceof DirectoryUnavailableError) return send(503, 'UNAVAILABLE', err.message);
     const fe = err as FastifyError;
     if (fe.validation !== undefined) return send(400, 'VALIDATION', `${fe.validationContext ?? 'request'}${fe.message.replace(/^(body|querystring|params)/, '')}`);
     if (fe.statusCode !== undefined && fe.statusCode >= 400 && fe.statusCode < 500) return send(fe.statusCode, 'VALIDATION', fe.message);

@@ -6,7 +6,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { WritableDirectory } from '../auth/directory.js';
-import { OVERRIDE_KEYS, type OverrideKey } from '../policy/user-policy.js';
+import { OVERRIDE_KEYS, type OverrideKey } from '../policy/overrides.js';
 import { userNameProblem } from '../user-name.js';
 import { ApiError, errors, nameParam, pageOf, pageQuery, paginate, type PageQuery } from './api-common.js';
 import type { AdminContext } from './context.js';
@@ -63,7 +63,7 @@ async function policyOf(ctx: AdminContext, name: string): Promise<object> {
     quota_bytes: p.quotaBytes, quota_messages: p.quotaMessages, retrieved_days: p.retrievedDays,
     unretrieved_days: p.unretrievedDays, login_delay: p.loginDelay, download_bytes_per_day: p.downloadBytesPerDay,
   };
-  return { effective, overrides: (await ctx.policies.overrides()).get(name) ?? {} };
+  return { effective, overrides: (await ctx.policies.store.get(name)) ?? {} };
 }
 
 export function userRoutes(app: FastifyInstance, ctx: AdminContext): void {

@@ -4,7 +4,7 @@
  * configured cost and one default SHA512-CRYPT (password.ts DUMMY_KINDS) — the user's own check
  * counts as one of them when its scheme and cost match, dummies make up the rest; a check of any
  * other scheme, and a directory's own check (an LDAP bind, UserRecord.checkPassword), runs beside
- * both dummies. A directory that cannot answer (DirectoryError) fails the login with
+ * both dummies. A directory that cannot answer (DirectoryUnavailableError) fails the login with
  * `-ERR [SYS/TEMP]`, never lets it in (R-X19). A success of the two classes only pays for its own
  * check: answering it sooner tells nothing to someone who knows the password.
  * A login that repeats one verified within `auth.cache_ttl` is let in from the verified-login

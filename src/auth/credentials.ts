@@ -10,10 +10,9 @@
  * serves the same mechanisms; a stored shared secret serves CRAM-MD5 too. A mechanism whose credential is missing fails like a wrong password (R-S13).
  */
 import { randomBytes } from 'node:crypto';
-import type { UserRecord } from './directory.js';
+import type { Credentials, UserRecord } from './directory.js';
 import { cramContexts } from './md5-context.js';
 import { saslprep } from './sasl/saslprep.js';
-import type { CredentialKey } from './passwd-file.js';
 import { hashPassword, schemeOf } from './password.js';
 import { formatScramKeys, ntHash, parseScramKeys, scramKeys, type ScramKeys } from './schemes.js';
 
@@ -41,8 +40,8 @@ export function needsFor(mechanisms: readonly string[], apop: boolean): Credenti
 export async function makeCredentials(
   password: string,
   opts: { cost: number; needs: CredentialNeeds },
-): Promise<{ password: string; credentials: Partial<Record<CredentialKey, string>> }> {
-  const credentials: Partial<Record<CredentialKey, string>> = {};
+): Promise<{ password: string; credentials: Credentials }> {
+  const credentials: Credentials = {};
   const pw = Buffer.from(password, 'utf8');
   // RFC 5802 §2.2: SCRAM hashes the SASLprep'd password (clients prepare theirs the same way).
   const prepped = Buffer.from(saslprep(password) ?? password, 'utf8');

@@ -1,8 +1,11 @@
 /**
  * The user directory: who exists, what credential is stored for them, and which other maildrops
- * they were granted (R-K3). Pre-login code depends on this interface only, never on storage.
- * Implementations: PasswdFile (passwd-file.ts), LdapDirectory (ldap-directory.ts). A directory that
- * cannot answer throws DirectoryError (errors.ts); it never answers "no such user" for that.
+ * they were granted (R-K3). Pre-login code depends on `UserDirectory` only, never on storage; the
+ * admin commands (`poplar user`, `poplar grant`) and the admin API on `ManagedDirectory` /
+ * `AdminDirectory`. Implementations: the passwd-file (passwd-file.ts, R-X8), PostgreSQL
+ * (postgres-directory.ts, R-X17) and LDAP (ldap-directory.ts, R-X19, read-only), chosen by the
+ * composition root (cli/compose.ts) from `auth.directory`. A directory that cannot answer throws
+ * DirectoryUnavailableError or UnavailableError (errors.ts); it never answers "no such user" for that.
  */
 
 export interface UserRecord {
@@ -13,7 +16,7 @@ export interface UserRecord {
   /** R-K3: other maildrops this user may open with `USER name/mailbox` (`poplar grant`). */
   readonly grants: readonly string[];
   /**
-   * Extra credentials a challenge mechanism needs, from the `poplar_*` extra fields (see
+   * Extra credentials a challenge mechanism needs, keyed by CREDENTIAL_KEYS (see
    * auth/credentials.ts): `poplar_scram`, `poplar_nt`, `poplar_cram`, `poplar_secret`. Absent keys: not stored.
    */
   readonly credentials?: Readonly<Record<string, string>>;
@@ -39,6 +42,49 @@ export interface UserDirectory {
   lookupAddress?(address: string): Promise<UserRecord | undefined>;
 }
 
+/** The keys of the credentials challenge mechanisms need (auth/credentials.ts); in the users file, extra fields. */
+export const CREDENTIAL_KEYS = ['poplar_scram', 'poplar_nt', 'poplar_cram', 'poplar_secret'] as const;
+export type CredentialKey = (typeof CREDENTIAL_KEYS)[number];
+export type Credentials = Partial<Record<CredentialKey, string>>;
+
+/**
+ * `UNAVAILABLE`: the directory could not be asked (a database down or timing out); the login
+ * gets `-ERR [SYS/TEMP]`, a command one line.
+ */
+export type DirectoryErrorCode = 'INVALID_NAME' | 'EXISTS' | 'NO_SUCH_USER' | 'ALREADY_GRANTED' | 'NOT_GRANTED' | 'FILE' | 'UNAVAILABLE';
+
+/** An expected failure of a directory change; the CLI prints its message as one line. */
+export class DirectoryError extends Error {
+  readonly code: DirectoryErrorCode;
+  constructor(code: DirectoryErrorCode, message: string, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = 'DirectoryError';
+    this.code = code;
+  }
+}
+
+/** What the admin commands change; every implementation gives the same errors with the same texts. */
+export interface ManagedDirectory extends UserDirectory {
+  /** Where the users are kept, for messages: the users file's path, or "PostgreSQL". */
+  readonly where: string;
+  /** Every user, in the order they were added (a file: file order, first line per name). */
+  list(): Promise<UserRecord[]>;
+  /** Adds a user with a stored credential such as hashPassword() returns. EXISTS, INVALID_NAME. */
+  add(name: string, hash: string, credentials?: Credentials): Promise<void>;
+  /**
+   * Sets the password and, when `credentials` is given, replaces every stored credential with
+   * those given (a mechanism no longer enabled loses its stale secret). NO_SUCH_USER.
+   */
+  setPassword(name: string, hash: string, credentials?: Credentials): Promise<void>;
+  /** Removes the user and their grants. Mail is not touched. NO_SUCH_USER. */
+  remove(name: string): Promise<void>;
+  /** R-K3: lets `user` open maildrop `mailbox` with `USER user/mailbox`. */
+  grant(user: string, mailbox: string): Promise<void>;
+  revoke(user: string, mailbox: string): Promise<void>;
+  /** Lets go of connections (a no-op for a file). */
+  close(): Promise<void>;
+}
+
 /**
  * R-X21: what an administrator may do with a directory, so the admin API serves users from any
  * backend. `writable: true`: poplar owns the records (the passwd file) and may add, change and
@@ -57,14 +103,9 @@ export interface ReadOnlyDirectory extends ListableDirectory {
   readonly note: string;
 }
 
-export interface WritableDirectory extends ListableDirectory {
+/** A directory poplar owns (the passwd-file, PostgreSQL): the admin API may change it. */
+export interface WritableDirectory extends ListableDirectory, ManagedDirectory {
   readonly writable: true;
-  /** `hash`: a stored credential with its scheme; `credentials`: the `poplar_*` extra fields. */
-  add(name: string, hash: string, credentials?: Readonly<Record<string, string>>): Promise<void>;
-  setPassword(name: string, hash: string, credentials?: Readonly<Record<string, string>>): Promise<void>;
-  remove(name: string): Promise<void>;
-  grant(user: string, mailbox: string): Promise<void>;
-  revoke(user: string, mailbox: string): Promise<void>;
 }
 
 export type AdminDirectory = ReadOnlyDirectory | WritableDirectory;

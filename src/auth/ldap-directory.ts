@@ -14,12 +14,12 @@
  * entry's modification stamps, so a password changed in the directory misses the cache.
  *
  * A directory that cannot answer (down, too slow, refusing the service bind) throws
- * DirectoryError: `-ERR [SYS/TEMP]` at login, `451` at LMTP RCPT; never a login without a check.
+ * DirectoryUnavailableError: `-ERR [SYS/TEMP]` at login, `451` at LMTP RCPT; never a login without a check.
  * Grants (R-K3) stay in poplar's users file (`poplar grant`); quotas from `quota_attribute` are
  * kept per maildrop as last seen by a look-up (quotaOf), under any `poplar quota set` value.
  */
 import type { Client, Entry } from 'ldapts';
-import { DirectoryError } from '../errors.js';
+import { DirectoryUnavailableError } from '../errors.js';
 import { printableName, userNameProblem } from '../user-name.js';
 import type { ReadOnlyDirectory, UserRecord } from './directory.js';
 import { isLdapResult, LdapPool, type LdapServerOptions } from './ldap-pool.js';
@@ -159,10 +159,10 @@ export class LdapDirectory implements ReadOnlyDirectory {
       }));
       return result.searchEntries;
     } catch (err) {
-      if (err instanceof DirectoryError || (isLdapResult(err) && err.code === 4)) throw err;
+      if (err instanceof DirectoryUnavailableError || (isLdapResult(err) && err.code === 4)) throw err;
       // Any other LDAP result (no such base DN, a filter the server refuses, insufficient
       // access): the directory cannot say who is there.
-      throw new DirectoryError(`LDAP search ${filter} under ${this.opts.baseDn}: ${(err as Error).message}`, err);
+      throw new DirectoryUnavailableError(`LDAP search ${filter} under ${this.opts.baseDn}: ${(err as Error).message}`, err);
     }
   }
 
@@ -206,7 +206,7 @@ export class LdapDirectory implements ReadOnlyDirectory {
       return true;
     } catch (err) {
       if (!isLdapResult(err)) throw err;
-      if (TEMPORARY_RESULTS.has(err.code)) throw new DirectoryError(`LDAP bind: ${err.message}`, err);
+      if (TEMPORARY_RESULTS.has(err.code)) throw new DirectoryUnavailableError(`LDAP bind: ${err.message}`, err);
       return false;
     }
   }

@@ -12,13 +12,13 @@
  *   for any reason but an LDAP result closes every idle connection and is tried once more on a
  *   new one, so a hung server costs a login at most two timeouts.
  * - An LDAP result (wrong password, no such object) leaves the connection in the pool; any other
- *   failure closes it. What cannot be done becomes a DirectoryError (errors.ts): the caller then
+ *   failure closes it. What cannot be done becomes a DirectoryUnavailableError (errors.ts): the caller then
  *   answers `-ERR [SYS/TEMP]` or `451`, never a login.
  */
 import { connect as netConnect } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
 import { Client, ResultCodeError } from 'ldapts';
-import { DirectoryError } from '../errors.js';
+import { DirectoryUnavailableError } from '../errors.js';
 
 export interface LdapServerOptions {
   /** `ldap://host[:port]` or `ldaps://host[:port]`, in order of preference. */
@@ -76,7 +76,7 @@ export class LdapPool {
 
   /**
    * Runs `op` on a prepared connection. LDAP results `op` throws are passed on unchanged (the
-   * connection stays usable); anything else ends as a DirectoryError.
+   * connection stays usable); anything else ends as a DirectoryUnavailableError.
    */
   async use<T>(op: (client: Client) => Promise<T>): Promise<T> {
     const idle = await this.acquire();
@@ -100,7 +100,7 @@ export class LdapPool {
 
   /** An idle connection, or undefined with a place taken for a new one. */
   private async acquire(): Promise<Pooled | undefined> {
-    if (this.closed) throw new DirectoryError('the LDAP directory connection is closed');
+    if (this.closed) throw new DirectoryUnavailableError('the LDAP directory connection is closed');
     for (let p = this.idle.pop(); p !== undefined; p = this.idle.pop()) {
       if (usable(p)) return p;
       void this.discard(p);
@@ -110,7 +110,7 @@ export class LdapPool {
       return undefined;
     }
     const p = await new Promise<Pooled | undefined>((resolve) => this.waiting.push(resolve));
-    if (this.closed) throw new DirectoryError('the LDAP directory connection is closed');
+    if (this.closed) throw new DirectoryUnavailableError('the LDAP directory connection is closed');
     if (p === undefined || usable(p)) return p;
     void p.client.unbind().catch(() => undefined); // its place passes to a new connection
     return undefined;
@@ -125,7 +125,7 @@ export class LdapPool {
         // The server restarted, or hangs: the idle connections are no better than this one.
         for (const other of this.idle.splice(0)) void this.discard(other);
         void this.discard(p);
-        throw new DirectoryError(`${p.url}: ${(err as Error).message}`, err);
+        throw new DirectoryUnavailableError(`${p.url}: ${(err as Error).message}`, err);
       }
       this.release(p);
       throw err;
@@ -179,13 +179,13 @@ export class LdapPool {
           // The server answered the StartTLS or the service bind with a refusal (not "busy" or
           // "unavailable"): another replica would say the same.
           this.freePlace();
-          throw new DirectoryError(`${url}: ${err.message}`, err);
+          throw new DirectoryUnavailableError(`${url}: ${err.message}`, err);
         }
         failures.push(`${url}: ${(err as Error).message}`);
       }
     }
     this.freePlace();
-    throw new DirectoryError(`LDAP directory unavailable (${failures.join('; ')})`);
+    throw new DirectoryUnavailableError(`LDAP directory unavailable (${failures.join('; ')})`);
   }
 
   private tlsOptions(): ConnectionOptions {

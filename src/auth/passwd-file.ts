@@ -10,17 +10,14 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { AdminFileError, editFile } from '../storage/admin-file.js';
-import type { UserRecord, WritableDirectory } from './directory.js';
+import { CREDENTIAL_KEYS, DirectoryError, type Credentials, type DirectoryErrorCode, type UserRecord, type WritableDirectory } from './directory.js';
 import { printableName, userNameProblem } from '../user-name.js';
 
-export type PasswdFileErrorCode = 'INVALID_NAME' | 'EXISTS' | 'NO_SUCH_USER' | 'ALREADY_GRANTED' | 'NOT_GRANTED' | 'FILE';
-
-export class PasswdFileError extends Error {
-  readonly code: PasswdFileErrorCode;
-  constructor(code: PasswdFileErrorCode, message: string) {
-    super(message);
+/** The directory's errors (directory.ts), as the users file raises them. */
+export class PasswdFileError extends DirectoryError {
+  constructor(code: DirectoryErrorCode, message: string) {
+    super(code, message);
     this.name = 'PasswdFileError';
-    this.code = code;
   }
 }
 
@@ -66,10 +63,6 @@ function grantsOf(fields: readonly string[]): string[] {
 function withGrants(fields: readonly string[], grants: readonly string[]): string[] {
   return withExtra(fields, GRANTS_KEY, grants.length === 0 ? undefined : grants.join(','));
 }
-
-/** Extra-field keys that hold credentials for challenge mechanisms (auth/credentials.ts). */
-export const CREDENTIAL_KEYS = ['poplar_scram', 'poplar_nt', 'poplar_cram', 'poplar_secret'] as const;
-export type CredentialKey = (typeof CREDENTIAL_KEYS)[number];
 
 function credentialsOf(fields: readonly string[]): Record<string, string> {
   const out: Record<string, string> = {};
@@ -132,7 +125,7 @@ export interface PasswdFileOptions {
 
 export class PasswdFile implements WritableDirectory {
   /** R-X21: poplar owns this file, so the admin API may change it. */
-  readonly writable = true;
+  readonly writable = true as const;
   readonly path: string;
   private readonly statIntervalMs: number;
   private readonly warn: (message: string) => void;
@@ -147,6 +140,12 @@ export class PasswdFile implements WritableDirectory {
     this.statIntervalMs = opts.statIntervalMs ?? 1000;
     this.warn = opts.warn ?? ((message) => process.stderr.write(`poplar: ${message}\n`));
   }
+
+  get where(): string {
+    return this.path;
+  }
+
+  async close(): Promise<void> {}
 
   private records(lines: readonly Line[]): Map<string, UserRecord> {
     return recordsOf(lines, (line, n, problem) => {
@@ -230,7 +229,7 @@ export class PasswdFile implements WritableDirectory {
   }
 
   /** Adds a user with a stored credential such as hashPassword() returns. */
-  async add(name: string, hash: string, credentials?: Partial<Record<CredentialKey, string>>): Promise<void> {
+  async add(name: string, hash: string, credentials?: Credentials): Promise<void> {
     checkName(name);
     await this.modify((lines) => {
       if (lines.some((l) => l.fields?.[0] === name)) throw new PasswdFileError('EXISTS', `user "${name}" already exists`);
@@ -247,7 +246,7 @@ export class PasswdFile implements WritableDirectory {
    * Sets the password field and, when `credentials` is given, replaces every `poplar_*`
    * credential token with those given (a mechanism no longer enabled loses its stale secret).
    */
-  async setPassword(name: string, hash: string, credentials?: Partial<Record<CredentialKey, string>>): Promise<void> {
+  async setPassword(name: string, hash: string, credentials?: Credentials): Promise<void> {
     await this.modify((lines) => {
       const line = PasswdFile.find(lines, name);
       let fields = [...line.fields!];

@@ -15,21 +15,25 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hostname as osHostname } from 'node:os';
-import type { AdminDirectory } from '../auth/directory.js';
+import type { AdminDirectory, ManagedDirectory } from '../auth/directory.js';
 import { PasswdFile } from '../auth/passwd-file.js';
+import { PostgresDirectory } from '../auth/postgres-directory.js';
 import type { TokenVerifier } from '../auth/sasl/token-verifier.js';
 import type { GssapiAcceptor } from '../auth/sasl/gssapi.js';
 import { parseListen, type Config, type ListenAddress } from '../config/load.js';
 import { DeliveryAgent } from '../delivery/agent.js';
 import { TlsProvider, type TlsFiles } from '../net/tls.js';
 import type { Logger } from '../observability/logger.js';
-import { PollState } from '../policy/poll-state.js';
+import { PollState, type PollStore } from '../policy/poll-state.js';
+import { PostgresPollState } from '../policy/postgres-poll-state.js';
+import { PostgresOverrides } from '../policy/postgres-user-policy.js';
 import { RetentionSweeper } from '../policy/retention.js';
 import { UserPolicies, type EffectivePolicy } from '../policy/user-policy.js';
 import type { MailStore } from '../storage/mail-store.js';
 import { MaildirStore } from '../storage/maildir/maildir-store.js';
 import { MemoryMailStore } from '../storage/memory/memory-store.js';
-import { connectPostgres, type PostgresOptions } from '../storage/postgres/client.js';
+import { connectPostgres, type PostgresOptions, type Sql } from '../storage/postgres/client.js';
+import { checkSchema } from '../storage/postgres/migrate.js';
 import { PostgresMailStore } from '../storage/postgres/pg-store.js';
 import { CliError } from './common.js';
 
@@ -38,8 +42,13 @@ export function serverHostname(config: Config): string {
   return config.pop3.hostname === '' ? osHostname() : config.pop3.hostname;
 }
 
-/** The users file (`auth.users_file`): the passwd-file directory, and the grants (R-K3) whatever the directory. */
-export function createDirectory(config: Config): PasswdFile {
+/**
+ * The directory poplar owns: `auth.users_file`, or with `auth.directory = "postgres"` the database
+ * (R-X17). With LDAP (openDirectory) the users file still holds the grants (R-K3). The per-user
+ * policy (createPolicies) and the poll state (createPollState) follow the same choice.
+ */
+export function createDirectory(config: Config): ManagedDirectory & AdminDirectory {
+  if (config.auth.directory === 'postgres') return new PostgresDirectory(postgresPool(config));
   return new PasswdFile(config.auth.users_file);
 }
 
@@ -137,6 +146,37 @@ export function postgresOptions(config: Config): PostgresOptions {
   };
 }
 
+/** The pools of this process by their settings: the store, directory, policies and poll state share one. */
+const pools = new Map<string, Sql>();
+
+/** The process's pool to `postgres.url` (connections open on first use). */
+export function postgresPool(config: Config): Sql {
+  const opts = postgresOptions(config);
+  if (opts.url === '') throw new CliError('postgres.url is not set: name the database in [postgres] url = "postgres://…"');
+  const key = JSON.stringify(opts);
+  let sql = pools.get(key);
+  if (sql === undefined) pools.set(key, (sql = connectPostgres(opts)));
+  return sql;
+}
+
+/** Ends every pool postgresPool opened (a server's stop). */
+export async function closePostgres(): Promise<void> {
+  const open = [...pools.values()];
+  pools.clear();
+  await Promise.all(open.map((sql) => sql.end({ timeout: 5 })));
+}
+
+/**
+ * At a node's start with `auth.directory = "postgres"`: refuses a database whose schema this
+ * poplar does not know, or that lacks a migration, with the one-line reason storeReady gives.
+ */
+export async function checkDatabase(config: Config): Promise<void> {
+  if (config.auth.directory !== 'postgres') return;
+  await checkSchema(postgresPool(config)).catch((err: unknown) => {
+    throw new CliError(`cannot use the database: ${(err as Error).message}`);
+  });
+}
+
 /** The server-wide defaults of the per-user policy (R-S16, R-S18, R-X10). */
 export function defaultsFrom(config: Config): EffectivePolicy {
   return {
@@ -149,10 +189,14 @@ export function defaultsFrom(config: Config): EffectivePolicy {
   };
 }
 
-/** `directory`: the one whose quotas (LDAP `quota_attribute`) apply under the file's values. */
+/**
+ * The per-user overrides: `policy.users_file`, or the database with `auth.directory = "postgres"`.
+ * `directory`: the one whose quotas (LDAP `quota_attribute`) apply under the overrides' values.
+ */
 export function createPolicies(config: Config, directory?: Directory): UserPolicies {
+  const source = config.auth.directory === 'postgres' ? new PostgresOverrides(postgresPool(config)) : config.policy.users_file;
   const quotaOf = directory?.quotaOf?.bind(directory);
-  return new UserPolicies(config.policy.users_file, defaultsFrom(config), quotaOf);
+  return new UserPolicies(source, defaultsFrom(config), quotaOf);
 }
 
 /** `policies`: the server's shared instance, so a reload's new defaults reach delivery too. */
@@ -187,8 +231,12 @@ export function createSweeper(
   });
 }
 
-/** R-X10's poll state (last logins, today's downloads) in `policy.state_dir`; a change needs a restart. */
-export function createPollState(config: Config): PollState {
+/**
+ * R-X10's poll state (last logins, today's downloads) in `policy.state_dir`, or in the database with
+ * `auth.directory = "postgres"` (shared by every node); a change needs a restart.
+ */
+export function createPollState(config: Config): PollStore {
+  if (config.auth.directory === 'postgres') return new PostgresPollState(postgresPool(config));
   return new PollState(config.policy.state_dir);
 }
 

@@ -4,6 +4,7 @@
  * `auth.directory` is (R-X19: an LDAP user gets a line holding only its grants).
  */
 import { Command } from 'commander';
+import { PasswdFile } from '../auth/passwd-file.js';
 import { checkUserName, CliError, configFrom, withConfigOptions, type ConfigOptions } from './common.js';
 
 interface GrantOptions extends ConfigOptions {
@@ -23,7 +24,8 @@ async function grant(user: string, mailbox: string, opts: GrantOptions): Promise
   } else {
     // With an LDAP directory (R-X19) the user must exist there; the grant is kept in the users file.
     if (ldap && (await withDirectory(config, (d) => d.lookup(user))) === undefined) throw new CliError(`no such user "${user}" in the LDAP directory`);
-    await dir.grant(user, mailbox, { create: ldap });
+    if (ldap) await new PasswdFile(config.auth.users_file).grant(user, mailbox, { create: true });
+    else await dir.grant(user, mailbox);
     process.stdout.write(`"${user}" may now open maildrop "${mailbox}" (log in as ${user}/${mailbox})\n`);
   }
 }

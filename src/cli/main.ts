@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 /**
  * The `poplar` command: a table of subcommands, one file each. Expected failures (CliError,
- * ConfigError, PasswdFileError, DirectoryError: the LDAP directory cannot answer) print `poplar: <message>` to stderr and exit 1, without a stack.
+ * ConfigError, DirectoryError (a change the directory refuses), DirectoryUnavailableError and
+ * UnavailableError (LDAP or PostgreSQL cannot answer)) print `poplar: <message>` to stderr and exit 1, without a stack.
  */
 import { readFileSync, realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Command, CommanderError } from 'commander';
-import { PasswdFileError } from '../auth/passwd-file.js';
-import { ConfigError, DirectoryError } from '../errors.js';
+import { DirectoryError } from '../auth/directory.js';
+import { ConfigError, DirectoryUnavailableError, UnavailableError } from '../errors.js';
 import { CliError, ExitStatus } from './common.js';
 import { adminCommand } from './admin.js';
 import { certCommand } from './cert.js';
@@ -69,7 +70,8 @@ export async function main(argv: readonly string[]): Promise<number> {
       if (err.message !== '') process.stderr.write(`poplar: ${err.message}\n`);
       return err.status;
     }
-    if (err instanceof CliError || err instanceof PasswdFileError || err instanceof ConfigError || err instanceof DirectoryError) {
+    if (err instanceof CliError || err instanceof DirectoryError || err instanceof ConfigError || err instanceof UnavailableError ||
+      err instanceof DirectoryUnavailableError) {
       process.stderr.write(`poplar: ${err.message}\n`);
       return 1;
     }

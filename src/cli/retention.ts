@@ -3,7 +3,8 @@
  * retrieved mail, and the LOGIN-DELAY a user is asked to keep, in `policy.users_file`.
  */
 import { Command } from 'commander';
-import { expireValue, type OverrideKey } from '../policy/user-policy.js';
+import type { OverrideKey } from '../policy/overrides.js';
+import { expireValue } from '../policy/user-policy.js';
 import { AdminFileError } from '../storage/admin-file.js';
 import { checkUserName, CliError, configFrom, withConfigOptions, type ConfigOptions } from './common.js';
 

@@ -15,8 +15,8 @@ import { startServer } from '../server.js';
 import type { SessionSettings } from '../session/context.js';
 import type { MailStore } from '../storage/mail-store.js';
 import {
-  createAgent, createGssapi, createPolicies, createPollState, createStore, createSweeper, defaultsFrom, loadSecurity,
-  loadServerSecret, openDirectory, serverHostname, storeReady, type Directory,
+  checkDatabase, closePostgres, createAgent, createGssapi, createPolicies, createPollState, createStore, createSweeper, defaultsFrom,
+  loadSecurity, loadServerSecret, openDirectory, serverHostname, storeReady, type Directory,
 } from './compose.js';
 import { acquirePidFile } from './serve-pidfile.js';
 import { startAdmin } from './serve-admin.js';
@@ -59,6 +59,7 @@ export async function runServe(config: Config, reloadConfig?: () => Config): Pro
 }
 
 async function serve(config: Config, logger: Logger, reloadConfig?: () => Config): Promise<void> {
+  await checkDatabase(config);
   const directory = await openDirectory(config, (message) => logger.warn({ event: 'directory_entry_skipped' }, message));
   const store = createStore(config, logger);
   await storeReady(store);
@@ -119,6 +120,7 @@ async function serve(config: Config, logger: Logger, reloadConfig?: () => Config
       logger.info({ event: 'shutdown', signal, sessions: server.sessionCount }, 'shutting down');
       void Promise.all([server.close(), lmtp.close(), sweeper.stop(), operations.stop(), admin?.close()])
         .then(() => Promise.all([store.close(), directory.close?.()]))
+        .then(() => closePostgres())
         .catch((err: unknown) => logger.error({ err }, 'shutdown failed'))
         .finally(resolve);
     };
@@ -139,7 +141,7 @@ async function firstRun(config: Config, directory: Directory, store: MailStore, 
   const made = await makeCredentials(password, { cost: config.auth.scrypt_cost, needs: needsFor(config.auth.mechanisms, config.auth.apop) });
   await directory.add(name, made.password, made.credentials);
   await store.deliver(name, Buffer.from(welcomeMessage(name, serverHostname(config))));
-  logger.info({ event: 'first_run', user: name, usersFile: config.auth.users_file }, 'created the first user');
+  logger.info({ event: 'first_run', user: name, users: directory.where }, 'created the first user');
   const first = config.pop3.listen[0];
   const { host, port } = first === undefined ? { host: '127.0.0.1', port: 110 } : parseListen(first);
   const shown = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;

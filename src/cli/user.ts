@@ -1,13 +1,14 @@
 /**
- * `poplar user add|passwd|del|list` (R-X8): manage the passwd-file user directory named by
- * `auth.users_file`. With `auth.directory = "ldap"` (R-X19) add, passwd and del refuse in one line
- * (users live in the directory) and list lists the directory's users. A running server picks the changes up without a restart. The password is
+ * `poplar user add|passwd|del|list` (R-X8, R-X17, R-X19): manage the user directory the
+ * configuration names (`auth.directory`: the passwd-file `auth.users_file`, or PostgreSQL). With
+ * `auth.directory = "ldap"` add, passwd and del refuse in one line (users live in the directory)
+ * and list lists the directory's users. A running server picks the changes up without a restart. The password is
  * stored as a slow hash, with the extra credentials the enabled mechanisms need (`auth.mechanisms`,
  * `auth.apop`): SCRAM-SHA-256 keys, the NT hash, the shared secret.
  */
 import { Command } from 'commander';
 import { makeCredentials, needsFor } from '../auth/credentials.js';
-import type { PasswdFile } from '../auth/passwd-file.js';
+import type { ManagedDirectory } from '../auth/directory.js';
 import type { Config } from '../config/load.js';
 import { checkUserName, CliError, configFrom, withConfigOptions, type ConfigOptions } from './common.js';
 import { readNewPassword } from './prompt.js';
@@ -22,17 +23,17 @@ function credentialsFor(config: Config, pw: string): ReturnType<typeof makeCrede
 }
 
 /**
- * The users file from the composition root (compose.ts), loaded on demand. With an LDAP
+ * The directory from the composition root (compose.ts), loaded on demand. With an LDAP
  * directory (R-X19) users are added, changed and removed there, never by poplar.
  */
-async function directory(config: Config): Promise<PasswdFile> {
+async function directory(config: Config): Promise<ManagedDirectory> {
   if (config.auth.directory === 'ldap') {
     throw new CliError(`users live in the LDAP directory (auth.directory = "ldap", ${config.ldap.url}): add, change and remove them there`);
   }
   return (await import('./compose.js')).createDirectory(config);
 }
 
-async function exists(dir: PasswdFile, name: string): Promise<boolean> {
+async function exists(dir: ManagedDirectory, name: string): Promise<boolean> {
   return (await dir.list()).some((u) => u.name === name);
 }
 
@@ -44,14 +45,14 @@ async function add(name: string, opts: PasswordOptions): Promise<void> {
   const pw = await readNewPassword(name, opts.passwordStdin === true);
   const made = await credentialsFor(config, pw);
   await dir.add(name, made.password, made.credentials);
-  process.stdout.write(`user "${name}" added to ${dir.path}\n`);
+  process.stdout.write(`user "${name}" added to ${dir.where}\n`);
 }
 
 async function passwd(name: string, opts: PasswordOptions): Promise<void> {
   checkUserName(name);
   const config = configFrom(opts);
   const dir = await directory(config);
-  if (!(await exists(dir, name))) throw new CliError(`no such user "${name}" in ${dir.path}`);
+  if (!(await exists(dir, name))) throw new CliError(`no such user "${name}" in ${dir.where}`);
   const pw = await readNewPassword(name, opts.passwordStdin === true);
   const made = await credentialsFor(config, pw);
   await dir.setPassword(name, made.password, made.credentials);
@@ -70,8 +71,10 @@ async function del(name: string, opts: ConfigOptions): Promise<void> {
 /** Every user of `auth.directory` (the users file, or the LDAP directory's `user_filter` with `%u` as `*`). */
 async function list(opts: ConfigOptions): Promise<void> {
   const config = configFrom(opts);
-  const where = config.auth.directory === 'ldap' ? `the LDAP directory ${config.ldap.url}` : config.auth.users_file;
-  const users = await (await import('./compose.js')).withDirectory(config, (d) => d.list());
+  const { users, where } = await (await import('./compose.js')).withDirectory(config, async (d) => ({
+    users: await d.list(),
+    where: config.auth.directory === 'ldap' ? `the LDAP directory ${config.ldap.url}` : 'where' in d ? String(d.where) : config.auth.users_file,
+  }));
   if (users.length === 0) process.stderr.write(`no users in ${where}\n`);
   for (const u of users) {
     const extra = [u.maildrop === undefined ? '' : `maildrop=${u.maildrop}`, u.grants.length ? `grants=${u.grants.join(',')}` : ''];

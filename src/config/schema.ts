@@ -180,16 +180,19 @@ const pop3 = z
   .meta(meta({ description: 'The POP3 service.' }));
 
 /** Where users come from (`auth.directory`). */
-export const DIRECTORIES = ['passwd-file', 'ldap'] as const;
+export const DIRECTORIES = ['passwd-file', 'postgres', 'ldap'] as const;
 
 const auth = z
   .strictObject({
     directory: z.enum(DIRECTORIES).default('passwd-file').meta(meta({
       description:
-        'Where users and passwords come from. `passwd-file`: `auth.users_file`, managed with `poplar user`. ' +
-        '`ldap`: an LDAP directory (section `[ldap]`); `poplar user add/passwd/del` then refuse, while quotas, ' +
-        'retention and grants stay in poplar\'s own files.',
-      requirements: ['R-X8', 'R-X19'],
+        'Where users and passwords come from. `passwd-file`: `auth.users_file`, managed with `poplar user`, ' +
+        'with the per-user overrides in `policy.users_file` and the poll state in `policy.state_dir`. ' +
+        '`postgres`: the database of `[postgres]` (run `poplar db migrate` first) holds users, credentials, ' +
+        'grants, overrides and poll state, shared by every node, so LOGIN-DELAY and download limits hold for ' +
+        'the cluster. `ldap`: an LDAP directory (section `[ldap]`); `poplar user add/passwd/del` then refuse, ' +
+        'while quotas, retention and grants stay in poplar\'s own files.',
+      requirements: ['R-X8', 'R-X17', 'R-X19'],
     })),
     users_file: z.string().min(1).default('{data_dir}/users').meta(meta({
       description:

@@ -12,11 +12,12 @@
  *   message (per concurrent session), and a message larger than the cap can still be fetched.
  *   Octets are counted as they are sent, so a transfer the client breaks off counts too.
  *
- * State lives in PollState (persisted per maildrop); the clock is injected.
+ * State lives in a PollStore (poll-state.ts: a file per maildrop, or PostgreSQL rows shared by
+ * every node); the clock is injected.
  */
 import { Pop3Error } from '../errors.js';
 import type { EffectivePolicy } from './user-policy.js';
-import type { PollRecord, PollState } from './poll-state.js';
+import type { PollStore } from './poll-state.js';
 
 export type PollLimitValues = Pick<EffectivePolicy, 'loginDelay' | 'downloadBytesPerDay'>;
 
@@ -24,7 +25,6 @@ export interface PollLimitSource {
   get(mailbox: string): Promise<PollLimitValues>;
 }
 
-/** A login admitted by `admitLogin`: confirm once the maildrop is open, or cancel. */
 /** R-X10: today's download count of one maildrop, fed as a reply is sent. */
 export interface DownloadMeter {
   /** Counts `octets` more sent (on the day they are sent); needs no `this`. */
@@ -33,6 +33,7 @@ export interface DownloadMeter {
   finish(): Promise<void>;
 }
 
+/** A login admitted by `admitLogin`: confirm once the maildrop is open, or cancel. */
 export interface LoginTicket {
   /** Persists the login time (a failed write is reported to `onError`; the login stands). */
   confirm(): Promise<void>;
@@ -49,14 +50,14 @@ export function utcDay(ms: number): string {
 
 export class PollLimiter {
   private readonly policy: PollLimitSource;
-  readonly state: PollState;
+  readonly state: PollStore;
   private readonly now: () => number;
   /** A record could not be written: the limits still hold in this process; say so. */
   private readonly onError: (err: unknown, mailbox: string) => void;
 
   constructor(opts: {
     policy: PollLimitSource;
-    state: PollState;
+    state: PollStore;
     now?: (() => number) | undefined;
     onError?: (err: unknown, mailbox: string) => void;
   }) {
@@ -68,31 +69,25 @@ export class PollLimiter {
 
   /**
    * Admits a login to `mailbox` or throws `-ERR [LOGIN-DELAY]`. Admitting records the login time
-   * at once (in memory), so two logins racing each other cannot both pass. A maildrop without a
-   * login delay is neither checked nor recorded (no write per login when the policy is off).
+   * at once (PollStore.claimLogin), so two logins racing each other cannot both pass. A maildrop
+   * without a login delay is neither checked nor recorded (no write per login when the policy is off).
    */
   async admitLogin(mailbox: string): Promise<LoginTicket> {
     const { loginDelay } = await this.policy.get(mailbox);
     if (loginDelay <= 0) return NO_TICKET;
-    const record = await this.state.get(mailbox);
     const now = this.now();
-    const previous = record.lastLogin;
-    const elapsed = previous === undefined ? undefined : now - previous;
-    // A previous login "in the future" means the clock was set back: do not lock the user out for it.
-    if (elapsed !== undefined && elapsed >= 0 && elapsed < loginDelay * 1000) {
-      const wait = Math.max(1, Math.ceil((loginDelay * 1000 - elapsed) / 1000));
+    const claim = await this.state.claimLogin(mailbox, now, loginDelay * 1000);
+    if (!claim.admitted) {
+      const wait = Math.max(1, Math.ceil((loginDelay * 1000 - (now - claim.previous)) / 1000));
       throw new Pop3Error(
         'LOGIN_DELAY',
         `Minimum time between logins is ${loginDelay} seconds, try again in ${wait} second${wait === 1 ? '' : 's'}`,
         { responseCode: 'LOGIN-DELAY' },
       );
     }
-    record.lastLogin = now;
     return {
-      confirm: () => this.state.save(mailbox).catch((err: unknown) => this.onError(err, mailbox)),
-      cancel: () => {
-        if (record.lastLogin === now) record.lastLogin = previous;
-      },
+      confirm: () => this.state.confirmLogin(mailbox).catch((err: unknown) => this.onError(err, mailbox)),
+      cancel: () => void this.state.cancelLogin(mailbox, now, claim.previous).catch((err: unknown) => this.onError(err, mailbox)),
     };
   }
 
@@ -104,23 +99,17 @@ export class PollLimiter {
   async startDownload(mailbox: string): Promise<DownloadMeter | undefined> {
     const { downloadBytesPerDay: cap } = await this.policy.get(mailbox);
     if (cap <= 0) return undefined;
-    const record = await this.state.get(mailbox);
-    if (record.day === utcDay(this.now()) && (record.octets ?? 0) >= cap) {
+    if ((await this.state.downloaded(mailbox, utcDay(this.now()))) >= cap) {
       throw new Pop3Error('DOWNLOAD_LIMIT', 'Daily download limit reached, try again after 00:00 UTC', { responseCode: 'SYS/TEMP' });
     }
     let counted = false;
     return {
       add: (octets) => {
-        const day = utcDay(this.now());
-        if (record.day !== day) {
-          record.day = day;
-          record.octets = 0;
-        }
-        record.octets = (record.octets ?? 0) + octets;
+        this.state.countDownload(mailbox, utcDay(this.now()), octets);
         counted = true;
       },
       finish: async () => {
-        if (counted) await this.state.save(mailbox).catch((err: unknown) => this.onError(err, mailbox));
+        if (counted) await this.state.saveDownload(mailbox).catch((err: unknown) => this.onError(err, mailbox));
       },
     };
   }

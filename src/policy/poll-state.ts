@@ -14,11 +14,37 @@
  * login delay or a download cap are recorded. A file that is
  * missing or unreadable counts as an empty record (no previous login, nothing downloaded): the
  * policy fails open rather than locking a user out. Without a directory the records live in
- * memory only (tests, the memory store).
+ * memory only (tests, the memory store). With `auth.directory = "postgres"` the records are rows
+ * instead, shared by every node (postgres-poll-state.ts); PollLimiter sees either as a PollStore.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+
+/** The answer of PollStore.claimLogin: admitted or not, and the login before (ms since the epoch). */
+export type LoginClaim = { readonly admitted: true; readonly previous: number | undefined } | { readonly admitted: false; readonly previous: number };
+
+/** Where R-X10's poll state is kept; every method of one maildrop acts on one record. */
+export interface PollStore {
+  /**
+   * Records `now` as the last login of `mailbox` unless the previous one lies less than `delayMs`
+   * before `now` (one "in the future", from a clock set back, does not count), as one step: two
+   * logins racing each other cannot both be admitted.
+   */
+  claimLogin(mailbox: string, now: number, delayMs: number): Promise<LoginClaim>;
+  /** The claimed login happened: keep it (rejects when the write failed). */
+  confirmLogin(mailbox: string): Promise<void>;
+  /** The login claimed at `claimed` did not happen: the last login is `previous` again, unless another came since. */
+  cancelLogin(mailbox: string, claimed: number, previous: number | undefined): Promise<void>;
+  /** Octets RETR/TOP sent from `mailbox` on the UTC `day` (`YYYY-MM-DD`), this process's unsaved counts included. */
+  downloaded(mailbox: string, day: string): Promise<number>;
+  /** Counts `octets` sent on `day`, at once for this process; `saveDownload` keeps them. */
+  countDownload(mailbox: string, day: string, octets: number): void;
+  /** Keeps what was counted (rejects when the write failed; the counts still hold in this process). */
+  saveDownload(mailbox: string): Promise<void>;
+  /** Resolves when every write asked for so far has finished (failed ones included). */
+  flush(): Promise<void>;
+}
 
 export interface PollRecord {
   /** Start of the last successful login, ms since the epoch. */
@@ -47,7 +73,7 @@ function parseRecord(text: string): PollRecord {
   return r;
 }
 
-export class PollState {
+export class PollState implements PollStore {
   private readonly records = new Map<string, PollRecord>();
   private readonly loading = new Map<string, Promise<PollRecord>>();
   /** The last write queued per maildrop, and whether one is queued but not started. */
@@ -74,6 +100,42 @@ export class PollState {
       this.loading.set(mailbox, pending);
     }
     return pending;
+  }
+
+  async claimLogin(mailbox: string, now: number, delayMs: number): Promise<LoginClaim> {
+    const record = await this.get(mailbox);
+    const previous = record.lastLogin;
+    if (previous !== undefined && now - previous >= 0 && now - previous < delayMs) return { admitted: false, previous };
+    record.lastLogin = now;
+    return { admitted: true, previous };
+  }
+
+  confirmLogin(mailbox: string): Promise<void> {
+    return this.save(mailbox);
+  }
+
+  async cancelLogin(mailbox: string, claimed: number, previous: number | undefined): Promise<void> {
+    const record = this.records.get(mailbox);
+    if (record?.lastLogin === claimed) record.lastLogin = previous;
+  }
+
+  async downloaded(mailbox: string, day: string): Promise<number> {
+    const record = await this.get(mailbox);
+    return record.day === day ? (record.octets ?? 0) : 0;
+  }
+
+  countDownload(mailbox: string, day: string, octets: number): void {
+    let record = this.records.get(mailbox);
+    if (record === undefined) this.records.set(mailbox, (record = {}));
+    if (record.day !== day) {
+      record.day = day;
+      record.octets = 0;
+    }
+    record.octets = (record.octets ?? 0) + octets;
+  }
+
+  saveDownload(mailbox: string): Promise<void> {
+    return this.save(mailbox);
   }
 
   /**

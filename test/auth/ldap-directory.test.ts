@@ -2,7 +2,7 @@
  * R-X19 LdapDirectory against a real OpenLDAP (test/helpers/slapd.ts): the user name is escaped
  * into the filter (RFC 4515), an empty password never binds (an LDAP bind with no password is an
  * unauthenticated bind that succeeds, RFC 4513 §5.1.2), a filter matching two entries is no user,
- * the URLs fail over, a refused service bind is a DirectoryError, `{CRYPT}` hashes verify, and the
+ * the URLs fail over, a refused service bind is a DirectoryUnavailableError, `{CRYPT}` hashes verify, and the
  * pure helpers (filter escaping, quota sizes, URL checks).
  */
 import assert from 'node:assert/strict';
@@ -11,7 +11,7 @@ import { LdapDirectory, ldapFilterValue, parseQuota, type LdapDirectoryOptions }
 import { verifyPassword } from '../../src/auth/password.js';
 import { shaCrypt } from '../../src/auth/sha-crypt.js';
 import { ldapUrlProblem } from '../../src/config/schema-ldap.js';
-import { DirectoryError } from '../../src/errors.js';
+import { DirectoryUnavailableError } from '../../src/errors.js';
 import { needProgram } from '../helpers/external.js';
 import { PEOPLE, SERVICE_DN, SERVICE_PASSWORD, startSlapd, userDn, type Slapd } from '../helpers/slapd.js';
 
@@ -97,9 +97,9 @@ describe('LdapDirectory', { skip: needProgram(['slapd', 'slapadd'], 'slapd') }, 
     assert.equal((await d.lookup('dave'))?.name, 'dave');
   });
 
-  it('R-X19 a refused service bind, or a base DN that does not exist, is a DirectoryError, never "no such user"', async () => {
-    await assert.rejects(directory({ bindPassword: 'wrong' }).lookup('carol'), DirectoryError);
-    await assert.rejects(directory({ baseDn: 'ou=nowhere,dc=example,dc=org' }).lookup('carol'), DirectoryError);
+  it('R-X19 a refused service bind, or a base DN that does not exist, is a DirectoryUnavailableError, never "no such user"', async () => {
+    await assert.rejects(directory({ bindPassword: 'wrong' }).lookup('carol'), DirectoryUnavailableError);
+    await assert.rejects(directory({ baseDn: 'ou=nowhere,dc=example,dc=org' }).lookup('carol'), DirectoryUnavailableError);
   });
 
   it('R-X19 R-S9 the record\'s password field in bind mode changes when the entry does (login cache key)', async () => {

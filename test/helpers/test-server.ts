@@ -78,6 +78,8 @@ export interface TestServerOptions {
   /** R-S14 trusted networks (default: loopback, as the server's default). */
   readonly trustedNetworks?: readonly string[];
   readonly tokens?: TokenVerifier;
+  /** A directory the test made (PostgreSQL); `users` and `records` are then not used. */
+  readonly directory?: UserDirectory;
   /** Records used as they are (Dovecot hashes, missing credentials), besides `users`. */
   readonly records?: readonly UserRecord[];
   /**
@@ -149,7 +151,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     settings: { ...DEFAULT_TEST_SETTINGS, ...opts.settings },
     ...opts.operations,
     ...(opts.shutdownTimeoutMs === undefined ? {} : { shutdownTimeoutMs: opts.shutdownTimeoutMs }),
-    directory: new MapDirectory(records),
+    directory: opts.directory ?? new MapDirectory(records),
     store,
     logger: createLogger('debug', sink),
     scryptCost: cost,

@@ -37,6 +37,13 @@ export function connectPostgres(opts: PostgresOptions): Sql {
     connect_timeout: opts.connectTimeout ?? 10,
     idle_timeout: 60,
     onnotice: () => undefined,
+    // A command (`poplar user list`) exits when its work is done, without ending the pool.
+    unref_sockets: true,
+    // The client's own bound, a second past the server's: a database that stops answering (frozen,
+    // cut off) fails the query (a login -ERR [SYS/TEMP]) instead of leaving it waiting for ever.
+    query_timeout: (opts.statementTimeout ?? 30_000) === 0 ? 0 : (opts.statementTimeout ?? 30_000) / 1000 + 1,
+    // and its connection is closed a second later if the cancel is not answered either.
+    cancel_timeout: 1,
     types: { int8 },
     connection: {
       application_name: 'poplar',
