@@ -9,6 +9,9 @@
  *   `:2,flags` info; memory: the uid as text).
  */
 import { Readable } from 'node:stream';
+import type { MessageList } from './message-list.js';
+
+export { MessageList } from './message-list.js';
 
 export interface MessageInfo {
   /** R-S12: per-maildrop unique id, never reused. */
@@ -173,7 +176,16 @@ export async function openMessage(snapshot: MaildropSnapshot, id: string): Promi
 
 export interface MaildropSnapshot {
   readonly mailbox: string;
-  /** The messages at open time, ascending uid. Never changes during the session (R-S3). */
+  /**
+   * The messages at open time, ascending uid, in compact form (message-list.ts). Never changes
+   * during the session (R-S3); snapshots of the same listing share one list. Sessions use this.
+   */
+  readonly list: MessageList;
+  /**
+   * The same messages as objects (`list.toArray()`, made at the first use and kept by the
+   * snapshot): for tools (import, export) and tests, not for sessions (R-X9: one object per
+   * message is what the compact list avoids).
+   */
   readonly messages: readonly MessageInfo[];
   /**
    * The stored bytes of one message, as stored (any line endings). Rejects with
