@@ -88,8 +88,8 @@ export function buildListing(scan: MaildirScan, uidlist: UidList, dirtyWindowMs:
   const shapes: Shape[] = [];
   const shapeAt = new Uint32Array(scan.found.size);
   for (const [id, rel] of scan.found) {
-    const entry = uidlist.entries.get(id);
-    if (entry === undefined) continue;
+    const slot = uidlist.entries.slot(id);
+    if (slot < 0) continue;
     const flags = flagsOf(rel);
     if (flags.includes(HIDDEN_FLAG)) continue;
     const slash = rel.indexOf('/') + 1;
@@ -100,7 +100,9 @@ export function buildListing(scan: MaildirScan, uidlist: UidList, dirtyWindowMs:
       shapeIds.set(key, shape);
     }
     shapeAt[b.length] = shape;
-    b.add(entry.uid, entry.size, flags.includes('S'), id, uidlist.uidls.get(entry.uid));
+    const uid = uidlist.entries.uidAt(slot);
+    // The uidlist's string for the name, not the scan's: the listing adds no string per message.
+    b.add(uid, uidlist.entries.sizeAt(slot), flags.includes('S'), uidlist.entries.nameAt(slot), uidlist.uidls.get(uid));
   }
   const { list, order } = b.finishByUid();
   const shapeOf = shapes.length <= 0x100 ? new Uint8Array(list.length) : shapes.length <= 0x10000 ? new Uint16Array(list.length) : new Uint32Array(list.length);
