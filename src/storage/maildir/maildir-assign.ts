@@ -41,6 +41,7 @@ export async function scanAndAssign(
     if (size === undefined) toSize.push(key);
     else unknown.push({ key, size });
   }
+  scan.sized.clear(); // read: not held through the sizing and the append below
   let clean = true;
   if (toSize.length > 0) {
     const sizes = await crlfSizes(root, toSize.map((key) => found.get(key)!));

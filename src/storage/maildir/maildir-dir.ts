@@ -4,7 +4,7 @@
  * cr.yp.to/proto/maildir.html): `tmp/` being written, `new/` delivered and not yet seen by a
  * reader, `cur/` seen by a reader, with `:2,<flags>` info in the name.
  */
-import { lstat, mkdir, open, readdir, unlink } from 'node:fs/promises';
+import { lstat, mkdir, open, opendir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errCode } from './maildir-errors.js';
 import { moveNewToCur } from './maildir-bulk.js';
@@ -70,8 +70,8 @@ export async function stampOf(path: string): Promise<DirStamp | undefined> {
 export interface MaildirScan {
   /** Base name -> path relative to root of every message in cur/. */
   readonly found: Map<string, string>;
-  /** R-S4 CRLF sizes of files measured as they were moved from new/, by base name. */
-  readonly sized: ReadonlyMap<string, number>;
+  /** R-S4 CRLF sizes of files measured as they were moved from new/, by base name (emptied once used, maildir-assign.ts). */
+  readonly sized: Map<string, number>;
   /** new/ as it was when it was last listed empty (undefined: never, or it does not exist). */
   readonly newStamp: DirStamp | undefined;
   /** cur/ as it was before it was listed. */
@@ -174,8 +174,10 @@ export async function locate(root: string, base: string): Promise<string | undef
  */
 async function listDir(path: string, log?: MaildirLogger): Promise<string[]> {
   try {
+    // Streamed (opendir(3), a batch of entries at a time): a 50,000-file folder never holds an
+    // entry object per file at once, only the names kept.
     const names: string[] = [];
-    for (const entry of await readdir(path, { withFileTypes: true })) {
+    for await (const entry of await opendir(path, { bufferSize: 256 })) {
       if (!isMessageName(entry.name)) continue;
       if (entry.isSymbolicLink()) reportLink(log, `${path}/${entry.name}`);
       else names.push(entry.name);

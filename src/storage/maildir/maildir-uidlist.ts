@@ -140,18 +140,25 @@ export class UidList {
       const { fh, st } = await this.writable();
       try {
         if ((await this.readFrom(fh, st)) > this.offset) await fh.truncate(this.offset); // torn line
+        // The records go straight into one buffer (no string per record joined into one more).
         const fresh = new Map<string, UidEntry>();
-        const freshUidls = new Map<number, string>();
+        let out = Buffer.allocUnsafe(Math.max(256, items.length * 96));
+        let o = 0;
         const added = items.map(({ key, size, uidl }) => {
           const known = this.entries.get(key) ?? fresh.get(key);
           if (known !== undefined) return known;
           const entry = { uid: this.nextUid + fresh.size, size };
           fresh.set(key, entry);
-          if (uidl !== undefined) freshUidls.set(entry.uid, uidl);
+          const line = record(key, entry, uidl);
+          if (o + 3 * line.length > out.length) {
+            const grown = Buffer.allocUnsafe(2 * out.length + 3 * line.length);
+            out.copy(grown, 0, 0, o);
+            out = grown;
+          }
+          o += out.write(line, o, 'utf8');
           return entry;
         });
-        const text = [...fresh].map(([key, e]) => record(key, e, freshUidls.get(e.uid))).join('');
-        const bytes = Buffer.from(text, 'utf8');
+        const bytes = out.subarray(0, o);
         let written = 0;
         while (written < bytes.length) {
           const r = await fh.write(bytes, written, bytes.length - written, this.offset + written);
