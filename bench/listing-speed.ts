@@ -68,8 +68,8 @@ for (let r = 0; r < reps; r++) {
   times.UIDL!.push(now() - t);
   t = now();
   for (let i = 0; i < retrN; i++) {
-    const info = maildrop.get(1 + Math.floor((i * maildrop.count) / retrN));
-    const src = await openMessage(snap, info.id);
+    const at = maildrop.check(1 + Math.floor((i * maildrop.count) / retrN));
+    const src = await openMessage(snap, snap.list.id(at), at);
     for (let c = await src.next(); c !== undefined; c = await src.next()) {
       octets += c.length;
       releaseChunk(c);

@@ -169,9 +169,12 @@ export function sourceOf(stream: Readable): MessageSource {
   };
 }
 
-/** The message's bytes for RETR/TOP: the snapshot's open(), or its read() for a store without. */
-export async function openMessage(snapshot: MaildropSnapshot, id: string): Promise<MessageSource> {
-  return snapshot.open === undefined ? sourceOf(await snapshot.read(id)) : snapshot.open(id);
+/**
+ * The message's bytes for RETR/TOP: the snapshot's open(), or its read() for a store without.
+ * `at`: the message's position in `snapshot.list`, when the caller knows it.
+ */
+export async function openMessage(snapshot: MaildropSnapshot, id: string, at?: number): Promise<MessageSource> {
+  return snapshot.open === undefined ? sourceOf(await snapshot.read(id)) : snapshot.open(id, at);
 }
 
 export interface MaildropSnapshot {
@@ -196,9 +199,11 @@ export interface MaildropSnapshot {
    * The same bytes as read(), for RETR and TOP: chunk by chunk, each returned synchronously when
    * the backend can read without waiting (a Maildir file on the event loop), so a whole message
    * costs no stream machinery. Rejects as read() does. Optional (poplar's stores have it): a
-   * store without it is read through read() (openMessage below).
+   * store without it is read through read() (openMessage below). `at`, when given, is the
+   * message's position in `list` (a hint: a store may skip looking the id up; a wrong one is
+   * ignored).
    */
-  open?(id: string): Promise<MessageSource>;
+  open?(id: string, at?: number): Promise<MessageSource>;
   /** R-K4 / R-S11: applies the changes; repeating it after a partial failure is harmless. */
   commit(changes: CommitChanges): Promise<void>;
   /** Releases the snapshot's locks without changing anything. Safe to call more than once. */

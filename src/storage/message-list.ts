@@ -73,8 +73,9 @@ export class MessageList {
     return out;
   }
 
-  /** The position of storage id `id`, or -1. */
-  indexOf(id: string): number {
+  /** The position of storage id `id`, or -1; `at`: where the caller expects it (checked first). */
+  indexOf(id: string, at?: number): number {
+    if (at !== undefined && this.ids[at] === id) return at;
     const index = (this.index ??= this.buildIndex());
     const mask = index.length - 1;
     for (let slot = hash(id) & mask; ; slot = (slot + 1) & mask) {

@@ -59,9 +59,9 @@ export class Listing {
     readonly trusted: boolean,
   ) {}
 
-  /** The path relative to the root of the listed message `id`, undefined if it is not listed. */
-  path(id: string): string | undefined {
-    const i = this.list.indexOf(id);
+  /** The path relative to the root of the listed message `id` (at position `at`, if known), undefined if it is not listed. */
+  path(id: string, at?: number): string | undefined {
+    const i = this.list.indexOf(id, at);
     if (i < 0) return undefined;
     const shape = this.shapes[this.shapeOf[i]!]!;
     return `${shape.dir}${id}${shape.suffix}`;

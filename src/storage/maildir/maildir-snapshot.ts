@@ -192,12 +192,12 @@ export class MaildirSnapshot implements MaildropSnapshot {
     return readableOf(await this.open(id));
   }
 
-  async open(id: string): Promise<MessageSource> {
+  async open(id: string, at?: number): Promise<MessageSource> {
     this.checkLive();
     // The handle is opened first, so a vanished file rejects here rather than failing mid-reply.
     const reader = READERS[this.settings.reads];
     const realRoot = this.maildrop.realRoot;
-    const fd = await this.onFile(id, (path) => reader.open(path, realRoot)).catch((err: unknown) => {
+    const fd = await this.onFile(id, (path) => reader.open(path, realRoot), at).catch((err: unknown) => {
       throw toStorageError(err, `reading message ${id}`);
     });
     if (fd === undefined) throw new StorageError('MESSAGE_GONE', `message ${id} is gone`);
@@ -260,8 +260,8 @@ export class MaildirSnapshot implements MaildropSnapshot {
    * Runs `op` on the message's current path; on ENOENT finds the file again (it may have been
    * renamed) and retries. Undefined when the message is no longer in the maildir.
    */
-  private async onFile<T>(id: string, op: (path: string) => Promise<T>): Promise<T | undefined> {
-    let rel = this.moved.get(id) ?? this.listing.path(id);
+  private async onFile<T>(id: string, op: (path: string) => Promise<T>, at?: number): Promise<T | undefined> {
+    let rel = (this.moved.size === 0 ? undefined : this.moved.get(id)) ?? this.listing.path(id, at);
     for (let attempt = 0; rel !== undefined && attempt <= MAX_RELOCATE; attempt++) {
       try {
         // Plain concatenation: the root is a normalized absolute path and `rel` a name in cur/ or
