@@ -65,7 +65,10 @@ export async function scanAndAssign(
   await locked(async () => {
     await uidlist.refresh();
     unknown.sort((a, b) => compareDeliveryOrder(a.key, b.key));
-    await uidlist.append(unknown.filter((u) => !uidlist.entries.has(u.key)));
+    await uidlist.append(
+      unknown.filter((u) => !uidlist.entries.has(u.key)),
+      { entries: false },
+    );
     if (compactionPays(uidlist, liveIn(uidlist, found))) {
       // A file renamed during the first listing may have been missed: list again before dropping.
       const present = await listBases(root);
