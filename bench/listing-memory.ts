@@ -9,9 +9,8 @@
  *   plus the snapshot and a session's Maildrop); with `--sessions` snapshots open at once (they
  *   share the listing); and after all are released (the registry's cache alone);
  * - RSS (the whole process, first-sight worker threads included) before and at the end.
- * Run with --expose-gc: node --expose-gc dist/bench/listing-memory.js [--messages N] [--sessions K] [--workers-off]
- * `--workers-off` keeps the first sight on the event loop (no worker heaps) by seeding in
- * batches below the worker threshold.
+ * Run with --expose-gc: node --expose-gc dist/bench/listing-memory.js [--messages N] [--sessions K]
+ * The first-sight worker threads' heaps (maildir-bulk.ts) are not in the heap figures; RSS has them.
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
