@@ -100,7 +100,11 @@ export async function forEachLimited(n: number, limit: number, fn: (i: number) =
 export function formatResult(r: Result): string {
   const lines = [`${r.scenario}: ${r.verified} items verified, ${r.wallS.toFixed(1)} s wall`];
   for (const m of r.metrics) lines.push(`  ${m.name.padEnd(34)} ${fmt(m.value).padStart(12)} ${m.unit}`);
-  lines.push(`  ${'bench client CPU'.padEnd(34)} ${fmt(r.clientCpuS).padStart(12)} s`);
+  // The client shares the machine with the server: its share of a core says when it, not the
+  // server, may be what limits a figure.
+  const share = r.wallS > 0 ? r.clientCpuS / r.wallS : 0;
+  const ofServer = r.serverCpuS === undefined || r.serverCpuS === 0 ? '' : `, ${fmt((100 * r.clientCpuS) / r.serverCpuS)}% of the server's`;
+  lines.push(`  ${'bench client CPU'.padEnd(34)} ${fmt(r.clientCpuS).padStart(12)} s (${fmt(share)} of a core${ofServer})`);
   if (r.serverCpuS !== undefined) lines.push(`  ${'server CPU'.padEnd(34)} ${fmt(r.serverCpuS).padStart(12)} s`);
   for (const n of r.notes) lines.push(`  note: ${n}`);
   return lines.join('\n');

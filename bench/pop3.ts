@@ -25,6 +25,9 @@ const END = Buffer.from('\r\n.\r\n');
 const TIMEOUT_MS = 60_000;
 /** Receive buffer of a plain TCP connection: one read(2) of up to this many bytes per callback. */
 const RECV_BUFFER = 256 * 1024;
+/** Receive buffers of closed connections, reused by the next ones. */
+const freeBuffers: Buffer[] = [];
+const MAX_FREE_BUFFERS = 256;
 
 export class Pop3Client {
   private chunks: Buffer[] = [];
@@ -51,7 +54,7 @@ export class Pop3Client {
       socket = tlsConnect({ host: t.host, port: t.port, rejectUnauthorized: false });
       socket.on('data', (b: Buffer) => c!.received(b, false));
     } else {
-      const buffer = Buffer.allocUnsafe(RECV_BUFFER);
+      const buffer = freeBuffers.pop() ?? Buffer.allocUnsafe(RECV_BUFFER);
       socket = netConnect({
         host: t.host,
         port: t.port,
@@ -62,6 +65,12 @@ export class Pop3Client {
             return true;
           },
         },
+      });
+      // No read lands in it once the socket closed (what it held was copied out): the next
+      // connection takes it, instead of a fresh 256 KiB allocation per session (a login loop
+      // made hundreds a second, and V8 answered the external memory with full collections).
+      socket.once('close', () => {
+        if (freeBuffers.length < MAX_FREE_BUFFERS) freeBuffers.push(buffer);
       });
     }
     socket.setNoDelay(true);

@@ -45,6 +45,6 @@ export async function login(a: Args): Promise<Result> {
     ],
     ...s,
     verified: sessions,
-    notes: [`${clients} clients, ${users.length} users, ${sessions} sessions`],
+    notes: [`${clients} clients, ${users.length} users, ${sessions} sessions; bench client ${((s.clientCpuS * 1e6) / sessions).toFixed(0)} µs CPU per session`],
   };
 }

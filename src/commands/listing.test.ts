@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { list, uidl, writeDecimal } from './listing.js';
 import { Maildrop } from '../session/maildrop.js';
-import type { MaildropSnapshot, MessageInfo } from '../storage/mail-store.js';
+import { MessageList, type MaildropSnapshot, type MessageInfo } from '../storage/mail-store.js';
 import type { CommandContext } from '../session/context.js';
 import type { Command } from '../protocol/command.js';
 
@@ -53,7 +53,7 @@ describe('LIST and UIDL listings', () => {
     await fc.assert(
       fc.asyncProperty(fc.array(infoArb, { maxLength: 400 }), fc.array(fc.nat(), { maxLength: 30 }), async (infos, dels) => {
         const messages: MessageInfo[] = infos.map((m, i) => ({ id: `m${i}`, uid: m.uid, size: m.size, seen: false, ...(m.uidl === undefined ? {} : { uidl: m.uidl }) }));
-        const maildrop = new Maildrop({ messages, mailbox: 'x' } as unknown as MaildropSnapshot);
+        const maildrop = new Maildrop({ list: MessageList.from(messages), mailbox: 'x' } as unknown as MaildropSnapshot);
         const deleted = new Set<number>();
         for (const d of dels) {
           if (messages.length === 0) break;
@@ -70,7 +70,7 @@ describe('LIST and UIDL listings', () => {
 
   it('a 200,000-message listing is streamed in bounded chunks', async () => {
     const messages: MessageInfo[] = Array.from({ length: 200_000 }, (_, i) => ({ id: `m${i}`, uid: 10_000_000 + i, size: 1000 + i, seen: false }));
-    const maildrop = new Maildrop({ messages, mailbox: 'x' } as unknown as MaildropSnapshot);
+    const maildrop = new Maildrop({ list: MessageList.from(messages), mailbox: 'x' } as unknown as MaildropSnapshot);
     const r = await run(maildrop, 'LIST');
     assert.equal(r.body, reference(messages, new Set(), (m) => String(m.size)));
     assert.ok(r.chunks > 20, `${r.chunks} chunks`);

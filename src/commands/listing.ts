@@ -1,13 +1,13 @@
 /**
  * STAT, LIST and UIDL (RFC 1939 §5, §7; R-S4 exact sizes with nothing after them; R-S12 decimal
- * uids, or R-X11 a UIDL carried over by import). Whole listings are streamed in chunks, so a huge
+ * uids, or R-X11 a UIDL carried over by import), read from the session's compact list (no object
+ * per message). Whole listings are streamed in chunks, so a huge
  * maildrop costs no huge buffer: each chunk is one buffer the lines are written into directly
  * (decimal digits by hand, a carried-over UIDL as latin1 text), with no string or object per line.
  */
 import { LISTING_CHUNK } from '../protocol/limits.js';
 import { ok } from '../protocol/response.js';
 import type { Maildrop } from '../session/maildrop.js';
-import type { MessageInfo } from '../storage/mail-store.js';
 import { transaction } from './types.js';
 
 /** Room for a message number, a space, a decimal value and CRLF (numbers below 2^53). */
@@ -21,26 +21,21 @@ export const stat = transaction<'STAT'>((ctx, state) => {
 export const list = transaction<'LIST'>(async (ctx, state, cmd) => {
   const { maildrop } = state;
   if (cmd.msg !== undefined) {
-    ctx.reply(ok(`${cmd.msg} ${maildrop.get(cmd.msg).size}`));
+    ctx.reply(ok(`${cmd.msg} ${maildrop.sizeAt(maildrop.check(cmd.msg))}`));
     return;
   }
   const { count, size } = maildrop.stat();
-  await ctx.sendBody(ok(`${count} messages (${size} octets)`), listing(maildrop, (m) => m.size));
+  await ctx.sendBody(ok(`${count} messages (${size} octets)`), listing(maildrop, (i) => maildrop.sizeAt(i)));
 });
 
 export const uidl = transaction<'UIDL'>(async (ctx, state, cmd) => {
   const { maildrop } = state;
   if (cmd.msg !== undefined) {
-    ctx.reply(ok(`${cmd.msg} ${uidlOf(maildrop.get(cmd.msg))}`));
+    ctx.reply(ok(`${cmd.msg} ${maildrop.uidlAt(maildrop.check(cmd.msg))}`));
     return;
   }
-  await ctx.sendBody(ok('Unique-ID listing follows'), listing(maildrop, (m) => m.uidl ?? m.uid));
+  await ctx.sendBody(ok('Unique-ID listing follows'), listing(maildrop, (i) => maildrop.uidlAt(i)));
 });
-
-/** R-S12 the decimal uid, or R-X11 the UIDL a migrated message carried over. */
-function uidlOf(m: MessageInfo): string {
-  return m.uidl ?? String(m.uid);
-}
 
 /** Writes the decimal digits of `v` (a non-negative integer below 2^53) at `o`; returns the end. */
 export function writeDecimal(buf: Buffer, o: number, v: number): number {
@@ -57,12 +52,12 @@ export function writeDecimal(buf: Buffer, o: number, v: number): number {
 }
 
 /** "n value" lines for every live message, then the terminator, in chunks of ~LISTING_CHUNK. */
-async function* listing(maildrop: Maildrop, value: (m: MessageInfo) => number | string): AsyncGenerator<Buffer> {
+async function* listing(maildrop: Maildrop, value: (index: number) => number | string): AsyncGenerator<Buffer> {
   let buf = Buffer.allocUnsafe(LISTING_CHUNK);
   let o = 0;
   for (let msg = 1; msg <= maildrop.count; msg++) {
     if (maildrop.isDeleted(msg)) continue;
-    const v = value(maildrop.get(msg));
+    const v = value(msg - 1);
     const need = typeof v === 'number' ? NUMBER_LINE : NUMBER_LINE + v.length;
     if (o + need > buf.length) {
       if (o > 0) yield buf.subarray(0, o);

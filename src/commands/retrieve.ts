@@ -14,9 +14,9 @@ import type { TransactionState } from '../session/state.js';
 import { transaction } from './types.js';
 
 async function openBody(state: TransactionState, msg: number): Promise<MessageSource> {
-  const info = state.maildrop.get(msg);
+  const at = state.maildrop.check(msg);
   try {
-    return await openMessage(state.maildrop.snapshot, info.id);
+    return await openMessage(state.maildrop.snapshot, state.maildrop.snapshot.list.id(at), at);
   } catch (e) {
     throw toPop3Error(e);
   }
@@ -24,7 +24,7 @@ async function openBody(state: TransactionState, msg: number): Promise<MessageSo
 
 /** R-X10: refuses when the maildrop's download cap for today is spent (after checking `msg`). */
 async function downloadMeter(ctx: CommandContext, state: TransactionState, msg: number): Promise<DownloadMeter | undefined> {
-  state.maildrop.get(msg);
+  state.maildrop.check(msg);
   return ctx.services.pollLimits?.startDownload(state.maildrop.mailbox);
 }
 

@@ -5,7 +5,7 @@
  */
 import { Pop3Error } from '../errors.js';
 import { lacksEndOfHeaders, type ClientWorkaround } from '../protocol/dot-stuffing.js';
-import type { MaildropSnapshot, MessageInfo } from '../storage/mail-store.js';
+import type { MaildropSnapshot, MessageInfo, MessageList } from '../storage/mail-store.js';
 
 /** R-X12 `pop3.delete_mode`: what UPDATE does with the messages marked deleted. */
 export type DeleteMode = 'expunge' | 'hide';
@@ -14,17 +14,21 @@ export type DeleteMode = 'expunge' | 'hide';
 const EOH_SCAN_PARALLEL = 8;
 
 export class Maildrop {
-  private readonly deleted: boolean[];
+  /** Per snapshot index: 1 when marked deleted (one octet per message, R-X9). */
+  private readonly deleted: Uint8Array;
   private readonly retrieved = new Set<string>();
   /** R-K7: highest message number accessed (RETR or DELE) in this session; 0 after RSET. */
   private highestAccessed = 0;
-  /** The snapshot's messages, with the sizes this session reports (R-S4; see open()). */
-  private readonly messages: readonly MessageInfo[];
+  /** The snapshot's messages, shared with other sessions of the same listing (never copied). */
+  private readonly list: MessageList;
+  /** Per snapshot index, the sizes this session reports when not the stored ones (open()). */
+  private readonly sizes: Float64Array | undefined;
 
   /** `sizes`: per snapshot index, the octets RETR sends when not the stored size (open()). */
-  constructor(readonly snapshot: MaildropSnapshot, sizes?: readonly number[]) {
-    this.messages = sizes === undefined ? snapshot.messages : snapshot.messages.map((m, i) => ({ ...m, size: sizes[i] ?? m.size }));
-    this.deleted = snapshot.messages.map(() => false);
+  constructor(readonly snapshot: MaildropSnapshot, sizes?: Float64Array) {
+    this.list = snapshot.list;
+    this.sizes = sizes;
+    this.deleted = new Uint8Array(this.list.length);
   }
 
   /**
@@ -38,19 +42,20 @@ export class Maildrop {
    */
   static async open(snapshot: MaildropSnapshot, workarounds: readonly ClientWorkaround[]): Promise<Maildrop> {
     if (!workarounds.includes('oe-ns-eoh')) return new Maildrop(snapshot);
-    const messages = snapshot.messages;
-    const sizes = messages.map((m) => m.size);
+    const list = snapshot.list;
+    const sizes = new Float64Array(list.length);
+    for (let i = 0; i < list.length; i++) sizes[i] = list.size(i);
     let next = 0;
     const worker = async (): Promise<void> => {
-      for (let i = next++; i < messages.length; i = next++) {
+      for (let i = next++; i < list.length; i = next++) {
         try {
-          if (await lacksEndOfHeaders(await snapshot.read(messages[i]!.id))) sizes[i] = messages[i]!.size + 2;
+          if (await lacksEndOfHeaders(await snapshot.read(list.id(i)))) sizes[i] = list.size(i) + 2;
         } catch {
           // Gone or unreadable since the snapshot: RETR/TOP of it answer -ERR, LIST shows the stored size.
         }
       }
     };
-    await Promise.all(Array.from({ length: Math.min(EOH_SCAN_PARALLEL, messages.length) }, worker));
+    await Promise.all(Array.from({ length: Math.min(EOH_SCAN_PARALLEL, list.length) }, worker));
     return new Maildrop(snapshot, sizes);
   }
 
@@ -60,50 +65,65 @@ export class Maildrop {
 
   /** Number of messages in the snapshot, deleted ones included (the highest message number). */
   get count(): number {
-    return this.messages.length;
+    return this.list.length;
   }
 
   /** R-K5: the live message for a number, or the -ERR a client gets for it. */
   get(msg: number): MessageInfo {
-    const info = msg >= 1 ? this.messages[msg - 1] : undefined;
-    if (info === undefined) throw new Pop3Error('NO_SUCH_MESSAGE', 'No such message');
-    if (this.deleted[msg - 1]) throw new Pop3Error('MESSAGE_DELETED', 'Message is deleted');
-    return info;
+    const i = this.check(msg);
+    const info = this.list.at(i);
+    return this.sizes === undefined ? info : { ...info, size: this.sizes[i]! };
+  }
+
+  /** R-K5: the snapshot index of a live message number, or the -ERR a client gets for it. */
+  check(msg: number): number {
+    if (!(msg >= 1 && msg <= this.list.length)) throw new Pop3Error('NO_SUCH_MESSAGE', 'No such message');
+    if (this.deleted[msg - 1] === 1) throw new Pop3Error('MESSAGE_DELETED', 'Message is deleted');
+    return msg - 1;
   }
 
   isDeleted(msg: number): boolean {
-    return this.deleted[msg - 1] === true;
+    return this.deleted[msg - 1] === 1;
+  }
+
+  /** R-S4: the octets RETR sends for snapshot index `i`. */
+  sizeAt(i: number): number {
+    return this.sizes === undefined ? this.list.size(i) : this.sizes[i]!;
+  }
+
+  /** R-S12 the uid, or R-X11 the carried-over UIDL, of snapshot index `i`. */
+  uidlAt(i: number): number | string {
+    return this.list.uidl(i) ?? this.list.uid(i);
   }
 
   /** STAT: count and total exact size of messages not marked deleted (RFC 1939 §5, R-S4). */
   stat(): { count: number; size: number } {
     let count = 0;
     let size = 0;
-    this.messages.forEach((m, i) => {
-      if (!this.deleted[i]) {
+    const n = this.list.length;
+    for (let i = 0; i < n; i++) {
+      if (this.deleted[i] === 0) {
         count++;
-        size += m.size;
+        size += this.sizeAt(i);
       }
-    });
+    }
     return { count, size };
   }
 
   dele(msg: number): void {
-    this.get(msg);
-    this.deleted[msg - 1] = true;
+    this.deleted[this.check(msg)] = 1;
     this.access(msg);
   }
 
   /** RFC 1939 §5 RSET: unmark all; RFC 1460: LAST goes back to 0. */
   rset(): void {
-    this.deleted.fill(false);
+    this.deleted.fill(0);
     this.highestAccessed = 0;
   }
 
   /** A whole message was sent to the client: mark it seen at the end of the session. */
   markRetrieved(msg: number): void {
-    const info = this.messages[msg - 1];
-    if (info !== undefined) this.retrieved.add(info.id);
+    if (msg >= 1 && msg <= this.list.length) this.retrieved.add(this.list.id(msg - 1));
     this.access(msg);
   }
 
@@ -121,7 +141,8 @@ export class Maildrop {
    * retrieved); with `expunge` (the default) they are removed.
    */
   changes(mode: DeleteMode = 'expunge'): { expunge: string[]; hide: string[]; seen: string[] } {
-    const marked = this.messages.filter((_, i) => this.deleted[i]).map((m) => m.id);
+    const marked: string[] = [];
+    for (let i = 0; i < this.list.length; i++) if (this.deleted[i] === 1) marked.push(this.list.id(i));
     if (mode === 'hide') return { expunge: [], hide: marked, seen: [...this.retrieved] };
     const gone = new Set(marked);
     return { expunge: marked, hide: [], seen: [...this.retrieved].filter((id) => !gone.has(id)) };
@@ -129,7 +150,9 @@ export class Maildrop {
 
   /** Messages marked deleted now. */
   get markedCount(): number {
-    return this.deleted.filter(Boolean).length;
+    let marked = 0;
+    for (let i = 0; i < this.deleted.length; i++) marked += this.deleted[i]!;
+    return marked;
   }
 
   /** Retrieved marks only: what a session that ends without QUIT still records. */

@@ -9,6 +9,9 @@
  *   `:2,flags` info; memory: the uid as text).
  */
 import { Readable } from 'node:stream';
+import type { MessageList } from './message-list.js';
+
+export { MessageList } from './message-list.js';
 
 export interface MessageInfo {
   /** R-S12: per-maildrop unique id, never reused. */
@@ -179,14 +182,26 @@ export function sourceOf(stream: Readable): MessageSource {
   };
 }
 
-/** The message's bytes for RETR/TOP: the snapshot's open(), or its read() for a store without. */
-export async function openMessage(snapshot: MaildropSnapshot, id: string): Promise<MessageSource> {
-  return snapshot.open === undefined ? sourceOf(await snapshot.read(id)) : snapshot.open(id);
+/**
+ * The message's bytes for RETR/TOP: the snapshot's open(), or its read() for a store without.
+ * `at`: the message's position in `snapshot.list`, when the caller knows it.
+ */
+export async function openMessage(snapshot: MaildropSnapshot, id: string, at?: number): Promise<MessageSource> {
+  return snapshot.open === undefined ? sourceOf(await snapshot.read(id)) : snapshot.open(id, at);
 }
 
 export interface MaildropSnapshot {
   readonly mailbox: string;
-  /** The messages at open time, ascending uid. Never changes during the session (R-S3). */
+  /**
+   * The messages at open time, ascending uid, in compact form (message-list.ts). Never changes
+   * during the session (R-S3); snapshots of the same listing share one list. Sessions use this.
+   */
+  readonly list: MessageList;
+  /**
+   * The same messages as objects (`list.toArray()`, made at the first use and kept by the
+   * snapshot): for tools (import, export) and tests, not for sessions (R-X9: one object per
+   * message is what the compact list avoids).
+   */
   readonly messages: readonly MessageInfo[];
   /**
    * The stored bytes of one message, as stored (any line endings). Rejects with
@@ -197,9 +212,11 @@ export interface MaildropSnapshot {
    * The same bytes as read(), for RETR and TOP: chunk by chunk, each returned synchronously when
    * the backend can read without waiting (a Maildir file on the event loop), so a whole message
    * costs no stream machinery. Rejects as read() does. Optional (poplar's stores have it): a
-   * store without it is read through read() (openMessage below).
+   * store without it is read through read() (openMessage below). `at`, when given, is the
+   * message's position in `list` (a hint: a store may skip looking the id up; a wrong one is
+   * ignored).
    */
-  open?(id: string): Promise<MessageSource>;
+  open?(id: string, at?: number): Promise<MessageSource>;
   /** R-K4 / R-S11: applies the changes; repeating it after a partial failure is harmless. */
   commit(changes: CommitChanges): Promise<void>;
   /** Releases the snapshot's locks without changing anything. Safe to call more than once. */

@@ -7,9 +7,10 @@ import { spawn } from 'node:child_process';
 /** The built MaildirStore module, for `await import(...)` inside a snippet. */
 export const MAILDIR_STORE_MODULE = new URL('../../src/storage/maildir/maildir-store.js', import.meta.url).href;
 
-export function runNode(code: string): Promise<string> {
+/** `flags`: Node options before the snippet (e.g. --expose-gc). */
+export function runNode(code: string, flags: readonly string[] = []): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', code]);
+    const child = spawn(process.execPath, [...flags, '--input-type=module', '-e', code]);
     let out = '';
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));

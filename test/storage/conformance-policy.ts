@@ -26,6 +26,23 @@ export function registerPolicyCases(store: () => MailStore): void {
       }
     });
 
+    it('R-S3 R-X9 R-X11 the compact list gives what messages gives, and finds each id at its position', async () => {
+      await store().deliver('alice', Buffer.from('a\r\n'), { uidl: 'carried-1' });
+      await store().deliver('alice', Buffer.from('bb\r\n'), { seen: true });
+      await store().deliver('alice', Buffer.from('ccc\r\n'));
+      const snap = await store().open('alice', plain);
+      const { list } = snap;
+      assert.equal(list.length, 3);
+      assert.deepEqual(list.toArray(), snap.messages);
+      for (const [i, m] of snap.messages.entries()) {
+        assert.deepEqual([list.uid(i), list.size(i), list.seen(i), list.id(i), list.uidl(i)], [m.uid, m.size, m.seen, m.id, m.uidl]);
+        assert.equal(list.indexOf(m.id), i);
+        assert.equal(list.indexOf(m.id, (i + 1) % 3), i, 'a wrong position hint is ignored');
+      }
+      assert.equal(list.indexOf('no such id'), -1);
+      await snap.release();
+    });
+
     it('R-X11 a UIDL that is not 1-70 printable characters is refused with INVALID_UIDL', async () => {
       for (const bad of ['', 'a b', 'x'.repeat(71), 'caf\u00e9', 'tab\there']) {
         await assert.rejects(store().deliver('alice', Buffer.from('x\r\n'), { uidl: bad }), storageError('INVALID_UIDL'));

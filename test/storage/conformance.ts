@@ -113,7 +113,7 @@ export function runMailStoreConformance(
         assert.equal((await sourceBytes(snap, m.id)).toString(), bodies[i], 'open() gives what read() gives');
         // A store without open() (it is optional) is read through read().
         const bare: MaildropSnapshot = {
-          mailbox: snap.mailbox, messages: snap.messages,
+          mailbox: snap.mailbox, list: snap.list, messages: snap.messages,
           read: (id) => snap.read(id), commit: (c) => snap.commit(c), release: async () => undefined,
         };
         assert.equal((await sourceBytes(bare, m.id)).toString(), bodies[i], 'read() through a source');

@@ -41,6 +41,7 @@ export async function scanAndAssign(
     if (size === undefined) toSize.push(key);
     else unknown.push({ key, size });
   }
+  scan.sized.clear(); // read: not held through the sizing and the append below
   let clean = true;
   if (toSize.length > 0) {
     const sizes = await crlfSizes(root, toSize.map((key) => found.get(key)!));
@@ -64,7 +65,10 @@ export async function scanAndAssign(
   await locked(async () => {
     await uidlist.refresh();
     unknown.sort((a, b) => compareDeliveryOrder(a.key, b.key));
-    await uidlist.append(unknown.filter((u) => !uidlist.entries.has(u.key)));
+    await uidlist.append(
+      unknown.filter((u) => !uidlist.entries.has(u.key)),
+      { entries: false },
+    );
     if (compactionPays(uidlist, liveIn(uidlist, found))) {
       // A file renamed during the first listing may have been missed: list again before dropping.
       const present = await listBases(root);

@@ -1,7 +1,8 @@
 /**
- * The listing cache of a maildrop object (MaildirMaildrop, maildir-maildrop.ts): the sorted MessageInfo array of a login and the
- * base name -> path map, built by one full scan and shared, immutable, by every later session
- * while nothing changed. A settled login then costs two directory stats and a uidlist refresh
+ * The listing cache of a maildrop object (MaildirMaildrop, maildir-maildrop.ts): the compact,
+ * uid-ordered message list of a login (message-list.ts) and where each file is, built by one full
+ * scan and shared, immutable, by every later session while nothing changed (R-X9: one listing
+ * per maildrop, whatever the number of sessions). A settled login then costs two directory stats and a uidlist refresh
  * instead of a 50,000-name readdir, parse and sort.
  *
  * Valid while new/ and cur/ keep their inode and ctime (stamped BEFORE they were listed, so a
@@ -26,7 +27,7 @@
  * Changes made by this process invalidate explicitly too (commit, expire); a delivery changes
  * new/ or cur/, which changes its ctime.
  */
-import type { MessageInfo } from '../mail-store.js';
+import { MessageListBuilder, type MessageList } from '../message-list.js';
 import { sameStamp, type DirStamp, type MaildirScan } from './maildir-dir.js';
 import { HIDDEN_FLAG } from './maildir-filename.js';
 import type { UidList } from './maildir-uidlist.js';
@@ -34,15 +35,37 @@ import type { UidList } from './maildir-uidlist.js';
 export const DIRTY_WINDOW_MS = 100;
 export const COARSE_WINDOW_MS = 2000;
 
-export interface Listing {
-  readonly messages: readonly MessageInfo[];
-  /** Base name -> path relative to the root of each listed message. Never mutated. */
-  readonly paths: ReadonlyMap<string, string>;
-  readonly newStamp: DirStamp | undefined;
-  readonly curStamp: DirStamp | undefined;
-  readonly uidlistStamp: string;
-  /** False when a directory was dirty at scan time: use once, list again next time. */
-  readonly trusted: boolean;
+/** What a message's path is around its base name: `<dir><base><suffix>` (`cur/`, `:2,S`). */
+interface Shape {
+  readonly dir: string;
+  readonly suffix: string;
+}
+
+/**
+ * A listing: the compact message list (message-list.ts) and where each file is. A path is kept
+ * as a small shape number per message into a table of the few distinct shapes (`cur/…:2,S`,
+ * `cur/…:2,`…), so no path string is held per message. Never mutated.
+ */
+export class Listing {
+  constructor(
+    readonly list: MessageList,
+    private readonly shapes: readonly Shape[],
+    /** Per list position, an index into `shapes`. */
+    private readonly shapeOf: Uint8Array | Uint16Array | Uint32Array,
+    readonly newStamp: DirStamp | undefined,
+    readonly curStamp: DirStamp | undefined,
+    readonly uidlistStamp: string,
+    /** False when a directory was dirty at scan time: use once, list again next time. */
+    readonly trusted: boolean,
+  ) {}
+
+  /** The path relative to the root of the listed message `id` (at position `at`, if known), undefined if it is not listed. */
+  path(id: string, at?: number): string | undefined {
+    const i = this.list.indexOf(id, at);
+    if (i < 0) return undefined;
+    const shape = this.shapes[this.shapeOf[i]!]!;
+    return `${shape.dir}${id}${shape.suffix}`;
+  }
 }
 
 /** Whether `listing` still describes the maildir whose directories now have these stamps. */
@@ -60,60 +83,41 @@ export function stillValid(listing: Listing, newStamp: DirStamp | undefined, cur
  * sorted by uid. No await: the records and the uidlist stamp are read at one instant.
  */
 export function buildListing(scan: MaildirScan, uidlist: UidList, dirtyWindowMs: number, clean: boolean): Listing {
-  let messages: MessageInfo[] = [];
-  const paths = new Map<string, string>();
+  const b = new MessageListBuilder(scan.found.size);
+  const shapeIds = new Map<string, number>();
+  const shapes: Shape[] = [];
+  const shapeAt = new Uint32Array(scan.found.size);
   for (const [id, rel] of scan.found) {
-    const entry = uidlist.entries.get(id);
-    if (entry === undefined) continue;
+    const slot = uidlist.entries.slot(id);
+    if (slot < 0) continue;
     const flags = flagsOf(rel);
     if (flags.includes(HIDDEN_FLAG)) continue;
-    paths.set(id, rel);
-    const uidl = uidlist.uidls.get(entry.uid);
-    messages.push(
-      uidl === undefined
-        ? { uid: entry.uid, size: entry.size, seen: flags.includes('S'), id }
-        : { uid: entry.uid, size: entry.size, seen: flags.includes('S'), id, uidl },
-    );
+    const slash = rel.indexOf('/') + 1;
+    const key = rel.slice(0, slash) + '/' + rel.slice(slash + id.length);
+    let shape = shapeIds.get(key);
+    if (shape === undefined) {
+      shape = shapes.push({ dir: rel.slice(0, slash), suffix: rel.slice(slash + id.length) }) - 1;
+      shapeIds.set(key, shape);
+    }
+    shapeAt[b.length] = shape;
+    const uid = uidlist.entries.uidAt(slot);
+    // The uidlist's string for the name, not the scan's: the listing adds no string per message.
+    b.add(uid, uidlist.entries.sizeAt(slot), flags.includes('S'), uidlist.entries.nameAt(slot), uidlist.uidls.get(uid));
   }
-  messages = byUid(messages);
+  const { list, order } = b.finishByUid();
+  const shapeOf = shapes.length <= 0x100 ? new Uint8Array(list.length) : shapes.length <= 0x10000 ? new Uint16Array(list.length) : new Uint32Array(list.length);
+  for (let k = 0; k < list.length; k++) shapeOf[k] = shapeAt[order[k]!]!;
   const settled = (s: DirStamp | undefined, at: number): boolean => {
     if (s === undefined) return false;
     const window = s.ctimeMs % 1000 === 0 ? Math.max(dirtyWindowMs, COARSE_WINDOW_MS) : dirtyWindowMs;
     return s.ctimeMs < at - window;
   };
-  return {
-    messages: Object.freeze(messages),
-    paths,
-    newStamp: scan.newStamp,
-    curStamp: scan.curStamp,
-    uidlistStamp: uidlist.stamp,
-    trusted: clean && settled(scan.newStamp, scan.newAt) && settled(scan.curStamp, scan.curAt),
-  };
+  const trusted = clean && settled(scan.newStamp, scan.newAt) && settled(scan.curStamp, scan.curAt);
+  return new Listing(list, shapes, shapeOf, scan.newStamp, scan.curStamp, uidlist.stamp, trusted);
 }
 
 /** The flags of a `cur/<base>:2,<flags>` path ('' without an info part). */
 function flagsOf(rel: string): string {
   const colon = rel.indexOf(':');
   return colon >= 0 && rel.startsWith('2,', colon + 1) ? rel.slice(colon + 3) : '';
-}
-
-/**
- * `messages` in uid order. Uids are dense (assigned consecutively, R-S12), so placing each at
- * uid - min is O(n); sparse ones (many removed) fall back to a sort.
- */
-function byUid(messages: MessageInfo[]): MessageInfo[] {
-  if (messages.length === 0) return messages;
-  let min = Infinity;
-  let max = -Infinity;
-  for (const m of messages) {
-    if (m.uid < min) min = m.uid;
-    if (m.uid > max) max = m.uid;
-  }
-  const span = max - min + 1;
-  if (span > 4 * messages.length + 64) return messages.sort((a, b) => a.uid - b.uid);
-  const slots: (MessageInfo | undefined)[] = new Array(span).fill(undefined);
-  for (const m of messages) slots[m.uid - min] = m;
-  const out: MessageInfo[] = [];
-  for (const m of slots) if (m !== undefined) out.push(m);
-  return out;
 }

@@ -150,7 +150,7 @@ export class MaildirMaildrop {
 
   /** Messages in the cached listing (the registry's budget), 0 without one. */
   get listedMessages(): number {
-    return this.listing?.messages.length ?? 0;
+    return this.listing?.list.length ?? 0;
   }
 
   /** The cached listing, for inspection: shared and immutable, undefined when none is kept. */
@@ -194,7 +194,7 @@ export class MaildirMaildrop {
         throw locked(mailbox);
       }
       const listing = await this.currentListing(s);
-      return new MaildirSnapshot(mailbox, listing.messages, listing.paths, this, s, sessionLock);
+      return new MaildirSnapshot(mailbox, listing, this, s, sessionLock);
     } catch (err) {
       this.ready = false;
       this.listing = undefined;

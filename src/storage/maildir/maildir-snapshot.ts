@@ -15,6 +15,8 @@ import { StorageError } from '../../errors.js';
 import { ChunkPool, pooledView, releaseChunk, type PooledChunk } from '../../protocol/chunk-pool.js';
 import { RETR_READ_CHUNK } from '../../protocol/limits.js';
 import { readableOf, type CommitChanges, type MaildropSnapshot, type MessageInfo, type MessageSource } from '../mail-store.js';
+import type { MessageList } from '../message-list.js';
+import type { Listing } from './maildir-listing.js';
 import { fsyncDir, locate } from './maildir-dir.js';
 import { HIDDEN_FLAG, parseName, withFlag } from './maildir-filename.js';
 import { errCode, toStorageError } from './maildir-errors.js';
@@ -164,32 +166,38 @@ class FileSource implements MessageSource {
 export class MaildirSnapshot implements MaildropSnapshot {
   private released = false;
   private readonly root: string;
-  /** Paths this session found or made since open, over `paths`. */
+  /** Paths this session found or made since open, over the listing's. */
   private readonly moved = new Map<string, string>();
+  private objects: readonly MessageInfo[] | undefined;
+  readonly list: MessageList;
 
   /** `maildrop`: the owner of the claim this snapshot holds (maildir-maildrop.ts); released once. */
   constructor(
     readonly mailbox: string,
-    readonly messages: readonly MessageInfo[],
-    /** Base name -> path relative to the root at open; shared, never mutated. */
-    private readonly paths: ReadonlyMap<string, string>,
+    /** The messages and their paths at open; shared with other snapshots, never mutated. */
+    private readonly listing: Listing,
     private readonly maildrop: MaildirMaildrop,
     private readonly settings: MaildropSettings,
     private readonly exclusiveLock: FileLock | undefined,
   ) {
     this.root = maildrop.root;
+    this.list = listing.list;
+  }
+
+  get messages(): readonly MessageInfo[] {
+    return (this.objects ??= Object.freeze(this.list.toArray()));
   }
 
   async read(id: string): Promise<Readable> {
     return readableOf(await this.open(id));
   }
 
-  async open(id: string): Promise<MessageSource> {
+  async open(id: string, at?: number): Promise<MessageSource> {
     this.checkLive();
     // The handle is opened first, so a vanished file rejects here rather than failing mid-reply.
     const reader = READERS[this.settings.reads];
     const realRoot = this.maildrop.realRoot;
-    const fd = await this.onFile(id, (path) => reader.open(path, realRoot)).catch((err: unknown) => {
+    const fd = await this.onFile(id, (path) => reader.open(path, realRoot), at).catch((err: unknown) => {
       throw toStorageError(err, `reading message ${id}`);
     });
     if (fd === undefined) throw new StorageError('MESSAGE_GONE', `message ${id} is gone`);
@@ -212,7 +220,7 @@ export class MaildirSnapshot implements MaildropSnapshot {
   }
 
   private async apply(changes: CommitChanges): Promise<void> {
-    const expunge = new Set(changes.expunge.filter((id) => this.paths.has(id)));
+    const expunge = new Set(changes.expunge.filter((id) => this.list.indexOf(id) >= 0));
     if (expunge.size > 0 || changes.seen.length > 0 || (changes.hide?.length ?? 0) > 0) {
       // Unlinks and renames go by path: the root and cur/ must still be themselves, not links
       // to another directory put in their place since the listing (maildir-links.ts).
@@ -227,7 +235,7 @@ export class MaildirSnapshot implements MaildropSnapshot {
     if (expunge.size === 0 && flags.size === 0) return; // a QUIT with nothing to change: no fsync
     this.maildrop.invalidateListing();
     for (const [id, add] of flags) {
-      if (expunge.has(id) || !this.paths.has(id)) continue;
+      if (expunge.has(id) || this.list.indexOf(id) < 0) continue;
       await this.onFile(id, async (path) => {
         const name = basename(path);
         const has = parseName(name).flags;
@@ -252,8 +260,8 @@ export class MaildirSnapshot implements MaildropSnapshot {
    * Runs `op` on the message's current path; on ENOENT finds the file again (it may have been
    * renamed) and retries. Undefined when the message is no longer in the maildir.
    */
-  private async onFile<T>(id: string, op: (path: string) => Promise<T>): Promise<T | undefined> {
-    let rel = this.moved.get(id) ?? this.paths.get(id);
+  private async onFile<T>(id: string, op: (path: string) => Promise<T>, at?: number): Promise<T | undefined> {
+    let rel = (this.moved.size === 0 ? undefined : this.moved.get(id)) ?? this.listing.path(id, at);
     for (let attempt = 0; rel !== undefined && attempt <= MAX_RELOCATE; attempt++) {
       try {
         // Plain concatenation: the root is a normalized absolute path and `rel` a name in cur/ or

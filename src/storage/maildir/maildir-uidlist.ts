@@ -29,6 +29,7 @@ import { fsyncDir } from './maildir-dir.js';
 import { errCode, ignoreEnoent } from './maildir-errors.js';
 import { linkRefused, openNoFollow } from './maildir-links.js';
 import { Mutex } from './maildir-lock.js';
+import { UidRecords } from './maildir-records.js';
 
 export const UIDLIST_FILE = 'poplar-uidlist';
 /** An append handle unused for this long is closed (one descriptor per busy maildrop). */
@@ -48,11 +49,15 @@ export interface NewEntry {
   readonly uid?: number;
 }
 
+/**
+ * The lines (parse() reads them from the octets): `poplar-uidlist 1 next=<1-15 digits> gen=<non-space>`;
+ * `<1-15 digits> <1-15 digits> <name>` (name: anything but LF, as isMessageName allows; a
+ * reader that skipped names with CR gave such a file a new uid at every look); `U <1-15 digits> <UIDL>`
+ * (older readers skip these lines, the first field is not a number, so the format stays 1);
+ * `D <1-15 digits>`.
+ */
 const HEADER = /^poplar-uidlist 1 next=(\d{1,15}) gen=(\S+)$/;
-const ENTRY = /^(\d{1,15}) (\d{1,15}) (.+)$/;
-/** Older readers skip these lines (the first field is not a number), so the format stays 1. */
-const UIDL = /^U (\d{1,15}) ([\x21-\x7e]{1,70})$/;
-const REMOVED = /^D (\d{1,15})$/;
+const UIDL_TEXT = /^[\x21-\x7e]{1,70}$/;
 
 /** A cache of the file's records, brought up to date by reading only what was appended. */
 /** Most uidlist append handles kept open at once in this process (see writable()). */
@@ -61,12 +66,10 @@ const MAX_HELD = 64;
 const holding = new Set<UidList>();
 
 export class UidList {
-  /** Record per base name; the first line for a name wins. */
-  readonly entries = new Map<string, UidEntry>();
+  /** Record per base name; the first line for a name wins (compact: maildir-records.ts). */
+  readonly entries = new UidRecords();
   /** R-X11: carried-over UIDLs by uid; the first record for a uid wins. */
   readonly uidls = new Map<number, string>();
-  /** Base name of each live uid, to apply `D` records. */
-  private readonly keys = new Map<number, string>();
   /** Entry and `D` lines in the file: with the live count, tells when a compaction pays. */
   private lines = 0;
   private nextFromHeader = 1;
@@ -131,42 +134,55 @@ export class UidList {
   /**
    * Appends records for `items`, in order, with consecutive new uids, and makes them durable
    * (fdatasync) before resolving. A name that already has a record keeps it. The caller holds
-   * the maildrop lock.
+   * the maildrop lock. Resolves the record of each item, or nothing with `entries: false` (a
+   * first sight of 50,000 files holds no object per file for an answer it does not read).
    */
-  append(items: readonly NewEntry[]): Promise<UidEntry[]> {
+  append(items: readonly NewEntry[], opts: { entries: boolean } = { entries: true }): Promise<UidEntry[]> {
     if (items.length === 0) return Promise.resolve([]);
     return this.serial.run(async () => {
       const { fh, st } = await this.writable();
       try {
         if ((await this.readFrom(fh, st)) > this.offset) await fh.truncate(this.offset); // torn line
-        const fresh = new Map<string, UidEntry>();
-        const freshUidls = new Map<number, string>();
+        // The records go straight into one buffer (no string per record joined into one more).
+        const fresh = new Map<string, number>(); // name -> uid, for a name twice in `items`
+        const added: UidEntry[] = [];
+        let out = Buffer.allocUnsafe(Math.max(256, items.length * 96));
+        let o = 0;
         let next = this.nextUid;
-        const added = items.map(({ key, size, uidl, uid }) => {
-          const known = this.entries.get(key) ?? fresh.get(key);
-          if (known !== undefined) return known;
-          const entry = { uid: Math.max(next, uid ?? 0), size };
+        for (const { key, size, uidl, uid: wanted } of items) {
+          const known = this.entries.get(key);
+          const uid = known?.uid ?? fresh.get(key);
+          if (uid !== undefined) {
+            if (opts.entries) added.push(known ?? { uid, size: this.sizeOfFresh(items, key) });
+            continue;
+          }
+          // A wanted uid (import keeping a decimal UIDL, R-X11) is taken while it is above every uid given.
+          const entry = { uid: Math.max(next, wanted ?? 0), size };
           next = entry.uid + 1;
-          fresh.set(key, entry);
-          if (uidl !== undefined) freshUidls.set(entry.uid, uidl);
-          return entry;
-        });
-        const text = [...fresh].map(([key, e]) => record(key, e, freshUidls.get(e.uid))).join('');
-        const bytes = Buffer.from(text, 'utf8');
+          fresh.set(key, entry.uid);
+          if (opts.entries) added.push(entry);
+          const line = record(key, entry, uidl);
+          if (o + 3 * line.length > out.length) {
+            const grown = Buffer.allocUnsafe(2 * out.length + 3 * line.length);
+            out.copy(grown, 0, 0, o);
+            out = grown;
+          }
+          o += out.write(line, o, 'utf8');
+        }
+        const bytes = out.subarray(0, o);
         let written = 0;
         while (written < bytes.length) {
           const r = await fh.write(bytes, written, bytes.length - written, this.offset + written);
           written += r.bytesWritten;
         }
         await fh.datasync();
-        // The cache learns the records only once they are durable.
-        for (const [key, e] of fresh) {
-          this.entries.set(key, e);
-          this.keys.set(e.uid, key);
-          this.maxUid = Math.max(this.maxUid, e.uid);
-          this.lines++;
+        // The cache learns the records only once they are durable, read back from the octets
+        // written as from the file (each name its own string, not a slice of a caller's).
+        for (let at = 0; at < bytes.length; ) {
+          const lf = bytes.indexOf(0x0a, at);
+          this.parse(bytes, at, lf);
+          at = lf + 1;
         }
-        for (const [uid, uidl] of freshUidls) this.uidls.set(uid, uidl);
         this.offset += bytes.length;
         return added;
       } catch (err) {
@@ -174,6 +190,11 @@ export class UidList {
         throw err;
       }
     });
+  }
+
+  /** The size recorded for `key` by its first item (a name given twice keeps its first record). */
+  private sizeOfFresh(items: readonly NewEntry[], key: string): number {
+    return items.find((i) => i.key === key)!.size;
   }
 
   /**
@@ -305,49 +326,62 @@ export class UidList {
     const tail = await readRange(fh, from, st.size - from);
     if (!sameFile) this.reset(st.ino);
     const end = tail.lastIndexOf(0x0a) + 1; // bytes after the last LF are a torn line
-    for (const line of tail.subarray(0, end).toString('utf8').split('\n')) this.parse(line);
+    for (let at = 0; at < end; ) {
+      const lf = tail.indexOf(0x0a, at);
+      this.parse(tail, at, lf);
+      at = lf + 1;
+    }
     this.offset += end;
     if (this.held?.fh === fh) this.held.pinned = this.ino === this.held.ino;
     return from + tail.length;
   }
 
-  private parse(line: string): void {
-    const header = HEADER.exec(line);
-    if (header !== null) {
-      if (this.header === '') this.header = line;
-      this.nextFromHeader = Math.max(this.nextFromHeader, Number(header[1]));
-      return;
-    }
-    const d = REMOVED.exec(line);
-    if (d !== null) {
-      this.lines++;
-      this.remove(Number(d[1]));
-      return;
-    }
-    const u = UIDL.exec(line);
-    if (u !== null) {
-      const uid = Number(u[1]);
+  /**
+   * One line, `buf[from, to)` without its LF, read from the octets: no string per line, and each
+   * base name is its own string (not a slice holding the whole file's text alive). Lines that are
+   * not records poplar wrote are skipped, as HEADER, UIDL, REMOVED and ENTRY describe them.
+   */
+  private parse(buf: Buffer, from: number, to: number): void {
+    const c = buf[from];
+    if (c === 0x44 /* D */ || c === 0x55 /* U */) {
+      if (buf[from + 1] !== 0x20) return;
+      const end = digitsEnd(buf, from + 2, to);
+      if (end < 0) return;
+      const uid = decimal(buf, from + 2, end);
+      if (c === 0x44) {
+        if (end !== to) return;
+        this.lines++;
+        this.remove(uid);
+        return;
+      }
+      const uidl = buf.toString('latin1', end + 1, to);
+      if (buf[end] !== 0x20 || !UIDL_TEXT.test(uidl)) return;
       this.maxUid = Math.max(this.maxUid, uid);
-      if (!this.uidls.has(uid)) this.uidls.set(uid, u[2]!);
+      if (!this.uidls.has(uid)) this.uidls.set(uid, uidl);
       return;
     }
-    const m = ENTRY.exec(line);
-    if (m === null) return; // not a record poplar wrote: skipped
-    const uid = Number(m[1]);
-    this.maxUid = Math.max(this.maxUid, uid);
-    this.lines++;
-    if (!this.entries.has(m[3]!)) {
-      this.entries.set(m[3]!, { uid, size: Number(m[2]) });
-      this.keys.set(uid, m[3]!);
+    if (c !== undefined && c >= 0x30 && c <= 0x39) {
+      const uidEnd = digitsEnd(buf, from, to);
+      if (uidEnd < 0 || buf[uidEnd] !== 0x20) return;
+      const sizeEnd = digitsEnd(buf, uidEnd + 1, to);
+      if (sizeEnd < 0 || buf[sizeEnd] !== 0x20 || sizeEnd + 1 >= to) return;
+      const key = buf.toString('utf8', sizeEnd + 1, to);
+      const uid = decimal(buf, from, uidEnd);
+      this.maxUid = Math.max(this.maxUid, uid);
+      this.lines++;
+      this.entries.add(key, uid, decimal(buf, uidEnd + 1, sizeEnd));
+      return;
     }
+    const line = buf.toString('utf8', from, to);
+    const header = HEADER.exec(line);
+    if (header === null) return; // not a record poplar wrote: skipped
+    if (this.header === '') this.header = line;
+    this.nextFromHeader = Math.max(this.nextFromHeader, Number(header[1]));
   }
 
   /** Drops the live entry of `uid`, if any (a `D` record or its append). */
   private remove(uid: number): void {
-    const key = this.keys.get(uid);
-    if (key === undefined) return;
-    this.keys.delete(uid);
-    if (this.entries.get(key)?.uid === uid) this.entries.delete(key);
+    this.entries.removeUid(uid);
     this.uidls.delete(uid);
   }
 
@@ -358,12 +392,24 @@ export class UidList {
     this.maxUid = 0;
     this.entries.clear();
     this.uidls.clear();
-    this.keys.clear();
     this.lines = 0;
     this.ino = ino;
     this.header = '';
     this.offset = 0;
   }
+}
+
+/** The end of the 1 to 15 decimal digits at `buf[from]`, or -1 (none, or more than 15). */
+function digitsEnd(buf: Buffer, from: number, to: number): number {
+  let i = from;
+  while (i < to && i - from <= 15 && buf[i]! >= 0x30 && buf[i]! <= 0x39) i++;
+  return i === from || i - from > 15 ? -1 : i;
+}
+
+function decimal(buf: Buffer, from: number, to: number): number {
+  let v = 0;
+  for (let i = from; i < to; i++) v = v * 10 + (buf[i]! - 0x30);
+  return v;
 }
 
 /** The line(s) of one message: its entry, then its carried-over UIDL if it has one. */

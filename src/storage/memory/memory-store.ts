@@ -27,6 +27,7 @@ import {
   type OpenOptions,
   type Usage,
 } from '../mail-store.js';
+import { MessageList } from '../message-list.js';
 
 interface StoredMessage {
   readonly uid: number;
@@ -77,7 +78,7 @@ export class MemoryMailStore implements MailStore {
       .filter(([, m]) => !m.hidden)
       .map(([id, m]) => info(id, m))
       .sort((a, b) => a.uid - b.uid);
-    return new MemorySnapshot(mailbox, drop, messages, opts.exclusive);
+    return new MemorySnapshot(mailbox, drop, MessageList.from(messages), opts.exclusive);
   }
 
   async deliver(mailbox: string, message: Buffer | AsyncIterable<Buffer>, opts: DeliverOptions = {}): Promise<DeliveryResult> {
@@ -146,15 +147,20 @@ export class MemoryMailStore implements MailStore {
 
 class MemorySnapshot implements MaildropSnapshot {
   private released = false;
-  private readonly ids: ReadonlySet<string>;
+  private objects: readonly MessageInfo[] | undefined;
+  private readonly ids: { has(id: string): boolean };
 
   constructor(
     readonly mailbox: string,
     private readonly drop: Maildrop,
-    readonly messages: readonly MessageInfo[],
+    readonly list: MessageList,
     private readonly exclusive: boolean,
   ) {
-    this.ids = new Set(messages.map((m) => m.id));
+    this.ids = { has: (id) => list.indexOf(id) >= 0 };
+  }
+
+  get messages(): readonly MessageInfo[] {
+    return (this.objects ??= Object.freeze(this.list.toArray()));
   }
 
   async read(id: string): Promise<Readable> {

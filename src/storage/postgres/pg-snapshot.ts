@@ -7,6 +7,7 @@
 import type { Readable } from 'node:stream';
 import { StorageError } from '../../errors.js';
 import { readableOf, type CommitChanges, type MaildropSnapshot, type MessageInfo, type MessageSource } from '../mail-store.js';
+import { MessageList } from '../message-list.js';
 import { BodySource, removeMessages } from './pg-bodies.js';
 import type { Sql, TransactionSql } from './client.js';
 
@@ -24,6 +25,8 @@ export interface SnapshotHost {
 export class PostgresSnapshot implements MaildropSnapshot {
   private released = false;
   private readonly ids: ReadonlySet<string>;
+  /** The compact listing sessions read (STAT, LIST, UIDL). */
+  readonly list: MessageList;
 
   constructor(
     private readonly host: SnapshotHost,
@@ -33,6 +36,7 @@ export class PostgresSnapshot implements MaildropSnapshot {
     readonly messages: readonly MessageInfo[],
   ) {
     this.ids = new Set(messages.map((m) => m.id));
+    this.list = MessageList.from(messages);
   }
 
   async read(id: string): Promise<Readable> {
