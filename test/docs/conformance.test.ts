@@ -14,7 +14,8 @@ const IMPLEMENTED: Record<string, readonly string[]> = {
   'TLS and authentication (#3)': ['R-K2', 'R-K9', 'R-S5', 'R-S9', 'R-S14', 'R-X3', 'R-X4', 'R-X5', 'R-X14'],
   'mail in and mailbox policy (#4)': ['R-S16', 'R-S17', 'R-S18', 'R-X6', 'R-X10', 'R-X11', 'R-X15'],
   'hardening and operations (#5)': ['R-S20', 'R-X9', 'R-X10', 'R-X12', 'R-X13'],
-  'Kerberos GSSAPI (#16)': ['R-X20'],
+  'Kerberos GSSAPI and LDAP users (#16)': ['R-X19', 'R-X20'],
+  'single-instance bodies on PostgreSQL (#15)': ['R-X18'],
   'admin API and console (#17)': ['R-X21'],
 };
 
