@@ -27,6 +27,7 @@ export type Pop3ErrorCode =
   | 'TLS_UNAVAILABLE'
   | 'LOGIN_DELAY'
   | 'DOWNLOAD_LIMIT'
+  | 'SHARED_STATE'
   | 'INTERNAL';
 
 export class Pop3Error extends Error {
@@ -58,6 +59,17 @@ export class StorageError extends Error {
   }
 }
 
+/**
+ * R-X16: the shared state (counters, penalties, claims, the login cache; src/shared/) could not be
+ * reached or did not answer in time. The caller fails closed: the client is told to come back.
+ */
+export class SharedStateError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SharedStateError';
+  }
+}
+
 /** Configuration problems: every problem found, not just the first. */
 export class ConfigError extends Error {
   readonly problems: readonly string[];
@@ -83,6 +95,9 @@ export function toPop3Error(err: unknown): Pop3Error {
       default:
         break;
     }
+  }
+  if (err instanceof SharedStateError) {
+    return new Pop3Error('SHARED_STATE', 'Server busy, try again later', { responseCode: 'SYS/TEMP', disconnect: true, cause: err });
   }
   return new Pop3Error('INTERNAL', 'Internal server error, try again later', {
     responseCode: 'SYS/TEMP',
