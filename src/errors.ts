@@ -97,7 +97,7 @@ export function toPop3Error(err: unknown): Pop3Error {
     }
   }
   if (err instanceof SharedStateError) {
-    return new Pop3Error('SHARED_STATE', 'Server busy, try again later', { responseCode: 'SYS/TEMP', disconnect: true, cause: err });
+    return new Pop3Error('SHARED_STATE', 'Server busy, try again later', { responseCode: 'SYS/TEMP', cause: err });
   }
   return new Pop3Error('INTERNAL', 'Internal server error, try again later', {
     responseCode: 'SYS/TEMP',
