@@ -10,6 +10,8 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { connect } from 'node:net';
+import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, describe, it } from 'node:test';
 import { Pop3Client } from '../helpers/pop3-client.js';
@@ -42,6 +44,32 @@ async function connectTo(p: PoplarProcess, want: (pid: number) => boolean, tries
     for (const c of spare) c.close();
   }
   throw new Error('no connection reached the worker wanted');
+}
+
+/** One LMTP delivery to alice on its own connection, a command at a time; resolves to the reply to the data. */
+async function lmtpDeliver(port: number, subject: string): Promise<string> {
+  const s = connect({ port, host: '127.0.0.1' });
+  s.on('error', () => undefined);
+  let buf = '';
+  s.on('data', (d: Buffer) => (buf += d.toString('latin1')));
+  const replies = (): string[] => buf.split('\r\n').filter((l) => /^\d{3} /.test(l));
+  const send = async (line: string): Promise<string> => {
+    const before = replies().length;
+    if (line !== '') s.write(line);
+    await waitFor(() => replies().length > before, 10_000);
+    return replies()[before]!;
+  };
+  try {
+    await once(s, 'connect');
+    await send('');
+    await send('LHLO workers.test\r\n');
+    await send('MAIL FROM:<s@example.org>\r\n');
+    await send('RCPT TO:<alice@example.org>\r\n');
+    await send('DATA\r\n');
+    return await send(`Subject: ${subject}\r\n\r\nbody\r\n.\r\n`);
+  } finally {
+    s.destroy();
+  }
 }
 
 const workerPids = (p: PoplarProcess): number[] => p.events('worker_ready').map((e) => Number(e['pid']));
@@ -149,6 +177,25 @@ describe('R-X16 limits across workers', { timeout: 120_000 }, () => {
       const d = await Pop3Client.connect(p.pop3Port);
       assert.match(await d.login('alice', 'wonderland'), /^\+OK/);
       d.close();
+    });
+  });
+});
+
+describe('R-X16 Maildir across workers', { timeout: 120_000 }, () => {
+  it('R-X16 a delivery by LMTP on any worker is visible at the next login on every worker', async () => {
+    await withWorkers({}, async (p) => {
+      const pids = workerPids(p);
+      for (let n = 1; n <= 6; n++) {
+        assert.match(await lmtpDeliver(p.lmtpPort, `m${n}`), /^250 /);
+        for (const pid of pids) {
+          const { c } = await connectTo(p, (x) => x === pid);
+          assert.match(await c.login('alice', 'wonderland'), new RegExp(`^\\+OK alice has ${n} messages? `), `worker ${pid} after delivery ${n}`);
+          assert.match(await c.cmd('QUIT'), /^\+OK/);
+          await c.closed();
+        }
+      }
+      const by = new Set(p.events('delivered').map((e) => e['worker']));
+      assert.equal(by.size, 2, 'both workers delivered');
     });
   });
 });
