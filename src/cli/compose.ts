@@ -100,8 +100,9 @@ export function createSweeper(
 }
 
 /** R-X10's poll state (last logins, today's downloads) in `policy.state_dir`; a change needs a restart. */
-export function createPollState(config: Config): PollState {
-  return new PollState(config.policy.state_dir);
+/** `refresh`: R-X16, a worker of several re-checks each record's file (poll-state.ts). */
+export function createPollState(config: Config, refresh = false): PollState {
+  return new PollState(config.policy.state_dir, { refresh });
 }
 
 /**

@@ -115,7 +115,7 @@ async function serve(config: Config, logger: Logger, reloadConfig?: () => Config
     logger,
     scryptCost: config.auth.scrypt_cost,
     policy,
-    pollState: createPollState(config),
+    pollState: createPollState(config, worker !== undefined),
     serverSecret: await loadServerSecret(config.server.data_dir),
     ...(worker === undefined ? {} : { sharedState: worker.shared }),
   });

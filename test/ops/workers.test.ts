@@ -165,6 +165,22 @@ describe('R-X16 limits across workers', { timeout: 120_000 }, () => {
     });
   });
 
+  it('R-X16 LOGIN-DELAY: a login on one worker is seen by the next login on the other, which knew an older one', async () => {
+    await withWorkers({ overrides: ['policy.login_delay=3'] }, async (p) => {
+      const b = await Pop3Client.connect(p.pop3Port);
+      const pidB = pidOf(await b.greeting);
+      assert.match(await b.login('alice', 'wonderland'), /^\+OK/, 'worker B now holds the record of this login');
+      assert.match(await b.cmd('QUIT'), /^\+OK/);
+      await sleep(3_300);
+      const a = await connectTo(p, (pid) => pid !== pidB);
+      assert.match(await a.c.login('alice', 'wonderland'), /^\+OK/, 'the delay since the first login has passed');
+      assert.match(await a.c.cmd('QUIT'), /^\+OK/);
+      const again = await connectTo(p, (pid) => pid === pidB);
+      assert.match(await again.c.login('alice', 'wonderland'), /^-ERR \[LOGIN-DELAY\]/, 'worker B saw the login on worker A');
+      again.c.close();
+    });
+  });
+
   it('R-X16 shared state that does not answer: -ERR [SYS/TEMP], never admitted; answering again, service resumes', async () => {
     await withWorkers({ env: { POPLAR_TEST_HOOKS: '1' } }, async (p) => {
       p.child.kill('SIGUSR2');
