@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pop3Client } from '../helpers/pop3-client.js';
 import { waitFor, withServer } from '../helpers/test-server.js';
-import { addUsers } from '../helpers/poplar-process.js';
+import { addUsers, TEST_WORKERS } from '../helpers/poplar-process.js';
 import { MAIN, poplar } from '../cli/run.js';
 import { needProgram } from '../helpers/external.js';
 
@@ -83,7 +83,7 @@ describe('a running poplar serve', () => {
     const config = join(dir, 'poplar.toml');
     const write = (greeting: string) =>
       writeFile(config, [
-        '[server]', `data_dir = "${dir}"`, 'first_run_user = ""', 'metrics_listen = "127.0.0.1:0"', 'shutdown_timeout = 2',
+        '[server]', `data_dir = "${dir}"`, 'first_run_user = ""', 'metrics_listen = "127.0.0.1:0"', 'shutdown_timeout = 2', `workers = ${TEST_WORKERS}`,
         '[pop3]', 'listen = ["127.0.0.1:0"]', 'tls_listen = []', `greeting = "${greeting}"`,
         '[auth]', 'scrypt_cost = 14',
       ].join('\n'));
