@@ -14,7 +14,7 @@ import { LOGIN_CACHE_OFF, type LoginCacheSettings } from './auth/login-cache.js'
 import type { UserDirectory } from './auth/directory.js';
 import { COMMANDS } from './commands/index.js';
 import type { Logger } from './observability/logger.js';
-import { Pop3Listener, type ConnectionHandler, type ListenAddress, type ListenerOptions } from './net/listener.js';
+import { Pop3Listener, type ConnectionHandler, type ListenAddress, type ListenerOptions, type SessionSummary } from './net/listener.js';
 import { UNLIMITED, type ConnectionCaps, type LimitSettings } from './policy/connection-caps.js';
 import type { SessionServices, SessionSettings } from './session/context.js';
 import { Session } from './session/session.js';
@@ -103,6 +103,10 @@ export interface PoplarServer {
   /** The implicit-TLS (POP3S) addresses. */
   tlsAddresses(): AddressInfo[];
   readonly sessionCount: number;
+  /** R-X16: the live sessions (id, address, user, since, state, bytes sent). */
+  sessions(): SessionSummary[];
+  /** Drops the live session `id` without UPDATE; false when there is none. */
+  endSession(id: string): boolean;
   /** Listening and not shutting down (the health check). */
   readonly accepting: boolean;
   /**
@@ -167,6 +171,8 @@ export async function startServer(opts: PoplarServerOptions): Promise<PoplarServ
     get sessionCount() {
       return listener.sessionCount;
     },
+    sessions: () => listener.list(),
+    endSession: (id) => listener.end(id),
     get accepting() {
       return listener.accepting;
     },

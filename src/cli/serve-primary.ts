@@ -25,7 +25,7 @@ import type { PasswdFile } from '../auth/passwd-file.js';
 import type { Config } from '../config/load.js';
 import type { Logger } from '../observability/logger.js';
 import { LocalSharedState } from '../shared/local-state.js';
-import { PrimaryChannel, SharedStateHost } from '../shared/ipc-host.js';
+import { PrimaryChannel, SharedStateHost, type WorkerEnd } from '../shared/ipc-host.js';
 import type { SharedSettings } from '../shared/shared-state.js';
 import type { MailStore } from '../storage/mail-store.js';
 import { CliError } from './common.js';
@@ -42,6 +42,38 @@ const REQUEST_TIMEOUT_MS = 5_000;
 export function sharedSettings(config: Config): SharedSettings {
   const o = operationsOptions(config);
   return { limits: o.limits!, penalty: o.failureDelay!, loginCache: o.loginCache! };
+}
+
+/** One live session of any worker (the admin API's list, R-X16). */
+export interface WorkerSession {
+  readonly worker: number;
+  readonly id: string;
+  readonly address: string;
+  readonly user?: string;
+  readonly since: number;
+  readonly state: string;
+  readonly bytesOut: number;
+}
+
+/** The primary's requests to its workers that the admin API uses: list sessions, end one. */
+export interface WorkerSessions {
+  sessions(): Promise<WorkerSession[]>;
+  /** Ends session `id` on whichever worker has it; false when none has. */
+  endSession(id: string): Promise<boolean>;
+}
+
+export function workerSessions(channel: PrimaryChannel, workers: () => readonly WorkerEnd[]): WorkerSessions {
+  return {
+    async sessions() {
+      const answers = await channel.broadcast(workers(), 'sessions', null, REQUEST_TIMEOUT_MS);
+      return [...answers].flatMap(([worker, a]) =>
+        a.status === 'fulfilled' ? (a.value as Array<Omit<WorkerSession, 'worker'>>).map((s) => ({ worker, ...s })) : []);
+    },
+    async endSession(id) {
+      const answers = await channel.broadcast(workers(), 'end-session', { id }, REQUEST_TIMEOUT_MS);
+      return [...answers.values()].some((a) => a.status === 'fulfilled' && a.value === true);
+    },
+  };
 }
 
 export async function runPrimary(opts: {

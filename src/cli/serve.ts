@@ -18,7 +18,7 @@ import type { PasswdFile } from '../auth/passwd-file.js';
 import { parseListen, type Config } from '../config/load.js';
 import { LmtpListener } from '../delivery/lmtp/lmtp-listener.js';
 import { createServeLogger, type Logger } from '../observability/logger.js';
-import { startServer } from '../server.js';
+import { startServer, type PoplarServer } from '../server.js';
 import type { SessionSettings } from '../session/context.js';
 import type { MailStore } from '../storage/mail-store.js';
 import {
@@ -181,7 +181,7 @@ async function serve(config: Config, logger: Logger, reloadConfig?: () => Config
 /** A worker's answers to the primary's requests (R-X16): reload, metrics, sessions. */
 function serveWorkerRequests(
   worker: WorkerRole,
-  server: { readonly sessionCount: number },
+  server: Pick<PoplarServer, 'sessions' | 'endSession'>,
   logger: Logger,
   reloadSecurity: (next: Config) => Promise<SecurityReload>,
   apply: (next: Config, tokens: SecurityReload['tokens']) => void,
@@ -195,7 +195,8 @@ function serveWorkerRequests(
     logger.info({ event: 'config_reloaded' }, 'configuration reloaded by the primary');
     return { errors: reloaded.errors, restart: reloaded.restart };
   });
-  worker.shared.handle('sessions', () => ({ sessions: server.sessionCount }));
+  worker.shared.handle('sessions', () => server.sessions());
+  worker.shared.handle('end-session', (body) => server.endSession(String((body as { id?: unknown } | null)?.id)));
   return {
     stop: async () => metrics.close(),
   };

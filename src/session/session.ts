@@ -88,6 +88,7 @@ export class Session implements CommandContext {
   /** Server shutdown: no new login; a session not logged in closes as soon as it is idle. */
   private draining = false;
   private readonly startedAt = Date.now();
+  private readonly id: string;
   private resolveClosed!: () => void;
 
   constructor(
@@ -101,6 +102,7 @@ export class Session implements CommandContext {
     this.isSecure = info.secure === true;
     this.trusted = info.trusted === true;
     this.remoteAddress = info.remoteAddress;
+    this.id = info.id;
     // R-K2 / RFC 1939 §7: a banner unique to this greeting, `<process-id.clock@host>`.
     this.apopBanner = settings.apop
       ? `<${process.pid}.${Date.now()}${randomBytes(3).toString('hex')}@${settings.hostname}>`
@@ -109,6 +111,11 @@ export class Session implements CommandContext {
     this.log = services.logger.child({ session: info.id, ip: info.remoteAddress });
     this.reader = new LineReader(settings.maxCommandLength);
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+  }
+
+  /** The session list's view of this session (net/listener.ts SessionSummary). */
+  describe(): { id: string; address: string; user: string | undefined; since: number; state: 'authorization' | 'transaction' | 'update'; bytesOut: number } {
+    return { id: this.id, address: this.remoteAddress, user: this.stats.user, since: this.startedAt, state: this.state.phase, bytesOut: this.stats.bytesOut };
   }
 
   start(greeting: string): void {
