@@ -192,7 +192,7 @@ function serveWorkerRequests(
     const next = body as Config;
     const reloaded = await reloadSecurity(next);
     apply(next, reloaded.tokens);
-    logger.info({ event: 'config_reloaded' }, 'configuration reloaded by the primary');
+    logger.info({ event: 'config_applied', errors: reloaded.errors }, 'configuration reloaded by the primary applied');
     return { errors: reloaded.errors, restart: reloaded.restart };
   });
   worker.shared.handle('sessions', () => server.sessions());

@@ -95,7 +95,7 @@ describe('a running poplar serve', () => {
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     const events = () => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
     try {
-      await waitFor(() => events().filter((e) => e.event === 'listening').length >= 2, 10_000);
+      await waitFor(() => events().some((e) => e.event === 'listening' && e.protocol === 'http'), 10_000 * TEST_WORKERS);
       const pop3Port = Number(events().find((e) => e.event === 'listening' && e.protocol === undefined)!.port);
       const httpPort = Number(events().find((e) => e.event === 'listening' && e.protocol === 'http')!.port);
       const a = await Pop3Client.connect(pop3Port);

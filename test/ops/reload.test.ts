@@ -46,7 +46,9 @@ async function serveWithConfig(lines: readonly string[], listeners: number): Pro
   const all = (): Array<Record<string, unknown>> =>
     out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
   const events = (event: string): Array<Record<string, unknown>> => all().filter((e) => e['event'] === event);
-  await waitFor(() => events('listening').length >= listeners || child.exitCode !== null, 10_000);
+  // R-X16: with workers, every worker logs its listeners; the primary says when all are ready.
+  const ready = (): boolean => events('listening').length >= listeners * TEST_WORKERS && (TEST_WORKERS === 1 || events('workers_ready').length > 0);
+  await waitFor(() => ready() || child.exitCode !== null, 10_000 * TEST_WORKERS);
   assert.equal(child.exitCode, null, out);
   return {
     dir,
