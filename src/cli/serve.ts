@@ -53,8 +53,12 @@ export function sessionSettings(config: Config): SessionSettings {
   };
 }
 
-/** R-X16: `server.workers`, with 0 meaning one per available core. */
+/**
+ * R-X16: `server.workers`, with 0 meaning one per available core. The memory store keeps mail in
+ * one process's memory, so with it one process serves everything.
+ */
 export function workerCount(config: Config): number {
+  if (config.storage.backend === 'memory') return 1;
   return config.server.workers === 0 ? availableParallelism() : config.server.workers;
 }
 
