@@ -108,6 +108,7 @@ describe('R-X16 limits across workers', { timeout: 120_000 }, () => {
       assert.match(await first.cmd('QUIT'), /^\+OK/);
       await first.closed();
       await waitFor(() => p.events('session_end').some((e) => e['user'] === 'alice'), 5_000);
+      await sleep(300); // the worker's release reaches the primary
       const freed = await connectTo(p, (pid) => pid === other.pid);
       assert.match(await freed.c.login('alice', 'wonderland'), /^\+OK/, 'the slot given back on one worker is free on the other');
       freed.c.close();
