@@ -203,12 +203,14 @@ describe('R-X16 Maildir across workers', { timeout: 120_000 }, () => {
     await withWorkers({}, async (p) => {
       const pids = workerPids(p);
       const deliverers = (): Set<unknown> => new Set(p.events('delivered').map((e) => e['worker']));
-      // Rounds of 4 deliveries at once (so the kernel spreads them), until both workers delivered.
+      // Four rounds of one delivery, then rounds of four at once (so the kernel spreads them)
+      // until both workers delivered; after each round, a login on each worker sees them all.
       let n = 0;
-      for (let round = 0; round < 8 && (round < 2 || deliverers().size < 2); round++) {
-        const replies = await Promise.all([1, 2, 3, 4].map((i) => lmtpDeliver(p.lmtpPort, `m${n + i}`)));
+      for (let round = 0; round < 10 && (round < 4 || deliverers().size < 2); round++) {
+        const batch = round < 4 ? 1 : 4;
+        const replies = await Promise.all(Array.from({ length: batch }, (_, i) => lmtpDeliver(p.lmtpPort, `m${n + i + 1}`)));
         for (const r of replies) assert.match(r, /^250 /);
-        n += 4;
+        n += batch;
         for (const pid of pids) {
           const { c } = await connectTo(p, (x) => x === pid);
           assert.match(await c.login('alice', 'wonderland'), new RegExp(`^\\+OK alice has ${n} messages? `), `worker ${pid} after ${n} deliveries`);
