@@ -27,6 +27,7 @@ export type Pop3ErrorCode =
   | 'TLS_UNAVAILABLE'
   | 'LOGIN_DELAY'
   | 'DOWNLOAD_LIMIT'
+  | 'SHARED_STATE'
   | 'INTERNAL';
 
 export class Pop3Error extends Error {
@@ -66,6 +67,17 @@ export class DirectoryUnavailableError extends Error {
   constructor(message: string, cause?: unknown) {
     super(message, cause === undefined ? undefined : { cause });
     this.name = 'DirectoryUnavailableError';
+  }
+}
+
+/**
+ * R-X16: the shared state (counters, penalties, claims, the login cache; src/shared/) could not be
+ * reached or did not answer in time. The caller fails closed: the client is told to come back.
+ */
+export class SharedStateError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'SharedStateError';
   }
 }
 
@@ -115,6 +127,9 @@ export function toPop3Error(err: unknown): Pop3Error {
   }
   if (err instanceof DirectoryUnavailableError) {
     return new Pop3Error('INTERNAL', 'Directory unavailable, try again later', { responseCode: 'SYS/TEMP', cause: err });
+  }
+  if (err instanceof SharedStateError) {
+    return new Pop3Error('SHARED_STATE', 'Server busy, try again later', { responseCode: 'SYS/TEMP', cause: err });
   }
   return new Pop3Error('INTERNAL', 'Internal server error, try again later', {
     responseCode: 'SYS/TEMP',

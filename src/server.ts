@@ -15,8 +15,8 @@ import { LOGIN_CACHE_OFF, type LoginCacheSettings } from './auth/login-cache.js'
 import type { UserDirectory } from './auth/directory.js';
 import { COMMANDS } from './commands/index.js';
 import type { Logger } from './observability/logger.js';
-import { Pop3Listener, type ConnectionHandler, type ListenAddress, type ListenerOptions } from './net/listener.js';
-import { LocalConnectionCaps, UNLIMITED, type ConnectionCaps, type LimitSettings } from './policy/connection-caps.js';
+import { Pop3Listener, type ConnectionHandler, type ListenAddress, type ListenerOptions, type SessionSummary } from './net/listener.js';
+import { UNLIMITED, type ConnectionCaps, type LimitSettings } from './policy/connection-caps.js';
 import type { SessionServices, SessionSettings } from './session/context.js';
 import { Session } from './session/session.js';
 import type { PollPolicy } from './policy/user-policy.js';
@@ -26,6 +26,8 @@ import { PollState, type PollStore } from './policy/poll-state.js';
 import { DEFAULT_FAILURE_DELAY_MAX_MS, DEFAULT_FAILURE_DELAY_MS, DEFAULT_FAILURE_WINDOW_S } from './protocol/limits.js';
 import type { MailStore } from './storage/mail-store.js';
 import { shaCryptPoolReady } from './auth/sha-crypt-pool.js';
+import { LocalSharedState } from './shared/local-state.js';
+import type { SharedState } from './shared/shared-state.js';
 
 /** The operational settings a reload may change along with the session settings. */
 export interface OperationsOptions {
@@ -90,6 +92,12 @@ export interface PoplarServerOptions extends OperationsOptions {
    * reload's `limits` are given to its `update`.
    */
   readonly connectionCaps?: ConnectionCaps;
+  /**
+   * R-X16: the state every limit shares (connection caps unless `connectionCaps` is given,
+   * failed-login penalties, login cache entries). Default: in this process. A worker of
+   * `poplar serve` passes the primary's (shared/ipc-client.ts).
+   */
+  readonly sharedState?: SharedState;
 }
 
 /** One open POP3 session as the admin API shows it (R-X21). */
@@ -118,6 +126,10 @@ export interface PoplarServer {
   openSessions(): OpenSession[];
   /** R-X9's failed-login counters of this server (the admin API reads its recent failures). */
   readonly throttle: LoginThrottle;
+  /** R-X16: the live sessions (id, address, user, since, state, bytes sent). */
+  sessions(): SessionSummary[];
+  /** Drops the live session `id` without UPDATE; false when there is none. */
+  endSession(id: string): boolean;
   /** Listening and not shutting down (the health check). */
   readonly accepting: boolean;
   /**
@@ -130,14 +142,15 @@ export interface PoplarServer {
 }
 
 export async function startServer(opts: PoplarServerOptions): Promise<PoplarServer> {
-  const limits = opts.connectionCaps ?? new LocalConnectionCaps();
+  const shared = opts.sharedState ?? new LocalSharedState();
+  const limits = opts.connectionCaps ?? shared;
   limits.update(opts.limits ?? UNLIMITED);
   const listenerOptions = (o: OperationsOptions): ListenerOptions => ({
     limits,
     proxyNetworks: o.proxyNetworks === undefined || o.proxyNetworks.length === 0 ? undefined : buildNetworks(o.proxyNetworks),
   });
-  const authenticator = new Authenticator(opts.directory, { scryptCost: opts.scryptCost, cache: opts.loginCache, now: opts.now });
-  const throttle = new LoginThrottle({ ...(opts.failureDelay ?? DEFAULT_FAILURE_DELAY), now: opts.now });
+  const authenticator = new Authenticator(opts.directory, { scryptCost: opts.scryptCost, cache: opts.loginCache, now: opts.now, shared });
+  const throttle = new LoginThrottle({ ...(opts.failureDelay ?? DEFAULT_FAILURE_DELAY), now: opts.now, shared });
   const pollLimits = opts.policy === undefined ? undefined : new PollLimiter({
     policy: opts.policy,
     state: opts.pollState ?? new PollState(undefined),
@@ -197,6 +210,8 @@ export async function startServer(opts: PoplarServerOptions): Promise<PoplarServ
     },
     openSessions: () => [...open].map(view),
     throttle,
+    sessions: () => listener.list(),
+    endSession: (id) => listener.end(id),
     get accepting() {
       return listener.accepting;
     },

@@ -112,7 +112,7 @@ export async function buildAdminApp(opts: Omit<AdminServerOptions, 'host' | 'por
     }
     const id = await opts.tokens.verify(m[1]!);
     if (id === undefined) {
-      const delayMs = throttle.failure(req.ip, undefined, undefined);
+      const delayMs = await throttle.failure(req.ip, undefined, undefined);
       ctx.logger.warn({ event: 'admin_auth_failed', ip: req.ip, delayMs }, 'admin API: wrong token');
       if (delayMs > 0) await sleep(delayMs);
       void reply.header('www-authenticate', 'Bearer error="invalid_token"');

@@ -71,7 +71,7 @@ export function inProcessSessions(server: { openSessions(): OpenSession[] }): Li
 export function inProcessFailures(throttle: LoginThrottle): FailedLogins {
   return {
     recent: async () => throttle.recent(),
-    penalty: async (kind, key) => throttle.penalty(kind, key),
+    penalty: (kind, key) => throttle.penalty(kind, key),
   };
 }
 

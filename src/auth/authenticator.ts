@@ -15,6 +15,7 @@ import type { UserDirectory, UserRecord } from './directory.js';
 import { LoginCache, type LoginCacheSettings } from './login-cache.js';
 import { costClassOf, DUMMY_KINDS, type DummyKind, verifyDummy, verifyPassword } from './password.js';
 import { warmShaCryptPool } from './sha-crypt-pool.js';
+import type { SharedState } from '../shared/shared-state.js';
 
 export interface AuthenticatorOptions {
   /** log2 of scrypt's N for the dummy check, the cost new hashes are made with. */
@@ -23,6 +24,8 @@ export interface AuthenticatorOptions {
   readonly cache?: LoginCacheSettings;
   /** The cache's clock (tests inject one). */
   readonly now?: () => number;
+  /** Where the cache entries live (R-X16: shared by the workers); default: this object. */
+  readonly shared?: SharedState;
   /** The scheme check and the dummy check; tests wrap the real ones to count the calls. */
   readonly verify?: typeof verifyPassword;
   readonly dummy?: typeof verifyDummy;
@@ -37,7 +40,7 @@ export class Authenticator {
     private readonly directory: UserDirectory,
     private readonly opts: AuthenticatorOptions,
   ) {
-    this.cache = new LoginCache(opts.cache, opts.now);
+    this.cache = new LoginCache(opts.cache, opts.now, opts.shared);
     this.verify = opts.verify ?? verifyPassword;
     this.dummy = opts.dummy ?? verifyDummy;
     // The SHA-crypt threads start now, not inside the first login, which would answer a thread
@@ -55,15 +58,21 @@ export class Authenticator {
     return this.directory.lookup(name);
   }
 
-  /** The password check of USER/PASS, PLAIN and LOGIN (R-S9, R-X4). */
-  async login(name: string, password: string): Promise<UserRecord | undefined> {
+  /**
+   * The password check of USER/PASS, PLAIN and LOGIN (R-S9, R-X4). `seen.cached` is set when the
+   * login cache let the user in (the login log line's `cached`).
+   */
+  async login(name: string, password: string, seen?: { cached: boolean }): Promise<UserRecord | undefined> {
     const record = await this.directory.lookup(name);
     if (record === undefined) {
       await this.failure(password, undefined);
       return undefined;
     }
     // Only ever a shortcut to success: a miss goes on exactly as without the cache (R-S13).
-    if (this.cache.matches(record.name, record.password, password)) return record;
+    if (await this.cache.matches(record.name, record.password, password)) {
+      if (seen !== undefined) seen.cached = true;
+      return record;
+    }
     const own = record.checkPassword === undefined ? costClassOf(record.password, this.opts.scryptCost) : undefined;
     if (own === undefined) {
       // A scheme of neither class (bcrypt, SHA256-CRYPT, another cost, {PLAIN}, a locked field):

@@ -12,89 +12,69 @@
  * never rejects anything: every miss is handled exactly as without it, so a wrong password costs
  * what it always cost and fails as an unknown user does (R-S13).
  *
+ * The entries live in the shared state (src/shared/, R-X16): with workers, a login verified by one
+ * worker is let in from the cache by the next, since every worker's MAC key is the shared
+ * state's `key`. Only the MAC and the expiry cross between processes.
+ *
  * Bounded: at most `maxEntries` users (least recently used out first), each entry ~150 bytes
  * besides the user name (bench/auth-login.ts).
  * An entry expires `ttlMs` after the login that verified it; hits do not extend it, so a
  * password is checked against the scheme at least once per TTL.
  */
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { LocalSharedState } from '../shared/local-state.js';
+import { LOGIN_CACHE_OFF, type LoginCacheSettings, type SharedState } from '../shared/shared-state.js';
 
-export interface LoginCacheSettings {
-  /** How long a verified login is remembered, in ms; 0 turns the cache off. */
-  readonly ttlMs: number;
-  /** Most users remembered at once; 0 turns the cache off. */
-  readonly maxEntries: number;
-}
-
-interface Entry {
-  /** The 32 MAC bytes as a one-byte-per-char string: a third of a Buffer's footprint. */
-  readonly mac: string;
-  readonly expires: number;
-}
-
-/** Off unless configured: library users and tests get exactly the uncached behaviour. */
-export const LOGIN_CACHE_OFF: LoginCacheSettings = { ttlMs: 0, maxEntries: 0 };
+export { LOGIN_CACHE_OFF, type LoginCacheSettings };
 
 export class LoginCache {
-  private readonly key = randomBytes(32);
-  /** By user name; Map order is recency order (the first key is the least recently used). */
-  private readonly entries = new Map<string, Entry>();
   private settings: LoginCacheSettings;
   private readonly now: () => number;
+  private readonly shared: SharedState;
 
-  constructor(settings: LoginCacheSettings = LOGIN_CACHE_OFF, now: () => number = Date.now) {
+  /** Without `shared`, the entries are kept in a state of its own (one process). */
+  constructor(settings: LoginCacheSettings = LOGIN_CACHE_OFF, now: () => number = Date.now, shared?: SharedState) {
     this.settings = settings;
     this.now = now;
+    this.shared = shared ?? new LocalSharedState();
+    if (this.shared instanceof LocalSharedState) this.shared.configureCache(settings);
   }
 
   get enabled(): boolean {
     return this.settings.ttlMs > 0 && this.settings.maxEntries > 0;
   }
 
-  get size(): number {
-    return this.entries.size;
+  /** Users remembered, when the entries are kept in this process (undefined otherwise). */
+  get size(): number | undefined {
+    return this.shared instanceof LocalSharedState ? this.shared.cachedLogins : undefined;
   }
 
-  /** A reload: new bounds apply at once (turning the cache off forgets everything). */
+  /** A reload: new bounds apply at once (turning the cache off forgets everything kept here). */
   configure(settings: LoginCacheSettings): void {
     this.settings = settings;
-    if (!this.enabled) this.entries.clear();
-    this.trim();
+    if (this.shared instanceof LocalSharedState) this.shared.configureCache(settings);
   }
 
-  /** True only when `password` was verified for `name` against this same `stored` hash, within the TTL. */
-  matches(name: string, stored: string, password: string): boolean {
+  /**
+   * True only when `password` was verified for `name` against this same `stored` hash, within the
+   * TTL. A shared state that does not answer is a miss: the full check runs.
+   */
+  async matches(name: string, stored: string, password: string): Promise<boolean> {
     if (!this.enabled) return false;
-    const entry = this.entries.get(name);
+    const entry = await this.shared.cachedLogin(name, this.now()).catch(() => undefined);
     if (entry === undefined) return false;
-    if (this.now() >= entry.expires) {
-      this.entries.delete(name);
-      return false;
-    }
-    if (!timingSafeEqual(this.mac(name, stored, password), Buffer.from(entry.mac, 'latin1'))) return false;
-    this.entries.delete(name);
-    this.entries.set(name, entry);
-    return true;
+    return timingSafeEqual(this.mac(name, stored, password), Buffer.from(entry.mac, 'latin1'));
   }
 
   /** Called after the full check succeeded. */
   remember(name: string, stored: string, password: string): void {
     if (!this.enabled) return;
-    this.entries.delete(name);
-    this.entries.set(name, { mac: this.mac(name, stored, password).toString('latin1'), expires: this.now() + this.settings.ttlMs });
-    this.trim();
-  }
-
-  private trim(): void {
-    for (const oldest of this.entries.keys()) {
-      if (this.entries.size <= this.settings.maxEntries) break;
-      this.entries.delete(oldest);
-    }
+    this.shared.rememberLogin(name, { mac: this.mac(name, stored, password).toString('latin1'), expires: this.now() + this.settings.ttlMs });
   }
 
   /** Each field length-prefixed, so no two different triples give the same input. */
   private mac(name: string, stored: string, password: string): Buffer {
-    const h = createHmac('sha256', this.key);
+    const h = createHmac('sha256', this.shared.key);
     for (const field of [name, stored, password]) {
       const bytes = Buffer.from(field, 'utf8');
       const len = Buffer.alloc(4);

@@ -8,59 +8,61 @@ function make(): { t: LoginThrottle; clock: { now: number } } {
   return { t: new LoginThrottle({ baseMs: 2000, maxMs: 15000, windowMs: 600_000, now: () => clock.now }), clock };
 }
 
-it('R-X9 the delay doubles per failure from 2 s and stops at 15 s', () => {
+it('R-X9 the delay doubles per failure from 2 s and stops at 15 s', async () => {
   const { t } = make();
-  const delays = ['a', 'b', 'c', 'd', 'e'].map((pw) => t.failure('192.0.2.1', 'alice', pw));
+  const delays: number[] = [];
+  for (const pw of ['a', 'b', 'c', 'd', 'e']) delays.push(await await t.failure('192.0.2.1', 'alice', pw));
   assert.deepEqual(delays, [2000, 4000, 8000, 15000, 15000]);
 });
 
-it('R-X9 the delay grows per user across IPs and per IP across users', () => {
+it('R-X9 the delay grows per user across IPs and per IP across users', async () => {
   const { t } = make();
-  assert.equal(t.failure('192.0.2.1', 'alice', 'x'), 2000);
-  assert.equal(t.failure('192.0.2.2', 'alice', 'y'), 4000, 'same user, new IP');
-  assert.equal(t.failure('192.0.2.3', 'bob', 'x'), 2000);
-  assert.equal(t.failure('192.0.2.3', 'carol', 'x'), 4000, 'same IP, new user');
+  assert.equal(await t.failure('192.0.2.1', 'alice', 'x'), 2000);
+  assert.equal(await t.failure('192.0.2.2', 'alice', 'y'), 4000, 'same user, new IP');
+  assert.equal(await t.failure('192.0.2.3', 'bob', 'x'), 2000);
+  assert.equal(await t.failure('192.0.2.3', 'carol', 'x'), 4000, 'same IP, new user');
 });
 
-it('R-X9 a client repeating the same stale password does not make the delay grow', () => {
+it('R-X9 a client repeating the same stale password does not make the delay grow', async () => {
   const { t } = make();
-  const delays = Array.from({ length: 6 }, () => t.failure('192.0.2.9', 'phone-user', 'old-password'));
+  const delays: number[] = [];
+  for (let i = 0; i < 6; i++) delays.push(await await t.failure('192.0.2.9', 'phone-user', 'old-password'));
   assert.deepEqual(delays, [2000, 2000, 2000, 2000, 2000, 2000]);
-  assert.equal(t.failure('192.0.2.9', 'phone-user', 'a-new-guess'), 4000);
+  assert.equal(await t.failure('192.0.2.9', 'phone-user', 'a-new-guess'), 4000);
 });
 
-it('R-X9 counters fade after the window and a success clears the user', () => {
+it('R-X9 counters fade after the window and a success clears the user', async () => {
   const { t, clock } = make();
-  t.failure('192.0.2.1', 'alice', 'a');
-  t.failure('192.0.2.1', 'alice', 'b');
-  assert.equal(t.current('192.0.2.1', 'alice'), 4000);
+  await t.failure('192.0.2.1', 'alice', 'a');
+  await t.failure('192.0.2.1', 'alice', 'b');
+  assert.equal(await t.current('192.0.2.1', 'alice'), 4000);
   clock.now += 600_001;
-  assert.equal(t.current('192.0.2.1', 'alice'), 0);
-  t.failure('192.0.2.7', 'dave', 'a');
+  assert.equal(await t.current('192.0.2.1', 'alice'), 0);
+  await t.failure('192.0.2.7', 'dave', 'a');
   t.success('dave');
-  assert.equal(t.current('192.0.2.8', 'dave'), 0);
-  assert.equal(t.current('192.0.2.7'), 2000, 'the IP keeps its count');
+  assert.equal(await t.current('192.0.2.8', 'dave'), 0);
+  assert.equal(await t.current('192.0.2.7'), 2000, 'the IP keeps its count');
 });
 
-it('R-X9 memory stays bounded by maxEntries', () => {
+it('R-X9 memory stays bounded by maxEntries', async () => {
   const t = new LoginThrottle({ baseMs: 1, maxMs: 10, windowMs: 1e9, maxEntries: 100 });
-  for (let i = 0; i < 10_000; i++) t.failure(`10.0.${i >> 8}.${i & 255}`, `user${i}`, 'pw');
-  const sizes = t as unknown as { ips: Map<string, unknown>; users: Map<string, unknown> };
+  for (let i = 0; i < 10_000; i++) await t.failure(`10.0.${i >> 8}.${i & 255}`, `user${i}`, 'pw');
+  const sizes = (t as unknown as { shared: { ips: Map<string, unknown>; users: Map<string, unknown> } }).shared;
   assert.ok(sizes.ips.size <= 100 && sizes.users.size <= 100);
 });
 
-it('R-X9 R-S20 a reload changes the delays and the window but keeps the counters', () => {
+it('R-X9 R-S20 a reload changes the delays and the window but keeps the counters', async () => {
   const { t, clock } = make();
-  t.failure('192.0.2.1', 'alice', 'a');
-  t.failure('192.0.2.1', 'alice', 'b');
+  await t.failure('192.0.2.1', 'alice', 'a');
+  await t.failure('192.0.2.1', 'alice', 'b');
   t.configure({ baseMs: 100, maxMs: 1000, windowMs: 1000 });
-  assert.equal(t.failure('192.0.2.1', 'alice', 'c'), 400, 'third failure, new base');
-  assert.equal(t.failure('192.0.2.1', 'alice', 'd'), 800);
-  assert.equal(t.failure('192.0.2.1', 'alice', 'e'), 1000, 'new cap');
+  assert.equal(await t.failure('192.0.2.1', 'alice', 'c'), 400, 'third failure, new base');
+  assert.equal(await t.failure('192.0.2.1', 'alice', 'd'), 800);
+  assert.equal(await t.failure('192.0.2.1', 'alice', 'e'), 1000, 'new cap');
   clock.now += 1001;
-  assert.equal(t.current('192.0.2.1', 'alice'), 0, 'new window');
+  assert.equal(await t.current('192.0.2.1', 'alice'), 0, 'new window');
   t.configure({ baseMs: 0, maxMs: 1000, windowMs: 1000 });
-  assert.equal(t.failure('192.0.2.1', 'alice', 'f'), 0, 'base 0 turns the delay off');
+  assert.equal(await t.failure('192.0.2.1', 'alice', 'f'), 0, 'base 0 turns the delay off');
 });
 
 it('R-X21 keeps the last RECENT_FAILURES failed logins, newest first, and reports the penalty of an address and a user', () => {

@@ -233,11 +233,12 @@ export function createSweeper(
 
 /**
  * R-X10's poll state (last logins, today's downloads) in `policy.state_dir`, or in the database with
- * `auth.directory = "postgres"` (shared by every node); a change needs a restart.
+ * `auth.directory = "postgres"` (shared by every node); a change needs a restart. `refresh`: R-X16,
+ * a worker of several re-checks each record's file (poll-state.ts).
  */
-export function createPollState(config: Config): PollStore {
+export function createPollState(config: Config, refresh = false): PollStore {
   if (config.auth.directory === 'postgres') return new PostgresPollState(postgresPool(config));
-  return new PollState(config.policy.state_dir);
+  return new PollState(config.policy.state_dir, { refresh });
 }
 
 /**

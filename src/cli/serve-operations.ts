@@ -12,7 +12,7 @@ import { parseListen } from '../config/load.js';
 import { configKeys, type KeyInfo } from '../config/keys.js';
 import { startOpsServer, type OpsServer } from '../observability/http.js';
 import type { Logger } from '../observability/logger.js';
-import { Metrics } from '../observability/metrics.js';
+import { Metrics, type WorkerStats } from '../observability/metrics.js';
 import { RefusalTally, refusalTallyDir } from '../delivery/refusals.js';
 import type { OperationsOptions, PoplarServer } from '../server.js';
 import { reloadStatusPath, type ReloadStatus } from './serve-pidfile.js';
@@ -48,8 +48,12 @@ export interface Operations {
 /** Starts the metrics endpoint (if configured) and the SIGHUP configuration reload. */
 export async function startOperations(opts: {
   readonly config: Config;
-  readonly server: PoplarServer;
+  /** The health check's source: the server, or with workers the primary's view of them. */
+  readonly server: Pick<PoplarServer, 'accepting' | 'sessionCount'>;
   readonly logger: Logger;
+  /** R-X16, the primary: its workers' stats, and `/metrics` as the aggregate of every process. */
+  readonly workers?: WorkerStats;
+  readonly aggregate?: (own: Metrics) => Promise<string>;
   /** Reads the configuration again (file and command-line overrides); throws ConfigError. */
   readonly reloadConfig?: () => Config;
   /** Loads certificates and token keys from the files a reloaded configuration names. */
@@ -62,13 +66,18 @@ export async function startOperations(opts: {
   let metrics: Metrics | undefined;
   let ops: OpsServer | undefined;
   if (started.server.metrics_listen !== '') {
-    metrics = new Metrics({ beforeScrape: new RefusalTally(refusalTallyDir(started.server.data_dir)).publishNew });
+    const own = new Metrics({
+      beforeScrape: new RefusalTally(refusalTallyDir(started.server.data_dir)).publishNew,
+      ...(opts.workers === undefined ? {} : { workers: opts.workers }),
+    });
+    metrics = own;
+    const aggregate = opts.aggregate;
     const { host, port } = parseListen(started.server.metrics_listen);
     ops = await startOpsServer({
       host,
       port,
-      registry: metrics.registry,
-      health: () => ({ ok: server.accepting, sessions: server.sessionCount }),
+      registry: aggregate === undefined ? own.registry : { contentType: own.registry.contentType, metrics: () => aggregate(own) },
+      health: () => ({ ok: server.accepting, sessions: server.sessionCount, ...(opts.workers === undefined ? {} : { workers: opts.workers.live }) }),
     });
     logger.info({ event: 'listening', protocol: 'http', address: ops.address().address, port: ops.address().port }, 'metrics and health endpoint');
   }

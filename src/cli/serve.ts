@@ -4,23 +4,34 @@
  * server needs: the session settings, the first-run set-up on an empty data folder, the POP3
  * listeners (server.ts), LMTP when `lmtp.listen` is set, the retention sweeper, the reload, and a
  * clean stop on SIGINT/SIGTERM (sessions are closed without UPDATE: nothing is deleted).
+ *
+ * R-X16: with `server.workers` > 1 this process is the primary (serve-primary.ts) and forks the
+ * workers, each of which runs `serve` below as a `WorkerRole`: no pid file, first run, sweeper
+ * or metrics endpoint of its own (the primary has them), the primary's shared state, and reloads
+ * and metrics asked by the primary over IPC instead of SIGHUP and HTTP.
  */
+import cluster from 'node:cluster';
 import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { makeCredentials, needsFor } from '../auth/credentials.js';
 import { PasswdFile } from '../auth/passwd-file.js';
 import { parseListen, type Config } from '../config/load.js';
 import { LmtpListener } from '../delivery/lmtp/lmtp-listener.js';
 import { createServeLogger, type Logger } from '../observability/logger.js';
-import { startServer } from '../server.js';
+import { startServer, type PoplarServer } from '../server.js';
 import type { SessionSettings } from '../session/context.js';
 import type { MailStore } from '../storage/mail-store.js';
 import {
   checkDatabase, closePostgres, createAgent, createGssapi, createPolicies, createPollState, createStore, createSweeper, defaultsFrom,
-  loadSecurity, loadServerSecret, openDirectory, serverHostname, storeReady, type Directory,
+  loadSecurity, loadServerSecret, openDirectory, serverHostname, storeReady, type Directory, type SecurityReload,
 } from './compose.js';
 import { acquirePidFile } from './serve-pidfile.js';
 import { startAdmin } from './serve-admin.js';
-import { operationsOptions, startOperations } from './serve-operations.js';
+import { operationsOptions, startOperations, type Operations } from './serve-operations.js';
+import { Metrics } from '../observability/metrics.js';
+import type { IpcSharedState } from '../shared/ipc-client.js';
+import { runPrimary } from './serve-primary.js';
+import { connectWorker } from './serve-worker.js';
 
 export function sessionSettings(config: Config): SessionSettings {
   const p = config.pop3;
@@ -44,13 +55,48 @@ export function sessionSettings(config: Config): SessionSettings {
   };
 }
 
+/**
+ * R-X16: `server.workers`, with 0 meaning one per available core. The memory store keeps mail in
+ * one process's memory, so with it one process serves everything.
+ */
+export function workerCount(config: Config): number {
+  if (config.storage.backend === 'memory') return 1;
+  return config.server.workers === 0 ? availableParallelism() : config.server.workers;
+}
+
+/** A worker process of a multi-process server (R-X16). */
+export interface WorkerRole {
+  readonly id: number;
+  readonly shared: IpcSharedState;
+}
+
 /** `reloadConfig` reads the configuration again for SIGHUP (`poplar reload`). */
 export async function runServe(config: Config, reloadConfig?: () => Config): Promise<void> {
-  const logger = createServeLogger(config.log.level);
+  if (cluster.isWorker) {
+    const id = cluster.worker!.id;
+    const logger = createServeLogger(config.log.level, id);
+    await serve(config, logger, undefined, { id, shared: await connectWorker() });
+    logger.info({ event: 'stopped' }, 'stopped');
+    logger.flush();
+    // The IPC channel keeps a worker alive; without it the process ends once its log is written.
+    if (process.connected) process.disconnect();
+    return;
+  }
+  const workers = workerCount(config);
+  const logger = createServeLogger(config.log.level, workers > 1 ? 'primary' : undefined);
   // First: a second server on the same pid file stops here, before it touches anything.
   const pidFile = config.server.pid_file === '' ? undefined : await acquirePidFile(config.server.pid_file);
   try {
-    await serve(config, logger, reloadConfig);
+    if (workers > 1) {
+      await checkDatabase(config);
+      const directory = await openDirectory(config, (message) => logger.warn({ event: 'directory_entry_skipped' }, message));
+      const store = createStore(config, logger);
+      await storeReady(store);
+      await firstRun(config, directory, store, logger);
+      await runPrimary({ config, logger, workers, directory, store, ...(reloadConfig === undefined ? {} : { reloadConfig }) });
+    } else {
+      await serve(config, logger, reloadConfig);
+    }
   } finally {
     await pidFile?.release();
   }
@@ -58,12 +104,12 @@ export async function runServe(config: Config, reloadConfig?: () => Config): Pro
   logger.flush();
 }
 
-async function serve(config: Config, logger: Logger, reloadConfig?: () => Config): Promise<void> {
+async function serve(config: Config, logger: Logger, reloadConfig?: () => Config, worker?: WorkerRole): Promise<void> {
   await checkDatabase(config);
   const directory = await openDirectory(config, (message) => logger.warn({ event: 'directory_entry_skipped' }, message));
   const store = createStore(config, logger);
   await storeReady(store);
-  await firstRun(config, directory, store, logger);
+  if (worker === undefined) await firstRun(config, directory, store, logger);
 
   const security = await loadSecurity(config, logger);
   const policy = createPolicies(config, directory);
@@ -80,8 +126,9 @@ async function serve(config: Config, logger: Logger, reloadConfig?: () => Config
     logger,
     scryptCost: config.auth.scrypt_cost,
     policy,
-    pollState: createPollState(config),
+    pollState: createPollState(config, worker !== undefined),
     serverSecret: await loadServerSecret(config.server.data_dir),
+    ...(worker === undefined ? {} : { sharedState: worker.shared }),
   });
   const lmtp = new LmtpListener(createAgent(config, store, directory, logger, policy), {
     hostname: serverHostname(config),
@@ -89,36 +136,48 @@ async function serve(config: Config, logger: Logger, reloadConfig?: () => Config
     maxRecipients: config.lmtp.max_recipients,
   }, logger);
   await lmtp.listen(config.lmtp.listen.map(parseListen));
-  const admin = await startAdmin({ config, server, directory, policies: policy, store, logger }).catch(async (e: unknown) => {
-    await Promise.all([server.close(), lmtp.close()]);
-    await store.close();
-    throw e;
-  });
-  const sweeper = createSweeper(config, store, directory, logger, undefined, policy);
+  // One process: the admin listener is here. With workers the primary serves it (serve-primary.ts).
+  const admin = worker === undefined
+    ? await startAdmin({ config, server, directory, policies: policy, store, logger }).catch(async (e: unknown) => {
+      await Promise.all([server.close(), lmtp.close()]);
+      await store.close();
+      throw e;
+    })
+    : undefined;
+  // The primary sweeps for all workers (R-X16).
+  const sweeper = worker === undefined ? createSweeper(config, store, directory, logger, undefined, policy) : undefined;
   let sweepInterval = config.retention.sweep_interval;
-  sweeper.start(sweepInterval * 1000);
-  const operations = await startOperations({
-    config,
-    server,
-    logger,
-    ...(reloadConfig === undefined ? {} : { reloadConfig }),
-    reloadSecurity: (next) => security.reload(next),
-    apply: (next, reloaded) => {
-      server.update(sessionSettings(next), { ...operationsOptions(next), ...(reloaded.tokens === undefined ? {} : { tokens: reloaded.tokens }) });
-      policy.setDefaults(defaultsFrom(next));
-      logger.level = next.log.level;
-      if (next.retention.sweep_interval !== sweepInterval) {
-        sweepInterval = next.retention.sweep_interval;
-        void sweeper.stop(); // clears the timer at once; a run in progress finishes
-        sweeper.start(sweepInterval * 1000);
-      }
-    },
-  });
+  sweeper?.start(sweepInterval * 1000);
+  const applyToServer = (next: Config, tokens: SecurityReload['tokens']): void => {
+    server.update(sessionSettings(next), { ...operationsOptions(next), ...(tokens === undefined ? {} : { tokens }) });
+    policy.setDefaults(defaultsFrom(next));
+    logger.level = next.log.level;
+  };
+  let operations: Operations;
+  if (worker === undefined) {
+    operations = await startOperations({
+      config,
+      server,
+      logger,
+      ...(reloadConfig === undefined ? {} : { reloadConfig }),
+      reloadSecurity: (next) => security.reload(next),
+      apply: (next, reloaded) => {
+        applyToServer(next, reloaded.tokens);
+        if (sweeper !== undefined && next.retention.sweep_interval !== sweepInterval) {
+          sweepInterval = next.retention.sweep_interval;
+          void sweeper.stop(); // clears the timer at once; a run in progress finishes
+          sweeper.start(sweepInterval * 1000);
+        }
+      },
+    });
+  } else {
+    operations = serveWorkerRequests(worker, server, logger, (next) => security.reload(next), applyToServer);
+  }
 
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {
       logger.info({ event: 'shutdown', signal, sessions: server.sessionCount }, 'shutting down');
-      void Promise.all([server.close(), lmtp.close(), sweeper.stop(), operations.stop(), admin?.close()])
+      void Promise.all([server.close(), lmtp.close(), sweeper?.stop(), operations.stop(), admin?.close()])
         .then(() => Promise.all([store.close(), directory.close?.()]))
         .then(() => closePostgres())
         .catch((err: unknown) => logger.error({ err }, 'shutdown failed'))
@@ -126,7 +185,41 @@ async function serve(config: Config, logger: Logger, reloadConfig?: () => Config
     };
     process.once('SIGINT', () => stop('SIGINT'));
     process.once('SIGTERM', () => stop('SIGTERM'));
+    if (worker !== undefined) {
+      // The primary reloads (it sends the configuration); a hang-up of the terminal is not for us.
+      process.on('SIGHUP', () => undefined);
+      // The primary is gone: its state with it, so every limit fails closed; stop at once.
+      process.once('disconnect', () => {
+        worker.shared.close();
+        stop('disconnect');
+      });
+      process.send?.({ t: 'ready' });
+    }
   });
+}
+
+/** A worker's answers to the primary's requests (R-X16): reload, metrics, sessions. */
+function serveWorkerRequests(
+  worker: WorkerRole,
+  server: Pick<PoplarServer, 'sessions' | 'endSession'>,
+  logger: Logger,
+  reloadSecurity: (next: Config) => Promise<SecurityReload>,
+  apply: (next: Config, tokens: SecurityReload['tokens']) => void,
+): Operations {
+  const metrics = new Metrics();
+  worker.shared.handle('metrics', () => metrics.snapshot());
+  worker.shared.handle('reload', async (body) => {
+    const next = body as Config;
+    const reloaded = await reloadSecurity(next);
+    apply(next, reloaded.tokens);
+    logger.info({ event: 'config_applied', errors: reloaded.errors }, 'configuration reloaded by the primary applied');
+    return { errors: reloaded.errors, restart: reloaded.restart };
+  });
+  worker.shared.handle('sessions', () => server.sessions());
+  worker.shared.handle('end-session', (body) => server.endSession(String((body as { id?: unknown } | null)?.id)));
+  return {
+    stop: async () => metrics.close(),
+  };
 }
 
 /**

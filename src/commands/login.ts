@@ -43,7 +43,7 @@ export function penaltyFor(ctx: CommandContext): Penalty {
       return waited;
     },
     async serve(user) {
-      const due = ctx.services.throttle.current(ctx.remoteAddress, user) - waited;
+      const due = (await ctx.services.throttle.current(ctx.remoteAddress, user)) - waited;
       if (due > 0) {
         waited += due;
         await sleep(due, undefined, { signal: ctx.signal }).catch(() => undefined);
@@ -65,6 +65,8 @@ export interface LoginRequest {
   readonly mechanism: string;
   /** The penalty this attempt served before its credential was checked (R-X9). */
   readonly penalty: Penalty;
+  /** The login cache let the user in (logged as `cached`). */
+  readonly cached?: boolean;
 }
 
 export interface FailedLogin {
@@ -104,7 +106,7 @@ export function countAuthFailure(ctx: CommandContext): boolean {
  */
 export async function authFailed(ctx: CommandContext, f: FailedLogin): Promise<never> {
   const tooMany = countAuthFailure(ctx);
-  const delayMs = ctx.services.throttle.failure(ctx.remoteAddress, f.user, f.password);
+  const delayMs = await ctx.services.throttle.failure(ctx.remoteAddress, f.user, f.password);
   // `ip` is bound to the session's logger (session.ts): one field per line (R-X13, fail2ban).
   ctx.log.warn(
     { user: f.user, event: 'auth_failed', mechanism: f.mechanism, reason: f.reason, penaltyMs: f.penalty?.waitedMs ?? 0, delayMs },
@@ -178,7 +180,7 @@ export async function completeLogin(ctx: CommandContext, req: LoginRequest): Pro
   ctx.stats.mailboxBytes = size;
   ctx.state = { phase: 'transaction', user: owner.name, maildrop };
   const penaltyMs = req.penalty.waitedMs;
-  ctx.log.info({ user: owner.name, mailbox, event: 'login', mechanism: req.mechanism, tls: ctx.secure, ...(penaltyMs > 0 ? { penaltyMs } : {}) }, 'login');
+  ctx.log.info({ user: owner.name, mailbox, event: 'login', mechanism: req.mechanism, tls: ctx.secure, ...(penaltyMs > 0 ? { penaltyMs } : {}), ...(req.cached === true ? { cached: true } : {}) }, 'login');
   channels.login.publish({ result: 'success', mechanism: req.mechanism });
   ctx.reply(ok(`${mailbox} has ${count} message${count === 1 ? '' : 's'} (${size} octets)`));
 }

@@ -26,10 +26,11 @@ export const pass = authorization<'PASS'>(
     }
     const penalty = penaltyFor(ctx);
     await penalty.serve(name);
-    const record = await ctx.services.authenticator.login(name, cmd.password);
+    const seen = { cached: false };
+    const record = await ctx.services.authenticator.login(name, cmd.password, seen);
     // R-X9: the password goes to the throttle only, to spot a client repeating a stale one.
     if (record === undefined) return authFailed(ctx, { user: name, mechanism: 'USER', password: cmd.password, penalty });
-    await completeLogin(ctx, { record, authzid, mailbox: pending.mailbox, mechanism: 'USER', penalty });
+    await completeLogin(ctx, { record, authzid, mailbox: pending.mailbox, mechanism: 'USER', penalty, cached: seen.cached });
   },
   { plaintext: true },
 );

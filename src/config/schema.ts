@@ -58,6 +58,14 @@ const server = z
       description: 'On SIGTERM/SIGINT, seconds logged-in sessions get to finish (QUIT) before they are closed without UPDATE; sessions not logged in are closed at once.',
       requirements: ['R-X13'],
     })),
+    workers: z.number().int().min(0).max(256).default(0).meta(meta({
+      description:
+        'Processes that serve POP3, POP3S and LMTP: `0` = one per available core, `1` = a single process. ' +
+        'With more than one, a primary process holds the pid file, the metrics endpoint, the retention sweeper ' +
+        'and the state every limit shares (connection caps, failed-login penalties, the login cache, exclusive ' +
+        'claims), and replaces a worker that dies.',
+      requirements: ['R-X16'],
+    })),
     metrics_listen: z.string().default('').superRefine((s, ctx) => {
       if (s === '') return;
       const r = tryParseListen(s);
@@ -407,6 +415,7 @@ export const RESTART_KEYS: Readonly<Partial<Record<DottedKey, string>>> = {
   'server.first_run_user': 'read once, when the server starts on an empty data directory',
   'server.pid_file': 'written when the server starts',
   'server.metrics_listen': 'a listening socket',
+  'server.workers': 'the worker processes',
   'pop3.listen': 'listening sockets',
   'pop3.tls_listen': 'listening sockets',
   'pop3.hostname': 'the LMTP greeting and delivery headers (POP3 sessions take the new name at once)',

@@ -21,7 +21,8 @@ export interface OpsServer {
 export async function startOpsServer(opts: {
   readonly host: string;
   readonly port: number;
-  readonly registry: Registry;
+  /** What `/metrics` shows: a registry, or with workers the primary's aggregate of all of them (R-X16). */
+  readonly registry: Pick<Registry, 'metrics' | 'contentType'>;
   readonly health: () => Health;
 }): Promise<OpsServer> {
   const server: Server = createServer((req, res) => {

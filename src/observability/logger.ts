@@ -31,10 +31,10 @@ export function escapeControls(line: string): string {
   });
 }
 
-export function createLogger(level: LevelWithSilent, destination?: DestinationStream): Logger {
+export function createLogger(level: LevelWithSilent, destination?: DestinationStream, base: Record<string, unknown> = {}): Logger {
   const options = {
     level,
-    base: { service: 'poplar' },
+    base: { service: 'poplar', ...base },
     redact: { paths: REDACTED_KEYS, censor: '[redacted]' },
     hooks: { streamWrite: escapeControls },
   };
@@ -50,10 +50,17 @@ export const SERVE_LOG_BUFFER = 16 * 1024 * 1024;
  * journald pipe) never stalls every session; lines keep their order and are written within
  * moments. Bounded: past SERVE_LOG_BUFFER of unwritten lines, new ones are dropped. The price: a
  * SIGKILL loses the lines not yet written (a clean shutdown flushes them). The CLI's other
- * commands log synchronously to stderr (`createLogger(level, process.stderr)`).
+ * commands log synchronously to stderr (`createLogger(level, process.stderr)`). With
+ * `server.workers` > 1 each line carries `worker`: the worker's id, or `"primary"` (R-X16).
  */
-export function createServeLogger(level: LevelWithSilent): Logger {
-  return createLogger(level, pino.destination({ dest: 1, sync: false, maxLength: SERVE_LOG_BUFFER }));
+export function createServeLogger(level: LevelWithSilent, worker?: number | 'primary'): Logger {
+  // R-X16: with workers, every process writes to the same stdout. Writes of whole lines of at
+  // most PIPE_BUF (4096) octets are atomic on a pipe, so lines of two processes never interleave.
+  const destination = pino.destination({ dest: 1, sync: false, maxLength: SERVE_LOG_BUFFER, ...(worker === undefined ? {} : { maxWrite: PIPE_BUF }) });
+  return createLogger(level, destination, worker === undefined ? {} : { worker });
 }
+
+/** Linux's PIPE_BUF: a write(2) to a pipe of at most this many octets is never split. */
+const PIPE_BUF = 4096;
 
 export type { Logger };

@@ -3,8 +3,15 @@
  * from the diagnostics channels (channels.ts), so no other module imports prom-client.
  */
 import type { Channel } from 'node:diagnostics_channel';
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { AggregatorRegistry, Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { channels, DELIVERY_PROTOCOLS, DELIVERY_REFUSAL_REASONS, type CommandEvent, type DeliveryEvent, type DeliveryRefusedEvent, type ErrorEvent, type LoginEvent, type RefusedEvent, type SessionCloseEvent, type SessionOpenEvent } from './channels.js';
+
+/** The primary's view of its workers (cli/serve-primary.ts). */
+export interface WorkerStats {
+  readonly live: number;
+  readonly restarts: number;
+  connectionsByWorker(): Map<number, number>;
+}
 
 export class Metrics {
   readonly registry = new Registry();
@@ -14,7 +21,7 @@ export class Metrics {
    * `beforeScrape` runs before each scrape; it publishes on the channels what other processes
    * recorded (RefusalTally.publishNew for `poplar deliver`).
    */
-  constructor(opts: { readonly beforeScrape?: () => void } = {}) {
+  constructor(opts: { readonly beforeScrape?: () => void; readonly workers?: WorkerStats } = {}) {
     const registers = [this.registry];
     collectDefaultMetrics({ register: this.registry, prefix: 'poplar_' });
     // prom-client names these gauges `_total`, which Prometheus reserves for counters (promtool
@@ -57,6 +64,21 @@ export class Metrics {
     const refused = new Counter({ name: 'poplar_connections_refused_total', help: 'Connections refused by a limit, by reason.', labelNames: ['reason'], registers });
     const errors = new Counter({ name: 'poplar_errors_total', help: 'Internal errors by kind.', labelNames: ['kind'], registers });
 
+    const workers = opts.workers;
+    if (workers !== undefined) {
+      // R-X16, in the primary only: what the sum over workers hides.
+      new Gauge({ name: 'poplar_workers', help: 'Worker processes serving connections now.', registers, collect() {
+        this.set(workers.live);
+      } });
+      new Counter({ name: 'poplar_worker_restarts_total', help: 'Workers replaced after they died.', registers, collect() {
+        this.reset();
+        this.inc(workers.restarts);
+      } });
+      new Gauge({ name: 'poplar_worker_connections', help: 'Connections each worker holds now, by worker id.', labelNames: ['worker'], registers, collect() {
+        this.reset();
+        for (const [id, n] of workers.connectionsByWorker()) this.set({ worker: String(id) }, n);
+      } });
+    }
     this.on(channels.sessionOpen, (e: SessionOpenEvent) => {
       active.inc();
       opened.inc({ tls: String(e.tls) });
@@ -89,6 +111,21 @@ export class Metrics {
     const handler = (m: unknown): void => f(m as T);
     channel.subscribe(handler);
     this.unsubscribe.push(() => channel.unsubscribe(handler));
+  }
+
+  /** This process's values in the form `aggregate` merges (sent by a worker to the primary). */
+  snapshot(): Promise<unknown> {
+    return this.registry.getMetricsAsJSON();
+  }
+
+  /**
+   * R-X16: the whole server's metrics in Prometheus text, as the primary shows them: its own and
+   * every worker's `snapshot()`, merged by prom-client's AggregatorRegistry (counters, histograms
+   * and session gauges summed; process metrics by each metric's own rule).
+   */
+  async aggregate(workers: readonly unknown[]): Promise<string> {
+    const all = [await this.registry.getMetricsAsJSON(), ...workers] as Parameters<typeof AggregatorRegistry.aggregate>[0];
+    return AggregatorRegistry.aggregate(all).metrics();
   }
 
   /** Stops listening to the channels (for tests and shutdown). */

@@ -16,9 +16,15 @@
  * policy fails open rather than locking a user out. Without a directory the records live in
  * memory only (tests, the memory store). With `auth.directory = "postgres"` the records are rows
  * instead, shared by every node (postgres-poll-state.ts); PollLimiter sees either as a PollStore.
+ *
+ * R-X16: with `refresh` (each worker of a multi-process server), a known record is checked
+ * against its file at every `get` (one stat): when another process wrote it since, its values
+ * are merged in (the later login, the larger count of the same day), so a login on one worker
+ * is seen by the LOGIN-DELAY check of the next login on any other. Two workers counting
+ * downloads of one maildrop at the same moment can each write over the other's last increment.
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /** The answer of PollStore.claimLogin: admitted or not, and the login before (ms since the epoch). */
@@ -81,13 +87,19 @@ export class PollState implements PollStore {
   private readonly queued = new Set<string>();
   private madeDir = false;
 
+  /** The file's change stamp when this process last read or wrote it (refresh mode). */
+  private readonly stamps = new Map<string, string>();
+
   /** `dir`: where the records are kept; undefined keeps them in memory only. */
-  constructor(readonly dir: string | undefined) {}
+  constructor(readonly dir: string | undefined, private readonly opts: { readonly refresh?: boolean } = {}) {}
 
   /** The record of `mailbox`, read from disk the first time. Mutate it, then call `save`. */
   async get(mailbox: string): Promise<PollRecord> {
     const known = this.records.get(mailbox);
-    if (known !== undefined) return known;
+    if (known !== undefined) {
+      if (this.opts.refresh === true && this.dir !== undefined) await this.refresh(mailbox, known);
+      return known;
+    }
     let pending = this.loading.get(mailbox);
     if (pending === undefined) {
       pending = this.read(mailbox).then((r) => {
@@ -168,9 +180,27 @@ export class PollState implements PollStore {
     while (this.writes.size > 0) await Promise.all([...this.writes.values()].map((w) => w.catch(() => undefined)));
   }
 
+  private async stampOf(mailbox: string): Promise<string | undefined> {
+    const s = await stat(join(this.dir!, stateFileName(mailbox))).catch(() => undefined);
+    return s === undefined ? undefined : `${s.ino}:${s.mtimeMs}:${s.size}`;
+  }
+
+  /** Merges what another process wrote since this one last read or wrote the file. */
+  private async refresh(mailbox: string, known: PollRecord): Promise<void> {
+    const stamp = await this.stampOf(mailbox);
+    if (stamp === undefined || stamp === this.stamps.get(mailbox)) return;
+    const theirs = await this.read(mailbox);
+    if (theirs.lastLogin !== undefined && (known.lastLogin === undefined || theirs.lastLogin > known.lastLogin)) known.lastLogin = theirs.lastLogin;
+    if (theirs.day !== undefined && (known.day === undefined || theirs.day > known.day)) {
+      known.day = theirs.day;
+      known.octets = theirs.octets ?? 0;
+    } else if (theirs.day === known.day && (theirs.octets ?? 0) > (known.octets ?? 0)) known.octets = theirs.octets ?? 0;
+  }
+
   private async read(mailbox: string): Promise<PollRecord> {
     if (this.dir === undefined) return {};
     try {
+      if (this.opts.refresh === true) this.stamps.set(mailbox, (await this.stampOf(mailbox)) ?? '');
       return parseRecord(await readFile(join(this.dir, stateFileName(mailbox)), 'utf8'));
     } catch {
       return {}; // missing, unreadable or torn: fail open (see the module comment)
@@ -189,6 +219,7 @@ export class PollState implements PollStore {
     try {
       await writeFile(tmp, `${text}\n`, { mode: 0o600 });
       await rename(tmp, file);
+      if (this.opts.refresh === true) this.stamps.set(mailbox, (await this.stampOf(mailbox)) ?? '');
     } catch (err) {
       await unlink(tmp).catch(() => undefined);
       throw err;

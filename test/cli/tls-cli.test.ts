@@ -16,6 +16,7 @@ import { cramCredential, sharedSecret, ntCredential, scramCredential } from '../
 import { PasswdFile } from '../../src/auth/passwd-file.js';
 import { verifyPassword } from '../../src/auth/password.js';
 import { ntHash } from '../../src/auth/schemes.js';
+import { TEST_WORKERS } from '../helpers/poplar-process.js';
 import { MAIN, poplar } from './run.js';
 
 const root = mkdtempSync(join(tmpdir(), 'poplar-cli-tls-'));
@@ -25,7 +26,7 @@ const fresh = (): string => join(mkdtempSync(join(root, 'case-')), 'data');
 
 /** Runs `poplar serve` and collects its JSON log lines. */
 function serve(data: string): { child: ChildProcess; logs: Array<Record<string, unknown>>; until(p: (l: Record<string, unknown>) => boolean): Promise<Record<string, unknown>> } {
-  const child = spawn(process.execPath, [MAIN, 'serve', '--data', data, '-o', 'pop3.listen=127.0.0.1:0', '-o', 'pop3.tls_listen=127.0.0.1:0', '-o', 'server.first_run_user=""'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [MAIN, 'serve', '--data', data, '-o', `server.workers=${TEST_WORKERS}`, '-o', 'pop3.listen=127.0.0.1:0', '-o', 'pop3.tls_listen=127.0.0.1:0', '-o', 'server.first_run_user=""'], { stdio: ['ignore', 'pipe', 'pipe'] });
   const logs: Array<Record<string, unknown>> = [];
   let rest = '';
   const waiters: Array<() => void> = [];

@@ -3,6 +3,9 @@
  * port 0 for POP3 and LMTP, on a fresh data directory: what an operator runs, including the
  * composition root, the retention sweeper and the policy file. Ports are read from the JSON
  * `listening` log lines. Every process started here is killed by stop() or kill().
+ *
+ * R-X16: `server.workers` is TEST_WORKERS (the variable POPLAR_TEST_WORKERS, default 1) unless the
+ * test passes `workers`; with more than one, start() waits for the primary's `workers_ready`.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -37,23 +40,36 @@ export async function addUsers(dataDir: string, users: Record<string, string>): 
   for (const [name, pw] of Object.entries(users)) await file.add(name, await hashPassword(pw, { cost: 10 }));
 }
 
-export async function startPoplar(
-  opts: { overrides?: readonly string[]; users?: Record<string, string>; dataDir?: string; env?: NodeJS.ProcessEnv } = {},
-): Promise<PoplarProcess> {
+/** R-X16: the worker processes of every `poplar serve` the e2e helpers start (POPLAR_TEST_WORKERS, default 1). */
+export const TEST_WORKERS = Number(process.env['POPLAR_TEST_WORKERS'] ?? '1') || 1;
+
+export async function startPoplar(opts: {
+  overrides?: readonly string[];
+  users?: Record<string, string>;
+  dataDir?: string;
+  /** `server.workers` (default TEST_WORKERS). */
+  workers?: number;
+  env?: NodeJS.ProcessEnv;
+  /** A TOML config file (`--config`), for tests that change it and reload. */
+  configFile?: string;
+} = {}): Promise<PoplarProcess> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'poplar-serve-')));
   await addUsers(dataDir, opts.users ?? { alice: 'wonderland' });
-  const common = ['--data', dataDir, '-o', 'server.first_run_user=', ...(opts.overrides ?? []).flatMap((o) => ['-o', o])];
-  const child = spawn(process.execPath, [MAIN, 'serve', ...common, '-o', 'pop3.listen=127.0.0.1:0', '-o', 'lmtp.listen=127.0.0.1:0'], { env: opts.env ?? process.env });
+  const workers = opts.workers ?? TEST_WORKERS;
+  const common = [...(opts.configFile === undefined ? [] : ['--config', opts.configFile]), '--data', dataDir, '-o', 'server.first_run_user=', '-o', `server.workers=${workers}`, ...(opts.overrides ?? []).flatMap((o) => ['-o', o])];
+  const child = spawn(process.execPath, [MAIN, 'serve', ...common, '-o', 'pop3.listen=127.0.0.1:0', '-o', 'lmtp.listen=127.0.0.1:0'], {
+    ...(opts.env === undefined ? {} : { env: { ...process.env, ...opts.env } }),
+  });
   let out = '';
   let err = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
   const parsed = (): Array<Record<string, unknown>> =>
     out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
-  const deadline = Date.now() + 10_000;
+  const deadline = Date.now() + 10_000 * workers;
   for (;;) {
     const listening = parsed().filter((e) => e['event'] === 'listening');
-    if (listening.length >= 2) break;
+    if (listening.length >= 2 && (workers <= 1 || parsed().some((e) => e['event'] === 'workers_ready'))) break;
     if (child.exitCode !== null || Date.now() > deadline) {
       child.kill('SIGKILL');
       throw new Error(`poplar serve did not start (exit ${child.exitCode}): ${err}${out}`);

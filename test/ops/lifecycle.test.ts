@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pop3Client } from '../helpers/pop3-client.js';
 import { waitFor, withServer } from '../helpers/test-server.js';
-import { addUsers } from '../helpers/poplar-process.js';
+import { addUsers, TEST_WORKERS } from '../helpers/poplar-process.js';
 import { MAIN, poplar } from '../cli/run.js';
 import { needProgram } from '../helpers/external.js';
 
@@ -83,7 +83,7 @@ describe('a running poplar serve', () => {
     const config = join(dir, 'poplar.toml');
     const write = (greeting: string) =>
       writeFile(config, [
-        '[server]', `data_dir = "${dir}"`, 'first_run_user = ""', 'metrics_listen = "127.0.0.1:0"', 'shutdown_timeout = 2',
+        '[server]', `data_dir = "${dir}"`, 'first_run_user = ""', 'metrics_listen = "127.0.0.1:0"', 'shutdown_timeout = 2', `workers = ${TEST_WORKERS}`,
         '[pop3]', 'listen = ["127.0.0.1:0"]', 'tls_listen = []', `greeting = "${greeting}"`,
         '[auth]', 'scrypt_cost = 14',
       ].join('\n'));
@@ -95,7 +95,7 @@ describe('a running poplar serve', () => {
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     const events = () => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
     try {
-      await waitFor(() => events().filter((e) => e.event === 'listening').length >= 2, 10_000);
+      await waitFor(() => events().some((e) => e.event === 'listening' && e.protocol === 'http'), 10_000 * TEST_WORKERS);
       const pop3Port = Number(events().find((e) => e.event === 'listening' && e.protocol === undefined)!.port);
       const httpPort = Number(events().find((e) => e.event === 'listening' && e.protocol === 'http')!.port);
       const a = await Pop3Client.connect(pop3Port);

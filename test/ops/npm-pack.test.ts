@@ -12,6 +12,7 @@
  * (the `poplar` bin pointed at a missing dist/src/cli/main.js), and that of a built tree carried
  * every test and source map.
  */
+import { TEST_WORKERS } from '../helpers/poplar-process.js';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -146,7 +147,7 @@ describe('R-X13 npm pack + npm install -g (slow: builds and installs the package
     const deliver = await run(bin, ['deliver', '--user', 'alice', ...common], { input: MESSAGE });
     assert.equal(deliver.code, 0, deliver.stderr);
 
-    const child = spawn(bin, ['serve', ...common, '-o', 'pop3.listen=127.0.0.1:0'], { env: cleanEnv(), cwd: tmp });
+    const child = spawn(bin, ['serve', ...common, '-o', `server.workers=${TEST_WORKERS}`, '-o', 'pop3.listen=127.0.0.1:0'], { env: cleanEnv(), cwd: tmp });
     server = child;
     let out = '';
     let err = '';

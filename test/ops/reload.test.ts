@@ -17,7 +17,7 @@ import { Pop3Client } from '../helpers/pop3-client.js';
 import { testCerts } from '../helpers/certs.js';
 import { needProgram } from '../helpers/external.js';
 import { waitFor } from '../helpers/wait.js';
-import { addUsers, startPoplar } from '../helpers/poplar-process.js';
+import { addUsers, startPoplar, TEST_WORKERS } from '../helpers/poplar-process.js';
 import { MAIN, poplar } from '../cli/run.js';
 
 interface Served {
@@ -36,7 +36,7 @@ async function serveWithConfig(lines: readonly string[], listeners: number): Pro
   const dir = await mkdtemp(join(tmpdir(), 'poplar-reload-'));
   const config = join(dir, 'poplar.toml');
   const write = (more: readonly string[]): Promise<void> =>
-    writeFile(config, ['[server]', `data_dir = "${dir}"`, 'first_run_user = ""', ...more, ''].join('\n'));
+    writeFile(config, ['[server]', `data_dir = "${dir}"`, 'first_run_user = ""', `workers = ${TEST_WORKERS}`, ...more, ''].join('\n'));
   await write(lines);
   await addUsers(dir, { alice: 'wonderland' });
   const child = spawn(process.execPath, [MAIN, 'serve', '--config', config], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -46,7 +46,9 @@ async function serveWithConfig(lines: readonly string[], listeners: number): Pro
   const all = (): Array<Record<string, unknown>> =>
     out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
   const events = (event: string): Array<Record<string, unknown>> => all().filter((e) => e['event'] === event);
-  await waitFor(() => events('listening').length >= listeners || child.exitCode !== null, 10_000);
+  // R-X16: with workers, every worker logs its listeners; the primary says when all are ready.
+  const ready = (): boolean => events('listening').length >= listeners * TEST_WORKERS && (TEST_WORKERS === 1 || events('workers_ready').length > 0);
+  await waitFor(() => ready() || child.exitCode !== null, 10_000 * TEST_WORKERS);
   assert.equal(child.exitCode, null, out);
   return {
     dir,
@@ -196,7 +198,7 @@ describe('the pid file', () => {
     try {
       const pidFile = join(first.dataDir, 'poplar.pid');
       assert.equal((await readFile(pidFile, 'utf8')).trim(), String(first.child.pid));
-      const second = await runBriefly(['serve', '--data', first.dataDir, '-o', 'server.first_run_user=', '-o', 'pop3.listen=127.0.0.1:0', '-o', 'pop3.tls_listen=[]'], 10_000);
+      const second = await runBriefly(['serve', '--data', first.dataDir, '-o', `server.workers=${TEST_WORKERS}`, '-o', 'server.first_run_user=', '-o', 'pop3.listen=127.0.0.1:0', '-o', 'pop3.tls_listen=[]'], 10_000);
       assert.notEqual(second.code, 0);
       assert.notEqual(second.code, null, 'it exited by itself');
       assert.match(second.stderr, new RegExp(`^poplar: .*already running.*pid ${first.child.pid}`));
@@ -228,7 +230,7 @@ describe('the pid file', () => {
   it('R-X13 of two serves started at once on one data directory exactly one runs', { timeout: 60_000 }, async () => {
     const dir = await mkdtemp(join(tmpdir(), 'poplar-race-'));
     await addUsers(dir, { alice: 'wonderland' });
-    const args = ['serve', '--data', dir, '-o', 'server.first_run_user=', '-o', 'pop3.listen=127.0.0.1:0', '-o', 'pop3.tls_listen=[]'];
+    const args = ['serve', '--data', dir, '-o', `server.workers=${TEST_WORKERS}`, '-o', 'server.first_run_user=', '-o', 'pop3.listen=127.0.0.1:0', '-o', 'pop3.tls_listen=[]'];
     const children = [0, 1].map(() => spawn(process.execPath, [MAIN, ...args], { stdio: ['ignore', 'pipe', 'pipe'] }));
     const out = children.map(() => '');
     children.forEach((c, i) => c.stdout.setEncoding('utf8').on('data', (d: string) => (out[i] += d)));
