@@ -38,12 +38,19 @@ export async function addUsers(dataDir: string, users: Record<string, string>): 
 }
 
 export async function startPoplar(
-  opts: { overrides?: readonly string[]; users?: Record<string, string>; dataDir?: string; env?: NodeJS.ProcessEnv } = {},
+  opts: {
+    overrides?: readonly string[];
+    users?: Record<string, string>;
+    dataDir?: string;
+    env?: NodeJS.ProcessEnv;
+    /** Flags for node before the script (bench/identity.ts: --cpu-prof, which NODE_OPTIONS refuses). */
+    nodeArgs?: readonly string[];
+  } = {},
 ): Promise<PoplarProcess> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'poplar-serve-')));
   await addUsers(dataDir, opts.users ?? { alice: 'wonderland' });
   const common = ['--data', dataDir, '-o', 'server.first_run_user=', ...(opts.overrides ?? []).flatMap((o) => ['-o', o])];
-  const child = spawn(process.execPath, [MAIN, 'serve', ...common, '-o', 'pop3.listen=127.0.0.1:0', '-o', 'lmtp.listen=127.0.0.1:0'], { env: opts.env ?? process.env });
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), MAIN, 'serve', ...common, '-o', 'pop3.listen=127.0.0.1:0', '-o', 'lmtp.listen=127.0.0.1:0'], { env: opts.env ?? process.env });
   let out = '';
   let err = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
