@@ -66,6 +66,7 @@ interface Row {
   readonly logins: number;
   readonly wallS: number;
   readonly serverMs: number;
+  /** NaN when the process was not found. */
   readonly slapdMs: number;
   readonly kdcMs: number;
   readonly clientMs: number;
@@ -88,7 +89,7 @@ function childPid(comm: string): number | undefined {
   return undefined;
 }
 
-const cpuMs = (pid: number | undefined): number => (pid === undefined ? 0 : treeCpuSeconds(pid) * 1000);
+const cpuMs = (pid: number | undefined): number => (pid === undefined ? NaN : treeCpuSeconds(pid) * 1000);
 
 async function passwordLogin(target: Target, user: string): Promise<void> {
   const p = await Pop3Client.open(target);
@@ -145,6 +146,7 @@ async function main(): Promise<void> {
     process.env['KRB5CCNAME'] = `FILE:${join(kdc.dir, 'cc-bench0')}`;
     const slapdPid = childPid('slapd');
     const kdcPid = childPid('krb5kdc');
+    if (slapdPid === undefined || kdcPid === undefined) process.stderr.write('bench:identity: slapd or krb5kdc not found in /proc: its CPU is n/a\n');
     const passwordFile = join(work, 'ldap-password');
     await writeFile(passwordFile, `${SERVICE_PASSWORD}\n`, { mode: 0o600 });
     const hash = `{SHA512-CRYPT}${await shaCrypt('sha512', Buffer.from(PASSWORD), 'benchidentity01')}`;
@@ -210,7 +212,7 @@ async function main(): Promise<void> {
 }
 
 function print(rows: readonly Row[], clients: number, duration: number): void {
-  const f = (v: number, d = 2): string => v.toFixed(d);
+  const f = (v: number, d = 2): string => (Number.isNaN(v) ? 'n/a' : v.toFixed(d));
   const base = (r: Row): Row | undefined =>
     rows.find((b) => b.config.directory === 'passwd-file' && !b.config.gssapi && b.config.cache === r.config.cache);
   console.log(`bench:identity: ${clients} clients, ${duration} s per configuration; CPU in ms per login (/proc clock ticks)`);
