@@ -108,6 +108,12 @@ export class Pop3Client {
     await this.command(`PASS ${password}`);
   }
 
+  /** Sends a line, returns the reply line as it is (a SASL `+ …` challenge, `+OK` or `-ERR`), without judging it. */
+  async line(text: string): Promise<string> {
+    this.socket.write(`${text}\r\n`);
+    return (await this.until(CRLF, false)).toString('latin1');
+  }
+
   /** Sends a command, returns the text after "+OK". */
   async command(line: string): Promise<string> {
     this.socket.write(`${line}\r\n`);

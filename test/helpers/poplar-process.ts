@@ -52,12 +52,14 @@ export async function startPoplar(opts: {
   env?: NodeJS.ProcessEnv;
   /** A TOML config file (`--config`), for tests that change it and reload. */
   configFile?: string;
+  /** Flags for node before the script (bench/identity.ts: --cpu-prof, which NODE_OPTIONS refuses). */
+  nodeArgs?: readonly string[];
 } = {}): Promise<PoplarProcess> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'poplar-serve-')));
   await addUsers(dataDir, opts.users ?? { alice: 'wonderland' });
   const workers = opts.workers ?? TEST_WORKERS;
   const common = [...(opts.configFile === undefined ? [] : ['--config', opts.configFile]), '--data', dataDir, '-o', 'server.first_run_user=', '-o', `server.workers=${workers}`, ...(opts.overrides ?? []).flatMap((o) => ['-o', o])];
-  const child = spawn(process.execPath, [MAIN, 'serve', ...common, '-o', 'pop3.listen=127.0.0.1:0', '-o', 'lmtp.listen=127.0.0.1:0'], {
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), MAIN, 'serve', ...common, '-o', 'pop3.listen=127.0.0.1:0', '-o', 'lmtp.listen=127.0.0.1:0'], {
     ...(opts.env === undefined ? {} : { env: { ...process.env, ...opts.env } }),
   });
   let out = '';
