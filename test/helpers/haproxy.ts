@@ -17,11 +17,19 @@ export interface Frontend {
   readonly backends: readonly number[];
   /** Send a PROXY v2 header to the nodes (POP3: yes; LMTP: poplar's LMTP reads none). Default true. */
   readonly sendProxy?: boolean;
+  /**
+   * Health checks (a TCP connect every 500 ms, with the PROXY header when sendProxy; down after 2
+   * failures) and `option redispatch 1`, so a connection to a dead node is retried on another one
+   * (the cluster tests kill nodes). Default false.
+   */
+  readonly check?: boolean;
 }
 
 export interface Haproxy {
   /** frontend name → the port HAProxy listens on. */
   readonly ports: Record<string, number>;
+  /** The haproxy.cfg it runs (docs/scaling.md shows it). */
+  readonly config: string;
   stop(): Promise<void>;
 }
 
@@ -50,7 +58,10 @@ function config(fronts: readonly (Frontend & { port: number })[]): string {
   for (const f of fronts) {
     lines.push(`frontend ${f.name}`, `  bind 127.0.0.1:${f.port}`, `  default_backend ${f.name}_nodes`, '');
     lines.push(`backend ${f.name}_nodes`, '  balance roundrobin');
-    f.backends.forEach((p, i) => lines.push(`  server node${i + 1} 127.0.0.1:${p}${f.sendProxy === false ? '' : ' send-proxy-v2'}`));
+    if (f.check === true) lines.push('  option redispatch 1', '  retries 3');
+    const proxy = f.sendProxy === false ? '' : ' send-proxy-v2';
+    const check = f.check !== true ? '' : ` check inter 500 fall 2 rise 1${proxy === '' ? '' : ' check-send-proxy'}`;
+    f.backends.forEach((p, i) => lines.push(`  server node${i + 1} 127.0.0.1:${p}${proxy}${check}`));
     lines.push('');
   }
   return lines.join('\n');
@@ -61,7 +72,8 @@ export async function startHaproxy(frontends: readonly Frontend[]): Promise<Hapr
   const fronts: (Frontend & { port: number })[] = [];
   for (const f of frontends) fronts.push({ ...f, port: await freeLowPort() });
   const file = join(dir, 'haproxy.cfg');
-  await writeFile(file, config(fronts));
+  const text = config(fronts);
+  await writeFile(file, text);
   const child = spawn('haproxy', ['-db', '-f', file], { stdio: ['ignore', 'pipe', 'pipe'] });
   let log = '';
   child.stdout.on('data', (d: Buffer) => (log += d.toString()));
@@ -85,6 +97,7 @@ export async function startHaproxy(frontends: readonly Frontend[]): Promise<Hapr
   }
   return {
     ports: Object.fromEntries(fronts.map((f) => [f.name, f.port])),
+    config: text,
     async stop() {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
       await exited;
