@@ -149,6 +149,9 @@ async function main(): Promise<void> {
           '--server-pid', String(s.pid), '--maildir', s.maildir, ...(s.chown ? ['--chown', s.chown] : []), ...(s.scenarioArgs ?? [])];
         const sizeBefore = pg !== undefined && isPg(s) ? await pg.databaseSize() : 0;
         const outcome = await runScenario(argv, isPg(s) ? 1_800_000 : 600_000); // poplar-pg: the 50k import too
+        if (pg !== undefined && isPg(s) && 'result' in outcome) {
+          outcome.result.notes.push(`database connections from poplar after the run: ${await pg.poplarConnections()} (pool idle timeout 60 s)`);
+        }
         if (sc.key === 'bigbox' && pg !== undefined && 'result' in outcome) {
           outcome.result.metrics.push(diskPerMessage(s, isPg(s) ? (await pg.databaseSize()) - sizeBefore : undefined));
         }

@@ -25,6 +25,8 @@ export interface BenchPostgres {
   readonly settings: Readonly<Record<string, string>>;
   /** pg_database_size of the poplar database, in bytes. */
   databaseSize(): Promise<number>;
+  /** Connections open from poplar nodes (application_name 'poplar'), all nodes together. */
+  poplarConnections(): Promise<number>;
   /** Puts every user in the database's directory with the same `{SCHEME}` hash. */
   addUsers(users: readonly string[], hash: string): Promise<void>;
   stop(): Promise<void>;
@@ -76,6 +78,10 @@ export async function startBenchPostgres(work: string, port: number): Promise<Be
     async databaseSize() {
       const [row] = await sql<{ n: string }[]>`SELECT pg_database_size('poplar')::text AS n`;
       return Number(row!.n);
+    },
+    async poplarConnections() {
+      const [row] = await sql<{ n: number }[]>`SELECT count(*)::int AS n FROM pg_stat_activity WHERE application_name = 'poplar'`;
+      return row!.n;
     },
     async addUsers(users, hash) {
       // The directory's own code, so the rows are the ones `poplar user add` writes.
