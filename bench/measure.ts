@@ -19,6 +19,8 @@ export interface Result {
   readonly clientCpuS: number;
   /** Undefined without --server-pid. */
   readonly serverCpuS: number | undefined;
+  /** The database tree's CPU seconds (--db-pid, poplar on PostgreSQL); absent without it. */
+  readonly dbCpuS?: number;
   /** Items checked byte for byte or count for count (messages, listings, replies). */
   readonly verified: number;
   readonly notes: string[];
@@ -28,21 +30,29 @@ export interface Span {
   readonly wallS: number;
   readonly clientCpuS: number;
   readonly serverCpuS: number | undefined;
+  readonly dbCpuS?: number;
 }
 
-/** Starts measuring now; the returned function ends the span. */
-export function startSpan(serverPid: number | undefined): () => Span {
+/** Starts measuring now; the returned function ends the span. `dbPid`: a database's postmaster, measured too. */
+export function startSpan(serverPid: number | undefined, dbPid?: number): () => Span {
   const t0 = performance.now();
   const c0 = process.cpuUsage();
   const s0 = serverPid === undefined ? 0 : treeCpuSeconds(serverPid);
+  const d0 = dbPid === undefined ? 0 : treeCpuSeconds(dbPid);
   return () => {
     const c = process.cpuUsage(c0);
     return {
       wallS: (performance.now() - t0) / 1000,
       clientCpuS: (c.user + c.system) / 1e6,
       serverCpuS: serverPid === undefined ? undefined : treeCpuSeconds(serverPid) - s0,
+      ...(dbPid === undefined ? {} : { dbCpuS: treeCpuSeconds(dbPid) - d0 }),
     };
   };
+}
+
+/** `name`: the database tree's CPU per unit of work (`per` units done), when the span measured it. */
+export function dbCpuMetric(s: Span, name: string, per: number, scale: number, unit: string): Metric[] {
+  return s.dbCpuS === undefined || per === 0 ? [] : [{ name, value: (s.dbCpuS * scale) / per, unit, better: 'lower' }];
 }
 
 /**

@@ -6,6 +6,7 @@
  * bodies contain lines starting with '.', lines that are only '.', and empty lines; there is no
  * bare CR and every message ends with a line ending, so the expected POP3 form is unambiguous.
  */
+import { spawnSync } from 'node:child_process';
 import { chownSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -171,6 +172,23 @@ export interface SeedOptions {
   readonly maildir: string;
   /** uid:gid to give the files (a server that runs as another user must own its mail). */
   readonly chown?: { uid: number; gid: number };
+  /**
+   * For a server that does not read these Maildirs (poplar on PostgreSQL): a command run once the
+   * users' Maildirs are written, with `USER=MAILDIR` arguments appended; it must leave each
+   * user's maildrop holding exactly that Maildir's messages (bench/compare/pg-seed.ts).
+   */
+  readonly hook?: readonly string[];
+}
+
+/** Runs the seeding hook (SeedOptions.hook) for these users; its last output line is the reason it failed. */
+export function runSeedHook(opts: SeedOptions, users: readonly string[]): void {
+  if (opts.hook === undefined || opts.hook.length === 0) return;
+  const [cmd, ...args] = opts.hook;
+  const r = spawnSync(cmd!, [...args, ...users.map((u) => `${u}=${opts.maildir.replaceAll('%u', u)}`)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  if (r.status !== 0) {
+    const last = `${r.stderr ?? ''}${r.stdout ?? ''}`.trim().split('\n').pop() ?? '';
+    throw new Error(`seeding hook ${cmd} failed (${r.error?.message ?? `exit ${r.status}`}): ${last}`);
+  }
 }
 
 /**

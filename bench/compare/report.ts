@@ -120,3 +120,65 @@ export function svgChart(rs: readonly Row[], title: string): string {
   parts.push('</svg>');
   return parts.join('\n') + '\n';
 }
+
+/**
+ * The targets of issue 15 (R-X17) for poplar on PostgreSQL: against Dovecot, against Maildir
+ * poplar, or its own figure (`absolute`).
+ */
+export const PG_TARGETS: Record<string, { op: '>=' | '<='; value: number; versus: 'dovecot' | 'poplar' | 'absolute' }> = {
+  'login sessions/s': { op: '>=', value: 1, versus: 'dovecot' },
+  'deliver deliveries/s': { op: '>=', value: 1, versus: 'dovecot' },
+  'retr 100KB MB/s': { op: '>=', value: 0.7, versus: 'poplar' },
+  'retr 5MB MB/s': { op: '>=', value: 0.7, versus: 'poplar' },
+  'bigbox settled login+STAT': { op: '<=', value: 50, versus: 'absolute' },
+};
+
+/** One metric of the three-server table; `pg2` is the 2-node run through HAProxy, when there is one. */
+export interface Row3 {
+  readonly name: string;
+  readonly unit: string;
+  readonly poplar: number | undefined;
+  readonly pg: number | undefined;
+  readonly pg2: number | undefined;
+  readonly dovecot: number | undefined;
+  readonly pgTarget: string;
+  readonly pgMet: boolean | undefined;
+}
+
+const byName = (os: readonly Outcome[]): Map<string, Metric> =>
+  new Map(os.flatMap((o) => ('result' in o ? o.result.metrics : [])).map((m) => [m.name, m]));
+
+export function rows3(poplar: Outcome[], pg: Outcome[], dovecot: Outcome[], pg2: Outcome[]): Row3[] {
+  const [p, g, d, g2] = [byName(poplar), byName(pg), byName(dovecot), byName(pg2)];
+  const names = [...new Set([...g.keys(), ...p.keys(), ...d.keys(), ...g2.keys()])]; // poplar-pg first: its database rows beside their scenario
+  return names.map((name) => {
+    const unit = (p.get(name) ?? g.get(name) ?? d.get(name) ?? g2.get(name))!.unit;
+    const pv = p.get(name)?.value;
+    const gv = g.get(name)?.value;
+    const dv = d.get(name)?.value;
+    const t = PG_TARGETS[name];
+    let pgMet: boolean | undefined;
+    let pgTarget = '';
+    if (t) {
+      const base = t.versus === 'dovecot' ? dv : t.versus === 'poplar' ? pv : 1;
+      const subject = gv === undefined || base === undefined || base === 0 ? undefined : gv / base;
+      if (subject !== undefined) pgMet = t.op === '>=' ? subject >= t.value : subject <= t.value;
+      const op = t.op === '>=' ? '≥' : '≤';
+      pgTarget = t.versus === 'absolute' ? `poplar-pg ${op} ${t.value} ${unit}` : `poplar-pg ${op} ${t.value}× ${t.versus === 'dovecot' ? 'Dovecot' : 'poplar'}`;
+    }
+    return { name, unit, poplar: pv, pg: gv, pg2: g2.get(name)?.value, dovecot: dv, pgTarget, pgMet };
+  });
+}
+
+const ratio = (a: number | undefined, b: number | undefined): string => (a === undefined || b === undefined || b === 0 ? 'n/a' : (a / b).toFixed(3));
+
+/** poplar / poplar-pg (/ poplar-pg 2 nodes) / Dovecot, the ratios issue 15's targets use, and those targets. */
+export function markdownTable3(rs: readonly Row3[], twoNodes: boolean): string {
+  const head = ['metric', 'unit', 'poplar', 'poplar-pg', ...(twoNodes ? ['poplar-pg 2 nodes'] : []), 'Dovecot', 'pg/Dovecot', 'pg/poplar', ...(twoNodes ? ['2 nodes/1 node'] : []), 'target (issue 15)', 'met'];
+  const out = [`| ${head.join(' | ')} |`, `| ${head.map((h, i) => (i < 2 || h.startsWith('target') || h === 'met' ? '---' : '---:')).join(' | ')} |`];
+  for (const r of rs) {
+    const met = r.pgMet === undefined ? (r.pgTarget === '' ? '' : 'n/a') : r.pgMet ? 'yes' : 'no';
+    out.push(`| ${[r.name, r.unit, cell(r.poplar), cell(r.pg), ...(twoNodes ? [cell(r.pg2)] : []), cell(r.dovecot), ratio(r.pg, r.dovecot), ratio(r.pg, r.poplar), ...(twoNodes ? [ratio(r.pg2, r.pg)] : []), r.pgTarget, met].join(' | ')} |`);
+  }
+  return out.join('\n');
+}

@@ -16,13 +16,16 @@ export interface Ports {
 }
 
 export interface Server {
-  readonly name: 'poplar' | 'dovecot';
+  /** `poplar-pg`: poplar on PostgreSQL (bench/compare/postgres.ts); `poplar-pg2`: two such nodes behind HAProxy. */
+  readonly name: 'poplar' | 'dovecot' | 'poplar-pg' | 'poplar-pg2';
   readonly pid: number;
   readonly ports: Ports;
   /** Maildir template (`%u`) the bench seeds. */
   readonly maildir: string;
   /** `uid:gid` the seeded files must belong to, if not the bench's own. */
   readonly chown: string | undefined;
+  /** Scenario arguments the server needs beyond the common ones (poplar-pg: the seeding hook, the database's pid). */
+  readonly scenarioArgs?: readonly string[];
   stop(): Promise<void>;
 }
 
@@ -85,10 +88,15 @@ export interface PoplarOptions {
   readonly authCache: boolean;
   /** Extra node flags, e.g. --cpu-prof. */
   readonly nodeArgs: readonly string[];
+  /** The server's name and folder under the work directory (default `poplar`). */
+  readonly name?: 'poplar' | 'poplar-pg';
+  readonly folder?: string;
+  /** More `-o key=value` settings (after the common ones), e.g. storage.backend = "postgres". */
+  readonly settings?: Readonly<Record<string, string>>;
 }
 
 export async function startPoplar(o: PoplarOptions): Promise<Server> {
-  const data = join(o.work, 'poplar');
+  const data = join(o.work, o.folder ?? 'poplar');
   mkdirSync(join(data, 'mail'), { recursive: true });
   const set = (k: string, v: string): string[] => ['-o', `${k}=${v}`];
   const log = openSync(join(data, 'poplar.log'), 'a');
@@ -107,9 +115,10 @@ export async function startPoplar(o: PoplarOptions): Promise<Server> {
     ...set('pop3.max_connections', '20000'),
     ...set('pop3.max_connections_per_ip', '20000'),
     ...set('pop3.max_connections_per_user', '20000'),
+    ...Object.entries(o.settings ?? {}).flatMap(([k, v]) => set(k, v)),
   ], { cwd: data, stdio: ['ignore', log, log] });
   if (!(await waitForPort(o.ports.pop3))) throw new Error(`poplar did not start: see ${join(data, 'poplar.log')}`);
-  return { name: 'poplar', pid: child.pid!, ports: o.ports, maildir: join(data, 'mail/%u'), chown: undefined, stop: stopper(child, 'SIGINT') };
+  return { name: o.name ?? 'poplar', pid: child.pid!, ports: o.ports, maildir: join(data, 'mail/%u'), chown: undefined, stop: stopper(child, 'SIGINT') };
 }
 
 /**

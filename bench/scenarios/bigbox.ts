@@ -15,7 +15,7 @@
  * that built the whole reply first would need ~14 octets per message for each).
  */
 import type { Args } from '../args.js';
-import { median, startSpan, type Metric, type Result } from '../measure.js';
+import { dbCpuMetric, median, startSpan, type Metric, type Result } from '../measure.js';
 import { processTree, pssBytes, treePssBytes } from '../proc.js';
 import { benchId, Expected, toCrlf, makeMessage } from '../messages.js';
 import { Pop3Client } from '../pop3.js';
@@ -37,7 +37,7 @@ export async function bigbox(a: Args): Promise<Result> {
   const sizes = ids.map((id) => toCrlf(makeMessage(c.seed, id, sizeOf(id))).length).sort((x, y) => x - y);
 
   const pssBefore = c.serverPid === undefined ? 0 : treePssBytes(c.serverPid);
-  const end = startSpan(c.serverPid);
+  const end = startSpan(c.serverPid, c.dbPid);
   const first = await session(c, user, expect, sizes);
   const firstSpan = end();
   const settled: Timing[] = [];
@@ -63,6 +63,7 @@ export async function bigbox(a: Args): Promise<Result> {
       { name: 'bigbox settled login+STAT', value: m('stat'), unit: ms, better: 'lower' },
       { name: 'bigbox settled LIST', value: m('list'), unit: ms, better: 'lower' },
       { name: 'bigbox settled UIDL', value: m('uidl'), unit: ms, better: 'lower' },
+      ...dbCpuMetric(firstSpan, 'bigbox first sight database CPU', 1, 1000, 'ms'),
       ...memory,
     ],
     ...firstSpan,

@@ -1,6 +1,6 @@
 /** Options every scenario shares, and the seeding of a set of bench users' maildrops. */
 import type { Args } from '../args.js';
-import { makeMessage, seedMaildir, toCrlf, type SeedOptions } from '../messages.js';
+import { makeMessage, runSeedHook, seedMaildir, toCrlf, type SeedOptions } from '../messages.js';
 import type { Target } from '../pop3.js';
 
 export interface Common {
@@ -8,6 +8,8 @@ export interface Common {
   readonly password: string;
   readonly seed: number;
   readonly serverPid: number | undefined;
+  /** `--db-pid`: the database's postmaster, whose tree's CPU is measured beside the server's. */
+  readonly dbPid: number | undefined;
   /** Set with --maildir: the scenario seeds its users' maildrops before it runs. */
   readonly seeding: SeedOptions | undefined;
 }
@@ -20,8 +22,13 @@ export function commonFrom(a: Args, defaultPort = 110): Common {
     password: a.str('password', 'bench-password'),
     seed: a.num('seed', 1),
     serverPid: a.has('server-pid') ? a.num('server-pid', 0) : undefined,
+    dbPid: a.has('db-pid') ? a.num('db-pid', 0) : undefined,
     seeding: a.has('maildir')
-      ? { maildir: a.str('maildir', ''), ...(chown === '' ? {} : { chown: { uid: uid!, gid: gid ?? uid! } }) }
+      ? {
+          maildir: a.str('maildir', ''),
+          ...(chown === '' ? {} : { chown: { uid: uid!, gid: gid ?? uid! } }),
+          ...(a.has('seed-hook') ? { hook: a.str('seed-hook', '').split(' ').filter((s) => s !== '') } : {}),
+        }
       : undefined,
   };
 }
@@ -42,6 +49,7 @@ export function seedUsers(c: Common, users: readonly string[], box: Box): { coun
   if (c.seeding) {
     const byId = new Map(box.ids.map((id, i) => [id, files[i]!]));
     for (const u of users) seedMaildir(c.seeding, u, box.ids, (id) => byId.get(id)!);
+    runSeedHook(c.seeding, users);
   }
   return { count: box.ids.length, octets };
 }

@@ -4,7 +4,7 @@
  * session, session latency p50/p99.
  */
 import type { Args } from '../args.js';
-import { percentile, runLoops, startSpan, type Result } from '../measure.js';
+import { dbCpuMetric, percentile, runLoops, startSpan, type Result } from '../measure.js';
 import { Pop3Client } from '../pop3.js';
 import { boxIds, commonFrom, seedUsers, usersOf } from './common.js';
 
@@ -15,7 +15,7 @@ export async function login(a: Args): Promise<Result> {
   const size = a.num('size', 4096);
   const expect = seedUsers(c, users, { ids: boxIds('login', a.num('messages', 10)), sizeOf: () => size });
   const latencies: number[] = [];
-  const end = startSpan(c.serverPid);
+  const end = startSpan(c.serverPid, c.dbPid);
   const sessions = await runLoops(clients, a.num('duration', 10), async (w, i) => {
     const t0 = performance.now();
     const p = await Pop3Client.open(c.target);
@@ -40,6 +40,7 @@ export async function login(a: Args): Promise<Result> {
       ...(s.serverCpuS === undefined
         ? []
         : [{ name: `login server CPU per session${tls}`, value: (s.serverCpuS * 1000) / sessions, unit: 'ms', better: 'lower' as const }]),
+      ...dbCpuMetric(s, `login database CPU per session${tls}`, sessions, 1000, 'ms'),
       { name: `login latency p50${tls}`, value: percentile(latencies, 50), unit: 'ms', better: 'lower' },
       { name: `login latency p99${tls}`, value: percentile(latencies, 99), unit: 'ms', better: 'lower' },
     ],

@@ -14,7 +14,7 @@
  */
 import { Worker } from 'node:worker_threads';
 import type { Args } from '../args.js';
-import { startSpan, type Result } from '../measure.js';
+import { dbCpuMetric, startSpan, type Result } from '../measure.js';
 import { commonFrom, seedUsers, usersOf, boxIds } from './common.js';
 import { RetrUsers, type RetrCount, type RetrJob, type WorkerReply } from './retr-worker.js';
 
@@ -38,14 +38,14 @@ export async function retr(a: Args): Promise<Result> {
   if (threads === 1) {
     const local = new RetrUsers(job(users));
     await local.warmUp();
-    end = startSpan(c.serverPid);
+    end = startSpan(c.serverPid, c.dbPid);
     count = await local.run(durationMs);
   } else {
     const workers = shares.map((s) => new Worker(new URL('./retr-worker.js', import.meta.url), { workerData: { retr: job(s) } }));
     try {
       const replies = workers.map((w) => replier(w));
       await Promise.all(replies.map((next) => next())); // every worker warmed up
-      end = startSpan(c.serverPid);
+      end = startSpan(c.serverPid, c.dbPid);
       for (const w of workers) w.postMessage({ durationMs });
       const counts = (await Promise.all(replies.map((next) => next()))) as RetrCount[];
       count = counts.reduce((t, r) => ({ bytes: t.bytes + r.bytes, messages: t.messages + r.messages }), { bytes: 0, messages: 0 });
@@ -63,6 +63,7 @@ export async function retr(a: Args): Promise<Result> {
       ...(s.serverCpuS === undefined
         ? []
         : [{ name: `${name} server CPU per GB`, value: s.serverCpuS / (bytes / 1e9), unit: 'CPU-s/GB', better: 'lower' as const }]),
+      ...dbCpuMetric(s, `${name} database CPU per GB`, bytes / 1e9, 1, 'CPU-s/GB'),
     ],
     ...s,
     verified,
