@@ -24,7 +24,7 @@ function view(startMinute: number, counts: Record<number, number>): HistoryView 
   return { start: startMinute * 60, step: 60, series: { logins: zero, failedLogins: zero, deliveries } };
 }
 
-describe('R-X21 R-X16 the admin API\'s merges across workers', () => {
+describe('R-X21 R-X16 the merges of the admin API across workers', () => {
   it('R-X21 R-X16 histories are summed minute by minute; a view taken in the minute before lines up one slot earlier', () => {
     const current = NOW / 60_000;
     const first = current - HISTORY_MINUTES + 1;
@@ -44,7 +44,7 @@ describe('R-X21 R-X16 the admin API\'s merges across workers', () => {
     assert.deepEqual(t, { since: '2027-01-15T10:00:04.000Z', delivered: 5, rejected: 1, failed: 1, bytes: 500, refused: { unknown_user: 3, over_quota: 1 } });
   });
 
-  it('R-X21 R-X16 failed logins are merged newest first; a page of penalties asks the workers once; the delay is the shared state\'s', async () => {
+  it('R-X21 R-X16 failed logins are merged newest first; a page of penalties asks the workers once; the delay comes from the shared state', async () => {
     let asked = 0;
     const ask: AskWorkers = async () => {
       asked++;
@@ -79,12 +79,12 @@ describe('R-X21 R-X16 the admin API\'s merges across workers', () => {
     await assert.rejects(sessions.list(), UnavailableError);
   });
 
-  it('R-X16 a worker\'s session ids name it; ids no worker makes name none', () => {
+  it('R-X16 the session ids of a worker name it; ids no worker makes name none', () => {
     assert.equal(workerOfSession(`${sessionIdPrefix(12)}a1b2c30`), 12);
     for (const id of ['a1b2c30', '0-a1b2c30', '-1-x', '1234567890-x']) assert.equal(workerOfSession(id), undefined, id);
   });
 
-  it('R-X21 R-X16 a worker ends a session only for a string id before the request\'s deadline; activity is null without a history', async () => {
+  it('R-X21 R-X16 a worker ends a session only for a string id before the deadline of the request; activity is null without a history', async () => {
     const ended: string[] = [];
     const answers = workerAnswers({ list: async () => [], end: async (id) => (ended.push(id), true) }, () => [], undefined, () => NOW);
     assert.equal(await answers['end-session']({ id: 7, until: NOW }), false);

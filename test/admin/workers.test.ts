@@ -158,7 +158,7 @@ describe('R-X21 R-X16 the admin API of a server with 2 workers', { timeout: 180_
     assert.equal((await call('DELETE', '/api/v1/sessions/abc0')).status, 404, 'no worker makes this id');
   });
 
-  it('R-X21 R-X16 a user added through the primary\'s API logs in on both workers (within the users file\'s one-second re-stat)', async () => {
+  it('R-X21 R-X16 a user added through the API of the primary logs in on both workers (within the one-second re-stat of the users file)', async () => {
     const r = await call('POST', '/api/v1/users', { name: 'viaapi', password: 'api-pass' });
     assert.equal(r.status, 201, JSON.stringify(r.json));
     // The primary wrote the users file; a worker's PasswdFile re-stats it at most every second.
