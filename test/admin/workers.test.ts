@@ -11,9 +11,13 @@
  */
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
+import { poplar } from '../cli/run.js';
 import { Pop3Client } from '../helpers/pop3-client.js';
 import { startPoplar, type PoplarProcess } from '../helpers/poplar-process.js';
 import { waitFor } from '../helpers/wait.js';
@@ -254,5 +258,22 @@ describe('R-X21 R-X16 the admin API of a server with 2 workers', { timeout: 180_
     assert.equal(whole.partial, undefined);
     assert.ok(whole.items.some((s) => s.id === ofStopped.id), 'the session the 503 did not end is there');
     assert.equal(await client.c.cmd('NOOP'), '+OK', 'its client goes on: a request past its deadline is not carried out');
+  });
+});
+
+describe('R-X21 R-X16 admin.listen refused with 2 workers', { timeout: 60_000 }, () => {
+  it('R-X21 R-X16 a non-loopback admin.listen without TLS: one-line error, exit 1, both workers stopped', async () => {
+    const dataDir = await mkdtemp(join(tmpdir(), 'poplar-admin-w-'));
+    try {
+      const run = await poplar(['serve', '--data', dataDir, '-o', 'server.first_run_user=', '-o', 'server.workers=2', '-o', 'pop3.listen=127.0.0.1:0',
+        '-o', 'lmtp.listen=127.0.0.1:0', '-o', 'admin.listen=0.0.0.0:0']);
+      assert.equal(run.code, 1);
+      assert.match(run.stderr, /^poplar: admin\.listen 0\.0\.0\.0:0 is not a loopback address/);
+      assert.equal(run.stderr.split('\n').length, 2, 'one line, no stack');
+      const exits = run.stdout.split('\n').filter((l) => l.includes('"event":"worker_exit"'));
+      assert.equal(exits.length, 2, 'the primary stopped both workers before it exited');
+    } finally {
+      await rm(dataDir, { recursive: true, force: true });
+    }
   });
 });
