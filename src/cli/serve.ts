@@ -6,9 +6,9 @@
  * clean stop on SIGINT/SIGTERM (sessions are closed without UPDATE: nothing is deleted).
  *
  * R-X16: with `server.workers` > 1 this process is the primary (serve-primary.ts) and forks the
- * workers, each of which runs `serve` below as a `WorkerRole`: no pid file, first run, sweeper
- * or metrics endpoint of its own (the primary has them), the primary's shared state, and reloads
- * and metrics asked by the primary over IPC instead of SIGHUP and HTTP.
+ * workers, each of which runs `serve` below as a `WorkerRole`: no pid file, first run, sweeper,
+ * metrics endpoint or admin listener of its own (the primary has them), the primary's shared
+ * state, and reloads, metrics and the admin API's questions asked by the primary over IPC.
  */
 import cluster from 'node:cluster';
 import { randomBytes } from 'node:crypto';
