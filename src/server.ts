@@ -98,6 +98,8 @@ export interface PoplarServerOptions extends OperationsOptions {
    * `poplar serve` passes the primary's (shared/ipc-client.ts).
    */
   readonly sharedState?: SharedState;
+  /** R-X16: put before every session id (a worker's `<worker id>-`); default none. */
+  readonly sessionIdPrefix?: string;
 }
 
 /** One open POP3 session as the admin API shows it (R-X21). */
@@ -196,7 +198,7 @@ export async function startServer(opts: PoplarServerOptions): Promise<PoplarServ
     end: () => s.abort('ended by admin'),
   });
   let shutdownTimeoutMs = opts.shutdownTimeoutMs ?? 0;
-  const listener = new Pop3Listener(onConnection, listenerOptions(opts), opts.tls, opts.logger);
+  const listener = new Pop3Listener(onConnection, listenerOptions(opts), opts.tls, opts.logger, opts.sessionIdPrefix);
   await shaCryptPoolReady();
   await listener.listen(opts.listen);
   if (opts.tlsListen !== undefined && opts.tlsListen.length > 0) await listener.listen(opts.tlsListen, { tls: true });

@@ -54,15 +54,23 @@ export interface PageQuery {
   cursor?: string;
 }
 
-/** A page of items, with `next` the cursor of the following page (null on the last). */
-export function pageOf(items: object, description: string): object {
+/** A page of items, with `next` the cursor of the following page (null on the last); `extra`: more properties. */
+export function pageOf(items: object, description: string, extra: Record<string, object> = {}): object {
   return {
     type: 'object',
     description,
     required: ['items', 'next'],
-    properties: { items: { type: 'array', items }, next: { type: ['string', 'null'] } },
+    properties: { items: { type: 'array', items }, next: { type: ['string', 'null'] }, ...extra },
   };
 }
+
+/** R-X16: the property of an answer gathered from the workers when one of them did not answer in time. */
+export const partialProperty = {
+  partial: {
+    type: 'boolean',
+    description: 'present (true) when a worker process did not answer in time: the answer lacks what that worker holds',
+  },
+} as const;
 
 /**
  * One page of `all`, ordered by `key` (unique per item): the items after the cursor's key. The

@@ -147,7 +147,10 @@ export async function buildAdminApp(opts: Omit<AdminServerOptions, 'host' | 'por
         version: opts.version ?? '1',
         description: 'See and steer a running poplar POP3 server. Every route but this document needs `Authorization: Bearer <token>` ' +
           '(`poplar admin token`). Errors are `{ "error": { "code", "message" } }` with a stable code. Lists take `limit` and `cursor` ' +
-          'and answer `next` (null on the last page).',
+          'and answer `next` (null on the last page). With `server.workers` > 1 the primary process answers and asks every ' +
+          'worker: a session\'s `worker` names the one holding it; when a worker does not answer within 2 s, sessions, failed ' +
+          'logins, deliveries and history answer without its part and with `partial: true`, and 503 `UNAVAILABLE` when no worker ' +
+          'answers or the worker holding a session to end does not.',
       },
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } } },
       security: [{ bearer: [] }],

@@ -1,12 +1,17 @@
 /**
  * Admin API routes about what happens now (R-X21): live sessions and ending one, recent failed
  * logins with the current penalty per address and user, delivery counts, and the per-minute
- * history behind the console's charts.
+ * history behind the console's charts. With workers (across-workers.ts) an answer that lacks a
+ * worker that did not answer in time carries `partial: true`; when none answered, 503 UNAVAILABLE.
  */
 import type { FastifyInstance } from 'fastify';
-import { ApiError, errors, pageOf, pageQuery, paginate, type PageQuery } from './api-common.js';
+import { ApiError, errors, pageOf, pageQuery, paginate, partialProperty, type PageQuery } from './api-common.js';
 import type { AdminContext } from './context.js';
 import { HISTORY_MINUTES } from './history.js';
+import { isPartial } from './sources.js';
+
+/** `answer` with `partial: true` when `from` lacks a worker's part (across-workers.ts). */
+const withPartial = <T extends object>(answer: T, from: object): T => (isPartial(from) ? { ...answer, partial: true } : answer);
 
 const sessionSchema = {
   type: 'object',
@@ -20,6 +25,7 @@ const sessionSchema = {
     state: { type: 'string', enum: ['authorization', 'transaction', 'update'] },
     bytesSent: { type: 'integer' },
     tls: { type: 'boolean' },
+    worker: { type: 'integer', description: 'the worker process holding it (absent with one process)' },
   },
 } as const;
 
@@ -45,15 +51,18 @@ export function sessionRoutes(app: FastifyInstance, ctx: AdminContext): void {
   app.get<{ Querystring: PageQuery }>('/api/v1/sessions', {
     schema: {
       tags: ['sessions'], summary: 'Live POP3 sessions', querystring: pageQuery,
-      response: { 200: pageOf(sessionSchema, 'sessions ordered by id'), ...errors(400) },
+      response: { 200: pageOf(sessionSchema, 'sessions ordered by id', partialProperty), ...errors(400, 503) },
     },
-  }, async (req) => paginate(await ctx.sessions.list(), (s) => s.id, req.query));
+  }, async (req) => {
+    const all = await ctx.sessions.list();
+    return withPartial(paginate(all, (s) => s.id, req.query), all);
+  });
 
   app.delete<{ Params: { id: string } }>('/api/v1/sessions/:id', {
     schema: {
       tags: ['sessions'], summary: 'End a session (its connection is dropped; no UPDATE, nothing is deleted)',
       params: { type: 'object', required: ['id'], properties: { id: { type: 'string', minLength: 1, maxLength: 128 } } },
-      response: { 204: { type: 'null', description: 'ended' }, ...errors(404) },
+      response: { 204: { type: 'null', description: 'ended' }, ...errors(404, 503) },
     },
   }, async (req, reply) => {
     if (!(await ctx.sessions.end(req.params.id))) throw new ApiError(404, 'NOT_FOUND', `no live session ${req.params.id}`);
@@ -64,23 +73,25 @@ export function sessionRoutes(app: FastifyInstance, ctx: AdminContext): void {
   app.get<{ Querystring: PageQuery }>('/api/v1/failed-logins', {
     schema: {
       tags: ['failed logins'], summary: 'Recent failed logins, newest first', querystring: pageQuery,
-      response: { 200: pageOf(failureSchema, 'failed logins, newest first'), ...errors(400) },
+      response: { 200: pageOf(failureSchema, 'failed logins, newest first', partialProperty), ...errors(400, 503) },
     },
   }, async (req) => {
-    const recent = (await ctx.failures.recent()).map((f, i) => ({ f, key: String(i).padStart(8, '0') }));
+    const all = await ctx.failures.recent();
+    const recent = all.map((f, i) => ({ f, key: String(i).padStart(8, '0') }));
     const page = paginate(recent, (r) => r.key, req.query);
-    return { items: page.items.map(({ f }) => ({ at: new Date(f.at).toISOString(), address: f.address, user: f.user ?? null })), next: page.next };
+    return withPartial({ items: page.items.map(({ f }) => ({ at: new Date(f.at).toISOString(), address: f.address, user: f.user ?? null })), next: page.next }, all);
   });
 
   for (const kind of ['address', 'user'] as const) {
     app.get<{ Querystring: PageQuery }>(`/api/v1/failed-logins/by-${kind}`, {
       schema: {
         tags: ['failed logins'], summary: `Recent failed logins grouped by ${kind}, with the current penalty`, querystring: pageQuery,
-        response: { 200: pageOf(offenderSchema, `one item per ${kind}, ordered by ${kind}`), ...errors(400) },
+        response: { 200: pageOf(offenderSchema, `one item per ${kind}, ordered by ${kind}`, partialProperty), ...errors(400, 503) },
       },
     }, async (req) => {
       const groups = new Map<string, { recentFailures: number; last: number }>();
-      for (const f of await ctx.failures.recent()) {
+      const all = await ctx.failures.recent();
+      for (const f of all) {
         const key = kind === 'address' ? f.address : f.user;
         if (key === undefined) continue;
         const g = groups.get(key);
@@ -93,7 +104,7 @@ export function sessionRoutes(app: FastifyInstance, ctx: AdminContext): void {
         const p = await ctx.failures.penalty(kind, key);
         return { key, recentFailures: g.recentFailures, last: new Date(g.last).toISOString(), failures: p?.failures ?? 0, penaltyMs: p?.delayMs ?? 0 };
       }));
-      return { items, next: page.next };
+      return withPartial({ items, next: page.next }, all);
     });
   }
 
@@ -109,12 +120,16 @@ export function sessionRoutes(app: FastifyInstance, ctx: AdminContext): void {
             delivered: { type: 'integer' }, rejected: { type: 'integer' }, failed: { type: 'integer' },
             bytes: { type: 'integer', description: 'octets delivered' },
             refused: { type: 'object', additionalProperties: { type: 'integer' }, description: 'refused recipients by reason' },
+            ...partialProperty,
           },
         },
-        ...errors(),
+        ...errors(503),
       },
     },
-  }, async () => ctx.activity.deliveries());
+  }, async () => {
+    const totals = await ctx.activity.deliveries();
+    return withPartial(totals, totals);
+  });
 
   app.get('/api/v1/stats/history', {
     schema: {
@@ -131,12 +146,16 @@ export function sessionRoutes(app: FastifyInstance, ctx: AdminContext): void {
               required: ['logins', 'failedLogins', 'deliveries'],
               properties: Object.fromEntries(['logins', 'failedLogins', 'deliveries'].map((k) => [k, { type: 'array', items: { type: 'integer' } }])),
             },
+            ...partialProperty,
           },
         },
-        ...errors(),
+        ...errors(503),
       },
     },
-  }, async () => ctx.activity.history());
+  }, async () => {
+    const history = await ctx.activity.history();
+    return withPartial(history, history);
+  });
 
   app.get('/api/v1/whoami', {
     schema: {

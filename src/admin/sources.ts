@@ -21,6 +21,8 @@ export interface SessionView {
   readonly state: 'authorization' | 'transaction' | 'update';
   readonly bytesSent: number;
   readonly tls: boolean;
+  /** R-X16: the worker process that holds it; absent with one process. */
+  readonly worker?: number;
 }
 
 export interface LiveSessions {
@@ -40,6 +42,21 @@ export interface FailedLogins {
 export interface Activity {
   history(): Promise<HistoryView>;
   deliveries(): Promise<DeliveryTotals>;
+}
+
+const partialAnswers = new WeakSet<object>();
+
+/**
+ * Marks an answer that lacks some worker's part (a worker that did not answer in time,
+ * across-workers.ts): the route adds `partial: true` to what it returns.
+ */
+export function markPartial<T extends object>(answer: T): T {
+  partialAnswers.add(answer);
+  return answer;
+}
+
+export function isPartial(answer: object): boolean {
+  return partialAnswers.has(answer);
 }
 
 export function sessionView(s: OpenSession): SessionView {

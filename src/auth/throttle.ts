@@ -41,10 +41,15 @@ export interface RecentFailure {
 
 /** The counter behind the delay of one address or user. */
 export interface Penalty {
-  /** Failures of this address or user within the window, as this process saw them. */
+  /** Failures of this address or user within the window among the recent ones kept (every worker's, with workers). */
   readonly failures: number;
   /** The delay the next failure gets at least, ms (from the shared counters). */
   readonly delayMs: number;
+}
+
+/** How many of `recent` are failures of this address or user within the last `windowMs` at `now` (Penalty.failures). */
+export function countRecentFailures(recent: readonly RecentFailure[], kind: 'address' | 'user', key: string, now: number, windowMs: number): number {
+  return recent.filter((f) => now - f.at <= windowMs && (kind === 'address' ? f.address === key : f.user === key)).length;
 }
 
 export class LoginThrottle {
@@ -103,7 +108,7 @@ export class LoginThrottle {
   async penalty(kind: 'address' | 'user', key: string): Promise<Penalty | undefined> {
     const now = this.now();
     const delayMs = kind === 'address' ? await this.shared.penaltyNow(key, undefined, now) : await this.shared.penaltyNow('', key, now);
-    const failures = this.ring.filter((f) => now - f.at <= this.windowMs && (kind === 'address' ? f.address === key : f.user === key)).length;
+    const failures = countRecentFailures(this.ring, kind, key, now, this.windowMs);
     return delayMs === 0 && failures === 0 ? undefined : { failures, delayMs };
   }
 }

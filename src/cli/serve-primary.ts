@@ -3,7 +3,9 @@
  * serve.ts runServe), forks the workers (node:cluster; each runs serve.ts as a `WorkerRole` and
  * serves POP3, POP3S and LMTP on the shared listening sockets), and keeps what must be one per
  * server: the shared state every limit counts in (`SharedStateHost` over a `LocalSharedState`),
- * the metrics endpoint (the aggregate of every process), the retention sweeper, and the reload.
+ * the metrics endpoint (the aggregate of every process), the retention sweeper, the reload, and
+ * the admin listener (`admin.listen`, R-X21), whose sessions, failed logins and activity it asks
+ * every worker for (admin/across-workers.ts).
  *
  * - A worker that dies is replaced at once, and everything it held (connections, user slots,
  *   claims) is given back; one dying again within CRASH_WINDOW_MS of the last death waits a
@@ -21,14 +23,16 @@
  * docs/benchmarks.md "Workers" for the measurement.
  */
 import cluster, { type Worker } from 'node:cluster';
+import { acrossWorkersActivity, acrossWorkersFailures, acrossWorkersSessions, type AskWorkers } from '../admin/across-workers.js';
 import type { Config } from '../config/load.js';
 import type { Logger } from '../observability/logger.js';
 import { LocalSharedState } from '../shared/local-state.js';
-import { PrimaryChannel, SharedStateHost, type WorkerEnd } from '../shared/ipc-host.js';
+import { PrimaryChannel, SharedStateHost } from '../shared/ipc-host.js';
 import type { SharedSettings } from '../shared/shared-state.js';
 import type { MailStore } from '../storage/mail-store.js';
 import { CliError } from './common.js';
 import { closePostgres, createPolicies, createSweeper, defaultsFrom, type Directory } from './compose.js';
+import { startAdmin, type AdminListener } from './serve-admin.js';
 import { operationsOptions, startOperations } from './serve-operations.js';
 
 export const CRASH_WINDOW_MS = 30_000;
@@ -37,42 +41,12 @@ export const RESPAWN_BACKOFF_MAX_MS = 30_000;
 const DRAIN_GRACE_MS = 5_000;
 /** How long a worker may take to answer the primary (metrics, reload), ms. */
 const REQUEST_TIMEOUT_MS = 5_000;
+/** How long a worker may take to answer the admin API; a read then answers without it (`partial`). */
+export const ADMIN_REQUEST_TIMEOUT_MS = 2_000;
 
 export function sharedSettings(config: Config): SharedSettings {
   const o = operationsOptions(config);
   return { limits: o.limits!, penalty: o.failureDelay!, loginCache: o.loginCache! };
-}
-
-/** One live session of any worker (the admin API's list, R-X16). */
-export interface WorkerSession {
-  readonly worker: number;
-  readonly id: string;
-  readonly address: string;
-  readonly user?: string;
-  readonly since: number;
-  readonly state: string;
-  readonly bytesOut: number;
-}
-
-/** The primary's requests to its workers that the admin API uses: list sessions, end one. */
-export interface WorkerSessions {
-  sessions(): Promise<WorkerSession[]>;
-  /** Ends session `id` on whichever worker has it; false when none has. */
-  endSession(id: string): Promise<boolean>;
-}
-
-export function workerSessions(channel: PrimaryChannel, workers: () => readonly WorkerEnd[]): WorkerSessions {
-  return {
-    async sessions() {
-      const answers = await channel.broadcast(workers(), 'sessions', null, REQUEST_TIMEOUT_MS);
-      return [...answers].flatMap(([worker, a]) =>
-        a.status === 'fulfilled' ? (a.value as Array<Omit<WorkerSession, 'worker'>>).map((s) => ({ worker, ...s })) : []);
-    },
-    async endSession(id) {
-      const answers = await channel.broadcast(workers(), 'end-session', { id }, REQUEST_TIMEOUT_MS);
-      return [...answers.values()].some((a) => a.status === 'fulfilled' && a.value === true);
-    },
-  };
 }
 
 export async function runPrimary(opts: {
@@ -203,6 +177,7 @@ export async function runPrimary(opts: {
   let sweepInterval = config.retention.sweep_interval;
   sweeper.start(sweepInterval * 1000);
   const workerList = (): Worker[] => [...live.values()].filter((w) => ready.has(w.id));
+  let failureWindowMs = config.auth.failure_window * 1000;
   const operations = await startOperations({
     config,
     server: {
@@ -245,6 +220,7 @@ export async function runPrimary(opts: {
     },
     apply: (next) => {
       state.configure(sharedSettings(next));
+      failureWindowMs = next.auth.failure_window * 1000;
       policy.setDefaults(defaultsFrom(next));
       logger.level = next.log.level;
       if (next.retention.sweep_interval !== sweepInterval) {
@@ -255,12 +231,44 @@ export async function runPrimary(opts: {
     },
   });
 
+  // R-X21: the admin listener reads the workers' sessions, failed logins and counters.
+  const ask: AskWorkers = (kind, body, only) =>
+    channel.broadcast(workerList().filter((w) => only === undefined || w.id === only), kind, body, ADMIN_REQUEST_TIMEOUT_MS);
+  let admin: AdminListener | undefined;
+  try {
+    admin = await startAdmin({
+      config,
+      server: {
+        sessions: acrossWorkersSessions(ask, ADMIN_REQUEST_TIMEOUT_MS),
+        failures: acrossWorkersFailures(ask, {
+          // The primary's counters are the ones every worker's delay is read from.
+          delayMs: (kind, key, now) => (kind === 'address' ? state.penaltyNowSync(key, undefined, now) : state.penaltyNowSync('', key, now)),
+          windowMs: () => failureWindowMs,
+        }),
+        activity: acrossWorkersActivity(ask),
+      },
+      directory: opts.directory,
+      policies: policy,
+      store,
+      logger,
+    });
+  } catch (e) {
+    stopping = true;
+    await stopWorkers();
+    await Promise.all([sweeper.stop(), operations.stop()]);
+    await Promise.all([store.close(), opts.directory.close?.()]);
+    await closePostgres();
+    process.off('SIGINT', onInt);
+    process.off('SIGTERM', onTerm);
+    throw e;
+  }
+
   await new Promise<void>((resolve) => {
     const stop = (signal: string): void => {
       if (stopping) return;
       stopping = true;
       logger.info({ event: 'shutdown', signal, sessions: state.connections, workers: live.size }, 'shutting down');
-      void stopWorkers()
+      void Promise.all([stopWorkers(), admin?.close()])
         .then(() => Promise.all([sweeper.stop(), operations.stop()]))
         .then(() => Promise.all([store.close(), opts.directory.close?.()]))
         .then(() => closePostgres())

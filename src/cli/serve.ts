@@ -6,9 +6,9 @@
  * clean stop on SIGINT/SIGTERM (sessions are closed without UPDATE: nothing is deleted).
  *
  * R-X16: with `server.workers` > 1 this process is the primary (serve-primary.ts) and forks the
- * workers, each of which runs `serve` below as a `WorkerRole`: no pid file, first run, sweeper
- * or metrics endpoint of its own (the primary has them), the primary's shared state, and reloads
- * and metrics asked by the primary over IPC instead of SIGHUP and HTTP.
+ * workers, each of which runs `serve` below as a `WorkerRole`: no pid file, first run, sweeper,
+ * metrics endpoint or admin listener of its own (the primary has them), the primary's shared
+ * state, and reloads, metrics and the admin API's questions asked by the primary over IPC.
  */
 import cluster from 'node:cluster';
 import { randomBytes } from 'node:crypto';
@@ -17,6 +17,9 @@ import { makeCredentials, needsFor } from '../auth/credentials.js';
 import { PasswdFile } from '../auth/passwd-file.js';
 import { parseListen, type Config } from '../config/load.js';
 import { LmtpListener } from '../delivery/lmtp/lmtp-listener.js';
+import { sessionIdPrefix, workerAnswers } from '../admin/across-workers.js';
+import { CounterHistory } from '../admin/history.js';
+import { inProcessSessions } from '../admin/sources.js';
 import { createServeLogger, type Logger } from '../observability/logger.js';
 import { startServer, type PoplarServer } from '../server.js';
 import type { SessionSettings } from '../session/context.js';
@@ -128,7 +131,7 @@ async function serve(config: Config, logger: Logger, reloadConfig?: () => Config
     policy,
     pollState: createPollState(config, worker !== undefined),
     serverSecret: await loadServerSecret(config.server.data_dir),
-    ...(worker === undefined ? {} : { sharedState: worker.shared }),
+    ...(worker === undefined ? {} : { sharedState: worker.shared, sessionIdPrefix: sessionIdPrefix(worker.id) }),
   });
   const lmtp = new LmtpListener(createAgent(config, store, directory, logger, policy), {
     hostname: serverHostname(config),
@@ -171,7 +174,7 @@ async function serve(config: Config, logger: Logger, reloadConfig?: () => Config
       },
     });
   } else {
-    operations = serveWorkerRequests(worker, server, logger, (next) => security.reload(next), applyToServer);
+    operations = serveWorkerRequests(worker, server, config, logger, (next) => security.reload(next), applyToServer);
   }
 
   await new Promise<void>((resolve) => {
@@ -198,10 +201,15 @@ async function serve(config: Config, logger: Logger, reloadConfig?: () => Config
   });
 }
 
-/** A worker's answers to the primary's requests (R-X16): reload, metrics, sessions. */
+/**
+ * A worker's answers to the primary's requests (R-X16): reload, metrics, and what the primary's
+ * admin listener asks (admin/across-workers.ts: sessions, end-session, failures, activity; the
+ * per-minute history is counted here when `admin.listen` is set).
+ */
 function serveWorkerRequests(
   worker: WorkerRole,
-  server: Pick<PoplarServer, 'sessions' | 'endSession'>,
+  server: PoplarServer,
+  config: Config,
   logger: Logger,
   reloadSecurity: (next: Config) => Promise<SecurityReload>,
   apply: (next: Config, tokens: SecurityReload['tokens']) => void,
@@ -215,10 +223,15 @@ function serveWorkerRequests(
     logger.info({ event: 'config_applied', errors: reloaded.errors }, 'configuration reloaded by the primary applied');
     return { errors: reloaded.errors, restart: reloaded.restart };
   });
-  worker.shared.handle('sessions', () => server.sessions());
-  worker.shared.handle('end-session', (body) => server.endSession(String((body as { id?: unknown } | null)?.id)));
+  const history = config.admin.listen === '' ? undefined : new CounterHistory();
+  for (const [kind, answer] of Object.entries(workerAnswers(inProcessSessions(server), () => server.throttle.recent(), history))) {
+    worker.shared.handle(kind, answer);
+  }
   return {
-    stop: async () => metrics.close(),
+    stop: async () => {
+      metrics.close();
+      history?.close();
+    },
   };
 }
 

@@ -33,7 +33,10 @@ export interface ListenerOptions {
 
 /** An accepted connection, as the listener passes it on. */
 export interface ConnectionInfo {
-  /** Unique in this process: a random prefix per listener and a counter. */
+  /**
+   * Unique in this process: the listener's prefix (server.ts `sessionIdPrefix`: a worker's
+   * `<worker id>-`, R-X16, so ids are unique across workers too), a random part and a counter.
+   */
   readonly id: string;
   /** The client's address: the socket's peer, or the PROXY header's source (R-X13). */
   readonly remoteAddress: string;
@@ -77,17 +80,23 @@ export class Pop3Listener {
   private readonly servers: Server[] = [];
   private readonly tlsServers = new Set<Server>();
   private readonly sessions = new Set<Connection>();
-  private readonly idPrefix = randomBytes(3).toString('hex');
+  private readonly idPrefix: string;
   private counter = 0;
   private draining = false;
 
-  /** `tls`: the certificates of implicit-TLS listeners; `logger`: refusals are logged there. */
+  /**
+   * `tls`: the certificates of implicit-TLS listeners; `logger`: refusals are logged there;
+   * `idPrefix`: put before every session id (ConnectionInfo.id).
+   */
   constructor(
     private readonly handler: ConnectionHandler,
     private options: ListenerOptions,
     private readonly tls: TlsProvider | undefined,
     private readonly logger: Logger,
-  ) {}
+    idPrefix = '',
+  ) {
+    this.idPrefix = idPrefix + randomBytes(3).toString('hex');
+  }
 
   /** New connections use these; live ones are not touched (R-S20: no dropped sessions). */
   update(options: ListenerOptions): void {
