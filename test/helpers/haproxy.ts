@@ -6,10 +6,11 @@
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, connect } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { waitFor } from './wait.js';
+import { freeLowPort } from './ports.js';
 
 export interface Frontend {
   readonly name: string;
@@ -33,26 +34,11 @@ export interface Haproxy {
   stop(): Promise<void>;
 }
 
-/**
- * A free loopback port below the ephemeral range (32768–60999), so it cannot collide with a
- * client socket under load: a random one in 20000–32000 that binds.
- */
-export async function freeLowPort(): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const port = 20000 + Math.floor(Math.random() * 12000);
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = createServer();
-      s.once('error', () => resolve(false));
-      s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-    });
-    if (ok) return port;
-  }
-  throw new Error('no free loopback port in 20000-32000');
-}
-
 function config(fronts: readonly (Frontend & { port: number })[]): string {
   const lines = [
-    'global', '  maxconn 4096', '',
+    // One thread: round robin then alternates strictly (with several threads HAProxy 2.6 may hand two
+    // consecutive connections to one server, which the tests that count sessions per node would see).
+    'global', '  maxconn 4096', '  nbthread 1', '',
     'defaults', '  mode tcp', '  timeout connect 5s', '  timeout client 120s', '  timeout server 120s', '',
   ];
   for (const f of fronts) {

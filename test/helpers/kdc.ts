@@ -10,12 +10,12 @@
  * docs/authentication.md shows the same setup by hand.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, createConnection } from 'node:net';
-import { createSocket } from 'node:dgram';
+import { createConnection } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runProcess, type Run } from '../cli/run.js';
+import { freeLowPort } from './ports.js';
 
 export const REALM = 'POPLAR.TEST';
 export const OTHER_REALM = 'OTHER.TEST';
@@ -46,33 +46,6 @@ async function must(r: Promise<Run>, what: string): Promise<Run> {
   return run;
 }
 
-/** A port below 32768 free for TCP and UDP on 127.0.0.1 right now. */
-async function freePort(): Promise<number> {
-  for (let i = 0; i < 50; i++) {
-    const port = 20000 + Math.floor(Math.random() * 12000);
-    const tcp = createServer();
-    const okTcp = await new Promise<boolean>((res) => {
-      tcp.once('error', () => res(false));
-      tcp.listen(port, '127.0.0.1', () => res(true));
-    });
-    if (!okTcp) continue;
-    const udp = createSocket('udp4');
-    const okUdp = await new Promise<boolean>((res) => {
-      udp.once('error', () => res(false));
-      udp.bind(port, '127.0.0.1', () => res(true));
-    });
-    await new Promise<void>((res) => tcp.close(() => res()));
-    await new Promise<void>((res) => {
-      try {
-        udp.close(() => res());
-      } catch {
-        res();
-      }
-    });
-    if (okUdp) return port;
-  }
-  throw new Error('no free port for the KDC');
-}
 
 async function waitForTcp(port: number, child: ChildProcess, log: () => string): Promise<void> {
   const deadline = Date.now() + 10_000;
@@ -92,7 +65,7 @@ async function waitForTcp(port: number, child: ChildProcess, log: () => string):
 
 export async function startKdc(): Promise<Kdc> {
   const dir = await mkdtemp(join(tmpdir(), 'poplar-kdc-'));
-  const port = await freePort();
+  const port = await freeLowPort({ udp: true });
   const krb5Conf = join(dir, 'krb5.conf');
   const kdcConf = join(dir, 'kdc.conf');
   const keytab = join(dir, 'pop.keytab');

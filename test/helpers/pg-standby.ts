@@ -16,7 +16,7 @@ import { appendFile, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
-import { freeLowPort } from './haproxy.js';
+import { freeLowPort } from './ports.js';
 import { runPg, type PostgresServer } from './postgres.js';
 import { waitFor } from './wait.js';
 

@@ -12,7 +12,6 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { chownSync, existsSync, readFileSync, rmSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
@@ -20,6 +19,7 @@ import { connectPostgres } from '../../src/storage/postgres/client.js';
 import { migrate } from '../../src/storage/postgres/migrate.js';
 import { PostgresMailStore } from '../../src/storage/postgres/pg-store.js';
 import { needProgram } from './external.js';
+import { freeLowPort } from './ports.js';
 
 const DEBIAN_BIN = '/usr/lib/postgresql/15/bin';
 
@@ -53,19 +53,6 @@ export async function runPg(name: string, args: readonly string[]): Promise<stri
     child.on('error', reject);
     child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`${name} ${args.join(' ')} exited ${code}: ${out}`))));
   });
-}
-
-/** A free loopback TCP port in [20000, 32768). */
-async function freePort(): Promise<number> {
-  for (;;) {
-    const port = 20000 + Math.floor(Math.random() * 12768);
-    const ok = await new Promise<boolean>((resolve) => {
-      const srv = createServer();
-      srv.once('error', () => resolve(false));
-      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-    });
-    if (ok) return port;
-  }
 }
 
 export interface StartPostgresOptions {
@@ -154,7 +141,7 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Po
 
   const start = async (): Promise<void> => {
     for (let attempt = 0; ; attempt++) {
-      const candidate = port === 0 ? await freePort() : port;
+      const candidate = port === 0 ? await freeLowPort() : port;
       try {
         await runPg('pg_ctl', ['start', '-w', '-t', '60', '-D', data, '-l', log, '-o', `-p ${candidate}`]);
         port = candidate;

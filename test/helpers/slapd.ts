@@ -12,11 +12,12 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { shaCrypt } from '../../src/auth/sha-crypt.js';
 import { testCerts } from './certs.js';
+import { freeLowPort } from './ports.js';
 
 export const SUFFIX = 'dc=example,dc=org';
 export const PEOPLE = `ou=people,${SUFFIX}`;
@@ -87,22 +88,6 @@ async function entryOf(u: LdapUser): Promise<string> {
   if (u.quota !== undefined) lines.push(`poplarQuota: ${u.quota}`);
   if (u.master === true) lines.push('poplarMaster: TRUE');
   return lines.join('\n');
-}
-
-function isFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
-
-/** A free loopback port in 20000–32767 (below Linux's ephemeral range). */
-async function freePort(): Promise<number> {
-  for (;;) {
-    const port = 20000 + Math.floor(Math.random() * 12768);
-    if (await isFree(port)) return port;
-  }
 }
 
 function accepts(port: number): Promise<boolean> {
@@ -182,7 +167,7 @@ export async function startSlapd(users: readonly LdapUser[]): Promise<Slapd> {
     await exited;
   };
   for (let attempt = 0; ; attempt++) {
-    ports = { ldap: await freePort(), ldaps: await freePort() };
+    ports = { ldap: await freeLowPort(), ldaps: await freeLowPort() };
     if (await launch()) break;
     if (attempt >= 5) throw new Error(`slapd did not start: ${log.slice(-2000)}`);
   }
