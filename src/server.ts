@@ -15,7 +15,7 @@ import { LOGIN_CACHE_OFF, type LoginCacheSettings } from './auth/login-cache.js'
 import type { UserDirectory } from './auth/directory.js';
 import { COMMANDS } from './commands/index.js';
 import type { Logger } from './observability/logger.js';
-import { Pop3Listener, type ConnectionHandler, type ListenAddress, type ListenerOptions, type SessionSummary } from './net/listener.js';
+import { Pop3Listener, type ConnectionHandler, type ListenAddress, type ListenerOptions } from './net/listener.js';
 import { UNLIMITED, type ConnectionCaps, type LimitSettings } from './policy/connection-caps.js';
 import type { SessionServices, SessionSettings } from './session/context.js';
 import { Session } from './session/session.js';
@@ -128,10 +128,6 @@ export interface PoplarServer {
   openSessions(): OpenSession[];
   /** R-X9's failed-login counters of this server (the admin API reads its recent failures). */
   readonly throttle: LoginThrottle;
-  /** R-X16: the live sessions (id, address, user, since, state, bytes sent). */
-  sessions(): SessionSummary[];
-  /** Drops the live session `id` without UPDATE; false when there is none. */
-  endSession(id: string): boolean;
   /** Listening and not shutting down (the health check). */
   readonly accepting: boolean;
   /**
@@ -212,8 +208,6 @@ export async function startServer(opts: PoplarServerOptions): Promise<PoplarServ
     },
     openSessions: () => [...open].map(view),
     throttle,
-    sessions: () => listener.list(),
-    endSession: (id) => listener.end(id),
     get accepting() {
       return listener.accepting;
     },

@@ -113,7 +113,7 @@ export function createStore(config: Config, logger?: Logger): MailStore {
   if (config.storage.backend === 'memory') return new MemoryMailStore();
   if (config.storage.backend === 'postgres') {
     if (config.postgres.url === '') throw new CliError('storage.backend = "postgres" needs postgres.url (the database URL)');
-    return new PostgresMailStore({ sql: connectPostgres(postgresOptions(config)), ownsPool: true, leaseSeconds: config.postgres.lease_seconds });
+    return new PostgresMailStore({ sql: postgresPool(config), leaseSeconds: config.postgres.lease_seconds });
   }
   const template = config.storage.maildir_path;
   return new MaildirStore({

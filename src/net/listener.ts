@@ -52,20 +52,6 @@ export interface Connection {
   shutdown(): void;
   /** Server shutdown deadline: drop the connection now. */
   abort(): void;
-  /** What the session list shows of it (R-X16: the admin's view across workers). */
-  describe?(): SessionSummary;
-}
-
-/** One live session, as `Pop3Listener.list` reports it. */
-export interface SessionSummary {
-  readonly id: string;
-  readonly address: string;
-  /** The logged-in user, once there is one. */
-  readonly user?: string | undefined;
-  /** ms since the epoch. */
-  readonly since: number;
-  readonly state: 'authorization' | 'transaction' | 'update';
-  readonly bytesOut: number;
 }
 
 export type ConnectionHandler = (socket: Socket, info: ConnectionInfo) => Connection;
@@ -121,22 +107,6 @@ export class Pop3Listener {
     return this.servers
       .filter((s) => tls === undefined || this.tlsServers.has(s) === tls)
       .map((s) => s.address() as AddressInfo);
-  }
-
-  /** The live sessions (those whose handler describes them). */
-  list(): SessionSummary[] {
-    return [...this.sessions].flatMap((s) => (s.describe === undefined ? [] : [s.describe()]));
-  }
-
-  /** Drops the live session `id` (no UPDATE, R-K4); false when there is none. */
-  end(id: string): boolean {
-    for (const s of this.sessions) {
-      if (s.describe?.().id === id) {
-        s.abort();
-        return true;
-      }
-    }
-    return false;
   }
 
   get sessionCount(): number {

@@ -115,11 +115,6 @@ export class Session implements CommandContext {
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
   }
 
-  /** The session list's view of this session (net/listener.ts SessionSummary). */
-  describe(): { id: string; address: string; user: string | undefined; since: number; state: 'authorization' | 'transaction' | 'update'; bytesOut: number } {
-    return { id: this.id, address: this.remoteAddress, user: this.stats.user, since: this.since, state: this.state.phase, bytesOut: this.stats.bytesOut };
-  }
-
   start(greeting: string): void {
     this.socket.setNoDelay(true);
     this.attach(this.socket);
