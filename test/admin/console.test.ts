@@ -105,6 +105,34 @@ describe('R-X21 web console in Chromium', { skip }, () => {
     }
   });
 
+  it('R-X21 R-X16 an answer marked partial (a worker did not answer in time) is shown as such on the sessions and activity pages, and the note goes when the answer is whole again', async () => {
+    // The API's side (a stopped worker leaves `partial: true`) is test/admin/workers.test.ts; here
+    // the browser gets the server's real answers with that mark added, as the primary sends them.
+    const held = await Pop3Client.connect(h.pop3Port);
+    assert.match(await held.login('alice', 'wonderland'), /^\+OK/);
+    const page = await loggedIn();
+    const markPartial = async (route: import('playwright-core').Route): Promise<void> => {
+      const real = await route.fetch();
+      await route.fulfill({ response: real, json: { ...((await real.json()) as object), partial: true } });
+    };
+    try {
+      await page.route('**/api/v1/sessions?*', markPartial);
+      const note = page.getByTestId('partial');
+      await note.waitFor({ timeout: 6000 });
+      assert.match(await note.innerText(), /did not answer in time/);
+      await page.locator('tr[data-user="alice"]').waitFor();
+      await page.unroute('**/api/v1/sessions?*');
+      await note.waitFor({ state: 'detached', timeout: 6000 });
+      await page.route('**/api/v1/deliveries', markPartial);
+      await page.click('nav button[data-page="activity"]');
+      await note.waitFor({ timeout: 6000 });
+      assert.match(await note.innerText(), /deliveries/);
+    } finally {
+      held.close();
+      await page.context().close();
+    }
+  });
+
   it('R-X21 adds a user through the form (who logs in over POP3), resets a password and changes a quota', async () => {
     await h.store.deliver('alice', Buffer.from(`Subject: big\r\n\r\n${'x'.repeat(800_000)}\r\n`));
     await h.http('PATCH', '/api/v1/users/alice/policy', { quota_bytes: 1_000_000 });

@@ -5,7 +5,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import htm from 'htm';
 import uPlot from 'uplot';
 import { all, api, bytes } from './api.js';
-import { usePoll } from './sessions.js';
+import { PartialNote, usePoll } from './sessions.js';
 
 const html = htm.bind(h);
 const REFRESH_MS = 5000;
@@ -65,12 +65,14 @@ export function ActivityPage({ onAuthLost }) {
   const [byAddress, setByAddress] = useState([]);
   const [byUser, setByUser] = useState([]);
   const [deliveries, setDeliveries] = useState(undefined);
+  const [partial, setPartial] = useState(false);
   const load = () => Promise.all([api('GET', '/stats/history'), all('/failed-logins/by-address'), all('/failed-logins/by-user'), api('GET', '/deliveries')])
     .then(([hist, addr, users, del]) => {
       setHistory(hist);
       setByAddress(addr.items);
       setByUser(users.items);
       setDeliveries(del);
+      setPartial([hist, addr, users, del].some((r) => r.partial === true));
     }, (e) => {
       if (e.status === 401) onAuthLost();
     });
@@ -78,6 +80,7 @@ export function ActivityPage({ onAuthLost }) {
   const times = history === undefined ? [] : history.series.logins.map((_, i) => history.start + i * history.step);
   return html`<section>
     <h2>Last hour</h2>
+    ${partial && html`<${PartialNote} what="logins, failures and deliveries" />`}
     <div class="charts">
       ${SERIES.map((s) => html`<${Chart} key=${s.key} title=${s.title} color=${s.color} times=${times}
         series=${history === undefined ? [] : history.series[s.key]} />`)}

@@ -24,11 +24,19 @@ export function usePoll(load, ms) {
   }, []);
 }
 
+/** Shown when the API answered `partial: true`: a worker process did not answer in time (R-X16). */
+export function PartialNote({ what }) {
+  return html`<p class="warning" role="status" data-testid="partial">
+    A worker process did not answer in time: the ${what} it serves are missing here. The next refresh asks again.</p>`;
+}
+
 export function SessionsPage({ onAuthLost }) {
   const [sessions, setSessions] = useState(undefined);
   const [error, setError] = useState('');
+  const [partial, setPartial] = useState(false);
   const load = () => all('/sessions').then((r) => {
     setSessions(r.items);
+    setPartial(r.partial === true);
     setError('');
   }, (e) => {
     if (e.status === 401) onAuthLost();
@@ -40,6 +48,7 @@ export function SessionsPage({ onAuthLost }) {
   return html`<section>
     <h2>Live sessions <span class="count" data-testid="session-count">${sessions?.length ?? '…'}</span></h2>
     ${error && html`<p class="error" role="alert">${error}</p>`}
+    ${partial && html`<${PartialNote} what="sessions" />`}
     <table class="data" data-testid="sessions">
       <thead><tr><th>User</th><th>Maildrop</th><th>Address</th><th>Connected</th><th>State</th><th class="num">Sent</th><th></th></tr></thead>
       <tbody>
