@@ -9,7 +9,7 @@
 //
 // Order: node --test starts files in the order given. The files that took longest in the last run
 // (dist/.test-times.json, written by scripts/file-times.mjs) start first, so the run does not end
-// waiting on one long file started last; without a record, the seed list below goes first.
+// waiting on one long file started last; files not timed yet are weighed by the seed list below.
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -29,14 +29,17 @@ function lastTimes() {
   }
 }
 
-/** `files` with the slowest first (by the last run's times, else the seed list), the rest in their order. */
+/**
+ * `files` with the slowest first, the rest in their order. A file's weight is its time in the last
+ * run that ran it; a file never timed yet that is on the seed list counts as 10-120 s by its place.
+ */
 export function longestFirst(files) {
-  const times = lastTimes();
-  const seeded = (f) => {
+  const times = lastTimes() ?? {};
+  const key = (f) => {
+    if (typeof times[f] === 'number') return times[f];
     const i = SEED_SLOW.findIndex((s) => f.endsWith(`/${s}.test.js`));
-    return i < 0 ? 0 : SEED_SLOW.length - i;
+    return i < 0 ? 0 : (SEED_SLOW.length - i) * 10_000;
   };
-  const key = times === undefined ? seeded : (f) => times[f] ?? 0;
   return files.map((f, i) => ({ f, i, t: key(f) })).sort((a, b) => b.t - a.t || a.i - b.i).map((x) => x.f);
 }
 
