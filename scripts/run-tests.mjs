@@ -5,7 +5,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } 
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { spawnSync } from 'node:child_process';
+import { longestFirst, runNode, startTestServices } from './test-services.mjs';
 
 function find(dir, out = []) {
   for (const name of readdirSync(dir)) {
@@ -35,15 +35,16 @@ if (!Number.isInteger(concurrency) || concurrency < 1) {
   console.error('run-tests: POPLAR_TEST_CONCURRENCY must be a whole number of at least 1');
   process.exit(2);
 }
-// POPLAR_TEST_TIMES=1 also prints the slowest files (scripts/file-times.mjs) on stderr.
-const reporters = process.env.POPLAR_TEST_TIMES
-  ? [`--test-reporter=${process.stdout.isTTY ? 'spec' : 'tap'}`, '--test-reporter-destination=stdout',
-      `--test-reporter=${join(dirname(fileURLToPath(import.meta.url)), 'file-times.mjs')}`, '--test-reporter-destination=stderr']
-  : [];
-const r = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-timeout=180000', ...reporters, ...files], {
-  stdio: 'inherit',
-  env: { ...process.env, POPLAR_SKIP_LOG: skipLog },
+// scripts/file-times.mjs records each file's time for the next run's order (test-services.mjs);
+// POPLAR_TEST_TIMES=1 also prints the slowest files on stderr. Node's default reporter stays.
+const reporters = [`--test-reporter=${process.stdout.isTTY ? 'spec' : 'tap'}`, '--test-reporter-destination=stdout',
+  `--test-reporter=${join(dirname(fileURLToPath(import.meta.url)), 'file-times.mjs')}`, '--test-reporter-destination=stderr'];
+// Services shared by the whole run (one PostgreSQL cluster), stopped however the run ends.
+const services = await startTestServices(files);
+const r = await runNode(['--test', `--test-concurrency=${concurrency}`, '--test-timeout=180000', ...reporters, ...longestFirst(files)], {
+  ...process.env, ...services.env, POPLAR_SKIP_LOG: skipLog,
 });
+await services.stop();
 if (existsSync(skipLog)) {
   const groups = new Map();
   for (const line of readFileSync(skipLog, 'utf8').split('\n')) {

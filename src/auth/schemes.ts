@@ -8,11 +8,13 @@
  * because OpenSSL 3 no longer offers it by default.
  */
 import { createHash, createHmac, pbkdf2, timingSafeEqual } from 'node:crypto';
-import { argon2Verify, bcryptVerify, md4 } from 'hash-wasm';
 import { cramContexts } from './md5-context.js';
 import { saslprep } from './sasl/saslprep.js';
 import { parseShaCrypt } from './sha-crypt.js';
 import { shaCryptPooled } from './sha-crypt-pool.js';
+
+/** hash-wasm (about 40 ms of start-up CPU) is loaded on the first bcrypt, argon2 or NTLM hash, not by every `poplar` process. */
+const hashWasm = (): Promise<typeof import('hash-wasm')> => import('hash-wasm');
 
 export interface Scheme {
   /** `encoded` is the stored credential after the `{SCHEME}` prefix. */
@@ -71,6 +73,7 @@ const bcryptScheme: Scheme = {
     const m = /^\$2[abxy]?\$(\d\d)\$[./A-Za-z0-9]{53}$/.exec(encoded);
     if (!m || Number(m[1]) > MAX_BCRYPT_COST || pw.length > 72) return false;
     // hash-wasm knows $2a$/$2b$; $2y$ (PHP, Dovecot's default) is the same algorithm.
+    const { bcryptVerify } = await hashWasm();
     return bcryptVerify({ password: pw, hash: encoded.replace(/^\$2[xy]\$/, '$2b$') });
   },
 };
@@ -81,6 +84,7 @@ const argon2Scheme: Scheme = {
     if (!m) return false;
     const [mem, time, par] = [Number(m[3]), Number(m[4]), Number(m[5])];
     if (mem > MAX_ARGON2_MEMORY_KIB || time > MAX_ARGON2_TIME || par > MAX_ARGON2_PARALLEL || time < 1 || par < 1) return false;
+    const { argon2Verify } = await hashWasm();
     return argon2Verify({ password: pw, hash: encoded });
   },
 };
@@ -140,6 +144,7 @@ const scramScheme: Scheme = {
 
 /** MS-NLMP §3.3.1 NTOWFv1: MD4 of the UTF-16LE password, the "NT hash". */
 export async function ntHash(password: string): Promise<Buffer> {
+  const { md4 } = await hashWasm();
   return Buffer.from(await md4(Buffer.from(password, 'utf16le')), 'hex');
 }
 

@@ -11,7 +11,8 @@
  * (`init()` per round, one `update()` of the round's input assembled in one scratch buffer), and
  * the P and S byte sequences are built once per hash (figures: bench/auth-login.ts). One hasher per thread is safe: a hash runs synchronously once started.
  */
-import { createSHA256, createSHA512, type IHasher } from 'hash-wasm';
+// hash-wasm is imported when a hash is first made: parseShaCrypt's users (every `poplar` command) never load it.
+import type { IHasher } from 'hash-wasm';
 
 const ITOA64 = './0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 const DEFAULT_ROUNDS = 5000;
@@ -29,7 +30,8 @@ let hashers: Promise<Record<Alg, IHasher>> | undefined;
 
 /** The process's two WASM hashers, made on first use. */
 function getHashers(): Promise<Record<Alg, IHasher>> {
-  hashers ??= Promise.all([createSHA256(), createSHA512()]).then(([sha256, sha512]) => ({ sha256, sha512 }));
+  hashers ??= import('hash-wasm').then(({ createSHA256, createSHA512 }) => Promise.all([createSHA256(), createSHA512()]))
+    .then(([sha256, sha512]) => ({ sha256, sha512 }));
   return hashers;
 }
 

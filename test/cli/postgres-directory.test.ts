@@ -21,7 +21,8 @@ const root = mkdtempSync(join(tmpdir(), 'poplar-cli-pg-'));
 describe('R-X17 poplar user, grant, quota and retention with auth.directory = "postgres"', { skip: needPostgres() }, () => {
   let pg: PostgresServer;
   before(async () => {
-    pg = await startPostgres();
+    // Its own cluster: the last test kills and restarts it.
+    pg = await startPostgres({ own: true });
   });
   after(async () => {
     await endPools();

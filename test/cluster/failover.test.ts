@@ -47,7 +47,8 @@ describe('R-X17 failover to a promoted synchronous standby', {
   const nodes: PoplarProcess[] = [];
   const stop = { now: false };
   before(async () => {
-    primary = await startPostgres();
+    // Its own cluster: pg_basebackup copies it whole, and the test kills it.
+    primary = await startPostgres({ own: true });
     single = await primary.createDatabase();
     standby = await startStandby(primary);
     await makeSynchronous(primary);

@@ -26,7 +26,8 @@ const b64 = (s: string): string => Buffer.from(s).toString('base64');
 describe('R-X17 the directory database down', { skip: needPostgres() }, () => {
   let pg: PostgresServer;
   before(async () => {
-    pg = await startPostgres();
+    // Its own cluster: the tests kill and restart it.
+    pg = await startPostgres({ own: true });
   });
   after(async () => {
     await endPools();

@@ -5,8 +5,13 @@
  * PostgreSQL refuses to run as root: then every PostgreSQL program runs as the `postgres` system
  * user (`runuser -u postgres --`) in a directory chowned to it; a non-root user runs them directly.
  *
- * One server per test file (`startPostgres` in `before`), one database per test
- * (`createDatabase`, cheap: a copy of template1), so tests do not see each other's rows.
+ * One database per test (`createDatabase`, cheap: a copy of template1), so tests do not see each
+ * other's rows. `npm test` (scripts/run-tests.mjs with scripts/test-services.mjs) starts one cluster
+ * for the whole run and exports its URL as POPLAR_TEST_PG_URL: `startPostgres()` then hands out a
+ * view on that cluster (its databases, dropped at `stop()`) instead of an initdb per test file.
+ * A file that kills, stops or restarts its server, or needs fsync or other settings, asks for its
+ * own cluster (`{ own: true }`, implied by `fsync`/`settings`); without the variable (a test file
+ * run alone with `node --test`) every call starts its own cluster, as before.
  * Skip rule: `{ skip: needPostgres() }` (needProgram: a loud skip locally, a failure in CI).
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -60,7 +65,12 @@ export interface StartPostgresOptions {
   readonly fsync?: boolean;
   /** More `postgresql.conf` settings, e.g. `{ synchronous_standby_names: '*' }`. */
   readonly settings?: Readonly<Record<string, string>>;
+  /** A cluster of its own even when POPLAR_TEST_PG_URL names a shared one: for kill(), start(), pid(). */
+  readonly own?: boolean;
 }
+
+/** The variable scripts/test-services.mjs sets to the shared cluster's `postgres` database URL. */
+export const SHARED_PG_ENV = 'POPLAR_TEST_PG_URL';
 
 export interface PostgresServer {
   /** `postgres://poplar@127.0.0.1:<port>/postgres` (trust authentication on loopback). */
@@ -104,6 +114,56 @@ function alive(pid: number): boolean {
 }
 
 export async function startPostgres(opts: StartPostgresOptions = {}): Promise<PostgresServer> {
+  const sharedUrl = process.env[SHARED_PG_ENV];
+  if (sharedUrl && opts.own !== true && opts.fsync !== true && opts.settings === undefined) return sharedView(sharedUrl);
+  return startOwnPostgres(opts);
+}
+
+/** A fresh database name, unique across the test processes sharing one cluster. */
+function databaseName(): string {
+  return `t${process.pid}_${++databases}_${Math.random().toString(36).slice(2, 8)}`;
+}
+
+/** The databases of one test file on the run's shared cluster; the cluster itself is the runner's. */
+function sharedView(adminUrl: string): PostgresServer {
+  const base = new URL(adminUrl);
+  const url = (db: string): string => {
+    const u = new URL(base);
+    u.pathname = `/${db}`;
+    return u.toString();
+  };
+  const mine: string[] = [];
+  let admin: postgres.Sql | undefined;
+  const notOwn = (what: string): never => {
+    throw new Error(`${what} on the shared test PostgreSQL: a test that stops, kills or restarts its server calls startPostgres({ own: true })`);
+  };
+  return {
+    url: adminUrl,
+    port: Number(base.port),
+    dataDir: '',
+    async createDatabase(name) {
+      const db = name ?? databaseName();
+      admin ??= postgres(adminUrl, { max: 1, idle_timeout: 1, onnotice: () => undefined });
+      await admin.unsafe(`CREATE DATABASE "${db}"`);
+      mine.push(db);
+      return url(db);
+    },
+    pid: () => notOwn('pid()'),
+    start: async () => notOwn('start()'),
+    kill: async () => notOwn('kill()'),
+    async stop() {
+      // Pools a test left open are ended by FORCE; a failure here only leaves a database behind
+      // in a cluster the runner removes at the end of the run.
+      if (admin !== undefined) {
+        for (const db of mine.splice(0)) await admin.unsafe(`DROP DATABASE IF EXISTS "${db}" WITH (FORCE)`).catch(() => undefined);
+        await admin.end({ timeout: 1 }).catch(() => undefined);
+        admin = undefined;
+      }
+    },
+  };
+}
+
+async function startOwnPostgres(opts: StartPostgresOptions): Promise<PostgresServer> {
   const dir = await mkdtemp(join(tmpdir(), 'poplar-pg-'));
   if (asRoot) {
     const { uid, gid } = postgresIds();
@@ -160,7 +220,7 @@ export async function startPostgres(opts: StartPostgresOptions = {}): Promise<Po
     get port() { return port; },
     dataDir: dir,
     async createDatabase(name) {
-      const db = name ?? `t${process.pid}_${++databases}`;
+      const db = name ?? databaseName();
       // Closed when idle, so a server kept for the whole file never keeps the process alive.
       admin ??= postgres(url('postgres'), { max: 1, idle_timeout: 1, onnotice: () => undefined });
       await admin.unsafe(`CREATE DATABASE "${db}"`);
