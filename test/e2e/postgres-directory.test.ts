@@ -81,6 +81,8 @@ describe('R-X17 POP3 logins and policy with the directory in PostgreSQL', { skip
       policy: new UserPolicies(new PostgresOverrides(poolOn(url)), NONE),
       pollState: new PostgresPollState(poolOn(url)),
       settings: { apop: true, mechanisms: ['PLAIN', 'CRAM-MD5', 'SCRAM-SHA-256'], masterUsers: ['admin'] },
+      // R-X16: test/postgres/directory-nodes.test.ts runs this set-up as `poplar serve` processes.
+      inProcess: 'its own pools for the directory, policy and poll state (nodes of one database)',
       ...extra,
     };
   }

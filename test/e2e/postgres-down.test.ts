@@ -21,6 +21,8 @@ import { needPostgres, startPostgres, type PostgresServer } from '../helpers/pos
 import { TEST_SCRYPT_COST, withServer } from '../helpers/test-server.js';
 
 const NONE: EffectivePolicy = { quotaBytes: 0, quotaMessages: 0, retrievedDays: 0, unretrievedDays: 0, loginDelay: 0, downloadBytesPerDay: 0 };
+/** R-X16: the servers here stay in this process in the 2-worker pass. */
+const INJECTED = 'a directory on a pool with this test\'s own timeouts, killed and frozen by the test';
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
 
 describe('R-X17 the directory database down', { skip: needPostgres() }, () => {
@@ -43,6 +45,7 @@ describe('R-X17 the directory database down', { skip: needPostgres() }, () => {
       directory: dir, policy, pollState: new PostgresPollState(sql),
       settings: { mechanisms: ['PLAIN', 'CRAM-MD5'], apop: true },
       operations: { loginCache: { ttlMs: 3_600_000, maxEntries: 100 } },
+      inProcess: INJECTED,
     };
     await withServer(opts, async (s) => {
       await s.store.deliver('alice', Buffer.from('Subject: hi\r\n\r\nhello\r\n'));
@@ -77,7 +80,7 @@ describe('R-X17 the directory database down', { skip: needPostgres() }, () => {
     try {
       const dir = new PostgresDirectory(sql);
       await dir.add('alice', (await makeCredentials('wonderland', { cost: TEST_SCRYPT_COST, needs: { scram: false, nt: false, cram: false, secret: false } })).password);
-      await withServer({ directory: dir }, async (s) => {
+      await withServer({ directory: dir, inProcess: INJECTED }, async (s) => {
         const c = await Pop3Client.connect(s.port);
         assert.match(await c.login('alice', 'wonderland'), /^\+OK/);
         await c.cmd('QUIT');
