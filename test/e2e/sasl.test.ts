@@ -162,7 +162,10 @@ describe('AUTH', () => {
     c.close();
     const mine = (): Array<Record<string, unknown>> =>
       t.logs.slice(seen).filter((l) => l.event === 'auth_failed' && l.mechanism === 'PLAIN' && l.user === 'alice');
-    await waitFor(() => t.logs.slice(seen).some((l) => l.event === 'session_end'));
+    // This session's end (by its id): with workers, another worker may still log an earlier test's session_end.
+    await waitFor(() => mine().length > 0);
+    const session = mine()[0]!.session;
+    await waitFor(() => t.logs.slice(seen).some((l) => l.event === 'session_end' && l.session === session));
     const lines = mine();
     assert.equal(lines.length, 1);
     assert.equal(lines[0]!.ip, '127.0.0.1');
