@@ -44,6 +44,24 @@ const r = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurren
   stdio: 'inherit',
   env: { ...process.env, POPLAR_SKIP_LOG: skipLog },
 });
+// R-X16: the e2e files, and the `poplar serve` files of test/ops and test/cluster that honour it,
+// run again with POPLAR_TEST_WORKERS=2: the servers of test/helpers (startTestServer, startPoplar)
+// are then `poplar serve` with two worker processes, so every behaviour is proven across them.
+// A POPLAR_TEST_WORKERS set by the caller runs one pass, with that value.
+const workerPass = process.env.POPLAR_TEST_WORKERS === undefined
+  ? files.filter((f) => /dist\/test\/(e2e\/|ops\/(crash-safety|lifecycle|log-escape|reload)\.|cluster\/haproxy\.)/.test(f))
+  : [];
+let workerStatus = 0;
+if (workerPass.length > 0) {
+  console.log(`run-tests: ${workerPass.length} files again with POPLAR_TEST_WORKERS=2`);
+  const started = Date.now();
+  const r2 = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-timeout=180000', ...reporters, ...workerPass], {
+    stdio: 'inherit',
+    env: { ...process.env, POPLAR_SKIP_LOG: skipLog, POPLAR_TEST_WORKERS: '2' },
+  });
+  workerStatus = r2.status ?? 1;
+  console.log(`run-tests: the POPLAR_TEST_WORKERS=2 pass took ${((Date.now() - started) / 1000).toFixed(0)} s (exit ${workerStatus})`);
+}
 if (existsSync(skipLog)) {
   const groups = new Map();
   for (const line of readFileSync(skipLog, 'utf8').split('\n')) {
@@ -57,4 +75,4 @@ if (existsSync(skipLog)) {
   }
 }
 rmSync(skipDir, { recursive: true, force: true });
-process.exit(r.status ?? 1);
+process.exit(r.status === 0 ? workerStatus : r.status ?? 1);

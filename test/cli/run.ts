@@ -24,6 +24,9 @@ export function runProcess(
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     child.on('error', reject);
     child.on('close', (code) => resolve({ code, stdout, stderr }));
+    // A child that exits before reading its input (kadmin.local, kinit) makes the write fail with
+    // EPIPE; its exit code and output say what happened, so the write error is not a failure.
+    child.stdin.on('error', () => undefined);
     child.stdin.end(opts.input ?? '');
   });
 }

@@ -75,7 +75,8 @@ export async function startPoplar(opts: {
   const parsed = (): Array<Record<string, unknown>> =>
     out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
   const metrics = (opts.overrides ?? []).some((o) => /^server\.metrics_listen=./.test(o));
-  const deadline = Date.now() + 10_000 * workers;
+  // Generous: the test machine may be loaded; a server that does not start still fails here.
+  const deadline = Date.now() + 20_000 + 10_000 * workers;
   for (;;) {
     const listening = parsed().filter((e) => e['event'] === 'listening');
     const serving = (protocol: string | undefined): boolean => listening.some((e) => e['protocol'] === protocol);
