@@ -22,6 +22,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { PasswdFile } from '../../src/auth/passwd-file.js';
 import type { UserRecord } from '../../src/auth/directory.js';
 import type { TokenVerifierOptions } from '../../src/auth/sasl/token-verifier.js';
+import { defaultsFrom } from '../../src/cli/compose.js';
 import { sessionSettings } from '../../src/cli/serve.js';
 import { operationsOptions } from '../../src/cli/serve-operations.js';
 import { loadConfig } from '../../src/config/load.js';
@@ -33,7 +34,7 @@ import { TlsProvider } from '../../src/net/tls.js';
 import { testCerts } from './certs.js';
 import { waitFor } from './wait.js';
 import { startPoplar, TEST_WORKERS, type PoplarProcess } from './poplar-process.js';
-import { DEFAULT_TEST_SETTINGS, NO_FAILURE_DELAY, type TestServer, type TestServerOptions, type TestTls } from './test-server.js';
+import { DEFAULT_TEST_SETTINGS, NO_FAILURE_DELAY, NO_POLICY, type TestServer, type TestServerOptions, type TestTls } from './test-server.js';
 
 type Value = string | number | boolean | readonly string[];
 
@@ -83,6 +84,7 @@ async function overridesFor(opts: TestServerOptions, dataDir: string, mailRoot: 
     override('pop3.tls_listen', ['127.0.0.1:0']),
     'server.metrics_listen="127.0.0.1:0"',
   ];
+  if (opts.postgres !== undefined) o.push('auth.directory="postgres"', override('postgres.url', opts.postgres));
   if (opts.host !== undefined) o.push(override('pop3.listen', [`${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:0`]));
   const settings: SessionSettings = { loginTimeoutMs: 0, ...DEFAULT_TEST_SETTINGS, ...opts.settings };
   for (const [name, value] of Object.entries(settings) as Array<[keyof SessionSettings, never]>) {
@@ -132,6 +134,9 @@ async function overridesFor(opts: TestServerOptions, dataDir: string, mailRoot: 
     if (!isDeepStrictEqual(derived[name], settings[name])) {
       throw new Error(`test server setting ${name}=${JSON.stringify(settings[name])} became ${JSON.stringify(derived[name])} in poplar serve's configuration`);
     }
+  }
+  if (opts.postgres !== undefined && !isDeepStrictEqual(defaultsFrom(config), NO_POLICY)) {
+    throw new Error(`the configuration's policy defaults ${JSON.stringify(defaultsFrom(config))} are not postgres's none`);
   }
   const served = operationsOptions(config);
   for (const name of Object.keys(wanted) as Array<keyof OperationsOptions>) {

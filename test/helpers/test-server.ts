@@ -24,6 +24,10 @@ import { TlsProvider, type TlsVersion } from '../../src/net/tls.js';
 import { testCerts } from './certs.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { TEST_WORKERS } from './poplar-process.js';
+import { PostgresDirectory } from '../../src/auth/postgres-directory.js';
+import { PostgresPollState } from '../../src/policy/postgres-poll-state.js';
+import { PostgresOverrides } from '../../src/policy/postgres-user-policy.js';
+import { UserPolicies, type EffectivePolicy } from '../../src/policy/user-policy.js';
 
 export const TEST_SCRYPT_COST = 10;
 
@@ -107,6 +111,12 @@ export interface TestServerOptions {
   readonly tokens?: TokenVerifier;
   /** A directory the test made (PostgreSQL); `users` and `records` are then not used. */
   readonly directory?: UserDirectory;
+  /**
+   * R-X17: a migrated database (test/helpers/pg-pool.ts) holding the directory, the per-user
+   * policy overrides and the poll state, as `auth.directory = "postgres"` makes them (compose.ts),
+   * with no server-wide policy defaults; `users` and `records` are then not used.
+   */
+  readonly postgres?: string;
   /** Records used as they are (Dovecot hashes, missing credentials), besides `users`. */
   readonly records?: readonly UserRecord[];
   /**
@@ -131,6 +141,9 @@ export interface TestServerOptions {
    */
   readonly inProcess?: string;
 }
+
+/** The server-wide policy defaults of `postgres`: none, as the configuration's defaults. */
+export const NO_POLICY: EffectivePolicy = { quotaBytes: 0, quotaMessages: 0, retrievedDays: 0, unretrievedDays: 0, loginDelay: 0, downloadBytesPerDay: 0 };
 
 /** The failed-login delay of the test server unless a test asks for one: none. */
 export const NO_FAILURE_DELAY = { baseMs: 0, maxMs: 0, windowMs: 60_000 } as const;
@@ -186,18 +199,25 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
       cb();
     },
   });
+  let { directory, policy, pollState } = opts;
+  if (opts.postgres !== undefined) {
+    const { poolOn } = await import('./pg-pool.js');
+    directory ??= new PostgresDirectory(poolOn(opts.postgres));
+    policy ??= new UserPolicies(new PostgresOverrides(poolOn(opts.postgres)), NO_POLICY);
+    pollState ??= new PostgresPollState(poolOn(opts.postgres));
+  }
   const server = await startServer({
     listen: [{ host: opts.host ?? '127.0.0.1', port: 0 }],
     settings: { ...DEFAULT_TEST_SETTINGS, ...opts.settings },
     ...opts.operations,
     ...(opts.shutdownTimeoutMs === undefined ? {} : { shutdownTimeoutMs: opts.shutdownTimeoutMs }),
-    directory: opts.directory ?? new MapDirectory(records),
+    directory: directory ?? new MapDirectory(records),
     store,
     logger: createLogger('debug', sink),
     scryptCost: cost,
     failureDelay: opts.failureDelay ?? NO_FAILURE_DELAY,
-    ...(opts.policy === undefined ? {} : { policy: opts.policy }),
-    ...(opts.pollState === undefined ? {} : { pollState: opts.pollState }),
+    ...(policy === undefined ? {} : { policy }),
+    ...(pollState === undefined ? {} : { pollState }),
     ...(opts.now === undefined ? {} : { now: opts.now }),
     ...(tls === undefined ? {} : { tls, tlsListen: [{ host: '127.0.0.1', port: 0 }] }),
     ...(opts.trustedNetworks === undefined ? {} : { trustedNetworks: opts.trustedNetworks }),
