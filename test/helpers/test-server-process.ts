@@ -22,7 +22,7 @@ import { isDeepStrictEqual } from 'node:util';
 import { PasswdFile } from '../../src/auth/passwd-file.js';
 import type { UserRecord } from '../../src/auth/directory.js';
 import type { TokenVerifierOptions } from '../../src/auth/sasl/token-verifier.js';
-import { defaultsFrom } from '../../src/cli/compose.js';
+import { defaultsFrom, postgresOptions } from '../../src/cli/compose.js';
 import { sessionSettings } from '../../src/cli/serve.js';
 import { operationsOptions } from '../../src/cli/serve-operations.js';
 import { loadConfig } from '../../src/config/load.js';
@@ -84,7 +84,17 @@ async function overridesFor(opts: TestServerOptions, dataDir: string, mailRoot: 
     override('pop3.tls_listen', ['127.0.0.1:0']),
     'server.metrics_listen="127.0.0.1:0"',
   ];
-  if (opts.postgres !== undefined) o.push('auth.directory="postgres"', override('postgres.url', opts.postgres));
+  const pg = typeof opts.postgres === 'string' ? { url: opts.postgres } : opts.postgres;
+  if (pg !== undefined) {
+    o.push('auth.directory="postgres"', override('postgres.url', pg.url));
+    if (pg.poolSize !== undefined) o.push(`postgres.pool_size=${pg.poolSize}`);
+    if (pg.connectTimeout !== undefined) o.push(`postgres.connect_timeout=${pg.connectTimeout}`);
+    if (pg.statementTimeout !== undefined) o.push(`postgres.statement_timeout=${pg.statementTimeout}`);
+  }
+  if (opts.policyDefaults !== undefined && pg === undefined) throw new Error('test server policyDefaults are for a `postgres` server');
+  const policy = { ...NO_POLICY, ...opts.policyDefaults };
+  o.push(`quota.bytes=${policy.quotaBytes}`, `quota.messages=${policy.quotaMessages}`, `retention.retrieved_days=${policy.retrievedDays}`,
+    `retention.unretrieved_days=${policy.unretrievedDays}`, `policy.login_delay=${policy.loginDelay}`, `policy.download_bytes_per_day=${policy.downloadBytesPerDay}`);
   if (opts.host !== undefined) o.push(override('pop3.listen', [`${opts.host.includes(':') ? `[${opts.host}]` : opts.host}:0`]));
   const settings: SessionSettings = { loginTimeoutMs: 0, ...DEFAULT_TEST_SETTINGS, ...opts.settings };
   for (const [name, value] of Object.entries(settings) as Array<[keyof SessionSettings, never]>) {
@@ -135,8 +145,12 @@ async function overridesFor(opts: TestServerOptions, dataDir: string, mailRoot: 
       throw new Error(`test server setting ${name}=${JSON.stringify(settings[name])} became ${JSON.stringify(derived[name])} in poplar serve's configuration`);
     }
   }
-  if (opts.postgres !== undefined && !isDeepStrictEqual(defaultsFrom(config), NO_POLICY)) {
-    throw new Error(`the configuration's policy defaults ${JSON.stringify(defaultsFrom(config))} are not postgres's none`);
+  if (!isDeepStrictEqual(defaultsFrom(config), policy)) {
+    throw new Error(`test server policy defaults ${JSON.stringify(policy)} became ${JSON.stringify(defaultsFrom(config))} in poplar serve's configuration`);
+  }
+  const pool = postgresOptions(config);
+  for (const [name, value] of Object.entries(pg ?? {}) as Array<[keyof typeof pool, unknown]>) {
+    if (pool[name] !== value) throw new Error(`test server postgres ${name}=${JSON.stringify(value)} became ${JSON.stringify(pool[name])} in poplar serve's configuration`);
   }
   const served = operationsOptions(config);
   for (const name of Object.keys(wanted) as Array<keyof OperationsOptions>) {

@@ -28,6 +28,7 @@ import { PostgresDirectory } from '../../src/auth/postgres-directory.js';
 import { PostgresPollState } from '../../src/policy/postgres-poll-state.js';
 import { PostgresOverrides } from '../../src/policy/postgres-user-policy.js';
 import { UserPolicies, type EffectivePolicy } from '../../src/policy/user-policy.js';
+import { connectPostgres, type PostgresOptions, type Sql } from '../../src/storage/postgres/client.js';
 
 export const TEST_SCRYPT_COST = 10;
 
@@ -114,9 +115,12 @@ export interface TestServerOptions {
   /**
    * R-X17: a migrated database (test/helpers/pg-pool.ts) holding the directory, the per-user
    * policy overrides and the poll state, as `auth.directory = "postgres"` makes them (compose.ts),
-   * with no server-wide policy defaults; `users` and `records` are then not used.
+   * with `policyDefaults` as the server-wide defaults; `users` and `records` are then not used. A URL
+   * gets a pool of test/helpers/pg-pool.ts; options give the pool's size and timeouts.
    */
-  readonly postgres?: string;
+  readonly postgres?: string | PostgresOptions;
+  /** With `postgres`: the server-wide policy defaults (quota, retention, LOGIN-DELAY, download cap); default none. */
+  readonly policyDefaults?: Partial<EffectivePolicy>;
   /** Records used as they are (Dovecot hashes, missing credentials), besides `users`. */
   readonly records?: readonly UserRecord[];
   /**
@@ -200,11 +204,13 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     },
   });
   let { directory, policy, pollState } = opts;
+  let ownPool: Sql | undefined;
   if (opts.postgres !== undefined) {
-    const { poolOn } = await import('./pg-pool.js');
-    directory ??= new PostgresDirectory(poolOn(opts.postgres));
-    policy ??= new UserPolicies(new PostgresOverrides(poolOn(opts.postgres)), NO_POLICY);
-    pollState ??= new PostgresPollState(poolOn(opts.postgres));
+    const pg = opts.postgres;
+    const sql = typeof pg === 'string' ? (await import('./pg-pool.js')).poolOn(pg) : (ownPool = connectPostgres(pg));
+    directory ??= new PostgresDirectory(sql);
+    policy ??= new UserPolicies(new PostgresOverrides(sql), { ...NO_POLICY, ...opts.policyDefaults });
+    pollState ??= new PostgresPollState(sql);
   }
   const server = await startServer({
     listen: [{ host: opts.host ?? '127.0.0.1', port: 0 }],
@@ -239,6 +245,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     async close() {
       await server.close();
       await store.close();
+      await ownPool?.end({ timeout: 1 });
       if (tempDir !== undefined) await rm(tempDir, { recursive: true, force: true });
     },
   };
