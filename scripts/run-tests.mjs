@@ -44,6 +44,29 @@ const services = await startTestServices(files);
 const r = await runNode(['--test', `--test-concurrency=${concurrency}`, '--test-timeout=180000', ...reporters, ...longestFirst(files)], {
   ...process.env, ...services.env, POPLAR_SKIP_LOG: skipLog,
 });
+// The same behaviours proven again under other settings of the test helpers (test/helpers),
+// unless the caller set the variable itself (then one pass, with the caller's value):
+// - R-X16: the e2e files and the `poplar serve` files of test/ops and test/cluster that honour it,
+//   with POPLAR_TEST_WORKERS=2: startTestServer and startPoplar then start `poplar serve` with two
+//   worker processes, so every behaviour is proven across them;
+// - R-X17: the in-process e2e files (startTestServer) with POPLAR_TEST_STORE=postgres: the same
+//   sessions on the PostgreSQL store, in the run's shared cluster.
+const passes = [
+  { name: 'POPLAR_TEST_WORKERS', value: '2', pattern: /dist\/test\/(e2e\/|ops\/(crash-safety|lifecycle|log-escape|reload)\.|cluster\/haproxy\.)/ },
+  { name: 'POPLAR_TEST_STORE', value: 'postgres', pattern: /dist\/test\/e2e\/(auth-clients|auth|clients|commands|debian-clients|limits|sasl|tls)\./ },
+];
+let passStatus = 0;
+for (const pass of passes) {
+  const chosen = process.env[pass.name] === undefined ? files.filter((f) => pass.pattern.test(f)) : [];
+  if (chosen.length === 0) continue;
+  console.log(`run-tests: ${chosen.length} files again with ${pass.name}=${pass.value}`);
+  const started = Date.now();
+  const { status } = await runNode(['--test', `--test-concurrency=${concurrency}`, '--test-timeout=180000', ...reporters, ...longestFirst(chosen)], {
+    ...process.env, ...services.env, POPLAR_SKIP_LOG: skipLog, [pass.name]: pass.value,
+  });
+  console.log(`run-tests: the ${pass.name}=${pass.value} pass took ${((Date.now() - started) / 1000).toFixed(0)} s (exit ${status})`);
+  if (status !== 0) passStatus = status;
+}
 await services.stop();
 if (existsSync(skipLog)) {
   const groups = new Map();
@@ -58,4 +81,4 @@ if (existsSync(skipLog)) {
   }
 }
 rmSync(skipDir, { recursive: true, force: true });
-process.exit(r.status ?? 1);
+process.exit(r.status === 0 ? passStatus : r.status);

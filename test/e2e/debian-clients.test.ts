@@ -18,7 +18,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startTestServer, waitFor, type TestServer } from '../helpers/test-server.js';
 import { needProgram } from '../helpers/external.js';
-import { MaildirStore } from '../../src/storage/maildir/maildir-store.js';
 
 /** Per-test ceiling; each client run has its own, shorter one. */
 const TEST_TIMEOUT_MS = 60_000;
@@ -229,9 +228,8 @@ const WITH_LATE = new Map([...EXPECTED, ['late', localForm(LATE)]]);
 before(async () => {
   root = await mkdtemp(join(tmpdir(), 'poplar-debian-clients-'));
   mailRoot = join(root, 'maildirs');
-  const store = new MaildirStore({ path: (m) => join(mailRoot, m) });
   t = await startTestServer({
-    store,
+    maildir: mailRoot,
     users: Object.fromEntries(MAILBOXES.map((m) => [m, { password: password(m) }])),
   });
 });

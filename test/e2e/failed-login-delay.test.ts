@@ -145,7 +145,7 @@ describe('R-X9 failed-login delay', () => {
       c.write('PASS wrong\r\n');
       await waitFor(() => delays(t).length === 1);
       const t0 = Date.now();
-      await t.server.close();
+      await t.stop();
       closedIn = Date.now() - t0;
       await c.closed();
     });

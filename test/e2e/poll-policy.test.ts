@@ -19,6 +19,9 @@ const NONE: EffectivePolicy = { quotaBytes: 0, quotaMessages: 0, retrievedDays: 
 const USERS = { alice: { password: 'wonderland' }, bob: { password: 'builder' }, admin: { password: 'root' } };
 const DAY = 86_400_000;
 
+/** R-X16: these servers stay in this process in the 2-worker pass: a clock moved by hand cannot reach `poplar serve`. */
+const FAKE_CLOCK = 'a clock the test moves by hand (`now`)';
+
 /** A clock the test moves by hand. */
 function clock(start: number): { now: () => number; advance(ms: number): void } {
   let t = start;
@@ -52,7 +55,7 @@ describe('R-X10 LOGIN-DELAY enforced', () => {
   it('R-X10 a login sooner than LOGIN-DELAY after the last one gets -ERR [LOGIN-DELAY] and stays in AUTHORIZATION, not counted as a failure', async () => {
     const { policy, stateDir } = await setup({ loginDelay: 300 });
     const t = clock(Date.UTC(2026, 0, 10, 12, 0, 0));
-    await withServer({ users: USERS, policy, pollState: new PollState(stateDir), now: t.now }, async (s) => {
+    await withServer({ users: USERS, policy, pollState: new PollState(stateDir), now: t.now, inProcess: FAKE_CLOCK }, async (s) => {
       const first = await login(s.port, 'alice', 'wonderland');
       assert.match(first.reply, /^\+OK/);
       assert.ok((await first.c.multi('CAPA')).lines.includes('LOGIN-DELAY 300'));
@@ -89,7 +92,7 @@ describe('R-X10 LOGIN-DELAY enforced', () => {
   it('R-X10 LOGIN-DELAY follows the per-user value CAPA shows; 0 turns it off for that user', async () => {
     const { policy, stateDir } = await setup({ loginDelay: 0 }, { alice: { login_delay: 60 }, bob: { login_delay: 0 } });
     const t = clock(Date.UTC(2026, 0, 10, 12, 0, 0));
-    await withServer({ users: USERS, policy, pollState: new PollState(stateDir), now: t.now }, async (s) => {
+    await withServer({ users: USERS, policy, pollState: new PollState(stateDir), now: t.now, inProcess: FAKE_CLOCK }, async (s) => {
       for (let i = 0; i < 2; i++) {
         const b = await login(s.port, 'bob', 'builder');
         assert.match(b.reply, /^\+OK/, 'bob has no login delay');
@@ -108,7 +111,7 @@ describe('R-X10 LOGIN-DELAY enforced', () => {
   it('R-X10 the last login survives a restart of the server (kept in policy.state_dir)', async () => {
     const { policy, stateDir } = await setup({ loginDelay: 600 });
     const t = clock(Date.UTC(2026, 0, 10, 12, 0, 0));
-    const opts = (): TestServerOptions => ({ users: USERS, policy, pollState: new PollState(stateDir), now: t.now });
+    const opts = (): TestServerOptions => ({ users: USERS, policy, pollState: new PollState(stateDir), now: t.now, inProcess: FAKE_CLOCK });
     await withServer(opts(), async (s) => {
       const a = await login(s.port, 'alice', 'wonderland');
       assert.match(a.reply, /^\+OK/);
@@ -127,7 +130,7 @@ describe('R-X10 LOGIN-DELAY enforced', () => {
   it('R-X10 R-X14 a master user opening a maildrop neither waits for nor restarts its LOGIN-DELAY', async () => {
     const { policy, stateDir } = await setup({ loginDelay: 300 });
     const t = clock(Date.UTC(2026, 0, 10, 12, 0, 0));
-    await withServer({ users: USERS, policy, pollState: new PollState(stateDir), now: t.now, settings: { masterUsers: ['admin'] } }, async (s) => {
+    await withServer({ users: USERS, policy, pollState: new PollState(stateDir), now: t.now, inProcess: FAKE_CLOCK, settings: { masterUsers: ['admin'] } }, async (s) => {
       for (let i = 0; i < 2; i++) {
         const m = await login(s.port, 'alice*admin', 'root');
         assert.match(m.reply, /^\+OK/);
@@ -155,7 +158,7 @@ describe('R-X10 daily download cap', () => {
   it('R-X10 RETR and TOP answer -ERR [SYS/TEMP] once the octets sent that day reach the cap; a message started below it is sent whole; the next UTC day starts afresh', async () => {
     const { policy, stateDir } = await setup({ downloadBytesPerDay: 1000 });
     const t = clock(Date.UTC(2026, 0, 10, 23, 0, 0));
-    await withServer({ users: USERS, policy, pollState: new PollState(stateDir), now: t.now }, async (s) => {
+    await withServer({ users: USERS, policy, pollState: new PollState(stateDir), now: t.now, inProcess: FAKE_CLOCK }, async (s) => {
       for (let i = 1; i <= 3; i++) await s.store.deliver('alice', message(600, `m${i}`));
       const c = (await login(s.port, 'alice', 'wonderland')).c;
       const r1 = await c.multi('RETR 1');
@@ -191,7 +194,7 @@ describe('R-X10 daily download cap', () => {
     const t = clock(Date.UTC(2026, 0, 10, 8, 0, 0));
     // One memory store across the restart (its close() keeps the mail).
     const store = new MemoryMailStore();
-    const opts = (): TestServerOptions => ({ users: USERS, policy, pollState: new PollState(stateDir), now: t.now, store });
+    const opts = (): TestServerOptions => ({ users: USERS, policy, pollState: new PollState(stateDir), now: t.now, inProcess: FAKE_CLOCK, store });
     await store.deliver('alice', message(4000, 'big'));
     let sent = 0;
     await withServer(opts(), async (s) => {
@@ -223,7 +226,7 @@ describe('R-X10 daily download cap', () => {
     const { policy, stateDir } = await setup({ downloadBytesPerDay: 1 << 30 });
     const t = clock(Date.UTC(2026, 0, 10, 8, 0, 0));
     const size = 32 * 1024 * 1024;
-    await withServer({ users: USERS, policy, pollState: new PollState(stateDir), now: t.now }, async (s) => {
+    await withServer({ users: USERS, policy, pollState: new PollState(stateDir), now: t.now, inProcess: FAKE_CLOCK }, async (s) => {
       await s.store.deliver('alice', message(size, 'huge'));
       const c = (await login(s.port, 'alice', 'wonderland')).c;
       c.write('RETR 1\r\n');

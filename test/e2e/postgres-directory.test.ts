@@ -6,6 +6,9 @@
  */
 import assert from 'node:assert/strict';
 import { createHash, createHmac, pbkdf2Sync, randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { makeCredentials } from '../../src/auth/credentials.js';
 import { PostgresDirectory } from '../../src/auth/postgres-directory.js';
@@ -14,7 +17,7 @@ import { createLogger } from '../../src/observability/logger.js';
 import { PostgresPollState } from '../../src/policy/postgres-poll-state.js';
 import { PostgresOverrides } from '../../src/policy/postgres-user-policy.js';
 import { UserPolicies, type EffectivePolicy } from '../../src/policy/user-policy.js';
-import { MemoryMailStore } from '../../src/storage/memory/memory-store.js';
+import { MaildirStore } from '../../src/storage/maildir/maildir-store.js';
 import { endPools, migratedDatabase, poolOn } from '../helpers/pg-pool.js';
 import { Pop3Client } from '../helpers/pop3-client.js';
 import { needPostgres, startPostgres, type PostgresServer } from '../helpers/postgres.js';
@@ -77,9 +80,7 @@ describe('R-X17 POP3 logins and policy with the directory in PostgreSQL', { skip
   /** One node: its own pool, directory, policies and poll state on the database `url`. */
   function node(url: string, extra: Partial<TestServerOptions> = {}): TestServerOptions {
     return {
-      directory: new PostgresDirectory(poolOn(url)),
-      policy: new UserPolicies(new PostgresOverrides(poolOn(url)), NONE),
-      pollState: new PostgresPollState(poolOn(url)),
+      postgres: url,
       settings: { apop: true, mechanisms: ['PLAIN', 'CRAM-MD5', 'SCRAM-SHA-256'], masterUsers: ['admin'] },
       ...extra,
     };
@@ -172,7 +173,8 @@ describe('R-X17 POP3 logins and policy with the directory in PostgreSQL', { skip
     const url = await database();
     const policies = new UserPolicies(new PostgresOverrides(poolOn(url)), { ...NONE, quotaMessages: 10 });
     await policies.update('alice', { quota_messages: 1 });
-    const store = new MemoryMailStore();
+    const maildir = await mkdtemp(join(tmpdir(), 'poplar-pg-quota-'));
+    const store = new MaildirStore({ path: (m) => join(maildir, m) });
     const agent = new DeliveryAgent({
       store, directory: new PostgresDirectory(poolOn(url)), policies, logger: createLogger('silent'),
       hostname: 'test.example', overQuota: 'reject', warnPercent: [], recipientDelimiter: '+',
@@ -183,10 +185,15 @@ describe('R-X17 POP3 logins and policy with the directory in PostgreSQL', { skip
     const second = await agent.deliver('alice', Buffer.from('Subject: 2\r\n\r\ntwo\r\n'), envelope);
     assert.deepEqual(second.ok ? undefined : second.refusal.kind, 'over-quota');
     assert.equal((await agent.deliver('bob', Buffer.from('Subject: 3\r\n\r\nthree\r\n'), { ...envelope, recipient: 'bob@example.org' })).ok, true, 'bob has the default');
-    await withServer({ ...node(url), store }, async (s) => {
-      const c = await Pop3Client.connect(s.port);
-      assert.match(await c.login('alice', 'wonderland'), /^\+OK alice has 1 message/);
-      await c.cmd('QUIT');
-    });
+    try {
+      await withServer({ ...node(url), maildir }, async (s) => {
+        const c = await Pop3Client.connect(s.port);
+        assert.match(await c.login('alice', 'wonderland'), /^\+OK alice has 1 message/);
+        await c.cmd('QUIT');
+      });
+    } finally {
+      await store.close();
+      await rm(maildir, { recursive: true, force: true });
+    }
   });
 });

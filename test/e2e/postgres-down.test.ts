@@ -11,16 +11,12 @@ import { createHmac } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { makeCredentials } from '../../src/auth/credentials.js';
 import { PostgresDirectory } from '../../src/auth/postgres-directory.js';
-import { PostgresPollState } from '../../src/policy/postgres-poll-state.js';
-import { PostgresOverrides } from '../../src/policy/postgres-user-policy.js';
-import { UserPolicies, type EffectivePolicy } from '../../src/policy/user-policy.js';
 import { connectPostgres } from '../../src/storage/postgres/client.js';
 import { endPools, migratedDatabase } from '../helpers/pg-pool.js';
 import { Pop3Client } from '../helpers/pop3-client.js';
 import { needPostgres, startPostgres, type PostgresServer } from '../helpers/postgres.js';
 import { TEST_SCRYPT_COST, withServer } from '../helpers/test-server.js';
 
-const NONE: EffectivePolicy = { quotaBytes: 0, quotaMessages: 0, retrievedDays: 0, unretrievedDays: 0, loginDelay: 0, downloadBytesPerDay: 0 };
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
 
 describe('R-X17 the directory database down', { skip: needPostgres() }, () => {
@@ -35,13 +31,13 @@ describe('R-X17 the directory database down', { skip: needPostgres() }, () => {
   });
 
   it('R-X17 R-S13 logins get -ERR [SYS/TEMP] while the database is down, RETR under a cap too; logins work again once it is back', async () => {
-    const { sql } = await migratedDatabase(pg);
+    const { sql, url } = await migratedDatabase(pg);
     const dir = new PostgresDirectory(sql);
     const made = await makeCredentials('wonderland', { cost: TEST_SCRYPT_COST, needs: { scram: true, nt: false, cram: true, secret: true } });
     await dir.add('alice', made.password, made.credentials);
-    const policy = new UserPolicies(new PostgresOverrides(sql), { ...NONE, downloadBytesPerDay: 1_000_000 });
     const opts = {
-      directory: dir, policy, pollState: new PostgresPollState(sql),
+      postgres: { url, poolSize: 4, connectTimeout: 2 },
+      policyDefaults: { downloadBytesPerDay: 1_000_000 },
       settings: { mechanisms: ['PLAIN', 'CRAM-MD5'], apop: true },
       operations: { loginCache: { ttlMs: 3_600_000, maxEntries: 100 } },
     };
@@ -78,7 +74,7 @@ describe('R-X17 the directory database down', { skip: needPostgres() }, () => {
     try {
       const dir = new PostgresDirectory(sql);
       await dir.add('alice', (await makeCredentials('wonderland', { cost: TEST_SCRYPT_COST, needs: { scram: false, nt: false, cram: false, secret: false } })).password);
-      await withServer({ directory: dir }, async (s) => {
+      await withServer({ postgres: { url, poolSize: 2, connectTimeout: 2, statementTimeout: 1000 } }, async (s) => {
         const c = await Pop3Client.connect(s.port);
         assert.match(await c.login('alice', 'wonderland'), /^\+OK/);
         await c.cmd('QUIT');

@@ -75,7 +75,13 @@ describe('AUTH', () => {
     assert.equal(await c.cmd(`AUTH PLAIN ${b64('no-nuls-here')}`), '-ERR Malformed SASL response, authentication aborted');
     assert.equal(await c.cmd('AUTH PLAIN !!'), '-ERR [AUTH] Malformed SASL response, authentication aborted, too many failures, closing connection');
     await c.closed();
-    await waitFor(() => t.logs.slice(seen).filter((l) => l.event === 'auth_failed' && l.mechanism === 'PLAIN').length === 3);
+    // Three in one session (this one): with workers, another worker may still log an earlier test's failure.
+    const perSession = (): number[] => {
+      const counts = new Map<unknown, number>();
+      for (const l of t.logs.slice(seen)) if (l.event === 'auth_failed' && l.mechanism === 'PLAIN') counts.set(l.session, (counts.get(l.session) ?? 0) + 1);
+      return [...counts.values()];
+    };
+    await waitFor(() => perSession().includes(3));
   });
 
   it('R-S10 regression: "*" cancels and over-long SASL responses were not counted; they now count toward max_auth_failures and close the session at the cap', async () => {
@@ -106,8 +112,16 @@ describe('AUTH', () => {
     assert.equal(await c.cmd('AUTH PLAIN'), '+ ');
     assert.match(await c.cmd('A'.repeat(20_000)), /^-ERR \[AUTH\] SASL response too long/);
     await c.closed();
-    await waitFor(() => t.logText().slice(seen).split('\n').filter((l) => l.includes('"event":"auth_failed"')).length === 3);
-    const lines = t.logText().slice(seen).split('\n').filter((l) => l.includes('"event":"auth_failed"'));
+    // This connection's three lines, by its session id: with workers, another worker may still be
+    // logging an earlier test's failure.
+    const mine = (): string[] => {
+      const failed = t.logText().slice(seen).split('\n').filter((l) => l.includes('"event":"auth_failed"'));
+      const ghost = failed.find((l) => l.includes('"user":"ghost"'));
+      const session = ghost === undefined ? undefined : String((JSON.parse(ghost) as Record<string, unknown>).session);
+      return failed.filter((l) => session !== undefined && (JSON.parse(l) as Record<string, unknown>).session === session);
+    };
+    await waitFor(() => mine().length === 3);
+    const lines = mine();
     for (const line of lines) {
       assert.equal(line.match(/"ip":/g)?.length, 1, line);
       assert.equal((JSON.parse(line) as Record<string, unknown>).ip, '127.0.0.1');
@@ -162,7 +176,10 @@ describe('AUTH', () => {
     c.close();
     const mine = (): Array<Record<string, unknown>> =>
       t.logs.slice(seen).filter((l) => l.event === 'auth_failed' && l.mechanism === 'PLAIN' && l.user === 'alice');
-    await waitFor(() => t.logs.slice(seen).some((l) => l.event === 'session_end'));
+    // This session's end (by its id): with workers, another worker may still log an earlier test's session_end.
+    await waitFor(() => mine().length > 0);
+    const session = mine()[0]!.session;
+    await waitFor(() => t.logs.slice(seen).some((l) => l.event === 'session_end' && l.session === session));
     const lines = mine();
     assert.equal(lines.length, 1);
     assert.equal(lines[0]!.ip, '127.0.0.1');

@@ -10,7 +10,6 @@ import { copyFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
-import { TlsProvider } from '../../src/net/tls.js';
 import { makeSelfSigned } from '../../src/net/self-signed.js';
 import { Pop3Client } from '../helpers/pop3-client.js';
 import { testCerts } from '../helpers/certs.js';
@@ -118,12 +117,11 @@ describe('TLS', () => {
       const key = join(dir, 'key.pem');
       await copyFile(certs.cert, cert);
       await copyFile(certs.key, key);
-      const provider = await TlsProvider.load({ cert, key, minVersion: 'TLSv1.2', clientCa: '' });
-      await withServer({ tls: provider }, async (s) => {
+      await withServer({ tls: { cert, key } }, async (s) => {
         const before = await Pop3Client.connectTls(s.tlsPort);
         const fp1 = (before.socket as import('node:tls').TLSSocket).getPeerCertificate().fingerprint256;
         await makeSelfSigned({ certPath: cert, keyPath: key, names: ['renewed.example'], days: 1 });
-        await provider.reload();
+        await s.reload();
         const after = await Pop3Client.connectTls(s.tlsPort);
         const peer = (after.socket as import('node:tls').TLSSocket).getPeerCertificate();
         assert.notEqual(peer.fingerprint256, fp1);

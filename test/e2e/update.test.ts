@@ -26,7 +26,7 @@ for (const backend of ['memory', 'maildir'] as const) {
         await c.cmd('DELE 1');
         await c.cmd('DELE 2');
         c.close();
-        await waitFor(() => t.server.sessionCount === 0);
+        await waitFor(async () => (await t.sessions()) === 0);
         const c2 = await Pop3Client.connect(t.port);
         assert.match(await c2.login('alice', 'wonderland'), /has 3 messages/);
         await c2.cmd('QUIT');
@@ -109,7 +109,7 @@ for (const backend of ['memory', 'maildir'] as const) {
         await c.multi('RETR 2');
         await c.cmd('DELE 1');
         c.close();
-        await waitFor(() => t.server.sessionCount === 0);
+        await waitFor(async () => (await t.sessions()) === 0);
         const snap = await t.store.open('alice', { exclusive: false });
         assert.deepEqual(snap.messages.map((m) => m.seen), [false, true]);
         await snap.release();

@@ -10,7 +10,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pop3Client, type MultiLine } from '../helpers/pop3-client.js';
 import { withServer, type TestServer } from '../helpers/test-server.js';
-import { MaildirStore } from '../../src/storage/maildir/maildir-store.js';
 import type { ClientWorkaround } from '../../src/protocol/dot-stuffing.js';
 
 const WITH_NUL = 'Subject: nul\r\n\r\nbefore\x00after\r\n\x00\r\n';
@@ -54,8 +53,7 @@ async function withSeeded(
 ): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'poplar-x12-'));
   try {
-    const store = backend === 'memory' ? 'memory' : new MaildirStore({ path: (m) => join(dir, m) });
-    await withServer({ store, settings }, async (t) => {
+    await withServer({ ...(backend === 'memory' ? { store: 'memory' as const } : { maildir: dir }), settings }, async (t) => {
       for (const m of messages) await t.store.deliver('alice', Buffer.from(m, 'latin1'));
       await fn(t, join(dir, 'alice'));
     });

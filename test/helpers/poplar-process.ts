@@ -19,6 +19,10 @@ export interface PoplarProcess {
   readonly dataDir: string;
   readonly pop3Port: number;
   readonly lmtpPort: number;
+  /** The POP3S port when `pop3.tls_listen` is served (a certificate is configured), else 0. */
+  readonly tlsPort: number;
+  /** The metrics and health endpoint's port when `server.metrics_listen` is set, else 0. */
+  readonly metricsPort: number;
   readonly child: ChildProcessWithoutNullStreams;
   /** Everything the server wrote to stdout so far (JSON log lines). */
   output(): string;
@@ -59,7 +63,9 @@ export async function startPoplar(opts: {
   await addUsers(dataDir, opts.users ?? { alice: 'wonderland' });
   const workers = opts.workers ?? TEST_WORKERS;
   const common = [...(opts.configFile === undefined ? [] : ['--config', opts.configFile]), '--data', dataDir, '-o', 'server.first_run_user=', '-o', `server.workers=${workers}`, ...(opts.overrides ?? []).flatMap((o) => ['-o', o])];
-  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), MAIN, 'serve', ...common, '-o', 'pop3.listen=127.0.0.1:0', '-o', 'lmtp.listen=127.0.0.1:0'], {
+  // A test's own pop3.listen (another host) replaces the default one.
+  const listen = (opts.overrides ?? []).some((o) => o.startsWith('pop3.listen=')) ? [] : ['-o', 'pop3.listen=127.0.0.1:0'];
+  const child = spawn(process.execPath, [...(opts.nodeArgs ?? []), MAIN, 'serve', ...common, ...listen, '-o', 'lmtp.listen=127.0.0.1:0'], {
     ...(opts.env === undefined ? {} : { env: { ...process.env, ...opts.env } }),
   });
   let out = '';
@@ -68,10 +74,14 @@ export async function startPoplar(opts: {
   child.stderr.on('data', (d: Buffer) => (err += d.toString()));
   const parsed = (): Array<Record<string, unknown>> =>
     out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
-  const deadline = Date.now() + 10_000 * workers;
+  const metrics = (opts.overrides ?? []).some((o) => /^server\.metrics_listen=./.test(o));
+  // Generous: the test machine may be loaded; a server that does not start still fails here.
+  const deadline = Date.now() + 20_000 + 10_000 * workers;
   for (;;) {
     const listening = parsed().filter((e) => e['event'] === 'listening');
-    if (listening.length >= 2 && (workers <= 1 || parsed().some((e) => e['event'] === 'workers_ready'))) break;
+    const serving = (protocol: string | undefined): boolean => listening.some((e) => e['protocol'] === protocol);
+    const up = serving(undefined) && serving('lmtp') && (!metrics || serving('http'));
+    if (up && (workers <= 1 || parsed().some((e) => e['event'] === 'workers_ready'))) break;
     if (child.exitCode !== null || Date.now() > deadline) {
       child.kill('SIGKILL');
       throw new Error(`poplar serve did not start (exit ${child.exitCode}): ${err}${out}`);
@@ -80,7 +90,10 @@ export async function startPoplar(opts: {
   }
   const listening = parsed().filter((e) => e['event'] === 'listening');
   const lmtpPort = Number(listening.find((e) => e['protocol'] === 'lmtp')!['port']);
-  const pop3Port = Number(listening.find((e) => e['protocol'] !== 'lmtp')!['port']);
+  // POP3's lines name no protocol; POP3S's add `tls: true`; the metrics endpoint's say 'http'.
+  const pop3Port = Number(listening.find((e) => e['protocol'] === undefined && e['tls'] !== true)!['port']);
+  const tlsPort = Number(listening.find((e) => e['protocol'] === undefined && e['tls'] === true)?.['port'] ?? 0);
+  const metricsPort = Number(listening.find((e) => e['protocol'] === 'http')?.['port'] ?? 0);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   const signal = async (s: NodeJS.Signals): Promise<void> => {
     if (child.exitCode === null && child.signalCode === null) child.kill(s);
@@ -90,6 +103,8 @@ export async function startPoplar(opts: {
     dataDir,
     pop3Port,
     lmtpPort,
+    tlsPort,
+    metricsPort,
     child,
     output: () => out,
     events: (event) => parsed().filter((e) => e['event'] === event),

@@ -28,12 +28,19 @@ describe('graceful shutdown', () => {
       await busy.login('alice', 'wonderland');
       assert.match(await busy.cmd('DELE 1'), /^\+OK/);
       const idle = await Pop3Client.connect(t.port);
-      const closing = t.server.close();
+      const closing = t.stop();
       assert.equal(await idle.line(), '-ERR [SYS/TEMP] Server shutting down, try again later');
       await idle.closed();
       const refused = connect({ port: t.port, host: '127.0.0.1' });
-      const [e] = (await once(refused, 'error')) as [NodeJS.ErrnoException];
-      assert.equal(e.code, 'ECONNREFUSED');
+      const first = await Promise.race([
+        once(refused, 'error').then(([e]) => (e as NodeJS.ErrnoException).code),
+        once(refused, 'data').then(([d]) => String(d).trimEnd()),
+      ]);
+      refused.destroy();
+      // R-X16: with workers the listening socket is shared; until the last worker has closed its
+      // copy the kernel may still complete a handshake, which is then reset or told to go away.
+      const notServed = t.workers === 1 ? ['ECONNREFUSED'] : ['ECONNREFUSED', 'ECONNRESET', '-ERR [SYS/TEMP] Server shutting down, try again later'];
+      assert.ok(notServed.includes(String(first)), `a connection during shutdown got ${first}`);
       assert.match(await busy.cmd('STAT'), /^\+OK 1 /, 'the logged-in session goes on');
       assert.match(await busy.cmd('QUIT'), /^\+OK .*\(1 message left\)/);
       await closing;
@@ -44,14 +51,14 @@ describe('graceful shutdown', () => {
   });
 
   it('R-K4 R-X13 at the deadline a logged-in session is closed without UPDATE', async () => {
-    await withServer({ shutdownTimeoutMs: 300 }, async (t) => {
+    await withServer({ shutdownTimeoutMs: 1000 }, async (t) => {
       await t.store.deliver('alice', Buffer.from('Subject: one\r\n\r\nx\r\n'));
       const c = await Pop3Client.connect(t.port);
       await c.login('alice', 'wonderland');
       await c.cmd('DELE 1');
       const started = Date.now();
-      await t.server.close();
-      assert.ok(Date.now() - started >= 250, 'the session had its deadline');
+      await t.stop();
+      assert.ok(Date.now() - started >= 950, 'the session had its deadline');
       await c.closed();
       const snap = await t.store.open('alice', { exclusive: false });
       assert.equal(snap.messages.length, 1, 'nothing was deleted');
