@@ -34,8 +34,8 @@ describe('R-X17 limits across nodes on one PostgreSQL', { skip: needPostgres() }
     'pop3.max_connections_per_user=1', 'auth.failure_delay=100', 'auth.failure_delay_max=10000',
     'retention.sweep_interval=1', 'retention.unretrieved_days=30',
   ];
-  const node = async (): Promise<PoplarProcess> => {
-    const n = await startPoplar({ users: USERS, overrides: settings() });
+  const node = async (workers?: number): Promise<PoplarProcess> => {
+    const n = await startPoplar({ users: USERS, overrides: settings(), ...(workers === undefined ? {} : { workers }) });
     nodes.push(n);
     return n;
   };
@@ -45,7 +45,8 @@ describe('R-X17 limits across nodes on one PostgreSQL', { skip: needPostgres() }
     url = await pg.createDatabase();
     const migrated = await poplar(['db', 'migrate', '-o', 'storage.backend=postgres', '-o', `postgres.url=${url}`]);
     assert.equal(migrated.code, 0, migrated.stderr);
-    c = await node();
+    // One process: SIGKILL ends the whole node at once (with workers, they would end their sessions cleanly).
+    c = await node(1);
     await waitFor(() => c.events('retention_swept').length > 0, 10_000, 'node C sweeps');
     a = await node();
     b = await node();
