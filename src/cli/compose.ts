@@ -35,7 +35,7 @@ import { MemoryMailStore } from '../storage/memory/memory-store.js';
 import { connectPostgres, type PostgresOptions, type Sql } from '../storage/postgres/client.js';
 import { checkSchema } from '../storage/postgres/migrate.js';
 import { ClusterLease } from '../storage/postgres/pg-lease.js';
-import { PostgresSharedState } from '../storage/postgres/pg-shared-state.js';
+import { PostgresSharedState, releaseHolder } from '../storage/postgres/pg-shared-state.js';
 import { PostgresMailStore } from '../storage/postgres/pg-store.js';
 import type { SharedSettings, SharedState } from '../shared/shared-state.js';
 import { CliError } from './common.js';
@@ -257,6 +257,12 @@ export async function createClusterState(config: Config, local: SharedState, set
 export function createPollState(config: Config, refresh = false): PollStore {
   if (config.auth.directory === 'postgres') return new PostgresPollState(postgresPool(config));
   return new PollState(config.policy.state_dir, { refresh });
+}
+
+/** R-X17: a dead worker's holder (session slots, claims) given back at once; never rejects. */
+export async function releaseClusterHolder(config: Config, holder: string): Promise<void> {
+  if (config.storage.backend !== 'postgres') return;
+  await releaseHolder(postgresPool(config), holder).catch(() => undefined);
 }
 
 /**

@@ -31,7 +31,7 @@ import { PrimaryChannel, SharedStateHost } from '../shared/ipc-host.js';
 import type { SharedSettings } from '../shared/shared-state.js';
 import type { MailStore } from '../storage/mail-store.js';
 import { CliError } from './common.js';
-import { closePostgres, createPolicies, createSweeper, defaultsFrom, type Directory } from './compose.js';
+import { closePostgres, createPolicies, releaseClusterHolder, createSweeper, defaultsFrom, type Directory } from './compose.js';
 import { startAdmin, type AdminListener } from './serve-admin.js';
 import { operationsOptions, startOperations } from './serve-operations.js';
 
@@ -73,6 +73,8 @@ export async function runPrimary(opts: {
 
   const live = new Map<number, Worker>();
   const ready = new Set<number>();
+  /** R-X17: each worker's holder id in the cluster's shared state (PostgreSQL), by worker id. */
+  const holders = new Map<number, string>();
   let restarts = 0;
   let stopping = false;
   let started = false;
@@ -86,6 +88,8 @@ export async function runPrimary(opts: {
     if (t === 'hi') w.send({ t: 'hello', key: state.key.toString('hex') });
     else if (t === 'ready') {
       ready.add(w.id);
+      const holder = (m as { holder?: unknown }).holder;
+      if (typeof holder === 'string') holders.set(w.id, holder);
       logger.info({ event: 'worker_ready', workerId: w.id, pid: w.process.pid }, 'worker ready');
       // A replacement started from the file; a reload since then is sent to it again.
       if (lastReload !== undefined) void channel.request(w, 'reload', lastReload, REQUEST_TIMEOUT_MS).catch(() => undefined);
@@ -107,6 +111,10 @@ export async function runPrimary(opts: {
     live.delete(w.id);
     ready.delete(w.id);
     const released = host.releaseWorker(w.id);
+    const holder = holders.get(w.id);
+    holders.delete(w.id);
+    // Its cluster-wide session slots and claims now, not at the end of its lease.
+    if (holder !== undefined) void releaseClusterHolder(config, holder);
     for (const f of allExited) if (live.size === 0) f();
     const clean = code === 0 && signal === null;
     if (stopping || clean) {

@@ -203,7 +203,8 @@ async function serve(config: Config, logger: Logger, reloadConfig?: () => Config
         worker.shared.close();
         stop('disconnect');
       });
-      process.send?.({ t: 'ready' });
+      // R-X17: the primary gives back this worker's cluster-wide slots at once if it dies (holder).
+      process.send?.({ t: 'ready', ...(clusterState === undefined ? {} : { holder: clusterState.holder }) });
     }
   });
 }

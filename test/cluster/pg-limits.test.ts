@@ -34,8 +34,8 @@ describe('R-X17 limits across nodes on one PostgreSQL', { skip: needPostgres() }
     'pop3.max_connections_per_user=1', 'auth.failure_delay=100', 'auth.failure_delay_max=10000',
     'retention.sweep_interval=1', 'retention.unretrieved_days=30',
   ];
-  const node = async (workers?: number): Promise<PoplarProcess> => {
-    const n = await startPoplar({ users: USERS, overrides: settings(), ...(workers === undefined ? {} : { workers }) });
+  const node = async (workers?: number, extra: readonly string[] = []): Promise<PoplarProcess> => {
+    const n = await startPoplar({ users: USERS, overrides: [...settings(), ...extra], ...(workers === undefined ? {} : { workers }) });
     nodes.push(n);
     return n;
   };
@@ -126,6 +126,25 @@ describe('R-X17 limits across nodes on one PostgreSQL', { skip: needPostgres() }
     assert.ok(waited >= ((LEASE_S * 2) / 3) * 1000 - 500, `not before the lease could lapse (${waited} ms)`);
     assert.ok(waited <= (LEASE_S + 2) * 1000, `within the lease (${waited} ms)`);
     await waitFor(() => [a, b].some((n, i) => n.events('retention_swept').length > sweptBefore[i]!), (LEASE_S + 5) * 1000, 'A or B sweeps');
+  });
+
+  it('R-X17 R-X16 a worker killed with SIGKILL: the primary gives its user\'s slot back at once, not after the lease (30 s here)', async () => {
+    const w = await node(2, ['postgres.lease_seconds=30']);
+    const held = await connect(w);
+    assert.match(await held.login('carol', USERS.carol), /^\+OK/);
+    await waitFor(() => w.events('login').some((e) => e['user'] === 'carol'), 5000, 'the login logged');
+    const workerId = w.events('login').filter((e) => e['user'] === 'carol').at(-1)!['worker'];
+    const pid = w.events('worker_ready').find((e) => e['workerId'] === workerId)!['pid'] as number;
+    const died = Date.now();
+    process.kill(pid, 'SIGKILL');
+    await held.closed();
+    await waitFor(async () => {
+      const cl = await connect(w);
+      const reply = await cl.login('carol', USERS.carol);
+      if (reply.startsWith('+OK')) await cl.cmd('QUIT');
+      return reply.startsWith('+OK');
+    }, 10_000, 'carol admitted again on the node');
+    assert.ok(Date.now() - died < 10_000, `admitted ${Date.now() - died} ms after the worker died`);
   });
 
   it('R-X17 R-X16 the database down: a login fails closed with -ERR [SYS/TEMP], a wrong password too (never checked without the penalty)', async () => {

@@ -67,6 +67,14 @@ export async function sharedKey(sql: Sql): Promise<Buffer> {
   return row.key;
 }
 
+/**
+ * Removes a holder and everything it held (its sessions, its claims): a primary does this for a
+ * worker that died, which otherwise would keep its users' slots until its lease lapsed.
+ */
+export async function releaseHolder(sql: Sql, holder: string): Promise<void> {
+  await sql`DELETE FROM shared_holders WHERE id = ${holder}`;
+}
+
 export class PostgresSharedState implements SharedState {
   /** This process's holder id (its row in shared_holders). */
   readonly holder = randomUUID();
