@@ -147,6 +147,20 @@ describe('R-X17 limits across nodes on one PostgreSQL', { skip: needPostgres() }
     assert.ok(Date.now() - died < 10_000, `admitted ${Date.now() - died} ms after the worker died`);
   });
 
+  it('R-X17 R-X21 with workers, the primary\'s admin API shows the cluster\'s penalty: a failure on node A and one on node W give ghost 200 ms', async () => {
+    const w = await node(2, ['admin.listen=127.0.0.1:0']);
+    await waitFor(() => w.events('listening').some((e) => e['protocol'] === 'http'), 10_000, 'admin listening');
+    const port = w.events('listening').find((e) => e['protocol'] === 'http')!['port'] as number;
+    const token = (await w.cli(['admin', 'token'])).stdout.trim();
+    assert.match(await (await connect(a, '127.0.0.4')).login('ghost', 'wrong-a'), /^-ERR \[AUTH\]/);
+    assert.match(await (await connect(w, '127.0.0.4')).login('ghost', 'wrong-w'), /^-ERR \[AUTH\]/);
+    await waitFor(() => w.events('auth_failed').some((e) => e['user'] === 'ghost'), 5000, 'the failure on W logged');
+    const r = await fetch(`http://127.0.0.1:${port}/api/v1/failed-logins/by-user`, { headers: { authorization: `Bearer ${token}` } });
+    assert.equal(r.status, 200);
+    const ghost = ((await r.json()) as { items: Array<Record<string, unknown>> }).items.find((o) => o['key'] === 'ghost');
+    assert.equal(ghost?.['penaltyMs'], 200, 'two failures (one per node) double the delay');
+  });
+
   it('R-X17 R-X16 the database down: a login fails closed with -ERR [SYS/TEMP], a wrong password too (never checked without the penalty)', async () => {
     await pg.kill();
     try {
