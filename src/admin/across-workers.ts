@@ -94,8 +94,8 @@ export function acrossWorkersSessions(ask: AskWorkers, timeoutMs: number, now: (
 export function acrossWorkersFailures(
   ask: AskWorkers,
   opts: {
-    /** The delay the next failure of this address or user gets now, from the primary's shared state, ms. */
-    readonly delayMs: (kind: 'address' | 'user', key: string, now: number) => number;
+    /** The delay the next failure of this address or user gets now, from the primary's shared state (or the database's, R-X17), ms. */
+    readonly delayMs: (kind: 'address' | 'user', key: string, now: number) => number | Promise<number>;
     /** `auth.failure_window` now, ms (it follows a reload). */
     readonly windowMs: () => number;
     readonly now?: () => number;
@@ -117,7 +117,7 @@ export function acrossWorkersFailures(
     recent,
     async penalty(kind, key): Promise<Penalty | undefined> {
       const t = now();
-      const delayMs = opts.delayMs(kind, key, t);
+      const delayMs = await opts.delayMs(kind, key, t);
       const failures = countRecentFailures(await recent(), kind, key, t, opts.windowMs());
       return delayMs === 0 && failures === 0 ? undefined : { failures, delayMs };
     },

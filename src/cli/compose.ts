@@ -34,7 +34,10 @@ import { MaildirStore } from '../storage/maildir/maildir-store.js';
 import { MemoryMailStore } from '../storage/memory/memory-store.js';
 import { connectPostgres, type PostgresOptions, type Sql } from '../storage/postgres/client.js';
 import { checkSchema } from '../storage/postgres/migrate.js';
+import { ClusterLease } from '../storage/postgres/pg-lease.js';
+import { PostgresSharedState, releaseHolder } from '../storage/postgres/pg-shared-state.js';
 import { PostgresMailStore } from '../storage/postgres/pg-store.js';
+import type { SharedSettings, SharedState } from '../shared/shared-state.js';
 import { CliError } from './common.js';
 
 /** The host name of greetings, trace headers and quota warnings (`pop3.hostname`, else the system's). */
@@ -228,7 +231,22 @@ export function createSweeper(
     mailboxes: () => allMailboxes(directory),
     logger,
     ...(now === undefined ? {} : { now }),
+    // R-X17: one scheduled sweeper at a time among the nodes on one database.
+    ...(store instanceof PostgresMailStore ? { lease: new ClusterLease(store.sql, 'retention-sweeper', config.postgres.lease_seconds) } : {}),
   });
+}
+
+/**
+ * R-X17: with `storage.backend = "postgres"`, the shared state across the nodes on the database
+ * (storage/postgres/pg-shared-state.ts) over `local`, which keeps the node's own parts (connection
+ * caps, login cache); otherwise undefined (the node's state is the whole state).
+ */
+export async function createClusterState(config: Config, local: SharedState, settings: SharedSettings): Promise<PostgresSharedState | undefined> {
+  if (config.storage.backend !== 'postgres') return undefined;
+  return PostgresSharedState.open({ sql: postgresPool(config), local, leaseSeconds: config.postgres.lease_seconds, settings })
+    .catch((err: unknown) => {
+      throw new CliError(`cannot use the database for the shared state: ${(err as Error).message}`);
+    });
 }
 
 /**
@@ -239,6 +257,12 @@ export function createSweeper(
 export function createPollState(config: Config, refresh = false): PollStore {
   if (config.auth.directory === 'postgres') return new PostgresPollState(postgresPool(config));
   return new PollState(config.policy.state_dir, { refresh });
+}
+
+/** R-X17: a dead worker's holder (session slots, claims) given back at once; never rejects. */
+export async function releaseClusterHolder(config: Config, holder: string): Promise<void> {
+  if (config.storage.backend !== 'postgres') return;
+  await releaseHolder(postgresPool(config), holder).catch(() => undefined);
 }
 
 /**

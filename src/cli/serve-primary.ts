@@ -31,7 +31,7 @@ import { PrimaryChannel, SharedStateHost } from '../shared/ipc-host.js';
 import type { SharedSettings } from '../shared/shared-state.js';
 import type { MailStore } from '../storage/mail-store.js';
 import { CliError } from './common.js';
-import { closePostgres, createPolicies, createSweeper, defaultsFrom, type Directory } from './compose.js';
+import { closePostgres, createClusterState, createPolicies, releaseClusterHolder, createSweeper, defaultsFrom, type Directory } from './compose.js';
 import { startAdmin, type AdminListener } from './serve-admin.js';
 import { operationsOptions, startOperations } from './serve-operations.js';
 
@@ -60,6 +60,8 @@ export async function runPrimary(opts: {
   const { config, logger, store } = opts;
   const state = new LocalSharedState(sharedSettings(config));
   const host = new SharedStateHost(state);
+  // R-X17: on PostgreSQL the workers' penalties are the database's; the admin API reads them there.
+  const clusterState = await createClusterState(config, state, sharedSettings(config));
   const channel = new PrimaryChannel();
   if (process.env['NODE_CLUSTER_SCHED_POLICY'] === undefined) cluster.schedulingPolicy = cluster.SCHED_NONE;
   cluster.setupPrimary({ serialization: 'advanced' });
@@ -73,6 +75,8 @@ export async function runPrimary(opts: {
 
   const live = new Map<number, Worker>();
   const ready = new Set<number>();
+  /** R-X17: each worker's holder id in the cluster's shared state (PostgreSQL), by worker id. */
+  const holders = new Map<number, string>();
   let restarts = 0;
   let stopping = false;
   let started = false;
@@ -86,6 +90,8 @@ export async function runPrimary(opts: {
     if (t === 'hi') w.send({ t: 'hello', key: state.key.toString('hex') });
     else if (t === 'ready') {
       ready.add(w.id);
+      const holder = (m as { holder?: unknown }).holder;
+      if (typeof holder === 'string') holders.set(w.id, holder);
       logger.info({ event: 'worker_ready', workerId: w.id, pid: w.process.pid }, 'worker ready');
       // A replacement started from the file; a reload since then is sent to it again.
       if (lastReload !== undefined) void channel.request(w, 'reload', lastReload, REQUEST_TIMEOUT_MS).catch(() => undefined);
@@ -107,6 +113,10 @@ export async function runPrimary(opts: {
     live.delete(w.id);
     ready.delete(w.id);
     const released = host.releaseWorker(w.id);
+    const holder = holders.get(w.id);
+    holders.delete(w.id);
+    // Its cluster-wide session slots and claims now, not at the end of its lease.
+    if (holder !== undefined) void releaseClusterHolder(config, holder);
     for (const f of allExited) if (live.size === 0) f();
     const clean = code === 0 && signal === null;
     if (stopping || clean) {
@@ -220,6 +230,7 @@ export async function runPrimary(opts: {
     },
     apply: (next) => {
       state.configure(sharedSettings(next));
+      clusterState?.configure(sharedSettings(next));
       failureWindowMs = next.auth.failure_window * 1000;
       policy.setDefaults(defaultsFrom(next));
       logger.level = next.log.level;
@@ -242,7 +253,10 @@ export async function runPrimary(opts: {
         sessions: acrossWorkersSessions(ask, ADMIN_REQUEST_TIMEOUT_MS),
         failures: acrossWorkersFailures(ask, {
           // The primary's counters are the ones every worker's delay is read from.
-          delayMs: (kind, key, now) => (kind === 'address' ? state.penaltyNowSync(key, undefined, now) : state.penaltyNowSync('', key, now)),
+          delayMs: (kind, key, now) => {
+            if (clusterState !== undefined) return clusterState.penaltyNow(kind === 'address' ? key : '', kind === 'user' ? key : undefined, now);
+            return kind === 'address' ? state.penaltyNowSync(key, undefined, now) : state.penaltyNowSync('', key, now);
+          },
           windowMs: () => failureWindowMs,
         }),
         activity: acrossWorkersActivity(ask),
@@ -256,7 +270,7 @@ export async function runPrimary(opts: {
     stopping = true;
     await stopWorkers();
     await Promise.all([sweeper.stop(), operations.stop()]);
-    await Promise.all([store.close(), opts.directory.close?.()]);
+    await Promise.all([store.close(), opts.directory.close?.(), clusterState?.close()]);
     await closePostgres();
     process.off('SIGINT', onInt);
     process.off('SIGTERM', onTerm);
@@ -270,7 +284,7 @@ export async function runPrimary(opts: {
       logger.info({ event: 'shutdown', signal, sessions: state.connections, workers: live.size }, 'shutting down');
       void Promise.all([stopWorkers(), admin?.close()])
         .then(() => Promise.all([sweeper.stop(), operations.stop()]))
-        .then(() => Promise.all([store.close(), opts.directory.close?.()]))
+        .then(() => Promise.all([store.close(), opts.directory.close?.(), clusterState?.close()]))
         .then(() => closePostgres())
         .catch((err: unknown) => logger.error({ err }, 'shutdown failed'))
         .finally(resolve);

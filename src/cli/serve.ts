@@ -25,7 +25,7 @@ import { startServer, type PoplarServer } from '../server.js';
 import type { SessionSettings } from '../session/context.js';
 import type { MailStore } from '../storage/mail-store.js';
 import {
-  checkDatabase, closePostgres, createAgent, createGssapi, createPolicies, createPollState, createStore, createSweeper, defaultsFrom,
+  checkDatabase, closePostgres, createAgent, createClusterState, createGssapi, createPolicies, createPollState, createStore, createSweeper, defaultsFrom,
   loadSecurity, loadServerSecret, openDirectory, serverHostname, storeReady, type Directory, type SecurityReload,
 } from './compose.js';
 import { acquirePidFile } from './serve-pidfile.js';
@@ -33,7 +33,8 @@ import { startAdmin } from './serve-admin.js';
 import { operationsOptions, startOperations, type Operations } from './serve-operations.js';
 import { Metrics } from '../observability/metrics.js';
 import type { IpcSharedState } from '../shared/ipc-client.js';
-import { runPrimary } from './serve-primary.js';
+import { LocalSharedState } from '../shared/local-state.js';
+import { runPrimary, sharedSettings } from './serve-primary.js';
 import { connectWorker } from './serve-worker.js';
 
 export function sessionSettings(config: Config): SessionSettings {
@@ -116,6 +117,10 @@ async function serve(config: Config, logger: Logger, reloadConfig?: () => Config
 
   const security = await loadSecurity(config, logger);
   const policy = createPolicies(config, directory);
+  // R-X17: on PostgreSQL the per-user cap and the failed-login counters are the cluster's; each
+  // process (a worker too) asks the database itself, the node's own caps and cache stay local.
+  const clusterState = await createClusterState(config, worker?.shared ?? new LocalSharedState(sharedSettings(config)), sharedSettings(config));
+  const sharedState = clusterState ?? worker?.shared;
   const server = await startServer({
     ...operationsOptions(config),
     listen: config.pop3.listen.map(parseListen),
@@ -131,7 +136,8 @@ async function serve(config: Config, logger: Logger, reloadConfig?: () => Config
     policy,
     pollState: createPollState(config, worker !== undefined),
     serverSecret: await loadServerSecret(config.server.data_dir),
-    ...(worker === undefined ? {} : { sharedState: worker.shared, sessionIdPrefix: sessionIdPrefix(worker.id) }),
+    ...(sharedState === undefined ? {} : { sharedState }),
+    ...(worker === undefined ? {} : { sessionIdPrefix: sessionIdPrefix(worker.id) }),
   });
   const lmtp = new LmtpListener(createAgent(config, store, directory, logger, policy), {
     hostname: serverHostname(config),
@@ -153,6 +159,7 @@ async function serve(config: Config, logger: Logger, reloadConfig?: () => Config
   sweeper?.start(sweepInterval * 1000);
   const applyToServer = (next: Config, tokens: SecurityReload['tokens']): void => {
     server.update(sessionSettings(next), { ...operationsOptions(next), ...(tokens === undefined ? {} : { tokens }) });
+    clusterState?.configure(sharedSettings(next));
     policy.setDefaults(defaultsFrom(next));
     logger.level = next.log.level;
   };
@@ -181,7 +188,7 @@ async function serve(config: Config, logger: Logger, reloadConfig?: () => Config
     const stop = (signal: string): void => {
       logger.info({ event: 'shutdown', signal, sessions: server.sessionCount }, 'shutting down');
       void Promise.all([server.close(), lmtp.close(), sweeper?.stop(), operations.stop(), admin?.close()])
-        .then(() => Promise.all([store.close(), directory.close?.()]))
+        .then(() => Promise.all([store.close(), directory.close?.(), clusterState?.close()]))
         .then(() => closePostgres())
         .catch((err: unknown) => logger.error({ err }, 'shutdown failed'))
         .finally(resolve);
@@ -196,7 +203,8 @@ async function serve(config: Config, logger: Logger, reloadConfig?: () => Config
         worker.shared.close();
         stop('disconnect');
       });
-      process.send?.({ t: 'ready' });
+      // R-X17: the primary gives back this worker's cluster-wide slots at once if it dies (holder).
+      process.send?.({ t: 'ready', ...(clusterState === undefined ? {} : { holder: clusterState.holder }) });
     }
   });
 }

@@ -41,6 +41,17 @@ export interface SweeperOptions {
   readonly logger: Logger;
   /** The clock, in ms since the epoch (tests move it; nothing here sleeps). */
   readonly now?: () => number;
+  /**
+   * R-X17: with several nodes on one database, the role of scheduled sweeper (pg-lease.ts): a run
+   * starts only while `take` says this process holds it; `release` at stop. Default: always this one.
+   */
+  readonly lease?: SweepLease;
+}
+
+/** The scheduled sweeper's role across processes (storage/postgres/pg-lease.ts ClusterLease). */
+export interface SweepLease {
+  take(): Promise<boolean>;
+  release(): Promise<void>;
 }
 
 export class RetentionSweeper {
@@ -88,14 +99,25 @@ export class RetentionSweeper {
     if (intervalMs <= 0) return;
     this.timer = setInterval(() => {
       if (this.running !== undefined) return;
-      this.running = this.sweep().finally(() => (this.running = undefined));
+      this.running = this.scheduled().finally(() => (this.running = undefined));
     }, intervalMs);
     this.timer.unref();
   }
 
-  /** Stops the schedule and waits for a run in progress. */
+  /** One scheduled run, if this process holds the sweeper's role; logged with what it did. */
+  private async scheduled(): Promise<void> {
+    if (this.opts.lease !== undefined && !(await this.opts.lease.take())) return;
+    const results = await this.sweep();
+    this.opts.logger.info(
+      { event: 'retention_swept', maildrops: results.length, removed: results.reduce((n, r) => n + r.removed.length, 0) },
+      'retention sweep done',
+    );
+  }
+
+  /** Stops the schedule, waits for a run in progress and gives up the sweeper's role. */
   async stop(): Promise<void> {
     if (this.timer !== undefined) clearInterval(this.timer);
     await this.running;
+    await this.opts.lease?.release();
   }
 }

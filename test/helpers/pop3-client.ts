@@ -63,8 +63,9 @@ export class Pop3Client {
     return secure;
   }
 
-  static async connect(port: number, host = '127.0.0.1'): Promise<Pop3Client> {
-    const socket = connect({ port, host });
+  /** `localAddress`: the address to connect from (another loopback address, 127.0.0.2, for a second client address). */
+  static async connect(port: number, host = '127.0.0.1', localAddress?: string): Promise<Pop3Client> {
+    const socket = connect({ port, host, ...(localAddress === undefined ? {} : { localAddress }) });
     await once(socket, 'connect');
     const c = new Pop3Client(socket);
     await c.greeting;
