@@ -8,7 +8,7 @@ import type { Readable } from 'node:stream';
 import { StorageError } from '../../errors.js';
 import { readableOf, type CommitChanges, type MaildropSnapshot, type MessageInfo, type MessageSource } from '../mail-store.js';
 import { MessageList } from '../message-list.js';
-import { BodySource, removeMessages } from './pg-bodies.js';
+import { BodySource, CHUNKS_PER_FETCH, removeMessages, type ChunkRow } from './pg-bodies.js';
 import type { Sql, TransactionSql } from './client.js';
 
 /** What a snapshot needs of its store. */
@@ -22,42 +22,91 @@ export interface SnapshotHost {
   releaseClaim(token: string): Promise<void>;
 }
 
+/** Octets per message in loadListing's packed column: uid (int8), size (int8), seen (one octet). */
+const PACKED = 17;
+
+/**
+ * The listing of a maildrop (messages not hidden, ascending uid) as a compact MessageList
+ * (R-X9, R-S4), built from one row: the database packs every message's uid, size and seen mark
+ * into one bytea (17 octets per message, sent in binary), and the carried-over UIDLs (R-X11) into
+ * one text of `uid uidl` pairs, NULL when there are none. No row object per message: 1M messages
+ * cost 17 MB of typed arrays (and the packed column while it is read), not a million objects.
+ */
+export async function loadListing(tx: TransactionSql, maildropId: number): Promise<MessageList> {
+  const [row] = await tx<{ packed: Buffer; uidls: string | null }[]>`
+    SELECT coalesce(string_agg(int8send(uid) || int8send(size)
+             || decode(CASE WHEN retrieved_at IS NULL THEN '00' ELSE '01' END, 'hex'), ''::bytea ORDER BY uid), ''::bytea) AS packed,
+           string_agg(uid::text || ' ' || uidl, ' ') FILTER (WHERE uidl IS NOT NULL) AS uidls
+    FROM messages WHERE maildrop_id = ${maildropId} AND hidden_at IS NULL`;
+  const packed = row?.packed ?? Buffer.alloc(0);
+  const n = packed.length / PACKED;
+  if (!Number.isInteger(n)) throw new StorageError('IO', `database: listing of ${packed.length} octets is not ${PACKED} per message`);
+  const uids = new Float64Array(n);
+  const sizes = new Float64Array(n);
+  const flags = new Uint8Array(n);
+  for (let i = 0, at = 0; i < n; i++, at += PACKED) {
+    uids[i] = packed.readUInt32BE(at) * 2 ** 32 + packed.readUInt32BE(at + 4);
+    sizes[i] = packed.readUInt32BE(at + 8) * 2 ** 32 + packed.readUInt32BE(at + 12);
+    flags[i] = packed[at + 16]!;
+  }
+  let uidls: Map<number, string> | undefined;
+  const list = (l: Map<number, string> | undefined): MessageList => MessageList.ofUids(uids, sizes, flags, l);
+  if (row?.uidls === null || row?.uidls === undefined) return list(undefined);
+  const byUid = list(undefined);
+  const words = row.uidls.split(' ');
+  for (let k = 0; k + 1 < words.length; k += 2) {
+    const i = byUid.indexOf(words[k]!);
+    if (i >= 0) (uidls ??= new Map()).set(i, words[k + 1]!);
+  }
+  return list(uidls);
+}
+
 export class PostgresSnapshot implements MaildropSnapshot {
   private released = false;
-  private readonly ids: ReadonlySet<string>;
-  /** The compact listing sessions read (STAT, LIST, UIDL). */
-  readonly list: MessageList;
+  private objects: readonly MessageInfo[] | undefined;
 
   constructor(
     private readonly host: SnapshotHost,
     readonly mailbox: string,
     private readonly maildropId: number,
     private readonly claim: string,
-    readonly messages: readonly MessageInfo[],
-  ) {
-    this.ids = new Set(messages.map((m) => m.id));
-    this.list = MessageList.from(messages);
+    /** The compact listing sessions read (STAT, LIST, UIDL). */
+    readonly list: MessageList,
+  ) {}
+
+  /** The listing as objects, made at the first use (tools and tests). */
+  get messages(): readonly MessageInfo[] {
+    return (this.objects ??= Object.freeze(this.list.toArray()));
   }
 
   async read(id: string): Promise<Readable> {
     return readableOf(await this.open(id));
   }
 
-  async open(id: string): Promise<MessageSource> {
+  /**
+   * One query brings the message's head, its body's size and the body's first CHUNKS_PER_FETCH
+   * chunks (the whole of a message up to ~1 MiB); BodySource fetches the rest.
+   */
+  async open(id: string, at?: number): Promise<MessageSource> {
     this.checkLive();
-    if (!this.ids.has(id)) throw new StorageError('MESSAGE_GONE', `message ${id} is not in this session's list`);
+    if (this.list.indexOf(id, at) < 0) throw new StorageError('MESSAGE_GONE', `message ${id} is not in this session's list`);
     const uid = Number(id);
-    const [row] = await this.host.query((sql) => sql<{ head: Buffer; body_id: number; chunks: number }[]>`
-      SELECT m.head, m.body_id, (SELECT count(*) FROM body_chunks c WHERE c.body_id = m.body_id)::int AS chunks
-      FROM messages m WHERE m.maildrop_id = ${this.maildropId} AND m.uid = ${uid}`);
-    if (row === undefined) throw new StorageError('MESSAGE_GONE', `message ${id} was removed by another session`);
-    return new BodySource(this.host.sql, row.head, row.body_id, row.chunks);
+    const rows = await this.host.query((sql) => sql<{ head: Buffer; body_id: number; octets: number; seq: number | null; data: Buffer | null }[]>`
+      SELECT m.head, m.body_id, b.octets, c.seq, c.data
+      FROM messages m JOIN bodies b ON b.id = m.body_id
+      LEFT JOIN LATERAL (SELECT seq, data FROM body_chunks WHERE body_id = m.body_id ORDER BY seq LIMIT ${CHUNKS_PER_FETCH}) c ON true
+      WHERE m.maildrop_id = ${this.maildropId} AND m.uid = ${uid} ORDER BY c.seq`);
+    const first = rows[0];
+    if (first === undefined) throw new StorageError('MESSAGE_GONE', `message ${id} was removed by another session`);
+    const chunks: ChunkRow[] = [];
+    for (const r of rows) if (r.seq !== null && r.data !== null) chunks.push({ seq: r.seq, data: r.data });
+    return new BodySource(this.host.sql, first.head, first.body_id, first.octets, chunks);
   }
 
   async commit(changes: CommitChanges): Promise<void> {
     this.checkLive();
     // Only what this session was shown: a later delivery is never touched (R-S11).
-    const mine = (ids: readonly string[] | undefined): number[] => [...new Set(ids ?? [])].filter((id) => this.ids.has(id)).map(Number);
+    const mine = (ids: readonly string[] | undefined): number[] => [...new Set(ids ?? [])].filter((id) => this.list.indexOf(id) >= 0).map(Number);
     const expunge = mine(changes.expunge);
     const seen = mine(changes.seen);
     const hide = mine(changes.hide);
