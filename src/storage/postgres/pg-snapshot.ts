@@ -22,43 +22,109 @@ export interface SnapshotHost {
   releaseClaim(token: string): Promise<void>;
 }
 
-/** Octets per message in loadListing's packed column: uid (int8), size (int8), seen (one octet). */
-const PACKED = 17;
+/** Messages per listing query: ~1.1 MB of packed columns per page. */
+export const LISTING_PAGE = 65536;
+const UNSEEN = Buffer.from([0]);
+const SEEN = Buffer.from([1]);
+
+interface Page {
+  uids: Float64Array;
+  sizes: Float64Array;
+  flags: Uint8Array;
+}
+
+interface PackedRow {
+  uids: Buffer | null;
+  sizes: Buffer | null;
+  seen: Buffer | null;
+  uidls: string | null;
+}
+
+/** A page's packed columns (int8 big-endian uids and sizes, one octet per seen mark) as typed arrays. */
+function unpack(row: PackedRow | undefined): Page {
+  const u = row?.uids ?? Buffer.alloc(0);
+  const z = row?.sizes ?? Buffer.alloc(0);
+  const f = row?.seen ?? Buffer.alloc(0);
+  const n = u.length / 8;
+  if (z.length !== u.length || f.length !== n) throw new StorageError('IO', 'database: listing columns of different lengths');
+  const page = { uids: new Float64Array(n), sizes: new Float64Array(n), flags: new Uint8Array(n) };
+  for (let i = 0, at = 0; i < n; i++, at += 8) {
+    page.uids[i] = u.readUInt32BE(at) * 2 ** 32 + u.readUInt32BE(at + 4);
+    page.sizes[i] = z.readUInt32BE(at) * 2 ** 32 + z.readUInt32BE(at + 4);
+    page.flags[i] = f[i]!;
+  }
+  return page;
+}
+
+/** The pages as one (the arrays of a single page as they are). */
+function join(pages: readonly Page[]): Page {
+  if (pages.length === 1) return pages[0]!;
+  const n = pages.reduce((sum, p) => sum + p.uids.length, 0);
+  const all = { uids: new Float64Array(n), sizes: new Float64Array(n), flags: new Uint8Array(n) };
+  let at = 0;
+  for (const p of pages) {
+    all.uids.set(p.uids, at);
+    all.sizes.set(p.sizes, at);
+    all.flags.set(p.flags, at);
+    at += p.uids.length;
+  }
+  return all;
+}
+
+/** Puts the listing in ascending uid order if the database handed it otherwise (it does not: the pages come from the primary key's order). */
+function ascending(p: Page): Page {
+  const n = p.uids.length;
+  let sorted = true;
+  for (let i = 1; i < n && sorted; i++) sorted = p.uids[i - 1]! < p.uids[i]!;
+  if (sorted) return p;
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => p.uids[a]! - p.uids[b]!);
+  return {
+    uids: Float64Array.from(order, (i) => p.uids[i]!),
+    sizes: Float64Array.from(order, (i) => p.sizes[i]!),
+    flags: Uint8Array.from(order, (i) => p.flags[i]!),
+  };
+}
 
 /**
  * The listing of a maildrop (messages not hidden, ascending uid) as a compact MessageList
- * (R-X9, R-S4), built from one row: the database packs every message's uid, size and seen mark
- * into one bytea (17 octets per message, sent in binary), and the carried-over UIDLs (R-X11) into
- * one text of `uid uidl` pairs, NULL when there are none. No row object per message: 1M messages
- * cost 17 MB of typed arrays (and the packed column while it is read), not a million objects.
+ * (R-X9, R-S4), read in pages of LISTING_PAGE messages by uid: the database packs each page's
+ * uids, sizes and seen marks into three bytea columns (8 + 8 + 1 octets per message, sent in
+ * binary) and its carried-over UIDLs (R-X11) into one text of `uid uidl` pairs, NULL when there
+ * are none. No row object per message: 1M messages cost 17 MB of typed arrays and one page
+ * (~1 MB) of packed columns at a time, not a million objects. One page for a maildrop of up to
+ * LISTING_PAGE messages: a login costs one query for the listing.
  */
 export async function loadListing(tx: TransactionSql, maildropId: number): Promise<MessageList> {
-  const [row] = await tx<{ packed: Buffer; uidls: string | null }[]>`
-    SELECT coalesce(string_agg(int8send(uid) || int8send(size)
-             || decode(CASE WHEN retrieved_at IS NULL THEN '00' ELSE '01' END, 'hex'), ''::bytea ORDER BY uid), ''::bytea) AS packed,
-           string_agg(uid::text || ' ' || uidl, ' ') FILTER (WHERE uidl IS NOT NULL) AS uidls
-    FROM messages WHERE maildrop_id = ${maildropId} AND hidden_at IS NULL`;
-  const packed = row?.packed ?? Buffer.alloc(0);
-  const n = packed.length / PACKED;
-  if (!Number.isInteger(n)) throw new StorageError('IO', `database: listing of ${packed.length} octets is not ${PACKED} per message`);
-  const uids = new Float64Array(n);
-  const sizes = new Float64Array(n);
-  const flags = new Uint8Array(n);
-  for (let i = 0, at = 0; i < n; i++, at += PACKED) {
-    uids[i] = packed.readUInt32BE(at) * 2 ** 32 + packed.readUInt32BE(at + 4);
-    sizes[i] = packed.readUInt32BE(at + 8) * 2 ** 32 + packed.readUInt32BE(at + 12);
-    flags[i] = packed[at + 16]!;
+  const pages: Page[] = [];
+  const uidlText: string[] = [];
+  for (let after = -1; ;) {
+    const [row] = await tx<PackedRow[]>`
+      SELECT string_agg(int8send(uid), ''::bytea) AS uids, string_agg(int8send(size), ''::bytea) AS sizes,
+             string_agg(CASE WHEN retrieved_at IS NULL THEN ${UNSEEN}::bytea ELSE ${SEEN}::bytea END, ''::bytea) AS seen,
+             string_agg(uid::text || ' ' || uidl, ' ') FILTER (WHERE uidl IS NOT NULL) AS uidls
+      FROM (SELECT uid, size, retrieved_at, uidl FROM messages
+            WHERE maildrop_id = ${maildropId} AND hidden_at IS NULL AND uid > ${after}
+            ORDER BY uid LIMIT ${LISTING_PAGE}) AS page`;
+    const page = unpack(row);
+    pages.push(page);
+    if (row?.uidls !== null && row?.uidls !== undefined) uidlText.push(row.uidls);
+    const n = page.uids.length;
+    if (n < LISTING_PAGE) break;
+    // The page is the LISTING_PAGE lowest uids above `after`, whatever order the rows came in.
+    for (let i = 0; i < n; i++) after = Math.max(after, page.uids[i]!);
   }
-  let uidls: Map<number, string> | undefined;
-  const list = (l: Map<number, string> | undefined): MessageList => MessageList.ofUids(uids, sizes, flags, l);
-  if (row?.uidls === null || row?.uidls === undefined) return list(undefined);
-  const byUid = list(undefined);
-  const words = row.uidls.split(' ');
-  for (let k = 0; k + 1 < words.length; k += 2) {
-    const i = byUid.indexOf(words[k]!);
-    if (i >= 0) (uidls ??= new Map()).set(i, words[k + 1]!);
+  const all = ascending(join(pages));
+  const byUid = MessageList.ofUids(all.uids, all.sizes, all.flags, undefined);
+  if (uidlText.length === 0) return byUid;
+  const uidls = new Map<number, string>();
+  for (const text of uidlText) {
+    const words = text.split(' ');
+    for (let k = 0; k + 1 < words.length; k += 2) {
+      const i = byUid.indexOf(words[k]!);
+      if (i >= 0) uidls.set(i, words[k + 1]!);
+    }
   }
-  return list(uidls);
+  return MessageList.ofUids(all.uids, all.sizes, all.flags, uidls);
 }
 
 export class PostgresSnapshot implements MaildropSnapshot {
