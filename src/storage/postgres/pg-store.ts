@@ -126,14 +126,21 @@ export class PostgresMailStore implements MailStore, SnapshotHost {
     const token = randomUUID();
     const { id, list } = await this.tx(async (tx) => {
       const id = await this.lockMaildrop(tx, mailbox, opts.exclusive ? 'update' : 'share', true);
-      await tx`DELETE FROM maildrop_claims WHERE maildrop_id = ${id} AND expires_at < now()`;
-      const held = await tx<{ exclusive: boolean }[]>`SELECT exclusive FROM maildrop_claims WHERE maildrop_id = ${id}`;
+      // Statements sent together are pipelined on the transaction's connection: a login costs
+      // four round trips (lock, claims, claim + listing, commit) for a maildrop of up to LISTING_PAGE messages.
+      const [, held] = await Promise.all([
+        tx`DELETE FROM maildrop_claims WHERE maildrop_id = ${id} AND expires_at < now()`,
+        tx<{ exclusive: boolean }[]>`SELECT exclusive FROM maildrop_claims WHERE maildrop_id = ${id} AND expires_at >= now()`,
+      ]);
       if (held.some((c) => c.exclusive) || (opts.exclusive && held.length > 0)) {
         throw new StorageError('MAILBOX_LOCKED', `mailbox ${mailbox} is in use`);
       }
-      await tx`INSERT INTO maildrop_claims (token, maildrop_id, exclusive, node, expires_at)
-        VALUES (${token}, ${id}, ${opts.exclusive}, ${this.node}, now() + make_interval(secs => ${this.leaseSeconds}))`;
-      return { id, list: await loadListing(tx, id) };
+      const [, list] = await Promise.all([
+        tx`INSERT INTO maildrop_claims (token, maildrop_id, exclusive, node, expires_at)
+          VALUES (${token}, ${id}, ${opts.exclusive}, ${this.node}, now() + make_interval(secs => ${this.leaseSeconds}))`,
+        loadListing(tx, id),
+      ]);
+      return { id, list };
     });
     this.claims.add(token);
     this.renewLater();
