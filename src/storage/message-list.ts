@@ -1,7 +1,8 @@
 /**
  * The messages of a snapshot (R-S3) in a compact, immutable form (R-X9 bounded memory, R-S4
  * sizes stored once): uids and sizes in typed arrays, the seen mark in one octet, a reference to
- * each storage id string (the backend's own string: Maildir shares its uidlist's), and the
+ * each storage id string (the backend's own string: Maildir shares its uidlist's; none where the
+ * id is the uid as text, PostgreSQL's ofUids), and the
  * carried-over UIDLs (R-X11) in a sparse map, instead of one object per message. A maildrop's
  * list is built once and shared by every snapshot and session that sees the same listing.
  * Positions are snapshot indexes (message number − 1), ascending uid.
@@ -19,12 +20,21 @@ export class MessageList {
     private readonly uids: Float64Array,
     private readonly sizes: Float64Array,
     private readonly flags: Uint8Array,
-    private readonly ids: readonly string[],
+    /** The storage ids; undefined: each message's id is its uid as decimal text (ofUids). */
+    private readonly ids: readonly string[] | undefined,
     /** Position -> R-X11 carried-over UIDL; undefined when no message has one. */
     private readonly uidls: ReadonlyMap<number, string> | undefined,
   ) {}
 
   static readonly EMPTY = new MessageList(new Float64Array(0), new Float64Array(0), new Uint8Array(0), [], undefined);
+
+  /**
+   * A list whose storage ids are the uids as decimal text (PostgreSQL): no string per message,
+   * 17 octets per message (R-X9). `uids` ascending; takes ownership of the arrays.
+   */
+  static ofUids(uids: Float64Array, sizes: Float64Array, flags: Uint8Array, uidls: ReadonlyMap<number, string> | undefined): MessageList {
+    return new MessageList(uids, sizes, flags, undefined, uidls);
+  }
 
   /** A list of `infos` (ascending uid). */
   static from(infos: readonly MessageInfo[]): MessageList {
@@ -34,7 +44,7 @@ export class MessageList {
   }
 
   get length(): number {
-    return this.ids.length;
+    return this.uids.length;
   }
 
   uid(i: number): number {
@@ -51,7 +61,7 @@ export class MessageList {
   }
 
   id(i: number): string {
-    return this.ids[i]!;
+    return this.ids === undefined ? String(this.uids[i]!) : this.ids[i]!;
   }
 
   /** R-X11: the carried-over UIDL, undefined for mail poplar received itself. */
@@ -75,6 +85,7 @@ export class MessageList {
 
   /** The position of storage id `id`, or -1; `at`: where the caller expects it (checked first). */
   indexOf(id: string, at?: number): number {
+    if (this.ids === undefined) return this.indexOfUid(id, at);
     if (at !== undefined && this.ids[at] === id) return at;
     const index = (this.index ??= this.buildIndex());
     const mask = index.length - 1;
@@ -85,13 +96,31 @@ export class MessageList {
     }
   }
 
+  /** indexOf for a list of ofUids(): the id read as a uid, found by binary search. */
+  private indexOfUid(id: string, at?: number): number {
+    const uid = Number(id);
+    if (!Number.isSafeInteger(uid) || String(uid) !== id) return -1;
+    if (at !== undefined && this.uids[at] === uid) return at;
+    let lo = 0;
+    let hi = this.uids.length - 1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >>> 1;
+      const u = this.uids[mid]!;
+      if (u === uid) return mid;
+      if (u < uid) lo = mid + 1;
+      else hi = mid - 1;
+    }
+    return -1;
+  }
+
   private buildIndex(): Int32Array {
+    const ids = this.ids!;
     let cap = 8;
     while (cap < this.length * 2) cap *= 2;
     const index = new Int32Array(cap);
     const mask = cap - 1;
     for (let i = 0; i < this.length; i++) {
-      let slot = hash(this.ids[i]!) & mask;
+      let slot = hash(ids[i]!) & mask;
       while (index[slot] !== 0) slot = (slot + 1) & mask;
       index[slot] = i + 1;
     }
@@ -114,7 +143,7 @@ export class MessageListBuilder {
   }
 
   get length(): number {
-    return this.ids.length;
+    return this.uids.length;
   }
 
   add(uid: number, size: number, seen: boolean, id: string, uidl: string | undefined): void {

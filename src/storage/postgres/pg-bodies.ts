@@ -1,7 +1,8 @@
 /**
  * Message bodies in PostgreSQL (R-X18, R-X9): a body is stored once for every message with the
  * same octets, keyed by SHA-256, in rows of at most BODY_CHUNK octets (`body_chunks`), and read
- * back one row at a time, so RETR of a 50 MB message holds a chunk or two, never the message.
+ * back a few rows per query (BodySource), so RETR of a 50 MB message holds two batches of
+ * rows (~2 MiB), never the message.
  *
  * Reference rule, without a counter to keep: a body lives while a `messages` row names it.
  * - Attaching (a delivery): insert the body, or find it and take FOR KEY SHARE on its row (the
@@ -59,62 +60,114 @@ export async function removeMessages(tx: TransactionSql, maildropId: number, uid
   }
 }
 
+/** Chunks one query fetches (a RETR holds at most two such batches: the one sent, the next one). */
+export const CHUNKS_PER_FETCH = 4;
+
+/** Rows of `body_chunks` as a fetch returns them. */
+export interface ChunkRow {
+  seq: number;
+  data: Buffer;
+}
+
 /**
- * A message's octets: its own head, then its body's chunks, one row per next(), the following row
- * requested while the caller sends this one. A chunk missing (the body was removed with its last
- * message since the read began) fails MESSAGE_GONE.
+ * A message's octets: its own head, then its body's chunks, fetched CHUNKS_PER_FETCH rows per
+ * query (~1 MiB), the next batch requested as soon as the current one starts going out, so the
+ * database's round trip overlaps the sending and a RETR holds at most two batches, whatever the
+ * message's size (R-X9). Chunks already fetched are returned synchronously (no promise per
+ * chunk). `first`: the batch the opening query brought with the head (a message up to ~1 MiB
+ * costs that one query). The body ends when `octets` octets have come; a fetch that finds no
+ * row before that (the body was removed with its last message since the read began) fails
+ * MESSAGE_GONE.
  */
 export class BodySource implements MessageSource {
-  private seq = 0;
   private headDone: boolean;
-  private ahead: Promise<Buffer | undefined> | undefined;
+  private batch: Buffer[] = [];
+  private taken = 0;
+  /** The seq after the last fetched chunk. */
+  private nextSeq: number;
+  /** Body octets fetched so far. */
+  private fetched = 0;
+  private ahead: Promise<ChunkRow[]> | undefined;
   private closed = false;
 
   constructor(
     private readonly sql: Sql,
     private readonly head: Buffer,
     private readonly bodyId: number,
-    private readonly chunks: number,
+    private readonly octets: number,
+    first: readonly ChunkRow[],
   ) {
     this.headDone = head.length === 0;
+    this.nextSeq = 0;
+    this.accept(first);
   }
 
-  async next(): Promise<Buffer | undefined> {
+  next(): Buffer | undefined | Promise<Buffer | undefined> {
     if (this.closed) return undefined;
     if (!this.headDone) {
       this.headDone = true;
-      this.ahead = this.fetch(0);
       return this.head;
     }
-    if (this.seq >= this.chunks) {
+    if (this.taken < this.batch.length) return this.take();
+    if (this.fetched >= this.octets) {
       this.close();
       return undefined;
     }
-    const current = this.ahead ?? this.fetch(this.seq);
-    this.seq++;
-    this.ahead = this.seq < this.chunks ? this.fetch(this.seq) : undefined;
-    try {
-      const chunk = await current;
-      if (chunk === undefined) throw new StorageError('MESSAGE_GONE', 'the message was removed while it was read');
-      return chunk;
-    } catch (err) {
-      this.close();
-      throw err instanceof StorageError ? err : new StorageError('IO', `database: ${(err as Error).message}`, err);
-    }
+    return this.await();
   }
 
   close(): void {
     this.closed = true;
-    // A prefetched row nobody takes: its failure (the pool closing) is nobody's business.
+    this.batch = [];
+    // A prefetched batch nobody takes: its failure (the pool closing) is nobody's business.
     this.ahead?.catch(() => undefined);
     this.ahead = undefined;
   }
 
-  private fetch(seq: number): Promise<Buffer | undefined> {
-    if (seq >= this.chunks) return Promise.resolve(undefined);
-    const p = this.sql<{ data: Buffer }[]>`SELECT data FROM body_chunks WHERE body_id = ${this.bodyId} AND seq = ${seq}`
-      .then((rows) => rows[0]?.data);
+  /** The next chunk of the current batch; the first one taken starts the fetch of the next batch. */
+  private take(): Buffer {
+    const chunk = this.batch[this.taken]!;
+    this.batch[this.taken++] = EMPTY; // the batch does not keep what was handed out
+    if (this.ahead === undefined && this.fetched < this.octets) this.ahead = this.fetch();
+    return chunk;
+  }
+
+  private async await(): Promise<Buffer | undefined> {
+    const pending = this.ahead ?? this.fetch();
+    this.ahead = undefined;
+    let rows: ChunkRow[];
+    try {
+      rows = await pending;
+    } catch (err) {
+      this.close();
+      throw err instanceof StorageError ? err : new StorageError('IO', `database: ${(err as Error).message}`, err);
+    }
+    if (this.closed) return undefined;
+    this.accept(rows);
+    if (this.batch.length === 0) {
+      this.close();
+      throw new StorageError('MESSAGE_GONE', 'the message was removed while it was read');
+    }
+    return this.take();
+  }
+
+  private accept(rows: readonly ChunkRow[]): void {
+    this.batch = [];
+    this.taken = 0;
+    for (const r of rows) {
+      if (r.seq !== this.nextSeq) break; // a gap: the body is going; the next fetch finds out
+      this.batch.push(r.data);
+      this.fetched += r.data.length;
+      this.nextSeq++;
+    }
+  }
+
+  private fetch(): Promise<ChunkRow[]> {
+    const p = this.sql<ChunkRow[]>`SELECT seq, data FROM body_chunks
+      WHERE body_id = ${this.bodyId} AND seq >= ${this.nextSeq} ORDER BY seq LIMIT ${CHUNKS_PER_FETCH}`;
     p.catch(() => undefined); // awaited by next(); never an unhandled rejection meanwhile
     return p;
   }
 }
+
+const EMPTY = Buffer.alloc(0);

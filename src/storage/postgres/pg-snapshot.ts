@@ -8,7 +8,7 @@ import type { Readable } from 'node:stream';
 import { StorageError } from '../../errors.js';
 import { readableOf, type CommitChanges, type MaildropSnapshot, type MessageInfo, type MessageSource } from '../mail-store.js';
 import { MessageList } from '../message-list.js';
-import { BodySource, removeMessages } from './pg-bodies.js';
+import { BodySource, CHUNKS_PER_FETCH, removeMessages, type ChunkRow } from './pg-bodies.js';
 import type { Sql, TransactionSql } from './client.js';
 
 /** What a snapshot needs of its store. */
@@ -22,42 +22,157 @@ export interface SnapshotHost {
   releaseClaim(token: string): Promise<void>;
 }
 
+/** Messages per listing query: ~1.1 MB of packed columns per page. */
+export const LISTING_PAGE = 65536;
+const UNSEEN = Buffer.from([0]);
+const SEEN = Buffer.from([1]);
+
+interface Page {
+  uids: Float64Array;
+  sizes: Float64Array;
+  flags: Uint8Array;
+}
+
+interface PackedRow {
+  uids: Buffer | null;
+  sizes: Buffer | null;
+  seen: Buffer | null;
+  uidls: string | null;
+}
+
+/** A page's packed columns (int8 big-endian uids and sizes, one octet per seen mark) as typed arrays. */
+function unpack(row: PackedRow | undefined): Page {
+  const u = row?.uids ?? Buffer.alloc(0);
+  const z = row?.sizes ?? Buffer.alloc(0);
+  const f = row?.seen ?? Buffer.alloc(0);
+  const n = u.length / 8;
+  if (z.length !== u.length || f.length !== n) throw new StorageError('IO', 'database: listing columns of different lengths');
+  const page = { uids: new Float64Array(n), sizes: new Float64Array(n), flags: new Uint8Array(n) };
+  for (let i = 0, at = 0; i < n; i++, at += 8) {
+    page.uids[i] = u.readUInt32BE(at) * 2 ** 32 + u.readUInt32BE(at + 4);
+    page.sizes[i] = z.readUInt32BE(at) * 2 ** 32 + z.readUInt32BE(at + 4);
+    page.flags[i] = f[i]!;
+  }
+  return page;
+}
+
+/** The pages as one (the arrays of a single page as they are). */
+function join(pages: readonly Page[]): Page {
+  if (pages.length === 1) return pages[0]!;
+  const n = pages.reduce((sum, p) => sum + p.uids.length, 0);
+  const all = { uids: new Float64Array(n), sizes: new Float64Array(n), flags: new Uint8Array(n) };
+  let at = 0;
+  for (const p of pages) {
+    all.uids.set(p.uids, at);
+    all.sizes.set(p.sizes, at);
+    all.flags.set(p.flags, at);
+    at += p.uids.length;
+  }
+  return all;
+}
+
+/** Puts the listing in ascending uid order if the database handed it otherwise (it does not: the pages come from the primary key's order). */
+function ascending(p: Page): Page {
+  const n = p.uids.length;
+  let sorted = true;
+  for (let i = 1; i < n && sorted; i++) sorted = p.uids[i - 1]! < p.uids[i]!;
+  if (sorted) return p;
+  const order = Array.from({ length: n }, (_, i) => i).sort((a, b) => p.uids[a]! - p.uids[b]!);
+  return {
+    uids: Float64Array.from(order, (i) => p.uids[i]!),
+    sizes: Float64Array.from(order, (i) => p.sizes[i]!),
+    flags: Uint8Array.from(order, (i) => p.flags[i]!),
+  };
+}
+
+/**
+ * The listing of a maildrop (messages not hidden, ascending uid) as a compact MessageList
+ * (R-X9, R-S4), read in pages of LISTING_PAGE messages by uid: the database packs each page's
+ * uids, sizes and seen marks into three bytea columns (8 + 8 + 1 octets per message, sent in
+ * binary) and its carried-over UIDLs (R-X11) into one text of `uid uidl` pairs, NULL when there
+ * are none. No row object per message: 1M messages cost 17 MB of typed arrays and one page
+ * (~1 MB) of packed columns at a time, not a million objects. One page for a maildrop of up to
+ * LISTING_PAGE messages: a login costs one query for the listing.
+ */
+export async function loadListing(tx: TransactionSql, maildropId: number): Promise<MessageList> {
+  const pages: Page[] = [];
+  const uidlText: string[] = [];
+  for (let after = -1; ;) {
+    const [row] = await tx<PackedRow[]>`
+      SELECT string_agg(int8send(uid), ''::bytea) AS uids, string_agg(int8send(size), ''::bytea) AS sizes,
+             string_agg(CASE WHEN retrieved_at IS NULL THEN ${UNSEEN}::bytea ELSE ${SEEN}::bytea END, ''::bytea) AS seen,
+             string_agg(uid::text || ' ' || uidl, ' ') FILTER (WHERE uidl IS NOT NULL) AS uidls
+      FROM (SELECT uid, size, retrieved_at, uidl FROM messages
+            WHERE maildrop_id = ${maildropId} AND hidden_at IS NULL AND uid > ${after}
+            ORDER BY uid LIMIT ${LISTING_PAGE}) AS page`;
+    const page = unpack(row);
+    pages.push(page);
+    if (row?.uidls !== null && row?.uidls !== undefined) uidlText.push(row.uidls);
+    const n = page.uids.length;
+    if (n < LISTING_PAGE) break;
+    // The page is the LISTING_PAGE lowest uids above `after`, whatever order the rows came in.
+    for (let i = 0; i < n; i++) after = Math.max(after, page.uids[i]!);
+  }
+  const all = ascending(join(pages));
+  const byUid = MessageList.ofUids(all.uids, all.sizes, all.flags, undefined);
+  if (uidlText.length === 0) return byUid;
+  const uidls = new Map<number, string>();
+  for (const text of uidlText) {
+    const words = text.split(' ');
+    for (let k = 0; k + 1 < words.length; k += 2) {
+      const i = byUid.indexOf(words[k]!);
+      if (i >= 0) uidls.set(i, words[k + 1]!);
+    }
+  }
+  return MessageList.ofUids(all.uids, all.sizes, all.flags, uidls);
+}
+
 export class PostgresSnapshot implements MaildropSnapshot {
   private released = false;
-  private readonly ids: ReadonlySet<string>;
-  /** The compact listing sessions read (STAT, LIST, UIDL). */
-  readonly list: MessageList;
+  private objects: readonly MessageInfo[] | undefined;
 
   constructor(
     private readonly host: SnapshotHost,
     readonly mailbox: string,
     private readonly maildropId: number,
     private readonly claim: string,
-    readonly messages: readonly MessageInfo[],
-  ) {
-    this.ids = new Set(messages.map((m) => m.id));
-    this.list = MessageList.from(messages);
+    /** The compact listing sessions read (STAT, LIST, UIDL). */
+    readonly list: MessageList,
+  ) {}
+
+  /** The listing as objects, made at the first use (tools and tests). */
+  get messages(): readonly MessageInfo[] {
+    return (this.objects ??= Object.freeze(this.list.toArray()));
   }
 
   async read(id: string): Promise<Readable> {
     return readableOf(await this.open(id));
   }
 
-  async open(id: string): Promise<MessageSource> {
+  /**
+   * One query brings the message's head, its body's size and the body's first CHUNKS_PER_FETCH
+   * chunks (the whole of a message up to ~1 MiB); BodySource fetches the rest.
+   */
+  async open(id: string, at?: number): Promise<MessageSource> {
     this.checkLive();
-    if (!this.ids.has(id)) throw new StorageError('MESSAGE_GONE', `message ${id} is not in this session's list`);
+    if (this.list.indexOf(id, at) < 0) throw new StorageError('MESSAGE_GONE', `message ${id} is not in this session's list`);
     const uid = Number(id);
-    const [row] = await this.host.query((sql) => sql<{ head: Buffer; body_id: number; chunks: number }[]>`
-      SELECT m.head, m.body_id, (SELECT count(*) FROM body_chunks c WHERE c.body_id = m.body_id)::int AS chunks
-      FROM messages m WHERE m.maildrop_id = ${this.maildropId} AND m.uid = ${uid}`);
-    if (row === undefined) throw new StorageError('MESSAGE_GONE', `message ${id} was removed by another session`);
-    return new BodySource(this.host.sql, row.head, row.body_id, row.chunks);
+    const rows = await this.host.query((sql) => sql<{ head: Buffer; body_id: number; octets: number; seq: number | null; data: Buffer | null }[]>`
+      SELECT m.head, m.body_id, b.octets, c.seq, c.data
+      FROM messages m JOIN bodies b ON b.id = m.body_id
+      LEFT JOIN LATERAL (SELECT seq, data FROM body_chunks WHERE body_id = m.body_id ORDER BY seq LIMIT ${CHUNKS_PER_FETCH}) c ON true
+      WHERE m.maildrop_id = ${this.maildropId} AND m.uid = ${uid} ORDER BY c.seq`);
+    const first = rows[0];
+    if (first === undefined) throw new StorageError('MESSAGE_GONE', `message ${id} was removed by another session`);
+    const chunks: ChunkRow[] = [];
+    for (const r of rows) if (r.seq !== null && r.data !== null) chunks.push({ seq: r.seq, data: r.data });
+    return new BodySource(this.host.sql, first.head, first.body_id, first.octets, chunks);
   }
 
   async commit(changes: CommitChanges): Promise<void> {
     this.checkLive();
     // Only what this session was shown: a later delivery is never touched (R-S11).
-    const mine = (ids: readonly string[] | undefined): number[] => [...new Set(ids ?? [])].filter((id) => this.ids.has(id)).map(Number);
+    const mine = (ids: readonly string[] | undefined): number[] => [...new Set(ids ?? [])].filter((id) => this.list.indexOf(id) >= 0).map(Number);
     const expunge = mine(changes.expunge);
     const seen = mine(changes.seen);
     const hide = mine(changes.hide);

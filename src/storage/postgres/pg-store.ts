@@ -36,7 +36,7 @@ import {
 import type { Sql, TransactionSql } from './client.js';
 import { checkSchema } from './migrate.js';
 import { attachBody, removeMessages } from './pg-bodies.js';
-import { PostgresSnapshot, type SnapshotHost } from './pg-snapshot.js';
+import { loadListing, PostgresSnapshot, type SnapshotHost } from './pg-snapshot.js';
 
 export interface PostgresMailStoreOptions {
   /** The pool (client.ts connectPostgres). */
@@ -124,23 +124,27 @@ export class PostgresMailStore implements MailStore, SnapshotHost {
   async open(mailbox: string, opts: OpenOptions): Promise<MaildropSnapshot> {
     checkName(mailbox);
     const token = randomUUID();
-    const { id, messages } = await this.tx(async (tx) => {
+    const { id, list } = await this.tx(async (tx) => {
       const id = await this.lockMaildrop(tx, mailbox, opts.exclusive ? 'update' : 'share', true);
-      await tx`DELETE FROM maildrop_claims WHERE maildrop_id = ${id} AND expires_at < now()`;
-      const held = await tx<{ exclusive: boolean }[]>`SELECT exclusive FROM maildrop_claims WHERE maildrop_id = ${id}`;
+      // Statements sent together are pipelined on the transaction's connection: a login costs
+      // four round trips (lock, claims, claim + listing, commit) for a maildrop of up to LISTING_PAGE messages.
+      const [, held] = await Promise.all([
+        tx`DELETE FROM maildrop_claims WHERE maildrop_id = ${id} AND expires_at < now()`,
+        tx<{ exclusive: boolean }[]>`SELECT exclusive FROM maildrop_claims WHERE maildrop_id = ${id} AND expires_at >= now()`,
+      ]);
       if (held.some((c) => c.exclusive) || (opts.exclusive && held.length > 0)) {
         throw new StorageError('MAILBOX_LOCKED', `mailbox ${mailbox} is in use`);
       }
-      await tx`INSERT INTO maildrop_claims (token, maildrop_id, exclusive, node, expires_at)
-        VALUES (${token}, ${id}, ${opts.exclusive}, ${this.node}, now() + make_interval(secs => ${this.leaseSeconds}))`;
-      const rows = await tx<MessageRow[]>`
-        SELECT uid, size, uidl, retrieved_at IS NOT NULL AS seen FROM messages
-        WHERE maildrop_id = ${id} AND hidden_at IS NULL ORDER BY uid`;
-      return { id, messages: rows.map(info) };
+      const [, list] = await Promise.all([
+        tx`INSERT INTO maildrop_claims (token, maildrop_id, exclusive, node, expires_at)
+          VALUES (${token}, ${id}, ${opts.exclusive}, ${this.node}, now() + make_interval(secs => ${this.leaseSeconds}))`,
+        loadListing(tx, id),
+      ]);
+      return { id, list };
     });
     this.claims.add(token);
     this.renewLater();
-    return new PostgresSnapshot(this, mailbox, id, token, messages);
+    return new PostgresSnapshot(this, mailbox, id, token, list);
   }
 
   async deliver(mailbox: string, message: Buffer | AsyncIterable<Buffer>, opts: DeliverOptions = {}): Promise<DeliveryResult> {
