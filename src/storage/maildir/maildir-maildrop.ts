@@ -45,7 +45,7 @@
 import { lstat, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { StorageError } from '../../errors.js';
-import type { DeliverOptions, ExpireResult, ExpiryCandidate, MessageInfo, Usage } from '../mail-store.js';
+import { overQuota, type DeliverOptions, type DeliveryResult, type ExpireResult, type ExpiryCandidate, type MessageInfo, type QuotaLimit, type Usage } from '../mail-store.js';
 import { scanAndAssign } from './maildir-assign.js';
 import { crlfSizeOf } from './maildir-bulk.js';
 import { GroupCommit } from './maildir-commit.js';
@@ -99,10 +99,16 @@ export interface MaildropHost {
   listed(m: MaildirMaildrop): void;
 }
 
-/** A delivery waiting for its batch: its uidlist record and the folder its file is in. */
+/** A delivery waiting for its batch: its uidlist record, the folder its file is in, its quota. */
 interface PendingDelivery extends NewEntry {
   readonly dir: string;
+  /** Its file, relative to the root (withdrawn under the lock if the quota refuses it). */
+  readonly rel: string;
+  readonly quota?: QuotaLimit;
 }
+
+/** A batch member's outcome: its record (and usage, under a quota), or refused by its quota. */
+type Committed = { readonly entry: UidEntry; readonly usage?: DeliveryResult['usage'] } | { readonly refused: true };
 
 interface KeptLock {
   readonly lock: FileLock;
@@ -132,7 +138,7 @@ export class MaildirMaildrop {
   /** No lock is kept before this time (ms since the epoch): other processes get their turn. */
   private keepPausedUntil = 0;
   /** The group commit (maildir-commit.ts), while deliveries are in flight. */
-  private commits: GroupCommit<PendingDelivery, UidEntry> | undefined;
+  private commits: GroupCommit<PendingDelivery, Committed> | undefined;
 
   /** `root`: resolved, absolute. */
   constructor(
@@ -222,39 +228,59 @@ export class MaildirMaildrop {
    * meanwhile (an open() that saw the file first already gave it one). A delivery that fails is
    * withdrawn: nothing that was not acknowledged stays visible.
    */
-  async deliver(message: Buffer | AsyncIterable<Buffer>, opts: DeliverOptions, s: MaildropSettings): Promise<{ uid: number; size: number }> {
+  async deliver(message: Buffer | AsyncIterable<Buffer>, opts: DeliverOptions, s: MaildropSettings): Promise<DeliveryResult> {
     let delivered: string | undefined;
     try {
       await this.prepare();
       const { name, rel, size } = await writeToNew(this.root, message, opts, s.uniqueName);
       delivered = rel;
       const item = {
-        key: name, size, dir: rel.slice(0, 3),
+        key: name, size, dir: rel.slice(0, 3), rel,
         ...(opts.uidl === undefined ? {} : { uidl: opts.uidl }),
         ...(opts.uid === undefined ? {} : { uid: opts.uid }),
+        ...(opts.quota === undefined ? {} : { quota: opts.quota }),
       };
       const commit = (this.commits ??= new GroupCommit((items) => this.commitDeliveries(items, s)));
-      const entry = await commit.submit(item).finally(() => {
+      const done = await commit.submit(item).finally(() => {
         // Settled after its batch ended; nothing queued means no delivery holds this commit.
         if (commit.idle && this.commits === commit) this.commits = undefined;
       });
-      return { uid: entry.uid, size };
+      if ('refused' in done) {
+        delivered = undefined; // withdrawn under the lock
+        throw new StorageError('OVER_QUOTA', 'the maildrop is over quota');
+      }
+      return done.usage === undefined ? { uid: done.entry.uid, size } : { uid: done.entry.uid, size, usage: done.usage };
     } catch (err) {
+      if (err instanceof StorageError && err.code === 'OVER_QUOTA') throw err;
       this.ready = false; // the folders may have gone: make them again next time
       if (delivered !== undefined) await withdraw(this.root, delivered);
       throw err;
     }
   }
 
-  /** Messages and octets (R-S4 sizes) in the maildrop now, hidden ones included. */
+  /** Messages and octets (R-S4 sizes) in the maildrop now, hidden ones included (`quotaUsage`). */
   async usage(): Promise<Usage> {
     const files = await listFiles(this.root);
     if (files.size === 0) return { messages: 0, bytes: 0 };
     await this.uidlist.refresh();
+    return this.quotaUsage(files, new Set());
+  }
+
+  /**
+   * R-S16: what the quota counts, from the files listed and the uidlist: every file in cur/, and
+   * every file in new/ that has a uid record. A file in new/ without one is a delivery not yet
+   * committed (this process's or another's: it is counted by its own commit, under the uidlist
+   * lock) or one another program dropped in (counted from the first login that sees it). Hidden
+   * files count (they take space). `skip`: base names left out (the batch being committed).
+   */
+  private async quotaUsage(files: ReadonlyMap<string, string>, skip: ReadonlySet<string>): Promise<Usage> {
     let messages = 0;
     let bytes = 0;
     for (const [base, rel] of files) {
-      const size = this.uidlist.entries.get(base)?.size ?? sizeFromName(base) ?? (await crlfSizeOf(join(this.root, rel)));
+      if (skip.has(base)) continue;
+      const recorded = this.uidlist.entries.get(base)?.size;
+      if (recorded === undefined && rel.startsWith('new/')) continue;
+      const size = recorded ?? sizeFromName(base) ?? (await crlfSizeOf(join(this.root, rel)));
       if (size === undefined) continue; // removed meanwhile
       messages++;
       bytes += size;
@@ -365,14 +391,48 @@ export class MaildirMaildrop {
    * taken once for the batch. Both run at once: nothing is acknowledged before both are done,
    * and a uid record whose file never became durable is only a dead record (its uid stays used).
    */
-  private async commitDeliveries(items: readonly PendingDelivery[], s: MaildropSettings): Promise<UidEntry[]> {
+  private async commitDeliveries(items: readonly PendingDelivery[], s: MaildropSettings): Promise<Committed[]> {
     await this.host.hooks.commit?.(this.root, items.length);
     const dirs = [...new Set(items.map((i) => i.dir))];
     const [entries] = await Promise.all([
-      this.locked(() => this.uidlist.append(items), s, true),
+      this.locked(async () => {
+        if (items.every((i) => i.quota === undefined)) return (await this.uidlist.append(items)).map((entry) => ({ entry }));
+        return this.commitUnderQuota(items);
+      }, s, true),
       ...dirs.map((d) => fsyncDir(join(this.root, d))),
     ]);
     return entries;
+  }
+
+  /**
+   * R-S16 inside the commit, holding the uidlist lock (which every process's delivery batches
+   * take): the usage is what the uidlist and the folders hold now (`quotaUsage`), the batch's
+   * members are admitted in order against it, and a refused member's file is removed before the
+   * lock is released, so the next batch (of any process) counts exactly what was accepted.
+   */
+  private async commitUnderQuota(items: readonly PendingDelivery[]): Promise<Committed[]> {
+    await this.uidlist.refresh();
+    let usage = await this.quotaUsage(await listFiles(this.root), new Set(items.map((i) => i.key)));
+    const accepted: PendingDelivery[] = [];
+    const steps: (DeliveryResult['usage'] | null)[] = [];
+    for (const item of items) {
+      if (item.quota !== undefined && overQuota(usage, item.size, item.quota)) {
+        await withdraw(this.root, item.rel);
+        steps.push(null);
+        continue;
+      }
+      const after = { messages: usage.messages + 1, bytes: usage.bytes + item.size };
+      steps.push(item.quota === undefined ? undefined : { before: usage, after });
+      accepted.push(item);
+      usage = after;
+    }
+    const entries = await this.uidlist.append(accepted);
+    let next = 0;
+    return steps.map((step) => {
+      if (step === null) return { refused: true } as const;
+      const entry = entries[next++]!;
+      return step === undefined ? { entry } : { entry, usage: step };
+    });
   }
 
   /**
