@@ -6,9 +6,10 @@
  *
  * Quotas (R-S16) are checked by the store inside its commit (DeliverOptions.quota), where every
  * process's and node's deliveries to one maildrop are serialised, so they hold across workers and
- * nodes; the store reports the usage before and after each message, from which the agent sends
- * the warning of a threshold crossed (R-S17), exactly once per crossing. RCPT time (`admit`) only
- * refuses a maildrop already full, from a measured (or briefly cached) usage.
+ * nodes. The warning of a threshold crossed (R-S17) is made by the agent from the usage before and
+ * after the message, which the store passes to it inside the same commit (QuotaLimit.warn), and
+ * stored in that commit: exactly once per crossing, and counted by the next check. RCPT time
+ * (`admit`) only refuses a maildrop already full, from a measured (or briefly cached) usage.
  */
 import { channels } from '../observability/channels.js';
 import { randomBytes } from 'node:crypto';
@@ -124,7 +125,14 @@ export class DeliveryAgent {
       channels.delivery.publish({ result, bytes, seconds: Number(process.hrtime.bigint() - started) / 1e9 });
     try {
       const limits = await policies.get(mailbox);
-      const quota = isLimited(limits) ? { bytes: limits.quotaBytes, messages: limits.quotaMessages } : undefined;
+      let threshold: number | undefined;
+      const warn = (before: Usage, after: Usage): Buffer | undefined => {
+        threshold = crossedThreshold(before, after, limits, this.opts.warnPercent);
+        return threshold === undefined ? undefined : quotaWarning(mailbox, this.opts.hostname, threshold, after, limits, now);
+      };
+      const quota = isLimited(limits)
+        ? { bytes: limits.quotaBytes, messages: limits.quotaMessages, ...(this.opts.warnPercent.length === 0 ? {} : { warn }) }
+        : undefined;
       let stored;
       try {
         // R-X18: the trace headers are this recipient's; the message after them may be stored once.
@@ -139,18 +147,10 @@ export class DeliveryAgent {
       logger.info({ ...log, event: 'delivered', uid: stored.uid, size: stored.size }, 'delivered');
       publish('delivered', stored.size);
       if (stored.usage !== undefined) {
-        const { before } = stored.usage;
-        let after = stored.usage.after;
-        const threshold = crossedThreshold(before, after, limits, this.opts.warnPercent);
-        if (threshold !== undefined) {
-          const warning = quotaWarning(mailbox, this.opts.hostname, threshold, after, limits, now);
-          await store
-            .deliver(mailbox, warning)
-            .then((w) => {
-              after = { messages: after.messages + 1, bytes: after.bytes + w.size };
-              logger.info({ mailbox, event: 'quota_warning', threshold, uid: w.uid, ...after }, 'quota warning');
-            })
-            .catch((err: unknown) => logger.error({ err, mailbox, event: 'quota_warning_failed' }, 'quota warning failed'));
+        let { after } = stored.usage;
+        if (stored.warning !== undefined) {
+          after = { messages: after.messages + 1, bytes: after.bytes + stored.warning.size };
+          logger.info({ mailbox, event: 'quota_warning', threshold, uid: stored.warning.uid, ...after }, 'quota warning');
         }
         const cached = this.usageCache.get(mailbox);
         if (cached !== undefined) this.usageCache.set(mailbox, { usage: after, measuredAt: cached.measuredAt });

@@ -65,6 +65,13 @@ export interface DeliverOptions {
 export interface QuotaLimit {
   readonly bytes: number;
   readonly messages: number;
+  /**
+   * R-S17: called inside the commit with the usage before and after the message once it is
+   * accepted; a message it returns (the warning of a threshold crossed) is stored in the same
+   * commit right after it, never refused, and counted by every later check. So a warning is
+   * written once per crossing, and the maildrop never holds more than the quota plus nothing.
+   */
+  readonly warn?: (before: Usage, after: Usage) => Buffer | undefined;
 }
 
 /** Messages and exact octets (R-S4 sizes) a maildrop holds now, for quotas (R-S16). */
@@ -133,6 +140,8 @@ export interface DeliveryResult {
    * step (R-S17: one warning per crossing).
    */
   readonly usage?: { readonly before: Usage; readonly after: Usage };
+  /** The warning QuotaLimit.warn asked for, stored after the message (usage.after leaves it out). */
+  readonly warning?: { readonly uid: number; readonly size: number };
 }
 
 /** Whether `usage` plus one message of `size` octets goes over `quota` (0 = unlimited). */

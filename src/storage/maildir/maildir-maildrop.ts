@@ -107,8 +107,10 @@ interface PendingDelivery extends NewEntry {
   readonly quota?: QuotaLimit;
 }
 
-/** A batch member's outcome: its record (and usage, under a quota), or refused by its quota. */
-type Committed = { readonly entry: UidEntry; readonly usage?: DeliveryResult['usage'] } | { readonly refused: true };
+/** A batch member's outcome: its record (and usage and warning, under a quota), or refused by its quota. */
+type Committed =
+  | { readonly entry: UidEntry; readonly usage?: DeliveryResult['usage']; readonly warning?: DeliveryResult['warning'] }
+  | { readonly refused: true };
 
 interface KeptLock {
   readonly lock: FileLock;
@@ -249,7 +251,7 @@ export class MaildirMaildrop {
         delivered = undefined; // withdrawn under the lock
         throw new StorageError('OVER_QUOTA', 'the maildrop is over quota');
       }
-      return done.usage === undefined ? { uid: done.entry.uid, size } : { uid: done.entry.uid, size, usage: done.usage };
+      return { uid: done.entry.uid, size, ...(done.usage === undefined ? {} : { usage: done.usage }), ...(done.warning === undefined ? {} : { warning: done.warning }) };
     } catch (err) {
       if (err instanceof StorageError && err.code === 'OVER_QUOTA') throw err;
       this.ready = false; // the folders may have gone: make them again next time
@@ -397,7 +399,7 @@ export class MaildirMaildrop {
     const [entries] = await Promise.all([
       this.locked(async () => {
         if (items.every((i) => i.quota === undefined)) return (await this.uidlist.append(items)).map((entry) => ({ entry }));
-        return this.commitUnderQuota(items);
+        return this.commitUnderQuota(items, s);
       }, s, true),
       ...dirs.map((d) => fsyncDir(join(this.root, d))),
     ]);
@@ -408,31 +410,49 @@ export class MaildirMaildrop {
    * R-S16 inside the commit, holding the uidlist lock (which every process's delivery batches
    * take): the usage is what the uidlist and the folders hold now (`quotaUsage`), the batch's
    * members are admitted in order against it, and a refused member's file is removed before the
-   * lock is released, so the next batch (of any process) counts exactly what was accepted.
+   * lock is released, so the next batch (of any process) counts exactly what was accepted. A
+   * warning (QuotaLimit.warn, R-S17) is written, fsynced and renamed into new/ here, and recorded
+   * right after its message in the same append.
    */
-  private async commitUnderQuota(items: readonly PendingDelivery[]): Promise<Committed[]> {
+  private async commitUnderQuota(items: readonly PendingDelivery[], s: MaildropSettings): Promise<Committed[]> {
     await this.uidlist.refresh();
     let usage = await this.quotaUsage(await listFiles(this.root), new Set(items.map((i) => i.key)));
     const accepted: PendingDelivery[] = [];
-    const steps: (DeliveryResult['usage'] | null)[] = [];
-    for (const item of items) {
-      if (item.quota !== undefined && overQuota(usage, item.size, item.quota)) {
-        await withdraw(this.root, item.rel);
-        steps.push(null);
-        continue;
+    const warnings: PendingDelivery[] = [];
+    const steps: ({ usage?: DeliveryResult['usage']; warned: boolean } | null)[] = [];
+    try {
+      for (const item of items) {
+        if (item.quota !== undefined && overQuota(usage, item.size, item.quota)) {
+          await withdraw(this.root, item.rel);
+          steps.push(null);
+          continue;
+        }
+        const before = usage;
+        usage = { messages: usage.messages + 1, bytes: usage.bytes + item.size };
+        accepted.push(item);
+        const w = item.quota?.warn?.(before, usage);
+        if (w !== undefined) {
+          const { name, rel, size } = await writeToNew(this.root, w, {}, s.uniqueName);
+          const warning = { key: name, size, dir: 'new', rel };
+          warnings.push(warning);
+          accepted.push(warning);
+        }
+        steps.push({ ...(item.quota === undefined ? {} : { usage: { before, after: usage } }), warned: w !== undefined });
+        if (w !== undefined) usage = { messages: usage.messages + 1, bytes: usage.bytes + warnings.at(-1)!.size };
       }
-      const after = { messages: usage.messages + 1, bytes: usage.bytes + item.size };
-      steps.push(item.quota === undefined ? undefined : { before: usage, after });
-      accepted.push(item);
-      usage = after;
+      if (warnings.length > 0) await fsyncDir(join(this.root, 'new'));
+      const entries = await this.uidlist.append(accepted);
+      let next = 0;
+      return steps.map((step) => {
+        if (step === null) return { refused: true } as const;
+        const entry = entries[next++]!;
+        const warned = step.warned ? entries[next++]! : undefined;
+        return { entry, ...(step.usage === undefined ? {} : { usage: step.usage }), ...(warned === undefined ? {} : { warning: { uid: warned.uid, size: warned.size } }) };
+      });
+    } catch (err) {
+      for (const w of warnings) await withdraw(this.root, w.rel);
+      throw err;
     }
-    const entries = await this.uidlist.append(accepted);
-    let next = 0;
-    return steps.map((step) => {
-      if (step === null) return { refused: true } as const;
-      const entry = entries[next++]!;
-      return step === undefined ? { entry } : { entry, usage: step };
-    });
   }
 
   /**

@@ -100,7 +100,12 @@ export class MemoryMailStore implements MailStore {
     const received = opts.received ?? this.now();
     drop.messages.set(String(uid), { uid, size, bytes, uidl: opts.uidl, received, seen: opts.seen === true, hidden: false });
     if (before === undefined) return { uid, size };
-    return { uid, size, usage: { before, after: { messages: before.messages + 1, bytes: before.bytes + size } } };
+    const after = { messages: before.messages + 1, bytes: before.bytes + size };
+    const w = opts.quota!.warn?.(before, after);
+    if (w === undefined) return { uid, size, usage: { before, after } };
+    const warning = { uid: drop.nextUid++, size: crlfSize(w) };
+    drop.messages.set(String(warning.uid), { ...warning, bytes: Buffer.from(w), uidl: undefined, received, seen: false, hidden: false });
+    return { uid, size, usage: { before, after }, warning };
   }
 
   async usage(mailbox: string): Promise<Usage> {

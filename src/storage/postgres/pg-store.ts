@@ -173,7 +173,15 @@ export class PostgresMailStore implements MailStore, SnapshotHost {
       await tx`INSERT INTO messages (maildrop_id, uid, body_id, size, head, uidl, received_at, retrieved_at)
         VALUES (${id}, ${uid}, ${bodyId}, ${size}, ${head}, ${opts.uidl ?? null}, ${received}, ${opts.seen === true ? received : null})`;
       if (before === undefined) return { uid, size };
-      return { uid, size, usage: { before, after: { messages: before.messages + 1, bytes: before.bytes + size } } };
+      const after = { messages: before.messages + 1, bytes: before.bytes + size };
+      const w = opts.quota!.warn?.(before, after);
+      if (w === undefined) return { uid, size, usage: { before, after } };
+      // R-S17: the warning in the same transaction, so the next delivery's check counts it.
+      const warnBody = await attachBody(tx, w);
+      const warning = { uid: (await this.takeUid(tx, mailbox, 0)).uid, size: crlfSize(w) };
+      await tx`INSERT INTO messages (maildrop_id, uid, body_id, size, head, uidl, received_at, retrieved_at)
+        VALUES (${id}, ${warning.uid}, ${warnBody}, ${warning.size}, ${Buffer.alloc(0)}, ${null}, ${new Date()}, ${null})`;
+      return { uid, size, usage: { before, after }, warning };
     });
   }
 
