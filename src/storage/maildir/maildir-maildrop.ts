@@ -45,20 +45,20 @@
 import { lstat, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { StorageError } from '../../errors.js';
-import { overQuota, type DeliverOptions, type DeliveryResult, type ExpireResult, type ExpiryCandidate, type MessageInfo, type QuotaLimit, type Usage } from '../mail-store.js';
+import type { DeliverOptions, DeliveryResult, ExpireResult, ExpiryCandidate, MessageInfo, Usage } from '../mail-store.js';
 import { scanAndAssign } from './maildir-assign.js';
-import { crlfSizeOf } from './maildir-bulk.js';
 import { GroupCommit } from './maildir-commit.js';
 import { withdraw, writeToNew } from './maildir-deliver.js';
 import { cleanTmp, ensureMaildir, fsyncDir, listFiles, locate, stampOf } from './maildir-dir.js';
 import { ignoreEnoent } from './maildir-errors.js';
-import { HIDDEN_FLAG, parseName, sizeFromName } from './maildir-filename.js';
+import { HIDDEN_FLAG, parseName } from './maildir-filename.js';
 import { assertRealDir, type MaildirLogger } from './maildir-links.js';
 import { buildListing, stillValid, type Listing } from './maildir-listing.js';
 import { FileLock, isLockHeld, Mutex } from './maildir-lock.js';
+import { commitUnderQuota, quotaUsage, type Committed, type PendingDelivery } from './maildir-quota.js';
 import { EXPIRE_LOCK_FILE, liveSessions, SessionMarker } from './maildir-sessions.js';
 import { MaildirSnapshot, type ReadMode } from './maildir-snapshot.js';
-import { UIDLIST_FILE, UidList, type NewEntry, type UidEntry } from './maildir-uidlist.js';
+import { UIDLIST_FILE, UidList } from './maildir-uidlist.js';
 
 /** Held by an exclusive (RFC-strict, R-S3) session for its whole life. */
 export const SESSION_LOCK_FILE = 'poplar-pop3.lock';
@@ -99,18 +99,6 @@ export interface MaildropHost {
   listed(m: MaildirMaildrop): void;
 }
 
-/** A delivery waiting for its batch: its uidlist record, the folder its file is in, its quota. */
-interface PendingDelivery extends NewEntry {
-  readonly dir: string;
-  /** Its file, relative to the root (withdrawn under the lock if the quota refuses it). */
-  readonly rel: string;
-  readonly quota?: QuotaLimit;
-}
-
-/** A batch member's outcome: its record (and usage and warning, under a quota), or refused by its quota. */
-type Committed =
-  | { readonly entry: UidEntry; readonly usage?: DeliveryResult['usage']; readonly warning?: DeliveryResult['warning'] }
-  | { readonly refused: true };
 
 interface KeptLock {
   readonly lock: FileLock;
@@ -260,34 +248,12 @@ export class MaildirMaildrop {
     }
   }
 
-  /** Messages and octets (R-S4 sizes) in the maildrop now, hidden ones included (`quotaUsage`). */
+  /** Messages and octets (R-S4 sizes) in the maildrop now, hidden ones included (maildir-quota.ts quotaUsage). */
   async usage(): Promise<Usage> {
     const files = await listFiles(this.root);
     if (files.size === 0) return { messages: 0, bytes: 0 };
     await this.uidlist.refresh();
-    return this.quotaUsage(files, new Set());
-  }
-
-  /**
-   * R-S16: what the quota counts, from the files listed and the uidlist: every file in cur/, and
-   * every file in new/ that has a uid record. A file in new/ without one is a delivery not yet
-   * committed (this process's or another's: it is counted by its own commit, under the uidlist
-   * lock) or one another program dropped in (counted from the first login that sees it). Hidden
-   * files count (they take space). `skip`: base names left out (the batch being committed).
-   */
-  private async quotaUsage(files: ReadonlyMap<string, string>, skip: ReadonlySet<string>): Promise<Usage> {
-    let messages = 0;
-    let bytes = 0;
-    for (const [base, rel] of files) {
-      if (skip.has(base)) continue;
-      const recorded = this.uidlist.entries.get(base)?.size;
-      if (recorded === undefined && rel.startsWith('new/')) continue;
-      const size = recorded ?? sizeFromName(base) ?? (await crlfSizeOf(join(this.root, rel)));
-      if (size === undefined) continue; // removed meanwhile
-      messages++;
-      bytes += size;
-    }
-    return { messages, bytes };
+    return quotaUsage(this.root, this.uidlist, files, new Set());
   }
 
   /** Retention (R-S18): removes the selected messages unless a session has the maildrop open. */
@@ -399,60 +365,11 @@ export class MaildirMaildrop {
     const [entries] = await Promise.all([
       this.locked(async () => {
         if (items.every((i) => i.quota === undefined)) return (await this.uidlist.append(items)).map((entry) => ({ entry }));
-        return this.commitUnderQuota(items, s);
+        return commitUnderQuota(this.root, this.uidlist, items, s.uniqueName);
       }, s, true),
       ...dirs.map((d) => fsyncDir(join(this.root, d))),
     ]);
     return entries;
-  }
-
-  /**
-   * R-S16 inside the commit, holding the uidlist lock (which every process's delivery batches
-   * take): the usage is what the uidlist and the folders hold now (`quotaUsage`), the batch's
-   * members are admitted in order against it, and a refused member's file is removed before the
-   * lock is released, so the next batch (of any process) counts exactly what was accepted. A
-   * warning (QuotaLimit.warn, R-S17) is written, fsynced and renamed into new/ here, and recorded
-   * right after its message in the same append.
-   */
-  private async commitUnderQuota(items: readonly PendingDelivery[], s: MaildropSettings): Promise<Committed[]> {
-    await this.uidlist.refresh();
-    let usage = await this.quotaUsage(await listFiles(this.root), new Set(items.map((i) => i.key)));
-    const accepted: PendingDelivery[] = [];
-    const warnings: PendingDelivery[] = [];
-    const steps: ({ usage?: DeliveryResult['usage']; warned: boolean } | null)[] = [];
-    try {
-      for (const item of items) {
-        if (item.quota !== undefined && overQuota(usage, item.size, item.quota)) {
-          await withdraw(this.root, item.rel);
-          steps.push(null);
-          continue;
-        }
-        const before = usage;
-        usage = { messages: usage.messages + 1, bytes: usage.bytes + item.size };
-        accepted.push(item);
-        const w = item.quota?.warn?.(before, usage);
-        if (w !== undefined) {
-          const { name, rel, size } = await writeToNew(this.root, w, {}, s.uniqueName);
-          const warning = { key: name, size, dir: 'new', rel };
-          warnings.push(warning);
-          accepted.push(warning);
-        }
-        steps.push({ ...(item.quota === undefined ? {} : { usage: { before, after: usage } }), warned: w !== undefined });
-        if (w !== undefined) usage = { messages: usage.messages + 1, bytes: usage.bytes + warnings.at(-1)!.size };
-      }
-      if (warnings.length > 0) await fsyncDir(join(this.root, 'new'));
-      const entries = await this.uidlist.append(accepted);
-      let next = 0;
-      return steps.map((step) => {
-        if (step === null) return { refused: true } as const;
-        const entry = entries[next++]!;
-        const warned = step.warned ? entries[next++]! : undefined;
-        return { entry, ...(step.usage === undefined ? {} : { usage: step.usage }), ...(warned === undefined ? {} : { warning: { uid: warned.uid, size: warned.size } }) };
-      });
-    } catch (err) {
-      for (const w of warnings) await withdraw(this.root, w.rel);
-      throw err;
-    }
   }
 
   /**
