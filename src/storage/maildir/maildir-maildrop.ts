@@ -12,8 +12,8 @@
  * breaks a stale one). This table is the one statement of the rules; other files point here.
  *
  * - `poplar-uidlist.lock` (UIDLIST_LOCK_FILE). Taken by `locked` behind this object's in-process
- *   Mutex: delivery batches (`deliver` → group commit), first-sight uid records and compaction
- *   (maildir-assign.ts), `forget` (`D` records after a snapshot's commit or an expiry). Held for
+ *   Mutex: delivery batches (`deliver` → group commit, with a quota's check: maildir-quota.ts),
+ *   first-sight uid records and compaction (maildir-assign.ts), `forget` (`D` records after a snapshot's commit or an expiry). Held for
  *   the append or rewrite; after a delivery batch kept LOCK_KEEP_MS for the next batch (any
  *   writer of this object reuses it), at most LOCK_HOLD_MAX_MS in one go, then not kept for
  *   LOCK_PAUSE_MS so other processes get their turn; `close` releases a kept one. Writers wait up
