@@ -51,7 +51,8 @@ export class Pop3Error extends Error {
 
 /** Storage-level failures that are not POP3's business; commands translate them. */
 export class StorageError extends Error {
-  readonly code: 'MESSAGE_GONE' | 'MAILBOX_LOCKED' | 'NO_SUCH_MAILBOX' | 'INVALID_NAME' | 'INVALID_UIDL' | 'IO';
+  /** OVER_QUOTA: a delivery refused by DeliverOptions.quota (R-S16); nothing of it was kept. */
+  readonly code: 'MESSAGE_GONE' | 'MAILBOX_LOCKED' | 'NO_SUCH_MAILBOX' | 'INVALID_NAME' | 'INVALID_UIDL' | 'OVER_QUOTA' | 'IO';
   constructor(code: StorageError['code'], message: string, cause?: unknown) {
     super(message, cause === undefined ? undefined : { cause });
     this.name = 'StorageError';

@@ -1,8 +1,15 @@
 /**
  * The delivery agent shared by the LMTP listener and `poplar deliver` (R-X6): finds the maildrop
- * of a recipient, applies the quota (R-S16, R-S17), adds the trace headers and calls
- * MailStore.deliver, which resolves only once the message is durable and visible whole. It knows
- * neither LMTP nor exit codes: it answers with values the callers turn into replies.
+ * of a recipient, adds the trace headers and calls MailStore.deliver, which resolves only once the
+ * message is durable and visible whole. It knows neither LMTP nor exit codes: it answers with
+ * values the callers turn into replies.
+ *
+ * Quotas (R-S16) are checked by the store inside its commit (DeliverOptions.quota), where every
+ * process's and node's deliveries to one maildrop are serialised, so they hold across workers and
+ * nodes. The warning of a threshold crossed (R-S17) is made by the agent from the usage before and
+ * after the message, which the store passes to it inside the same commit (QuotaLimit.warn), and
+ * stored in that commit: exactly once per crossing, and counted by the next check. RCPT time
+ * (`admit`) only refuses a maildrop already full, from a measured (or briefly cached) usage.
  */
 import { channels } from '../observability/channels.js';
 import { randomBytes } from 'node:crypto';
@@ -11,16 +18,17 @@ import type { Logger } from '../observability/logger.js';
 import { crossedThreshold, exceedsQuota, quotaWarning, type QuotaLimits } from '../policy/quota.js';
 import type { UserPolicies } from '../policy/user-policy.js';
 import { crlfSize } from '../protocol/crlf.js';
+import { StorageError } from '../errors.js';
 import { isValidMailboxName, type MailStore, type Usage } from '../storage/mail-store.js';
 import { traceHeaders, type Envelope } from './headers.js';
 
 export type { Envelope } from './headers.js';
 
 /**
- * How long a measured usage is trusted to admit a message. Measuring lists the maildrop
- * (O(messages)); within this window deliveries by this process update the figure themselves.
- * A stale figure is never trusted to refuse: a refusal always measures again. Only deliveries by
- * another process within the window can make a quota overshoot, by what they delivered.
+ * How long a measured usage is trusted to admit a message at RCPT time. Measuring lists the
+ * maildrop (O(messages)); within this window deliveries by this process update the figure. A
+ * stale figure is never trusted to refuse: a refusal always measures again. Admitting at RCPT is
+ * not the quota check (the store's commit is), so a stale figure only lets a DATA be refused.
  */
 const USAGE_TRUST_MS = 1000;
 const USAGE_CACHE_MAX = 1024;
@@ -51,8 +59,6 @@ export interface DeliveryAgentOptions {
 }
 
 export class DeliveryAgent {
-  /** Deliveries under a quota to one maildrop run one at a time in this process (see deliver()). */
-  private readonly queues = new Map<string, Promise<unknown>>();
   /** Last measured usage per maildrop, kept up to date by our own deliveries (see USAGE_TRUST_MS). */
   private readonly usageCache = new Map<string, { usage: Usage; measuredAt: number }>();
 
@@ -103,26 +109,11 @@ export class DeliveryAgent {
   }
 
   /**
-   * Delivers `message` (as received, without our trace headers) to `mailbox`. Under a quota,
-   * deliveries to one maildrop run one at a time, so usage and warnings are exact; without one
-   * they run together and the store commits them in batches (maildir-commit.ts).
+   * Delivers `message` (as received, without our trace headers) to `mailbox`. Deliveries to one
+   * maildrop run together, with or without a quota: the store checks the quota in its commit and
+   * commits them in batches (maildir-commit.ts).
    */
   async deliver(mailbox: string, message: Buffer, envelope: Envelope): Promise<DeliveryOutcome> {
-    const limits = await this.opts.policies.get(mailbox).catch(() => undefined); // deliverNow reports a failure
-    if (limits !== undefined && !isLimited(limits) && !this.queues.has(mailbox)) {
-      return this.deliverNow(mailbox, message, envelope, limits);
-    }
-    const previous = this.queues.get(mailbox) ?? Promise.resolve();
-    const run = previous.then(() => this.deliverNow(mailbox, message, envelope));
-    const tail = run.catch(() => undefined);
-    this.queues.set(mailbox, tail);
-    void tail.then(() => {
-      if (this.queues.get(mailbox) === tail) this.queues.delete(mailbox);
-    });
-    return run;
-  }
-
-  private async deliverNow(mailbox: string, message: Buffer, envelope: Envelope, known?: QuotaLimits): Promise<DeliveryOutcome> {
     const { store, policies, logger } = this.opts;
     const now = (this.opts.now ?? (() => new Date()))();
     const id = randomBytes(6).toString('hex');
@@ -133,33 +124,33 @@ export class DeliveryAgent {
     const publish = (result: 'delivered' | 'rejected' | 'failed', bytes: number): void =>
       channels.delivery.publish({ result, bytes, seconds: Number(process.hrtime.bigint() - started) / 1e9 });
     try {
-      const limits = known ?? (await policies.get(mailbox));
-      const limited = isLimited(limits);
-      const size = crlfSize(full);
-      const { usage: before, over } = limited
-        ? await this.measure(mailbox, { messages: 1, bytes: size }, limits)
-        : { usage: { messages: 0, bytes: 0 }, over: false };
-      if (over) {
-        logger.info({ ...log, event: 'delivery_refused', reason: 'over quota', size, ...before }, 'over quota');
+      const limits = await policies.get(mailbox);
+      let threshold: number | undefined;
+      const warn = (before: Usage, after: Usage): Buffer | undefined => {
+        threshold = crossedThreshold(before, after, limits, this.opts.warnPercent);
+        return threshold === undefined ? undefined : quotaWarning(mailbox, this.opts.hostname, threshold, after, limits, now);
+      };
+      const quota = isLimited(limits)
+        ? { bytes: limits.quotaBytes, messages: limits.quotaMessages, ...(this.opts.warnPercent.length === 0 ? {} : { warn }) }
+        : undefined;
+      let stored;
+      try {
+        // R-X18: the trace headers are this recipient's; the message after them may be stored once.
+        stored = await store.deliver(mailbox, full, { bodyOffset: trace.length, ...(quota === undefined ? {} : { quota }) });
+      } catch (err) {
+        if (!(err instanceof StorageError && err.code === 'OVER_QUOTA')) throw err;
+        logger.info({ ...log, event: 'delivery_refused', reason: 'over quota', size: crlfSize(full) }, 'over quota');
         publish('rejected', 0);
+        this.usageCache.delete(mailbox); // the next RCPT measures again
         return { ok: false, refusal: this.overQuota() };
       }
-      // R-X18: the trace headers are this recipient's; the message after them may be stored once.
-      const stored = await store.deliver(mailbox, full, { bodyOffset: trace.length });
       logger.info({ ...log, event: 'delivered', uid: stored.uid, size: stored.size }, 'delivered');
       publish('delivered', stored.size);
-      if (limited) {
-        let after = { messages: before.messages + 1, bytes: before.bytes + stored.size };
-        const threshold = crossedThreshold(before, after, limits, this.opts.warnPercent);
-        if (threshold !== undefined) {
-          const warning = quotaWarning(mailbox, this.opts.hostname, threshold, after, limits, now);
-          await store
-            .deliver(mailbox, warning)
-            .then((w) => {
-              after = { messages: after.messages + 1, bytes: after.bytes + w.size };
-              logger.info({ mailbox, event: 'quota_warning', threshold, uid: w.uid, ...after }, 'quota warning');
-            })
-            .catch((err: unknown) => logger.error({ err, mailbox, event: 'quota_warning_failed' }, 'quota warning failed'));
+      if (stored.usage !== undefined) {
+        let { after } = stored.usage;
+        if (stored.warning !== undefined) {
+          after = { messages: after.messages + 1, bytes: after.bytes + stored.warning.size };
+          logger.info({ mailbox, event: 'quota_warning', threshold, uid: stored.warning.uid, ...after }, 'quota warning');
         }
         const cached = this.usageCache.get(mailbox);
         if (cached !== undefined) this.usageCache.set(mailbox, { usage: after, measuredAt: cached.measuredAt });

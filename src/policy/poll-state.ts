@@ -20,12 +20,21 @@
  * R-X16: with `refresh` (each worker of a multi-process server), a known record is checked
  * against its file at every `get` (one stat): when another process wrote it since, its values
  * are merged in (the later login, the larger count of the same day), so a login on one worker
- * is seen by the LOGIN-DELAY check of the next login on any other. Two workers counting
- * downloads of one maildrop at the same moment can each write over the other's last increment.
+ * is seen by the LOGIN-DELAY check of the next login on any other. A login is claimed holding
+ * the record's lock file, `<name>.json.lock` (maildir-lock.ts FileLock: a lock every process
+ * honours, broken when its holder died), around the read, the decision and the write of the
+ * file: of two logins racing each other on any workers, exactly one is admitted. A cancelled
+ * claim and the download counts are written under the same lock too, each write starting from
+ * the file as it is then: octets a process counted and has not written are added to the file's
+ * count of the day (never written over), and a later login in the file is kept.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { FileLock } from '../storage/maildir/maildir-lock.js';
+
+/** How long a login waits for another process's claim of the same record (then it fails, -ERR [SYS/TEMP]). */
+const CLAIM_LOCK_WAIT_MS = 5_000;
 
 /** The answer of PollStore.claimLogin: admitted or not, and the login before (ms since the epoch). */
 export type LoginClaim = { readonly admitted: true; readonly previous: number | undefined } | { readonly admitted: false; readonly previous: number };
@@ -89,6 +98,8 @@ export class PollState implements PollStore {
 
   /** The file's change stamp when this process last read or wrote it (refresh mode). */
   private readonly stamps = new Map<string, string>();
+  /** Shared mode: octets this process counted and has not written yet, per maildrop, of one day. */
+  private readonly unsaved = new Map<string, { day: string; octets: number }>();
 
   /** `dir`: where the records are kept; undefined keeps them in memory only. */
   constructor(readonly dir: string | undefined, private readonly opts: { readonly refresh?: boolean } = {}) {}
@@ -105,7 +116,10 @@ export class PollState implements PollStore {
       pending = this.read(mailbox).then((r) => {
         this.loading.delete(mailbox);
         const raced = this.records.get(mailbox);
-        if (raced !== undefined) return raced;
+        if (raced !== undefined) {
+          if (this.shared) this.merge(mailbox, raced, r); // counted before the file was read
+          return raced;
+        }
         this.records.set(mailbox, r);
         return r;
       });
@@ -115,20 +129,76 @@ export class PollState implements PollStore {
   }
 
   async claimLogin(mailbox: string, now: number, delayMs: number): Promise<LoginClaim> {
-    const record = await this.get(mailbox);
-    const previous = record.lastLogin;
-    if (previous !== undefined && now - previous >= 0 && now - previous < delayMs) return { admitted: false, previous };
-    record.lastLogin = now;
-    return { admitted: true, previous };
+    return this.acrossProcesses(mailbox, async () => {
+      const record = this.shared ? await this.sync(mailbox) : await this.get(mailbox);
+      const previous = record.lastLogin;
+      if (previous !== undefined && now - previous >= 0 && now - previous < delayMs) return { admitted: false, previous };
+      record.lastLogin = now;
+      // Across processes the claim is on disk before the lock is released (a failed write fails open).
+      if (this.shared) await this.writeShared(mailbox).catch(() => undefined);
+      return { admitted: true, previous };
+    });
   }
 
   confirmLogin(mailbox: string): Promise<void> {
-    return this.save(mailbox);
+    return this.shared ? Promise.resolve() : this.save(mailbox); // shared: written by the claim
   }
 
   async cancelLogin(mailbox: string, claimed: number, previous: number | undefined): Promise<void> {
-    const record = this.records.get(mailbox);
-    if (record?.lastLogin === claimed) record.lastLogin = previous;
+    await this.acrossProcesses(mailbox, async () => {
+      const record = this.shared ? await this.sync(mailbox) : this.records.get(mailbox);
+      if (record?.lastLogin !== claimed) return;
+      record.lastLogin = previous;
+      if (this.shared) await this.writeShared(mailbox);
+    });
+  }
+
+  /** Records are shared with other processes (refresh mode with a directory): writes take the lock file. */
+  private get shared(): boolean {
+    return this.opts.refresh === true && this.dir !== undefined;
+  }
+
+  /** Shared mode, holding the lock: the record brought up to the file as it is now (`merge`). */
+  private async sync(mailbox: string): Promise<PollRecord> {
+    const known = await this.get(mailbox);
+    this.merge(mailbox, known, await this.read(mailbox));
+    return known;
+  }
+
+  /** Shared mode, holding the lock: writes the record; the octets counted so far are in it now. */
+  private async writeShared(mailbox: string): Promise<void> {
+    const counted = this.unsaved.get(mailbox);
+    this.unsaved.delete(mailbox);
+    try {
+      await this.save(mailbox);
+    } catch (err) {
+      if (counted !== undefined) this.addUnsaved(mailbox, counted.day, counted.octets);
+      throw err;
+    }
+  }
+
+  private addUnsaved(mailbox: string, day: string, octets: number): void {
+    const u = this.unsaved.get(mailbox);
+    if (u === undefined || u.day < day) this.unsaved.set(mailbox, { day, octets });
+    else if (u.day === day) u.octets += octets;
+  }
+
+  /** Runs `fn` holding the record's lock file when shared (see the module comment), else at once. */
+  private async acrossProcesses<T>(mailbox: string, fn: () => Promise<T>): Promise<T> {
+    if (!this.shared) return fn();
+    await this.makeDir();
+    const lock = await FileLock.acquireOrFail(join(this.dir!, `${stateFileName(mailbox)}.lock`), CLAIM_LOCK_WAIT_MS);
+    try {
+      return await fn();
+    } finally {
+      await lock.release();
+    }
+  }
+
+  private async makeDir(): Promise<void> {
+    if (this.madeDir) return;
+    await mkdir(this.dir!, { recursive: true, mode: 0o700 });
+    this.madeDir = true;
   }
 
   async downloaded(mailbox: string, day: string): Promise<number> {
@@ -144,10 +214,16 @@ export class PollState implements PollStore {
       record.octets = 0;
     }
     record.octets = (record.octets ?? 0) + octets;
+    if (this.shared) this.addUnsaved(mailbox, day, octets);
   }
 
   saveDownload(mailbox: string): Promise<void> {
-    return this.save(mailbox);
+    if (!this.shared) return this.save(mailbox);
+    if (!this.unsaved.has(mailbox)) return Promise.resolve();
+    return this.acrossProcesses(mailbox, async () => {
+      await this.sync(mailbox);
+      await this.writeShared(mailbox);
+    });
   }
 
   /**
@@ -189,12 +265,23 @@ export class PollState implements PollStore {
   private async refresh(mailbox: string, known: PollRecord): Promise<void> {
     const stamp = await this.stampOf(mailbox);
     if (stamp === undefined || stamp === this.stamps.get(mailbox)) return;
-    const theirs = await this.read(mailbox);
+    this.merge(mailbox, known, await this.read(mailbox));
+  }
+
+  /**
+   * Shared mode: what the file holds (`theirs`) merged into the known record: the later login,
+   * and the file's count of its day plus what this process counted and has not written.
+   */
+  private merge(mailbox: string, known: PollRecord, theirs: PollRecord): void {
     if (theirs.lastLogin !== undefined && (known.lastLogin === undefined || theirs.lastLogin > known.lastLogin)) known.lastLogin = theirs.lastLogin;
-    if (theirs.day !== undefined && (known.day === undefined || theirs.day > known.day)) {
-      known.day = theirs.day;
-      known.octets = theirs.octets ?? 0;
-    } else if (theirs.day === known.day && (theirs.octets ?? 0) > (known.octets ?? 0)) known.octets = theirs.octets ?? 0;
+    let day = theirs.day;
+    let octets = theirs.octets ?? 0;
+    const mine = this.unsaved.get(mailbox);
+    if (mine !== undefined && (day === undefined || mine.day > day)) [day, octets] = [mine.day, mine.octets];
+    else if (mine !== undefined && mine.day === day) octets += mine.octets;
+    if (day === undefined || (known.day !== undefined && known.day > day)) return;
+    known.day = day;
+    known.octets = octets;
   }
 
   private async read(mailbox: string): Promise<PollRecord> {
@@ -209,10 +296,7 @@ export class PollState implements PollStore {
 
   private async write(mailbox: string, r: PollRecord): Promise<void> {
     const dir = this.dir!;
-    if (!this.madeDir) {
-      await mkdir(dir, { recursive: true, mode: 0o700 });
-      this.madeDir = true;
-    }
+    await this.makeDir();
     const file = join(dir, stateFileName(mailbox));
     const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
     const text = JSON.stringify({ last_login: r.lastLogin, day: r.day, octets: r.octets });

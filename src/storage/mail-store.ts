@@ -51,6 +51,27 @@ export interface DeliverOptions {
    * usual. The result says which it got. A positive safe integer.
    */
   readonly uid?: number;
+  /**
+   * R-S16: refuse the message, with StorageError('OVER_QUOTA'), when the maildrop would hold more
+   * than these limits with it (0 = unlimited). Checked inside the store's commit, under what
+   * serialises the maildrop's deliveries across processes and nodes (Maildir: the uidlist lock;
+   * PostgreSQL: the maildrop's row), so concurrent deliveries by any number of processes never
+   * take it over. The result then carries the usage before and after (DeliveryResult.usage).
+   */
+  readonly quota?: QuotaLimit;
+}
+
+/** R-S16 limits of one delivery (DeliverOptions.quota); 0 = unlimited. */
+export interface QuotaLimit {
+  readonly bytes: number;
+  readonly messages: number;
+  /**
+   * R-S17: called inside the commit with the usage before and after the message once it is
+   * accepted; a message it returns (the warning of a threshold crossed) is stored in the same
+   * commit right after it, never refused, and counted by every later check. So a warning is
+   * written once per crossing, and the maildrop never holds more than the quota plus nothing.
+   */
+  readonly warn?: (before: Usage, after: Usage) => Buffer | undefined;
 }
 
 /** Messages and exact octets (R-S4 sizes) a maildrop holds now, for quotas (R-S16). */
@@ -113,6 +134,19 @@ export interface MailStore {
 export interface DeliveryResult {
   readonly uid: number;
   readonly size: number;
+  /**
+   * With DeliverOptions.quota: the maildrop's usage (as the quota counts it) just before this
+   * message and with it, read in the same commit, so of concurrent deliveries each sees its own
+   * step (R-S17: one warning per crossing).
+   */
+  readonly usage?: { readonly before: Usage; readonly after: Usage };
+  /** The warning QuotaLimit.warn asked for, stored after the message (usage.after leaves it out). */
+  readonly warning?: { readonly uid: number; readonly size: number };
+}
+
+/** Whether `usage` plus one message of `size` octets goes over `quota` (0 = unlimited). */
+export function overQuota(usage: Usage, size: number, quota: QuotaLimit): boolean {
+  return (quota.bytes > 0 && usage.bytes + size > quota.bytes) || (quota.messages > 0 && usage.messages + 1 > quota.messages);
 }
 
 /** R-X11 / RFC 1939 §7: a UIDL is 1 to 70 characters in 0x21..0x7E. */

@@ -199,27 +199,38 @@ describe('R-X16 limits across workers', { timeout: 120_000 }, () => {
 });
 
 describe('R-X16 Maildir across workers', { timeout: 120_000 }, () => {
-  it('R-X16 a delivery by LMTP on any worker is visible at the next login on every worker', async () => {
+  it('R-X16 a delivery by LMTP on any worker is visible at the next login on every worker, past each worker\'s cached listing', async () => {
     await withWorkers({}, async (p) => {
       const pids = workerPids(p);
       const deliverers = (): Set<unknown> => new Set(p.events('delivered').map((e) => e['worker']));
-      // Four rounds of one delivery, then rounds of four at once (so the kernel spreads them)
-      // until both workers delivered; after each round, a login on each worker sees them all.
+      /** A login on each worker; each must list `n` messages. */
+      const loginEverywhere = async (n: number, when: string): Promise<void> => {
+        for (const pid of pids) {
+          const { c } = await connectTo(p, (x) => x === pid);
+          assert.match(await c.login('alice', 'wonderland'), new RegExp(`^\\+OK alice has ${n} messages? `), `worker ${pid} ${when}`);
+          assert.match(await c.cmd('QUIT'), /^\+OK/);
+          await c.closed();
+        }
+      };
+      // Each round: both workers list the maildrop while it is quiet (past the 100 ms dirty
+      // window, maildir-listing.ts), so each keeps a trusted listing; then one delivery (or four
+      // at once, so the kernel spreads them); then the login on each worker must see it, i.e. its
+      // cached listing must be found stale. Regression: a check of new/ (or cur/, or the uidlist)
+      // that was skipped or always passed left a worker serving its old listing, and the previous
+      // version of this test never let a listing settle, so it passed anyway.
       let n = 0;
       for (let round = 0; round < 10 && (round < 4 || deliverers().size < 2); round++) {
+        for (let settle = 0; settle < 2; settle++) {
+          await sleep(250);
+          await loginEverywhere(n, `settling after ${n} deliveries`);
+        }
         const batch = round < 4 ? 1 : 4;
         const replies = await Promise.all(Array.from({ length: batch }, (_, i) => lmtpDeliver(p.lmtpPort, `m${n + i + 1}`)));
         for (const r of replies) assert.match(r, /^250 /);
         n += batch;
-        for (const pid of pids) {
-          const { c } = await connectTo(p, (x) => x === pid);
-          assert.match(await c.login('alice', 'wonderland'), new RegExp(`^\\+OK alice has ${n} messages? `), `worker ${pid} after ${n} deliveries`);
-          assert.match(await c.cmd('QUIT'), /^\+OK/);
-          await c.closed();
-        }
+        await loginEverywhere(n, `right after delivery ${n}`);
       }
-      const by = deliverers();
-      assert.equal(by.size, 2, 'both workers delivered');
+      assert.equal(deliverers().size, 2, 'both workers delivered');
     });
   });
 });

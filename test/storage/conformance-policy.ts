@@ -82,6 +82,48 @@ export function registerPolicyCases(store: () => MailStore): void {
       assert.deepEqual(await store().usage('alice'), { messages: 1, bytes: b.size });
     });
 
+    it('R-S16 deliver with a quota refuses inside the store with OVER_QUOTA, keeps nothing of it, and reports usage before and after', async () => {
+      const quota = { bytes: 0, messages: 2 };
+      const a = await store().deliver('alice', Buffer.from('a\r\n'), { quota });
+      assert.deepEqual(a.usage, { before: { messages: 0, bytes: 0 }, after: { messages: 1, bytes: a.size } });
+      const b = await store().deliver('alice', Buffer.from('bb\r\n'), { quota });
+      assert.deepEqual(b.usage, { before: { messages: 1, bytes: a.size }, after: { messages: 2, bytes: a.size + b.size } });
+      await assert.rejects(store().deliver('alice', Buffer.from('ccc\r\n'), { quota }), storageError('OVER_QUOTA'));
+      assert.deepEqual(await store().usage('alice'), { messages: 2, bytes: a.size + b.size }, 'the refused message left nothing');
+      const w = await store().deliver('alice', Buffer.from('warning\r\n'));
+      assert.equal(w.usage, undefined, 'no quota given: nothing checked, no usage reported');
+      await assert.rejects(store().deliver('alice', Buffer.from('d\r\n'), { quota: { bytes: a.size + b.size + w.size + 2, messages: 0 } }), storageError('OVER_QUOTA'));
+      const fits = await store().deliver('alice', Buffer.from('e\r\n'), { quota: { bytes: a.size + b.size + w.size + 3, messages: 0 } });
+      assert.equal(fits.usage?.after.bytes, a.size + b.size + w.size + 3, 'exactly full is allowed');
+      const snap = await store().open('alice', plain);
+      assert.deepEqual(snap.messages.map((m) => m.uid), [a.uid, b.uid, w.uid, fits.uid]);
+      assert.ok(fits.uid > w.uid, 'uids still increase');
+      await snap.release();
+    });
+
+    it('R-S17 a warning QuotaLimit.warn returns is stored right after its message in the same commit, and counted by the next check', async () => {
+      const calls: string[] = [];
+      const warn = (before: { messages: number }, after: { messages: number }): Buffer | undefined => {
+        calls.push(`${before.messages}->${after.messages}`);
+        return after.messages === 2 ? Buffer.from('Subject: warning\r\n\r\nnearly full\r\n') : undefined;
+      };
+      const quota = { bytes: 0, messages: 4, warn };
+      const one = await store().deliver('alice', Buffer.from('1\r\n'), { quota });
+      assert.equal(one.warning, undefined);
+      const two = await store().deliver('alice', Buffer.from('2\r\n'), { quota });
+      assert.equal(two.warning?.uid, two.uid + 1, 'the warning right after its message');
+      assert.equal(two.usage?.after.messages, 2, 'usage.after leaves the warning out');
+      const three = await store().deliver('alice', Buffer.from('3\r\n'), { quota });
+      assert.equal(three.usage?.before.messages, 3, 'the warning counted');
+      await assert.rejects(store().deliver('alice', Buffer.from('4\r\n'), { quota }), storageError('OVER_QUOTA'));
+      assert.deepEqual(calls, ['0->1', '1->2', '3->4']);
+      const snap = await store().open('alice', plain);
+      assert.equal(snap.messages.length, 4);
+      assert.equal(snap.messages[2]!.size, two.warning!.size);
+      assert.match((await readAll(snap, snap.messages[2]!.id)).toString(), /nearly full/);
+      await snap.release();
+    });
+
     it('R-S18 expire removes exactly what select picks, with arrival times; dryRun removes nothing', async () => {
       const day = 24 * 60 * 60 * 1000;
       const t0 = Date.UTC(2024, 0, 1);

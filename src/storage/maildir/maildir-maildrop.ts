@@ -12,8 +12,8 @@
  * breaks a stale one). This table is the one statement of the rules; other files point here.
  *
  * - `poplar-uidlist.lock` (UIDLIST_LOCK_FILE). Taken by `locked` behind this object's in-process
- *   Mutex: delivery batches (`deliver` → group commit), first-sight uid records and compaction
- *   (maildir-assign.ts), `forget` (`D` records after a snapshot's commit or an expiry). Held for
+ *   Mutex: delivery batches (`deliver` → group commit, with a quota's check: maildir-quota.ts),
+ *   first-sight uid records and compaction (maildir-assign.ts), `forget` (`D` records after a snapshot's commit or an expiry). Held for
  *   the append or rewrite; after a delivery batch kept LOCK_KEEP_MS for the next batch (any
  *   writer of this object reuses it), at most LOCK_HOLD_MAX_MS in one go, then not kept for
  *   LOCK_PAUSE_MS so other processes get their turn; `close` releases a kept one. Writers wait up
@@ -45,20 +45,20 @@
 import { lstat, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { StorageError } from '../../errors.js';
-import type { DeliverOptions, ExpireResult, ExpiryCandidate, MessageInfo, Usage } from '../mail-store.js';
+import type { DeliverOptions, DeliveryResult, ExpireResult, ExpiryCandidate, MessageInfo, Usage } from '../mail-store.js';
 import { scanAndAssign } from './maildir-assign.js';
-import { crlfSizeOf } from './maildir-bulk.js';
 import { GroupCommit } from './maildir-commit.js';
 import { withdraw, writeToNew } from './maildir-deliver.js';
 import { cleanTmp, ensureMaildir, fsyncDir, listFiles, locate, stampOf } from './maildir-dir.js';
 import { ignoreEnoent } from './maildir-errors.js';
-import { HIDDEN_FLAG, parseName, sizeFromName } from './maildir-filename.js';
+import { HIDDEN_FLAG, parseName } from './maildir-filename.js';
 import { assertRealDir, type MaildirLogger } from './maildir-links.js';
 import { buildListing, stillValid, type Listing } from './maildir-listing.js';
 import { FileLock, isLockHeld, Mutex } from './maildir-lock.js';
+import { commitUnderQuota, quotaUsage, type Committed, type PendingDelivery } from './maildir-quota.js';
 import { EXPIRE_LOCK_FILE, liveSessions, SessionMarker } from './maildir-sessions.js';
 import { MaildirSnapshot, type ReadMode } from './maildir-snapshot.js';
-import { UIDLIST_FILE, UidList, type NewEntry, type UidEntry } from './maildir-uidlist.js';
+import { UIDLIST_FILE, UidList } from './maildir-uidlist.js';
 
 /** Held by an exclusive (RFC-strict, R-S3) session for its whole life. */
 export const SESSION_LOCK_FILE = 'poplar-pop3.lock';
@@ -99,10 +99,6 @@ export interface MaildropHost {
   listed(m: MaildirMaildrop): void;
 }
 
-/** A delivery waiting for its batch: its uidlist record and the folder its file is in. */
-interface PendingDelivery extends NewEntry {
-  readonly dir: string;
-}
 
 interface KeptLock {
   readonly lock: FileLock;
@@ -132,7 +128,7 @@ export class MaildirMaildrop {
   /** No lock is kept before this time (ms since the epoch): other processes get their turn. */
   private keepPausedUntil = 0;
   /** The group commit (maildir-commit.ts), while deliveries are in flight. */
-  private commits: GroupCommit<PendingDelivery, UidEntry> | undefined;
+  private commits: GroupCommit<PendingDelivery, Committed> | undefined;
 
   /** `root`: resolved, absolute. */
   constructor(
@@ -222,44 +218,42 @@ export class MaildirMaildrop {
    * meanwhile (an open() that saw the file first already gave it one). A delivery that fails is
    * withdrawn: nothing that was not acknowledged stays visible.
    */
-  async deliver(message: Buffer | AsyncIterable<Buffer>, opts: DeliverOptions, s: MaildropSettings): Promise<{ uid: number; size: number }> {
+  async deliver(message: Buffer | AsyncIterable<Buffer>, opts: DeliverOptions, s: MaildropSettings): Promise<DeliveryResult> {
     let delivered: string | undefined;
     try {
       await this.prepare();
       const { name, rel, size } = await writeToNew(this.root, message, opts, s.uniqueName);
       delivered = rel;
       const item = {
-        key: name, size, dir: rel.slice(0, 3),
+        key: name, size, dir: rel.slice(0, 3), rel,
         ...(opts.uidl === undefined ? {} : { uidl: opts.uidl }),
         ...(opts.uid === undefined ? {} : { uid: opts.uid }),
+        ...(opts.quota === undefined ? {} : { quota: opts.quota }),
       };
       const commit = (this.commits ??= new GroupCommit((items) => this.commitDeliveries(items, s)));
-      const entry = await commit.submit(item).finally(() => {
+      const done = await commit.submit(item).finally(() => {
         // Settled after its batch ended; nothing queued means no delivery holds this commit.
         if (commit.idle && this.commits === commit) this.commits = undefined;
       });
-      return { uid: entry.uid, size };
+      if ('refused' in done) {
+        delivered = undefined; // withdrawn under the lock
+        throw new StorageError('OVER_QUOTA', 'the maildrop is over quota');
+      }
+      return { uid: done.entry.uid, size, ...(done.usage === undefined ? {} : { usage: done.usage }), ...(done.warning === undefined ? {} : { warning: done.warning }) };
     } catch (err) {
+      if (err instanceof StorageError && err.code === 'OVER_QUOTA') throw err;
       this.ready = false; // the folders may have gone: make them again next time
       if (delivered !== undefined) await withdraw(this.root, delivered);
       throw err;
     }
   }
 
-  /** Messages and octets (R-S4 sizes) in the maildrop now, hidden ones included. */
+  /** Messages and octets (R-S4 sizes) in the maildrop now, hidden ones included (maildir-quota.ts quotaUsage). */
   async usage(): Promise<Usage> {
     const files = await listFiles(this.root);
     if (files.size === 0) return { messages: 0, bytes: 0 };
     await this.uidlist.refresh();
-    let messages = 0;
-    let bytes = 0;
-    for (const [base, rel] of files) {
-      const size = this.uidlist.entries.get(base)?.size ?? sizeFromName(base) ?? (await crlfSizeOf(join(this.root, rel)));
-      if (size === undefined) continue; // removed meanwhile
-      messages++;
-      bytes += size;
-    }
-    return { messages, bytes };
+    return quotaUsage(this.root, this.uidlist, files, new Set());
   }
 
   /** Retention (R-S18): removes the selected messages unless a session has the maildrop open. */
@@ -365,11 +359,14 @@ export class MaildirMaildrop {
    * taken once for the batch. Both run at once: nothing is acknowledged before both are done,
    * and a uid record whose file never became durable is only a dead record (its uid stays used).
    */
-  private async commitDeliveries(items: readonly PendingDelivery[], s: MaildropSettings): Promise<UidEntry[]> {
+  private async commitDeliveries(items: readonly PendingDelivery[], s: MaildropSettings): Promise<Committed[]> {
     await this.host.hooks.commit?.(this.root, items.length);
     const dirs = [...new Set(items.map((i) => i.dir))];
     const [entries] = await Promise.all([
-      this.locked(() => this.uidlist.append(items), s, true),
+      this.locked(async () => {
+        if (items.every((i) => i.quota === undefined)) return (await this.uidlist.append(items)).map((entry) => ({ entry }));
+        return commitUnderQuota(this.root, this.uidlist, items, s.uniqueName);
+      }, s, true),
       ...dirs.map((d) => fsyncDir(join(this.root, d))),
     ]);
     return entries;

@@ -14,6 +14,7 @@ import { BODY_READ_CHUNK } from '../../protocol/limits.js';
 import {
   isValidMailboxName,
   isValidUidl,
+  overQuota,
   readableOf,
   type CommitChanges,
   type DeliverOptions,
@@ -89,17 +90,30 @@ export class MemoryMailStore implements MailStore {
     if (Buffer.isBuffer(message)) chunks.push(Buffer.from(message));
     else for await (const chunk of message) chunks.push(Buffer.from(chunk));
     const bytes = Buffer.concat(chunks);
+    const size = crlfSize(bytes);
+    // R-S16: checked and stored with no await in between (one process holds the whole store).
+    const before = opts.quota === undefined ? undefined : this.usageNow(mailbox);
+    if (before !== undefined && overQuota(before, size, opts.quota!)) throw new StorageError('OVER_QUOTA', `mailbox ${mailbox} is over quota`);
     const drop = this.maildrop(mailbox);
     const uid = Math.max(drop.nextUid, opts.uid ?? 0);
     drop.nextUid = uid + 1;
-    const size = crlfSize(bytes);
     const received = opts.received ?? this.now();
     drop.messages.set(String(uid), { uid, size, bytes, uidl: opts.uidl, received, seen: opts.seen === true, hidden: false });
-    return { uid, size };
+    if (before === undefined) return { uid, size };
+    const after = { messages: before.messages + 1, bytes: before.bytes + size };
+    const w = opts.quota!.warn?.(before, after);
+    if (w === undefined) return { uid, size, usage: { before, after } };
+    const warning = { uid: drop.nextUid++, size: crlfSize(w) };
+    drop.messages.set(String(warning.uid), { ...warning, bytes: Buffer.from(w), uidl: undefined, received, seen: false, hidden: false });
+    return { uid, size, usage: { before, after }, warning };
   }
 
   async usage(mailbox: string): Promise<Usage> {
     checkName(mailbox);
+    return this.usageNow(mailbox);
+  }
+
+  private usageNow(mailbox: string): Usage {
     let bytes = 0;
     const messages = this.maildrops.get(mailbox)?.messages ?? new Map<string, StoredMessage>();
     for (const m of messages.values()) bytes += m.size;

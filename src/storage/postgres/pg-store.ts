@@ -23,6 +23,7 @@ import { crlfSize } from '../../protocol/crlf.js';
 import {
   isValidMailboxName,
   isValidUidl,
+  overQuota,
   type DeliverOptions,
   type DeliveryResult,
   type ExpireResult,
@@ -166,13 +167,33 @@ export class PostgresMailStore implements MailStore, SnapshotHost {
     const size = crlfSize(full);
     const received = new Date(opts.received ?? Date.now());
     return this.tx(async (tx) => {
-      // The body first: the maildrop's row is locked (by taking its uid) only for the last two statements.
+      // The body first: the maildrop's row is locked (by taking its uid) only for the statements after it.
       const bodyId = await attachBody(tx, body);
       const { id, uid } = await this.takeUid(tx, mailbox, opts.uid ?? 0);
+      // R-S16: the row lock takeUid holds orders this maildrop's deliveries on every node, and
+      // each statement sees what committed before it: the usage is exact; a refusal rolls back.
+      const before = opts.quota === undefined ? undefined : await this.usageIn(tx, id);
+      if (before !== undefined && overQuota(before, size, opts.quota!)) throw new StorageError('OVER_QUOTA', `mailbox ${mailbox} is over quota`);
       await tx`INSERT INTO messages (maildrop_id, uid, body_id, size, head, uidl, received_at, retrieved_at)
         VALUES (${id}, ${uid}, ${bodyId}, ${size}, ${head}, ${opts.uidl ?? null}, ${received}, ${opts.seen === true ? received : null})`;
-      return { uid, size };
+      if (before === undefined) return { uid, size };
+      const after = { messages: before.messages + 1, bytes: before.bytes + size };
+      const w = opts.quota!.warn?.(before, after);
+      if (w === undefined) return { uid, size, usage: { before, after } };
+      // R-S17: the warning in the same transaction, so the next delivery's check counts it.
+      const warnBody = await attachBody(tx, w);
+      const warning = { uid: (await this.takeUid(tx, mailbox, 0)).uid, size: crlfSize(w) };
+      await tx`INSERT INTO messages (maildrop_id, uid, body_id, size, head, uidl, received_at, retrieved_at)
+        VALUES (${id}, ${warning.uid}, ${warnBody}, ${warning.size}, ${Buffer.alloc(0)}, ${null}, ${new Date()}, ${null})`;
+      return { uid, size, usage: { before, after }, warning };
     });
+  }
+
+  /** R-S16: the maildrop's messages and octets, hidden ones included (as usage()). */
+  private async usageIn(tx: TransactionSql, id: number): Promise<Usage> {
+    const [row] = await tx<{ messages: number; bytes: number }[]>`
+      SELECT count(*)::float8 AS messages, coalesce(sum(size), 0)::float8 AS bytes FROM messages WHERE maildrop_id = ${id}`;
+    return { messages: row?.messages ?? 0, bytes: row?.bytes ?? 0 };
   }
 
   async usage(mailbox: string): Promise<Usage> {

@@ -1,0 +1,163 @@
+/**
+ * R-S16 R-S17 R-X10 R-X16 R-X17 limits that hold across processes, proven with real `poplar serve`
+ * processes: a quota under many concurrent LMTP deliveries spread over 2 workers (Maildir) and
+ * over 2 nodes on one PostgreSQL database, and LOGIN-DELAY with two logins of one user at the
+ * same instant on two workers.
+ *
+ * Regressions: the quota was checked by the delivery agent before the store's commit, one
+ * delivery at a time per maildrop in each process only, so two workers (or nodes) both passed
+ * the check and the maildrop went over, with a warning from each; LOGIN-DELAY was decided by each
+ * worker from what it had read of the poll-state file, so two logins at one instant both got in.
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect } from 'node:net';
+import { after, before, describe, it } from 'node:test';
+import { connectPostgres } from '../../src/storage/postgres/client.js';
+import { migrate } from '../../src/storage/postgres/migrate.js';
+import { Pop3Client } from '../helpers/pop3-client.js';
+import { startPoplar, type PoplarProcess } from '../helpers/poplar-process.js';
+import { needPostgres, startPostgres, type PostgresServer } from '../helpers/postgres.js';
+import { waitFor } from '../helpers/wait.js';
+
+const QUOTA = 10;
+const DELIVERIES = 40;
+/** With quota.warn_percent = [50]: the warning after the 5th message is the quota's 6th. */
+const QUOTA_OVERRIDES = [`quota.messages=${QUOTA}`, 'quota.warn_percent=[50]', 'quota.over_quota=reject'];
+
+const pidOf = (greeting: string): number => Number(/<(\d+)\./.exec(greeting)?.[1] ?? 0);
+
+/**
+ * One LMTP transaction to alice on its own connection: the reply that decided it (RCPT's when
+ * that refused, else DATA's).
+ */
+async function lmtpOnce(port: number, n: number): Promise<string> {
+  const s = connect({ port, host: '127.0.0.1' });
+  s.on('error', () => undefined);
+  let buf = '';
+  s.on('data', (d: Buffer) => (buf += d.toString('latin1')));
+  const replies = (): string[] => buf.split('\r\n').filter((l) => /^\d{3} /.test(l));
+  const send = async (line: string): Promise<string> => {
+    const seen = replies().length;
+    if (line !== '') s.write(line);
+    await waitFor(() => replies().length > seen, 20_000, `reply to ${JSON.stringify(line.slice(0, 20))}`);
+    return replies()[seen]!;
+  };
+  try {
+    await once(s, 'connect');
+    await send('');
+    await send('LHLO quota.test\r\n');
+    await send('MAIL FROM:<s@example.org>\r\n');
+    const rcpt = await send('RCPT TO:<alice@example.org>\r\n');
+    if (!rcpt.startsWith('250')) return rcpt;
+    await send('DATA\r\n');
+    return await send(`Subject: racer ${n}\r\n\r\nbody ${n}\r\n.\r\n`);
+  } finally {
+    s.destroy();
+  }
+}
+
+/** Every delivery at once, round robin over `ports`; the final replies. */
+async function race(ports: readonly number[]): Promise<string[]> {
+  return Promise.all(Array.from({ length: DELIVERIES }, (_, i) => lmtpOnce(ports[i % ports.length]!, i)));
+}
+
+/** Exactly the quota's worth kept (one warning among them), the rest refused, none over. */
+async function checkQuota(replies: readonly string[], servers: readonly PoplarProcess[]): Promise<void> {
+  const accepted = replies.filter((r) => r.startsWith('250')).length;
+  const refused = replies.filter((r) => /^5\d\d /.test(r));
+  const warnings = servers.flatMap((p) => p.events('quota_warning'));
+  assert.equal(warnings.length, 1, `one warning for the one crossing: ${JSON.stringify(warnings)}`);
+  assert.equal(accepted + warnings.length, QUOTA, `accepted ${accepted} + ${warnings.length} warning under a quota of ${QUOTA}: ${JSON.stringify(replies)}`);
+  assert.equal(refused.length, DELIVERIES - accepted, `refused: ${JSON.stringify(replies)}`);
+  for (const r of refused) assert.match(r, /^552 5\.2\.2 /);
+  const c = await Pop3Client.connect(servers[0]!.pop3Port);
+  assert.match(await c.login('alice', 'wonderland'), new RegExp(`^\\+OK alice has ${QUOTA} messages `), 'usage never over');
+  assert.match(await c.cmd('QUIT'), /^\+OK/);
+}
+
+/** The processes (workers' ids, or nodes) that handled LMTP transactions. */
+function lmtpHandlers(servers: readonly PoplarProcess[]): Set<string> {
+  const who = new Set<string>();
+  for (const [i, p] of servers.entries()) {
+    for (const e of [...p.events('delivered'), ...p.events('rcpt_refused'), ...p.events('delivery_refused')]) {
+      if (e['protocol'] === 'pop3') continue;
+      who.add(`${i}:${String(e['worker'] ?? '')}`);
+    }
+  }
+  return who;
+}
+
+describe('R-S16 R-X16 quota across 2 workers (Maildir)', { timeout: 120_000 }, () => {
+  it(`R-S16 R-S17 R-X16 ${DELIVERIES} concurrent LMTP deliveries over 2 workers under a quota of ${QUOTA} messages: exactly ${QUOTA} kept (one warning), the rest 552, never over`, async () => {
+    const p = await startPoplar({ workers: 2, overrides: QUOTA_OVERRIDES });
+    try {
+      const replies = await race([p.lmtpPort]);
+      assert.equal(lmtpHandlers([p]).size, 2, 'both workers handled deliveries');
+      await checkQuota(replies, [p]);
+    } finally {
+      await p.cleanup();
+    }
+  });
+});
+
+describe('R-S16 R-X17 quota across 2 nodes on one PostgreSQL database', { skip: needPostgres(), timeout: 120_000 }, () => {
+  let pg: PostgresServer;
+  before(async () => {
+    pg = await startPostgres();
+  });
+  after(async () => {
+    await pg?.stop();
+  });
+
+  it(`R-S16 R-S17 R-X17 ${DELIVERIES} concurrent LMTP deliveries over 2 nodes under a quota of ${QUOTA} messages: exactly ${QUOTA} kept (one warning), the rest 552, never over`, async () => {
+    const url = await pg.createDatabase();
+    const sql = connectPostgres({ url, poolSize: 1 });
+    await migrate(sql);
+    await sql.end({ timeout: 1 });
+    const nodes: PoplarProcess[] = [];
+    try {
+      for (let i = 0; i < 2; i++) {
+        nodes.push(await startPoplar({ workers: 1, overrides: ['storage.backend=postgres', `postgres.url=${url}`, ...QUOTA_OVERRIDES] }));
+      }
+      const replies = await race(nodes.map((n) => n.lmtpPort));
+      assert.equal(lmtpHandlers(nodes).size, 2, 'both nodes handled deliveries');
+      await checkQuota(replies, nodes);
+    } finally {
+      for (const n of nodes) await n.cleanup();
+    }
+  });
+});
+
+describe('R-X10 R-X16 LOGIN-DELAY across 2 workers', { timeout: 120_000 }, () => {
+  it('R-X10 R-X16 two logins of one user at the same instant on two workers: exactly one admitted, the other -ERR [LOGIN-DELAY]', async () => {
+    const users = Object.fromEntries(Array.from({ length: 6 }, (_, i) => [`user${i}`, `secret${i}`]));
+    const p = await startPoplar({ workers: 2, users, overrides: ['auth.apop=true', 'policy.login_delay=600'] });
+    const open: Pop3Client[] = [];
+    /** Connects until a greeting comes from a worker for which `want(pid)` holds. */
+    const connectTo = async (want: (pid: number) => boolean): Promise<{ c: Pop3Client; pid: number }> => {
+      for (let i = 0; i < 40; i++) {
+        const c = await Pop3Client.connect(p.pop3Port);
+        open.push(c);
+        const pid = pidOf(await c.greeting);
+        if (want(pid)) return { c, pid };
+      }
+      throw new Error('no connection reached the worker wanted');
+    };
+    try {
+      for (const [user, password] of Object.entries(users)) {
+        const a = await connectTo(() => true);
+        const b = await connectTo((pid) => pid !== a.pid);
+        assert.match(await a.c.cmd(`USER ${user}`), /^\+OK/);
+        assert.match(await b.c.cmd(`USER ${user}`), /^\+OK/);
+        const replies = await Promise.all([a.c.cmd(`PASS ${password}`), b.c.cmd(`PASS ${password}`)]);
+        assert.equal(replies.filter((r) => r.startsWith('+OK')).length, 1, `${user} on workers ${a.pid} and ${b.pid}: ${JSON.stringify(replies)}`);
+        assert.equal(replies.filter((r) => r.startsWith('-ERR [LOGIN-DELAY]')).length, 1, JSON.stringify(replies));
+        for (const c of open.splice(0)) c.close();
+      }
+    } finally {
+      for (const c of open) c.close();
+      await p.cleanup();
+    }
+  });
+});
