@@ -3,14 +3,16 @@
  * settled maildrop whose cached listing is still valid checks new/, cur/, the uidlist and the
  * session lock with stats on the server thread, so it makes no thread-pool file-system request
  * (each one costs two thread wake-ups, more than the stat itself). With `threadpool` it does.
- * Requests are counted with async_hooks (FSREQPROMISE / FSREQCALLBACK resources), not timed.
+ * A delivery's folder checks (root, tmp/, new/ are real directories) run there too. Requests are
+ * counted with async_hooks (FSREQPROMISE / FSREQCALLBACK resources), not timed.
  */
 import assert from 'node:assert/strict';
 import { createHook } from 'node:async_hooks';
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
+import { writeToNew } from '../../src/storage/maildir/maildir-deliver.js';
 import { MaildirStore } from '../../src/storage/maildir/maildir-store.js';
 import { MaildropRegistry } from '../../src/storage/maildir/maildir-registry.js';
 import type { ReadMode } from '../../src/storage/maildir/maildir-snapshot.js';
@@ -99,5 +101,30 @@ describe('Maildir settled open', () => {
     const s = await store.open('alice', plain);
     assert.equal(s.messages.length, 2);
     await s.release();
+  });
+});
+
+describe('Maildir delivery folder checks', () => {
+  let dir: string;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'poplar-deliver-checks-'));
+    for (const sub of ['cur', 'new', 'tmp']) await mkdir(join(dir, sub));
+  });
+  afterEach(() => rm(dir, { recursive: true, force: true }));
+
+  let n = 0;
+  const unique = (): string => `1700000000.M${++n}P1.test`;
+
+  it('R-X6 with event-loop reads a delivery checks root, tmp/ and new/ without the thread pool', async () => {
+    const pooled = await poolRequests(() => writeToNew(dir, Buffer.from('a\r\n'), {}, unique, false));
+    const onLoop = await poolRequests(() => writeToNew(dir, Buffer.from('b\r\n'), {}, unique, true));
+    assert.equal(pooled - onLoop, 3, `${pooled} requests through the pool against ${onLoop}`);
+  });
+
+  it('R-X6 a tmp/ that is a symbolic link is refused by the event-loop check too', async () => {
+    await rm(join(dir, 'tmp'), { recursive: true });
+    await mkdir(join(dir, 'elsewhere'));
+    await symlink(join(dir, 'elsewhere'), join(dir, 'tmp'));
+    await assert.rejects(writeToNew(dir, Buffer.from('c\r\n'), {}, unique, true), /symbolic link/);
   });
 });

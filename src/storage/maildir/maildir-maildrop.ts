@@ -226,7 +226,7 @@ export class MaildirMaildrop {
     let delivered: string | undefined;
     try {
       await this.prepare();
-      const { name, rel, size } = await writeToNew(this.root, message, opts, s.uniqueName);
+      const { name, rel, size } = await writeToNew(this.root, message, opts, s.uniqueName, s.reads === 'event-loop');
       delivered = rel;
       const item = {
         key: name, size, dir: rel.slice(0, 3),
