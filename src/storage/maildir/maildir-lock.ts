@@ -43,8 +43,6 @@ const heldTokens = new Set<string>();
 export class FileLock {
   private readonly heartbeat: NodeJS.Timeout;
   private released = false;
-  /** Another holder had it when this one was asked for: someone else writes here too. */
-  waited = false;
 
   private constructor(
     readonly path: string,
@@ -67,7 +65,6 @@ export class FileLock {
   static async acquire(path: string, waitMs: number): Promise<FileLock | undefined> {
     const deadline = Date.now() + waitMs;
     let delay = BACKOFF_FIRST_MS;
-    let waited = false;
     for (;;) {
       const token = randomBytes(8).toString('hex');
       const content = `${process.pid} ${LOCK_HOST} ${Date.now()} ${token}\n`;
@@ -78,14 +75,9 @@ export class FileLock {
         heldTokens.delete(token);
         throw err;
       });
-      if (identity !== undefined) {
-        const lock = new FileLock(path, content, token, identity);
-        lock.waited = waited;
-        return lock;
-      }
+      if (identity !== undefined) return new FileLock(path, content, token, identity);
       heldTokens.delete(token);
       if (await breakIfStale(path)) continue;
-      waited = true;
       const left = deadline - Date.now();
       if (left <= 0) return undefined;
       await sleep(Math.min(delay * (0.5 + Math.random()), left));

@@ -16,8 +16,7 @@
  *   (maildir-assign.ts), `forget` (`D` records after a snapshot's commit or an expiry). Held for
  *   the append or rewrite; after a delivery batch kept LOCK_KEEP_MS for the next batch (any
  *   writer of this object reuses it), at most LOCK_HOLD_MAX_MS in one go, then not kept for
- *   LOCK_PAUSE_MS so other processes get their turn, and not kept at all for LOCK_CONTENDED_MS
- *   after this object had to wait for it; `close` releases a kept one. Writers wait up
+ *   LOCK_PAUSE_MS so other processes get their turn; `close` releases a kept one. Writers wait up
  *   to `lockWaitMs` (default LOCK_WAIT_MS, 10 s), then fail 'IO'. Crash: a stale lock, broken as
  *   above; a torn uidlist append is truncated by the next writer (maildir-uidlist.ts).
  * - `poplar-pop3.lock` (SESSION_LOCK_FILE). Taken without waiting by an exclusive `open`
@@ -70,12 +69,6 @@ const LOCK_KEEP_MS = 20;
 /** The longest the lock file is kept in one go; then it is not kept for LOCK_PAUSE_MS. */
 const LOCK_HOLD_MAX_MS = 500;
 const LOCK_PAUSE_MS = 250;
-/**
- * After a wait for the lock (another process writes this maildrop too: a second worker, `poplar
- * deliver`) it is not kept for this long: two keepers would hand it over only every
- * LOCK_HOLD_MAX_MS, each stalling the other's deliveries for that long.
- */
-const LOCK_CONTENDED_MS = 5_000;
 /** tmp/ is read for stale debris at most this often per maildrop (the 36-hour rule is lax). */
 const TMP_CLEAN_EVERY_MS = 15 * 60 * 1000;
 
@@ -401,12 +394,11 @@ export class MaildirMaildrop {
       }
       const lock = kept?.lock ?? (await FileLock.acquireOrFail(join(this.root, UIDLIST_LOCK_FILE), s.lockWaitMs));
       const since = kept?.since ?? Date.now();
-      if (lock.waited) this.keepPausedUntil = Math.max(this.keepPausedUntil, since + LOCK_CONTENDED_MS);
       let keepIt = false;
       try {
         const result = await fn();
         const now = Date.now();
-        if (keep && now - since >= LOCK_HOLD_MAX_MS) this.keepPausedUntil = Math.max(this.keepPausedUntil, now + LOCK_PAUSE_MS);
+        if (keep && now - since >= LOCK_HOLD_MAX_MS) this.keepPausedUntil = now + LOCK_PAUSE_MS;
         keepIt = keep && now >= this.keepPausedUntil;
         return result;
       } finally {
