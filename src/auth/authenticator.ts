@@ -13,7 +13,7 @@
  */
 import type { UserDirectory, UserRecord } from './directory.js';
 import { LoginCache, type LoginCacheSettings } from './login-cache.js';
-import { costClassOf, DUMMY_KINDS, type DummyKind, verifyDummy, verifyPassword } from './password.js';
+import { costClassOf, DUMMY_KINDS, type DummyKind, isCheapScheme, verifyDummy, verifyPassword } from './password.js';
 import { warmShaCryptPool } from './sha-crypt-pool.js';
 import type { SharedState } from '../shared/shared-state.js';
 
@@ -74,8 +74,17 @@ export class Authenticator {
       return record;
     }
     const own = record.checkPassword === undefined ? costClassOf(record.password, this.opts.scryptCost) : undefined;
-    if (own === undefined) {
-      // A scheme of neither class (bcrypt, SHA256-CRYPT, another cost, {PLAIN}, a locked field):
+    if (own === undefined && record.checkPassword === undefined && isCheapScheme(record.password)) {
+      // One digest (PLAIN, SSHA…): microseconds against the dummies' milliseconds. Checked first,
+      // so a success pays for nothing else (a first login after a start cost ~120 ms of CPU
+      // when the dummies ran beside it: docs/benchmarks.md); a failure then pays both dummies,
+      // and takes their time plus that digest, as an unknown user takes their time (R-S13).
+      if (!(await this.verify(record.password, password))) {
+        await this.failure(password, undefined);
+        return undefined;
+      }
+    } else if (own === undefined) {
+      // A scheme of neither class and not cheap (bcrypt, SHA256-CRYPT, another cost, a locked field):
       // its check runs beside both dummies, so a failure takes max(own, dummies) like an unknown
       // user's, whatever the scheme costs below them; a success here pays the dummies too.
       // An LDAP bind (record.checkPassword) is such a check too.

@@ -124,6 +124,20 @@ export function costClassOf(stored: string, scryptCost: number): DummyKind | und
   return undefined;
 }
 
+/**
+ * Schemes whose check is one plain or salted digest (or the stored text itself): microseconds,
+ * against the milliseconds of either dummy. The Authenticator checks them before any dummy.
+ */
+const CHEAP_SCHEMES: ReadonlySet<string> = new Set([
+  'PLAIN', 'CLEARTEXT', 'PLAIN-MD5', 'SHA', 'SHA1', 'SHA256', 'SHA512', 'SSHA', 'SSHA256', 'SSHA512', 'CRAM-MD5', 'NTLM',
+]);
+
+/** True when verifying `stored` is one digest's work (CHEAP_SCHEMES). */
+export function isCheapScheme(stored: string): boolean {
+  const scheme = schemeOf(stored);
+  return scheme !== undefined && CHEAP_SCHEMES.has(scheme);
+}
+
 /** A salt nobody's hash uses, made once per process; the dummy compares against no real hash. */
 const DUMMY_SHA_SALT = randomBytes(12).toString('base64').replace(/[^./0-9A-Za-z]/g, '.');
 

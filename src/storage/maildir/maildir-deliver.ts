@@ -10,7 +10,7 @@ import type { DeliverOptions } from '../mail-store.js';
 import { locate } from './maildir-dir.js';
 import { errCode, ignoreEnoent } from './maildir-errors.js';
 import { parseName } from './maildir-filename.js';
-import { assertRealDir } from './maildir-links.js';
+import { assertRealDir, assertRealDirSync } from './maildir-links.js';
 
 export interface WrittenMessage {
   /** The base name: `<unique>,S=<raw octets>,W=<CRLF octets>`. */
@@ -24,17 +24,21 @@ export interface WrittenMessage {
 /**
  * Writes the message to tmp/ under a unique name, fsyncs it and renames it into new/ as
  * `<unique>,S=<raw octets>,W=<CRLF octets>` (Maildir spec delivery; Dovecot's size fields).
- * `uniqueName` gives a new unique base name (maildir-filename.ts newUniqueName).
+ * `uniqueName` gives a new unique base name (maildir-filename.ts newUniqueName). `onLoop`: the
+ * folders are checked with lstat(2) on the server thread (`storage.maildir_reads = "event-loop"`).
  */
 export async function writeToNew(
   root: string,
   message: Buffer | AsyncIterable<Buffer>,
   opts: DeliverOptions,
   uniqueName: () => string,
+  onLoop = false,
 ): Promise<WrittenMessage> {
   // The file is created and renamed by path: neither folder may be a link to another directory.
   const into = opts.seen === true ? 'cur' : 'new';
-  await Promise.all([assertRealDir(root), assertRealDir(join(root, 'tmp')), assertRealDir(join(root, into))]);
+  const folders = [root, join(root, 'tmp'), join(root, into)];
+  if (onLoop) for (const f of folders) assertRealDirSync(f);
+  else await Promise.all(folders.map(assertRealDir));
   const { unique, fh } = await createTmp(root, uniqueName);
   const tmpPath = join(root, 'tmp', unique);
   let closed = false;

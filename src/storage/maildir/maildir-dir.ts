@@ -4,6 +4,7 @@
  * cr.yp.to/proto/maildir.html): `tmp/` being written, `new/` delivered and not yet seen by a
  * reader, `cur/` seen by a reader, with `:2,<flags>` info in the name.
  */
+import { lstatSync } from 'node:fs';
 import { lstat, mkdir, open, readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { errCode } from './maildir-errors.js';
@@ -65,6 +66,18 @@ export async function stampOf(path: string): Promise<DirStamp | undefined> {
     if (errCode(err) === 'ENOENT') return undefined;
     throw err;
   }
+}
+
+/**
+ * stampOf with lstat(2) on the server thread (`storage.maildir_reads = "event-loop"`): a settled
+ * login checks its listing with such stats, each microseconds against a thread-pool round trip
+ * (two wake-ups), and a missing directory raises no error object.
+ */
+export function stampOfSync(path: string): DirStamp | undefined {
+  const st = lstatSync(path, { throwIfNoEntry: false });
+  if (st === undefined) return undefined;
+  if (st.isSymbolicLink()) throw linkRefused(path);
+  return { ino: st.ino, ctimeMs: st.ctimeMs };
 }
 
 export interface MaildirScan {

@@ -12,7 +12,7 @@
  *   guards only the last component) is refused too. One readlink(2) of the descriptor just
  *   opened; where /proc is not mounted the check is skipped.
  */
-import { closeSync, constants, openSync, readlinkSync } from 'node:fs';
+import { closeSync, constants, lstatSync, openSync, readlinkSync } from 'node:fs';
 import { lstat, open, readlink, realpath, type FileHandle } from 'node:fs/promises';
 import { basename, dirname } from 'node:path';
 import { StorageError } from '../../errors.js';
@@ -55,6 +55,13 @@ export function linkRefused(path: string): StorageError {
  */
 export async function assertRealDir(path: string): Promise<void> {
   const st = await lstat(path);
+  if (st.isSymbolicLink()) throw linkRefused(path);
+  if (!st.isDirectory()) throw new StorageError('IO', `${path} is not a directory`);
+}
+
+/** assertRealDir with lstat(2) on the server thread (`storage.maildir_reads = "event-loop"`). */
+export function assertRealDirSync(path: string): void {
+  const st = lstatSync(path);
   if (st.isSymbolicLink()) throw linkRefused(path);
   if (!st.isDirectory()) throw new StorageError('IO', `${path} is not a directory`);
 }

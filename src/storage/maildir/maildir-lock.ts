@@ -19,7 +19,7 @@
  *   of polling the lock file.
  */
 import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
+import { constants, lstatSync } from 'node:fs';
 import { link, lstat, lutimes, open, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -155,8 +155,13 @@ async function createWhole(path: string, content: string, token: string): Promis
   }
 }
 
-/** Whether a live (not stale) lock file exists at `path`. */
-export async function isLockHeld(path: string): Promise<boolean> {
+/**
+ * Whether a live (not stale) lock file exists at `path`. `onLoop`: first ask lstat(2) on the
+ * server thread whether anything is there at all (the usual answer, no), instead of an open(2)
+ * in the thread pool that fails with ENOENT.
+ */
+export async function isLockHeld(path: string, onLoop = false): Promise<boolean> {
+  if (onLoop && lstatSync(path, { throwIfNoEntry: false }) === undefined) return false;
   const content = await readIfExists(path);
   if (content === undefined) return false;
   return !(await isStale(path, content));

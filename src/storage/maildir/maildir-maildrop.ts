@@ -49,7 +49,7 @@ import type { DeliverOptions, DeliveryResult, ExpireResult, ExpiryCandidate, Mes
 import { scanAndAssign } from './maildir-assign.js';
 import { GroupCommit } from './maildir-commit.js';
 import { withdraw, writeToNew } from './maildir-deliver.js';
-import { cleanTmp, ensureMaildir, fsyncDir, listFiles, locate, stampOf } from './maildir-dir.js';
+import { cleanTmp, ensureMaildir, fsyncDir, listFiles, locate, stampOf, stampOfSync } from './maildir-dir.js';
 import { ignoreEnoent } from './maildir-errors.js';
 import { HIDDEN_FLAG, parseName } from './maildir-filename.js';
 import { assertRealDir, type MaildirLogger } from './maildir-links.js';
@@ -186,7 +186,7 @@ export class MaildirMaildrop {
       if (exclusive) {
         sessionLock = await FileLock.acquire(lockPath, 0);
         if (sessionLock === undefined) throw locked(mailbox);
-      } else if (await isLockHeld(lockPath)) {
+      } else if (await isLockHeld(lockPath, s.reads === 'event-loop')) {
         throw locked(mailbox);
       }
       const listing = await this.currentListing(s);
@@ -222,7 +222,7 @@ export class MaildirMaildrop {
     let delivered: string | undefined;
     try {
       await this.prepare();
-      const { name, rel, size } = await writeToNew(this.root, message, opts, s.uniqueName);
+      const { name, rel, size } = await writeToNew(this.root, message, opts, s.uniqueName, s.reads === 'event-loop');
       delivered = rel;
       const item = {
         key: name, size, dir: rel.slice(0, 3), rel,
@@ -330,8 +330,13 @@ export class MaildirMaildrop {
   private async currentListing(s: MaildropSettings): Promise<Listing> {
     const cached = this.listing;
     if (cached?.trusted === true) {
-      const [newStamp, curStamp] = await Promise.all([stampOf(join(this.root, 'new')), stampOf(join(this.root, 'cur'))]);
-      await this.uidlist.refresh();
+      // With event-loop reads these three stats run on the server thread: a settled login makes
+      // no thread-pool round trip (docs/benchmarks.md, issue 14).
+      const onLoop = s.reads === 'event-loop';
+      const [newStamp, curStamp] = onLoop
+        ? [stampOfSync(join(this.root, 'new')), stampOfSync(join(this.root, 'cur'))]
+        : await Promise.all([stampOf(join(this.root, 'new')), stampOf(join(this.root, 'cur'))]);
+      await this.uidlist.refresh(onLoop);
       if (stillValid(cached, newStamp, curStamp, this.uidlist)) return cached;
     }
     await this.cleanTmpNowAndThen();

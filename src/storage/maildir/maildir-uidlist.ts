@@ -22,7 +22,7 @@
  * `poplar-uidlist` link fails every read and write of the maildrop, and its target is untouched.
  */
 import { randomBytes } from 'node:crypto';
-import { constants } from 'node:fs';
+import { constants, lstatSync } from 'node:fs';
 import { lstat, open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fsyncDir } from './maildir-dir.js';
@@ -104,10 +104,11 @@ export class UidList {
    * Reads what changed in the file since the last call (all of it after a rewrite). One stat
    * when nothing did: every append, truncation or rewrite changes the file's size, ctime or inode,
    * and `seen` is taken before the read, so it can only be older than what the cache holds.
+   * `onLoop`: that stat runs on the server thread (`storage.maildir_reads = "event-loop"`).
    */
-  refresh(): Promise<void> {
+  refresh(onLoop = false): Promise<void> {
     return this.serial.run(async () => {
-      const st = await lstatUidlist(this.path);
+      const st = onLoop ? lstatUidlistSync(this.path) : await lstatUidlist(this.path);
       if (st === undefined) {
         this.reset(-1);
         return;
@@ -427,6 +428,13 @@ async function lstatUidlist(path: string): Promise<{ ino: number; size: number; 
     if (errCode(err) === 'ENOENT') return undefined;
     throw err;
   }
+}
+
+/** lstatUidlist with lstat(2) on the server thread (refresh's `onLoop`). */
+function lstatUidlistSync(path: string): { ino: number; size: number; ctimeMs: number } | undefined {
+  const st = lstatSync(path, { throwIfNoEntry: false });
+  if (st?.isSymbolicLink() === true) throw linkRefused(path);
+  return st;
 }
 
 /** The file opened for writing, or undefined if it does not exist yet. */
