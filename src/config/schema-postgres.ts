@@ -46,7 +46,8 @@ export const postgres = z
       description:
         'Life of a session\'s claim on a maildrop (R-S3 `[IN-USE]`, retention\'s "a session is open"), ' +
         'renewed every third of it while the session lives: the claims of a node that died without ' +
-        'releasing them lapse after at most this long.',
+        'releasing them lapse after at most this long. The same lease bounds the node\'s share of the ' +
+        'cluster\'s shared state (its users\' session slots) and the retention sweeper\'s role.',
       requirements: ['R-S3', 'R-X17'],
     })),
   })
