@@ -41,7 +41,7 @@ describe('R-X17 limits across nodes on one PostgreSQL', { skip: needPostgres() }
   };
 
   before(async () => {
-    pg = await startPostgres();
+    pg = await startPostgres({ own: true });
     url = await pg.createDatabase();
     const migrated = await poplar(['db', 'migrate', '-o', 'storage.backend=postgres', '-o', `postgres.url=${url}`]);
     assert.equal(migrated.code, 0, migrated.stderr);

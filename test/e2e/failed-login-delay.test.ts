@@ -238,7 +238,10 @@ describe('R-X9 the penalty is served before the credential is checked', () => {
         assert.ok(ms >= 350, `${mechanism}: +OK after ${ms.toFixed(0)} ms, before the 400 ms penalty had passed`);
         await c.cmd('QUIT');
       }
-      const logged = t.logs.filter((l) => l['event'] === 'login').map((l) => [l['mechanism'], l['penaltyMs']]);
+      // A worker process's log lines reach the test through a pipe: wait for all five.
+      const loginLines = (): Array<Record<string, unknown>> => t.logs.filter((l) => l['event'] === 'login');
+      await waitFor(() => loginLines().length >= Object.keys(logins).length);
+      const logged = loginLines().map((l) => [l['mechanism'], l['penaltyMs']]);
       assert.deepEqual(logged, Object.keys(logins).map((m) => [m, 400]));
     });
   });

@@ -29,7 +29,7 @@ describe('R-X17 the shared state on PostgreSQL', { skip: needPostgres() }, () =>
   const pools: Sql[] = [];
   const states: PostgresSharedState[] = [];
   before(async () => {
-    pg = await startPostgres();
+    pg = await startPostgres({ own: true });
   });
   after(async () => {
     for (const s of states) await s.close();
