@@ -9,6 +9,20 @@
  */
 import type { MessageInfo } from './mail-store.js';
 
+/** The slot of `uid` among the first `count` entries of ascending `uids`, or -1 (binary search). */
+export function searchUids(uids: ArrayLike<number>, count: number, uid: number): number {
+  let lo = 0;
+  let hi = count - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1;
+    const u = uids[mid]!;
+    if (u === uid) return mid;
+    if (u < uid) lo = mid + 1;
+    else hi = mid - 1;
+  }
+  return -1;
+}
+
 const SEEN = 1;
 
 export class MessageList {
@@ -101,16 +115,7 @@ export class MessageList {
     const uid = Number(id);
     if (!Number.isSafeInteger(uid) || String(uid) !== id) return -1;
     if (at !== undefined && this.uids[at] === uid) return at;
-    let lo = 0;
-    let hi = this.uids.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      const u = this.uids[mid]!;
-      if (u === uid) return mid;
-      if (u < uid) lo = mid + 1;
-      else hi = mid - 1;
-    }
-    return -1;
+    return searchUids(this.uids, this.uids.length, uid);
   }
 
   private buildIndex(): Int32Array {

@@ -11,6 +11,7 @@
  * a file whose uids do not ascend (edited by hand) gets a Map instead, from then on.
  */
 import type { UidEntry } from './maildir-uidlist.js';
+import { searchUids } from '../message-list.js';
 
 const FIRST_CAPACITY = 64;
 
@@ -102,16 +103,7 @@ export class UidRecords {
 
   /** The slot holding `uid` (ascending uids), or -1. */
   private search(uid: number): number {
-    let lo = 0;
-    let hi = this.names.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      const u = this.uids[mid]!;
-      if (u === uid) return mid;
-      if (u < uid) lo = mid + 1;
-      else hi = mid - 1;
-    }
-    return -1;
+    return searchUids(this.uids, this.names.length, uid);
   }
 
   /** 1.5 times the room: a big maildrop's table is mostly read, rarely appended to. */
