@@ -78,7 +78,7 @@ export class PollLimiter {
     const now = this.now();
     const claim = await this.state.claimLogin(mailbox, now, loginDelay * 1000);
     if (!claim.admitted) {
-      const wait = Math.max(1, Math.ceil((loginDelay * 1000 - (now - claim.previous)) / 1000));
+      const wait = Math.min(loginDelay, Math.max(1, Math.ceil((loginDelay * 1000 - (now - claim.previous)) / 1000)));
       throw new Pop3Error(
         'LOGIN_DELAY',
         `Minimum time between logins is ${loginDelay} seconds, try again in ${wait} second${wait === 1 ? '' : 's'}`,

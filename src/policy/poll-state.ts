@@ -132,7 +132,10 @@ export class PollState implements PollStore {
     return this.acrossProcesses(mailbox, async () => {
       const record = this.shared ? await this.sync(mailbox) : await this.get(mailbox);
       const previous = record.lastLogin;
-      if (previous !== undefined && now - previous >= 0 && now - previous < delayMs) return { admitted: false, previous };
+      // A previous login less than the delay away counts on either side of `now`: one a little in
+      // the future is a racing login whose clock was read after ours (another worker, another
+      // node); only one further ahead than the delay is a clock set back, and does not count.
+      if (previous !== undefined && Math.abs(now - previous) < delayMs) return { admitted: false, previous };
       record.lastLogin = now;
       // Across processes the claim is on disk before the lock is released (a failed write fails open).
       if (this.shared) await this.writeShared(mailbox).catch(() => undefined);

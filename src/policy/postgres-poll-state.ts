@@ -35,7 +35,7 @@ export class PostgresPollState implements PollStore {
              claim AS (
                INSERT INTO poll_state AS p (mailbox, last_login) VALUES (${mailbox}, ${now})
                ON CONFLICT (mailbox) DO UPDATE SET last_login = EXCLUDED.last_login
-                WHERE p.last_login IS NULL OR p.last_login > ${now} OR p.last_login <= ${now - delayMs}
+                WHERE p.last_login IS NULL OR p.last_login >= ${now + delayMs} OR p.last_login <= ${now - delayMs}
                RETURNING 1)
         SELECT (SELECT last_login FROM old) AS previous, EXISTS (SELECT 1 FROM claim) AS admitted`;
     } catch (err) {

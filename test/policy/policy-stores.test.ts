@@ -114,6 +114,20 @@ function suite(name: string, make: MakeStores, opts: { skip?: string | false } =
       assert.equal((await refused(l.admitLogin('alice'))).code, 'LOGIN_DELAY', 'counted from the new login');
     });
 
+    it(`R-X17 R-X10 R-X16 ${name}: regression: a login whose clock was read just before a racing login's claim was admitted as if the clock had been set back; now it is refused`, async () => {
+      // Two workers or nodes: B reads the clock, A claims at a later instant, then B claims.
+      let t = Date.UTC(2026, 0, 10, 12);
+      const stores = await make();
+      const a = limiter(stores.poll(), () => ({ loginDelay: 600, downloadBytesPerDay: 0 }), () => t);
+      const b = limiter(stores.poll(), () => ({ loginDelay: 600, downloadBytesPerDay: 0 }), () => t - 5);
+      await (await a.admitLogin('alice')).confirm();
+      const e = await refused(b.admitLogin('alice'));
+      assert.equal(e.responseCode, 'LOGIN-DELAY');
+      assert.equal(e.message, 'Minimum time between logins is 600 seconds, try again in 600 seconds');
+      t += 601_000;
+      await (await b.admitLogin('alice')).confirm();
+    });
+
     it(`R-X17 R-X10 ${name}: the download count is per UTC day and survives a restart`, async () => {
       let t = Date.UTC(2026, 0, 10, 23, 59, 59);
       const stores = await make();
