@@ -10,9 +10,7 @@
  * (`<pid.clock@host>`) names the worker's pid, and `worker_ready` maps pids to worker ids.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -21,6 +19,7 @@ import { poplar } from '../cli/run.js';
 import { Pop3Client } from '../helpers/pop3-client.js';
 import { startPoplar, type PoplarProcess } from '../helpers/poplar-process.js';
 import { waitFor } from '../helpers/wait.js';
+import { lmtpOnce } from '../helpers/lmtp-loop.js';
 
 const USERS = Object.fromEntries(Array.from({ length: 8 }, (_, i) => [`u${i + 1}`, `pass-${i + 1}`]));
 
@@ -95,31 +94,8 @@ describe('R-X21 R-X16 the admin API of a server with 2 workers', { timeout: 180_
     throw new Error('the connections did not reach both workers');
   }
 
-  /** One LMTP delivery to alice on its own connection; resolves to the reply to the data. */
-  async function lmtpDeliver(subject: string): Promise<string> {
-    const s = connect({ port: p.lmtpPort, host: '127.0.0.1' });
-    s.on('error', () => undefined);
-    let buf = '';
-    s.on('data', (d: Buffer) => (buf += d.toString('latin1')));
-    const replies = (): string[] => buf.split('\r\n').filter((l) => /^\d{3} /.test(l));
-    const send = async (line: string): Promise<string> => {
-      const before = replies().length;
-      if (line !== '') s.write(line);
-      await waitFor(() => replies().length > before, 10_000);
-      return replies()[before]!;
-    };
-    try {
-      await once(s, 'connect');
-      await send('');
-      await send('LHLO admin-workers.test\r\n');
-      await send('MAIL FROM:<s@example.org>\r\n');
-      await send('RCPT TO:<alice@example.org>\r\n');
-      await send('DATA\r\n');
-      return await send(`Subject: ${subject}\r\n\r\nbody\r\n.\r\n`);
-    } finally {
-      s.destroy();
-    }
-  }
+  /** One LMTP delivery to alice on its own connection; the reply that decided it. */
+  const lmtpDeliver = (subject: string): Promise<string> => lmtpOnce(p.lmtpPort, `Subject: ${subject}\r\n\r\nbody\r\n`);
 
   let held: Held[] = [];
   const logged: Array<Held & { user: string }> = [];

@@ -8,6 +8,7 @@
  */
 import { once } from 'node:events';
 import { connect, type Socket } from 'node:net';
+import { waitFor } from './wait.js';
 
 export interface Outcome {
   readonly n: number;
@@ -118,5 +119,36 @@ export async function lmtpLoop(o: LoopOptions): Promise<void> {
       socket.destroy();
     }
     if (!o.stop.now) await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+/**
+ * One LMTP transaction on its own connection to 127.0.0.1:`port`, a command at a time, to
+ * `rcpt` (default alice@example.org) with `message` as the data (the dot added): the reply that
+ * decided it, RCPT's when that refused, else DATA's.
+ */
+export async function lmtpOnce(port: number, message: string, rcpt = 'alice@example.org', timeoutMs = 20_000): Promise<string> {
+  const s = connect({ port, host: '127.0.0.1' });
+  s.on('error', () => undefined);
+  let buf = '';
+  s.on('data', (d: Buffer) => (buf += d.toString('latin1')));
+  const replies = (): string[] => buf.split('\r\n').filter((l) => /^\d{3} /.test(l));
+  const send = async (line: string): Promise<string> => {
+    const seen = replies().length;
+    if (line !== '') s.write(line);
+    await waitFor(() => replies().length > seen, timeoutMs, `reply to ${JSON.stringify(line.slice(0, 20))}`);
+    return replies()[seen]!;
+  };
+  try {
+    await once(s, 'connect');
+    await send('');
+    await send('LHLO lmtp-once.test\r\n');
+    await send('MAIL FROM:<s@example.org>\r\n');
+    const decided = await send(`RCPT TO:<${rcpt}>\r\n`);
+    if (!decided.startsWith('250')) return decided;
+    await send('DATA\r\n');
+    return await send(`${message}.\r\n`);
+  } finally {
+    s.destroy();
   }
 }

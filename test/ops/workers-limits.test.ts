@@ -10,15 +10,13 @@
  * worker from what it had read of the poll-state file, so two logins at one instant both got in.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { connect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { connectPostgres } from '../../src/storage/postgres/client.js';
 import { migrate } from '../../src/storage/postgres/migrate.js';
 import { Pop3Client } from '../helpers/pop3-client.js';
 import { startPoplar, type PoplarProcess } from '../helpers/poplar-process.js';
 import { needPostgres, startPostgres, type PostgresServer } from '../helpers/postgres.js';
-import { waitFor } from '../helpers/wait.js';
+import { lmtpOnce } from '../helpers/lmtp-loop.js';
 
 const QUOTA = 10;
 const DELIVERIES = 40;
@@ -27,39 +25,12 @@ const QUOTA_OVERRIDES = [`quota.messages=${QUOTA}`, 'quota.warn_percent=[50]', '
 
 const pidOf = (greeting: string): number => Number(/<(\d+)\./.exec(greeting)?.[1] ?? 0);
 
-/**
- * One LMTP transaction to alice on its own connection: the reply that decided it (RCPT's when
- * that refused, else DATA's).
- */
-async function lmtpOnce(port: number, n: number): Promise<string> {
-  const s = connect({ port, host: '127.0.0.1' });
-  s.on('error', () => undefined);
-  let buf = '';
-  s.on('data', (d: Buffer) => (buf += d.toString('latin1')));
-  const replies = (): string[] => buf.split('\r\n').filter((l) => /^\d{3} /.test(l));
-  const send = async (line: string): Promise<string> => {
-    const seen = replies().length;
-    if (line !== '') s.write(line);
-    await waitFor(() => replies().length > seen, 20_000, `reply to ${JSON.stringify(line.slice(0, 20))}`);
-    return replies()[seen]!;
-  };
-  try {
-    await once(s, 'connect');
-    await send('');
-    await send('LHLO quota.test\r\n');
-    await send('MAIL FROM:<s@example.org>\r\n');
-    const rcpt = await send('RCPT TO:<alice@example.org>\r\n');
-    if (!rcpt.startsWith('250')) return rcpt;
-    await send('DATA\r\n');
-    return await send(`Subject: racer ${n}\r\n\r\nbody ${n}\r\n.\r\n`);
-  } finally {
-    s.destroy();
-  }
-}
+/** One LMTP transaction to alice on its own connection: the reply that decided it. */
+const racer = (port: number, n: number): Promise<string> => lmtpOnce(port, `Subject: racer ${n}\r\n\r\nbody ${n}\r\n`);
 
 /** Every delivery at once, round robin over `ports`; the final replies. */
 async function race(ports: readonly number[]): Promise<string[]> {
-  return Promise.all(Array.from({ length: DELIVERIES }, (_, i) => lmtpOnce(ports[i % ports.length]!, i)));
+  return Promise.all(Array.from({ length: DELIVERIES }, (_, i) => racer(ports[i % ports.length]!, i)));
 }
 
 /** Exactly the quota's worth kept (one warning among them), the rest refused, none over. */

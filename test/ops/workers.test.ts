@@ -10,13 +10,12 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect } from 'node:net';
-import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, describe, it } from 'node:test';
 import { Pop3Client } from '../helpers/pop3-client.js';
 import { startPoplar, type PoplarProcess } from '../helpers/poplar-process.js';
 import { waitFor } from '../helpers/wait.js';
+import { lmtpOnce } from '../helpers/lmtp-loop.js';
 
 const APOP = 'auth.apop=true';
 const pidOf = (greeting: string): number => Number(/<(\d+)\./.exec(greeting)?.[1] ?? 0);
@@ -46,31 +45,8 @@ async function connectTo(p: PoplarProcess, want: (pid: number) => boolean, tries
   throw new Error('no connection reached the worker wanted');
 }
 
-/** One LMTP delivery to alice on its own connection, a command at a time; resolves to the reply to the data. */
-async function lmtpDeliver(port: number, subject: string): Promise<string> {
-  const s = connect({ port, host: '127.0.0.1' });
-  s.on('error', () => undefined);
-  let buf = '';
-  s.on('data', (d: Buffer) => (buf += d.toString('latin1')));
-  const replies = (): string[] => buf.split('\r\n').filter((l) => /^\d{3} /.test(l));
-  const send = async (line: string): Promise<string> => {
-    const before = replies().length;
-    if (line !== '') s.write(line);
-    await waitFor(() => replies().length > before, 10_000);
-    return replies()[before]!;
-  };
-  try {
-    await once(s, 'connect');
-    await send('');
-    await send('LHLO workers.test\r\n');
-    await send('MAIL FROM:<s@example.org>\r\n');
-    await send('RCPT TO:<alice@example.org>\r\n');
-    await send('DATA\r\n');
-    return await send(`Subject: ${subject}\r\n\r\nbody\r\n.\r\n`);
-  } finally {
-    s.destroy();
-  }
-}
+/** One LMTP delivery to alice on its own connection; the reply that decided it. */
+const lmtpDeliver = (port: number, subject: string): Promise<string> => lmtpOnce(port, `Subject: ${subject}\r\n\r\nbody\r\n`);
 
 const workerPids = (p: PoplarProcess): number[] => p.events('worker_ready').map((e) => Number(e['pid']));
 
