@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { CliError } from './common.js';
-import { FileLock, LOCK_WAIT_MS } from '../storage/maildir/maildir-lock.js';
+import { FileLock, LOCK_WAIT_MS } from '../storage/file-lock.js';
 
 export interface PidFile {
   /** Removes the pid file if it still holds this process's id. */

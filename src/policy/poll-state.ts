@@ -21,7 +21,7 @@
  * against its file at every `get` (one stat): when another process wrote it since, its values
  * are merged in (the later login, the larger count of the same day), so a login on one worker
  * is seen by the LOGIN-DELAY check of the next login on any other. A login is claimed holding
- * the record's lock file, `<name>.json.lock` (maildir-lock.ts FileLock: a lock every process
+ * the record's lock file, `<name>.json.lock` (storage/file-lock.ts FileLock: a lock every process
  * honours, broken when its holder died), around the read, the decision and the write of the
  * file: of two logins racing each other on any workers, exactly one is admitted. A cancelled
  * claim and the download counts are written under the same lock too, each write starting from
@@ -31,7 +31,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { FileLock } from '../storage/maildir/maildir-lock.js';
+import { FileLock } from '../storage/file-lock.js';
 
 /** How long a login waits for another process's claim of the same record (then it fails, -ERR [SYS/TEMP]). */
 const CLAIM_LOCK_WAIT_MS = 5_000;

@@ -20,7 +20,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, open, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import { dirname } from 'node:path';
-import { FileLock, LOCK_WAIT_MS } from './maildir/maildir-lock.js';
+import { FileLock, LOCK_WAIT_MS } from './file-lock.js';
 import { fsyncDir } from './maildir/maildir-dir.js';
 
 /** An edit that could not be made: the lock stayed held, or the owner could not be kept. */

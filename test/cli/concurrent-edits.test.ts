@@ -10,7 +10,7 @@ import { chmod, chown, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/pr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { LOCK_HOST } from '../../src/storage/maildir/maildir-lock.js';
+import { LOCK_HOST } from '../../src/storage/file-lock.js';
 import { Pop3Client } from '../helpers/pop3-client.js';
 import { addUsers, startPoplar } from '../helpers/poplar-process.js';
 import { poplar } from './run.js';

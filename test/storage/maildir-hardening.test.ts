@@ -8,7 +8,7 @@ import { copyFile, mkdir, mkdtemp, readdir, readlink, rename, rm, stat } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { FileLock } from '../../src/storage/maildir/maildir-lock.js';
+import { FileLock } from '../../src/storage/file-lock.js';
 import { MaildirStore } from '../../src/storage/maildir/maildir-store.js';
 import { storageError } from './conformance.js';
 

@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import type { MaildropSnapshot, MessageInfo } from '../../src/storage/mail-store.js';
-import { LOCK_HOST } from '../../src/storage/maildir/maildir-lock.js';
+import { LOCK_HOST } from '../../src/storage/file-lock.js';
 import { MaildirStore, SESSION_LOCK_FILE, UIDLIST_LOCK_FILE } from '../../src/storage/maildir/maildir-store.js';
 import { UIDLIST_FILE } from '../../src/storage/maildir/maildir-uidlist.js';
 import { readAll, referenceCrlfSize, storageError } from './conformance.js';

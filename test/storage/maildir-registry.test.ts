@@ -8,7 +8,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { FileLock } from '../../src/storage/maildir/maildir-lock.js';
+import { FileLock } from '../../src/storage/file-lock.js';
 import { MaildropRegistry } from '../../src/storage/maildir/maildir-registry.js';
 import { EXPIRE_LOCK_FILE } from '../../src/storage/maildir/maildir-sessions.js';
 import { MaildirStore, SESSION_LOCK_FILE } from '../../src/storage/maildir/maildir-store.js';

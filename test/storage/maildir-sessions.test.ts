@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { FileLock } from '../../src/storage/maildir/maildir-lock.js';
+import { FileLock } from '../../src/storage/file-lock.js';
 import { EXPIRE_LOCK_FILE } from '../../src/storage/maildir/maildir-sessions.js';
 import { MaildirStore } from '../../src/storage/maildir/maildir-store.js';
 import { MAILDIR_STORE_MODULE } from '../helpers/node-snippet.js';

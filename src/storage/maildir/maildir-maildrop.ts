@@ -6,7 +6,7 @@
  * exclusive flag, a session marker, a lock, the expiry count) undoes it itself if it fails.
  * The methods are async and know nothing of POP3: the same shape serves other front ends.
  *
- * Lock and marker files in the maildrop root (all are FileLocks, maildir-lock.ts: written whole
+ * Lock and marker files in the maildrop root (all are FileLocks, ../file-lock.ts: written whole
  * through `<lock>.<token>.tmp` + link(2), refreshed every LOCK_STALE_MS / 3 by the holder, stale
  * once the holder's pid is dead on this host or the mtime is LOCK_STALE_MS (30 s) old; a waiter
  * breaks a stale one). This table is the one statement of the rules; other files point here.
@@ -54,7 +54,7 @@ import { ignoreEnoent } from './maildir-errors.js';
 import { HIDDEN_FLAG, parseName } from './maildir-filename.js';
 import { assertRealDir, type MaildirLogger } from './maildir-links.js';
 import { buildListing, stillValid, type Listing } from './maildir-listing.js';
-import { FileLock, isLockHeld, Mutex } from './maildir-lock.js';
+import { FileLock, isLockHeld, Mutex } from '../file-lock.js';
 import { commitUnderQuota, quotaUsage, type Committed, type PendingDelivery } from './maildir-quota.js';
 import { EXPIRE_LOCK_FILE, liveSessions, SessionMarker } from './maildir-sessions.js';
 import { MaildirSnapshot, type ReadMode } from './maildir-snapshot.js';
@@ -410,7 +410,7 @@ export class MaildirMaildrop {
       if (this.keptLock?.lock !== lock) return; // taken over by a writer
       if (!this.mutex.idle) return void timer.refresh(); // a writer is about to take it over
       this.keptLock = undefined;
-      void lock.release().catch(() => {}); // a lock left behind is broken as stale (maildir-lock.ts)
+      void lock.release().catch(() => {}); // a lock left behind is broken as stale (file-lock.ts)
     }, LOCK_KEEP_MS);
     timer.unref();
     this.keptLock = { lock, since, timer };

@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { StorageError } from '../../errors.js';
 import { errCode, ignoreEnoent } from './maildir-errors.js';
-import { FileLock, isLockHeld } from './maildir-lock.js';
+import { FileLock, isLockHeld } from '../file-lock.js';
 
 export const EXPIRE_LOCK_FILE = 'poplar-expire.lock';
 const MARKER = /^poplar-session\.[0-9a-f]{16}\.lock$/;

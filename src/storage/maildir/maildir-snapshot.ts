@@ -21,7 +21,7 @@ import { fsyncDir, locate } from './maildir-dir.js';
 import { HIDDEN_FLAG, parseName, withFlag } from './maildir-filename.js';
 import { errCode, toStorageError } from './maildir-errors.js';
 import { assertRealDir, fdInMaildir, fdInMaildirSync, isLinkError, linkRefused, NOFOLLOW } from './maildir-links.js';
-import type { FileLock } from './maildir-lock.js';
+import type { FileLock } from '../file-lock.js';
 import type { MaildirMaildrop, MaildropSettings } from './maildir-maildrop.js';
 
 /** Look-ups after ENOENT before a message counts as gone (each one follows a rename). */

@@ -47,7 +47,7 @@ import { errCode, toStorageError } from './maildir-errors.js';
 import { encodeHostname, newUniqueName } from './maildir-filename.js';
 import type { MaildirLogger } from './maildir-links.js';
 import { DIRTY_WINDOW_MS } from './maildir-listing.js';
-import { LOCK_WAIT_MS } from './maildir-lock.js';
+import { LOCK_WAIT_MS } from '../file-lock.js';
 import type { MaildirMaildrop, MaildropSettings } from './maildir-maildrop.js';
 import { MaildropRegistry } from './maildir-registry.js';
 import type { ReadMode } from './maildir-snapshot.js';

@@ -28,7 +28,7 @@ import { dirname } from 'node:path';
 import { fsyncDir } from './maildir-dir.js';
 import { errCode, ignoreEnoent } from './maildir-errors.js';
 import { linkRefused, openNoFollow } from './maildir-links.js';
-import { Mutex } from './maildir-lock.js';
+import { Mutex } from '../file-lock.js';
 import { UidRecords } from './maildir-records.js';
 
 export const UIDLIST_FILE = 'poplar-uidlist';

@@ -1,5 +1,5 @@
 /**
- * The lock file (maildir-lock.ts): a holder releases only a lock that is still its own. A holder
+ * The lock file (storage/file-lock.ts): a holder releases only a lock that is still its own. A holder
  * judged stale (hung past LOCK_STALE_MS) may have lost its lock to another process; releasing
  * then must leave the other's lock alone, even when the file system gave the new lock file the
  * inode number the old one had (ownership is inode and birth time, or the content).
@@ -9,7 +9,7 @@ import { mkdtemp, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { FileLock } from '../../src/storage/maildir/maildir-lock.js';
+import { FileLock } from '../../src/storage/file-lock.js';
 
 describe('Maildir lock file', () => {
   let dir: string;

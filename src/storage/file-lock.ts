@@ -1,5 +1,6 @@
 /**
- * Locks for a maildrop shared with other processes (other poplar processes, an LDA) and with
+ * Lock files for a maildrop, the users file, the poll state and the pid
+ * file, shared with other processes (other poplar processes, an LDA) and with
  * concurrent sessions of this process. Which lock files a maildrop has, who takes them and for
  * how long: the lock table in maildir-maildrop.ts.
  *
@@ -23,10 +24,10 @@ import { constants, lstatSync } from 'node:fs';
 import { link, lstat, lutimes, open, unlink } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { StorageError } from '../../errors.js';
-import { errCode, ignoreEnoent } from './maildir-errors.js';
-import { encodeHostname } from './maildir-filename.js';
-import { isLinkError, NOFOLLOW } from './maildir-links.js';
+import { StorageError } from '../errors.js';
+import { errCode, ignoreEnoent } from './maildir/maildir-errors.js';
+import { encodeHostname } from './maildir/maildir-filename.js';
+import { isLinkError, NOFOLLOW } from './maildir/maildir-links.js';
 
 /** A lock not refreshed for this long is stale (holders refresh it every STALE_MS / 3). */
 export const LOCK_STALE_MS = 30_000;
