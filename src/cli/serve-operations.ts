@@ -2,7 +2,7 @@
  * The operations half of `poplar serve` (R-X13, R-X9, R-S20): connection caps, PROXY networks
  * and the greeting from the configuration; the metrics and health endpoint; and the reload of
  * the configuration on SIGHUP (`poplar reload`), applied to new sessions without dropping live
- * ones. Keys that need new sockets or a new store (schema.ts RESTART_KEYS) are not applied: the
+ * ones. Keys that need new sockets or a new store (config/restart-keys.ts) are not applied: the
  * log line and the reload's status file (read by `poplar reload`) name them.
  */
 import { rename, rm, writeFile } from 'node:fs/promises';

@@ -3,7 +3,8 @@
  * export (`z.toJSONSchema`), so that overrides and docgen never keep a second list of keys.
  */
 import { z } from 'zod';
-import { configSchema, RESTART_KEYS } from './schema.js';
+import { RESTART_KEYS } from './restart-keys.js';
+import { configSchema } from './schema.js';
 
 export type KeyKind = 'string' | 'integer' | 'boolean' | 'enum' | 'string[]' | 'integer[]';
 
@@ -22,7 +23,7 @@ export interface KeyInfo {
   readonly path: boolean;
   /** A secret (schema-meta.ts KeyMeta.secret): shown masked. */
   readonly secret: boolean;
-  /** Why a reload does not apply this key (schema.ts RESTART_KEYS); undefined: a reload applies it. */
+  /** Why a reload does not apply this key (restart-keys.ts); undefined: a reload applies it. */
   readonly restart: string | undefined;
 }
 

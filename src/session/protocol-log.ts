@@ -30,3 +30,9 @@ export function describeCommand(c: Command): string {
       return c.name;
   }
 }
+
+/** The first line of a reply, without its CRLF, for the protocol log (bodies are never logged). */
+export function statusLine(data: Buffer): string {
+  const end = data.indexOf('\r\n');
+  return data.subarray(0, end === -1 ? Math.min(data.length, 512) : end).toString('utf8');
+}

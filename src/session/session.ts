@@ -28,7 +28,7 @@ import { SessionOutput } from './output.js';
 import { saslEnvFor } from './sasl-env.js';
 import { INITIAL_STATE, type SessionState } from './state.js';
 import { channels } from '../observability/channels.js';
-import { describeCommand } from './protocol-log.js';
+import { describeCommand, statusLine } from './protocol-log.js';
 import type { Command } from '../protocol/command.js';
 import type { BodyEncoder } from '../protocol/dot-stuffing.js';
 import type { MessageSource } from '../storage/mail-store.js';
@@ -445,10 +445,4 @@ export class Session implements CommandContext {
     );
     this.resolveClosed();
   }
-}
-
-/** The first line of a reply, without its CRLF, for the protocol log (bodies are never logged). */
-function statusLine(data: Buffer): string {
-  const end = data.indexOf('\r\n');
-  return data.subarray(0, end === -1 ? Math.min(data.length, 512) : end).toString('utf8');
 }

@@ -92,7 +92,7 @@ describe('poplar config', () => {
 describe('reload metadata', () => {
   it('R-S20 every key is applied by a reload or listed once as needing a restart, and the generated doc says which', async () => {
     const { configKeys } = await import('../../src/config/keys.js');
-    const { RESTART_KEYS } = await import('../../src/config/schema.js');
+    const { RESTART_KEYS } = await import('../../src/config/restart-keys.js');
     const { renderConfigDoc } = await import('../../src/config/docgen.js');
     const keys = configKeys();
     for (const k of Object.keys(RESTART_KEYS)) assert.ok(keys.has(k), `${k} is a key`);

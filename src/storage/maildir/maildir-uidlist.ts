@@ -22,12 +22,13 @@
  * `poplar-uidlist` link fails every read and write of the maildrop, and its target is untouched.
  */
 import { randomBytes } from 'node:crypto';
-import { constants, lstatSync } from 'node:fs';
-import { lstat, open, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { fsyncDir } from './maildir-dir.js';
 import { errCode, ignoreEnoent } from './maildir-errors.js';
-import { linkRefused, openNoFollow } from './maildir-links.js';
+import { openNoFollow } from './maildir-links.js';
+import { lstatUidlist, lstatUidlistSync, openForAppend, readRange } from './maildir-uidlist-io.js';
 import { Mutex } from '../file-lock.js';
 import { UidRecords } from './maildir-records.js';
 
@@ -59,12 +60,12 @@ export interface NewEntry {
 const HEADER = /^poplar-uidlist 1 next=(\d{1,15}) gen=(\S+)$/;
 const UIDL_TEXT = /^[\x21-\x7e]{1,70}$/;
 
-/** A cache of the file's records, brought up to date by reading only what was appended. */
 /** Most uidlist append handles kept open at once in this process (see writable()). */
 const MAX_HELD = 64;
 /** The UidLists holding one, oldest first. */
 const holding = new Set<UidList>();
 
+/** A cache of the file's records, brought up to date by reading only what was appended. */
 export class UidList {
   /** Record per base name; the first line for a name wins (compact: maildir-records.ts). */
   readonly entries = new UidRecords();
@@ -416,44 +417,4 @@ function decimal(buf: Buffer, from: number, to: number): number {
 /** The line(s) of one message: its entry, then its carried-over UIDL if it has one. */
 function record(key: string, e: UidEntry, uidl: string | undefined): string {
   return `${e.uid} ${e.size} ${key}\n` + (uidl === undefined ? '' : `U ${e.uid} ${uidl}\n`);
-}
-
-/** lstat(2) of the uidlist, undefined if it does not exist; a symbolic link is refused. */
-async function lstatUidlist(path: string): Promise<{ ino: number; size: number; ctimeMs: number } | undefined> {
-  try {
-    const st = await lstat(path);
-    if (st.isSymbolicLink()) throw linkRefused(path);
-    return st;
-  } catch (err) {
-    if (errCode(err) === 'ENOENT') return undefined;
-    throw err;
-  }
-}
-
-/** lstatUidlist with lstat(2) on the server thread (refresh's `onLoop`). */
-function lstatUidlistSync(path: string): { ino: number; size: number; ctimeMs: number } | undefined {
-  const st = lstatSync(path, { throwIfNoEntry: false });
-  if (st?.isSymbolicLink() === true) throw linkRefused(path);
-  return st;
-}
-
-/** The file opened for writing, or undefined if it does not exist yet. */
-async function openForAppend(path: string): Promise<FileHandle | undefined> {
-  try {
-    return await openNoFollow(path, constants.O_RDWR);
-  } catch (err) {
-    if (errCode(err) === 'ENOENT') return undefined;
-    throw err;
-  }
-}
-
-async function readRange(fh: FileHandle, position: number, length: number): Promise<Buffer> {
-  const buf = Buffer.alloc(length);
-  let done = 0;
-  while (done < length) {
-    const { bytesRead } = await fh.read(buf, done, length - done, position + done);
-    if (bytesRead === 0) break;
-    done += bytesRead;
-  }
-  return buf.subarray(0, done);
 }
