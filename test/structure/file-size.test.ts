@@ -4,23 +4,12 @@
  * each file over the bound with its line count.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join, relative } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { relative } from 'node:path';
 import { it } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { SRC, sourceFiles } from './source-files.js';
 
-/** The repository's src/ (this file runs as dist/test/structure/file-size.test.js). */
-const SRC = fileURLToPath(new URL('../../../src/', import.meta.url));
 const MAX_LINES = 450;
-
-function sourceFiles(dir: string, out: string[] = []): string[] {
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) sourceFiles(p, out);
-    else if (name.endsWith('.ts') && !name.endsWith('.d.ts')) out.push(p);
-  }
-  return out;
-}
 
 /** Lines as `wc -l` counts them: a last line without its LF counts too. */
 export function lineCount(text: string): number {

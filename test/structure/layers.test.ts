@@ -6,22 +6,12 @@
  * graph fails the test, named folder by folder with one file import per step.
  */
 import assert from 'node:assert/strict';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { dirname, relative, resolve } from 'node:path';
 import { it } from 'node:test';
-import { fileURLToPath } from 'node:url';
+import { SRC, sourceFiles } from './source-files.js';
 
-/** The repository's src/ (this file runs as dist/test/structure/layers.test.js). */
-const SRC = fileURLToPath(new URL('../../../src/', import.meta.url));
 
-function sourceFiles(dir: string, out: string[] = []): string[] {
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) sourceFiles(p, out);
-    else if (name.endsWith('.ts') && !name.endsWith('.d.ts')) out.push(p);
-  }
-  return out;
-}
 
 /** Relative specifiers of every static, type-only, re-export and dynamic import in `text`. */
 function relativeImports(text: string): string[] {
