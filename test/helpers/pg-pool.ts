@@ -1,10 +1,15 @@
 /**
  * Pools on a test PostgreSQL (test/helpers/postgres.ts) for the directory and policy tests: a fresh
- * database, migrated, per call; `endPools` ends every pool made.
+ * database, migrated, per call; `endPools` ends every pool made. `postgresForFile` sets up a test
+ * file: its server and a scratch folder, both gone after the file.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before } from 'node:test';
 import { connectPostgres, type Sql } from '../../src/storage/postgres/client.js';
 import { migrate } from '../../src/storage/postgres/migrate.js';
-import type { PostgresServer } from './postgres.js';
+import { needPostgres, startPostgres, type PostgresServer } from './postgres.js';
 
 const pools: Sql[] = [];
 
@@ -25,4 +30,31 @@ export function poolOn(url: string): Sql {
 
 export async function endPools(): Promise<void> {
   await Promise.all(pools.splice(0).map((sql) => sql.end({ timeout: 1 }).catch(() => undefined)));
+}
+
+/**
+ * A test file's PostgreSQL (test/helpers/postgres.ts, started in `before` unless PostgreSQL is
+ * missing: then `skip` names the package) and a scratch folder `root`; every pool, the server and
+ * the folder are ended in `after`.
+ */
+export function postgresForFile(prefix: string): { readonly root: string; readonly skip: string | false; server(): PostgresServer } {
+  const root = mkdtempSync(join(tmpdir(), prefix));
+  const skip = needPostgres();
+  let pg: PostgresServer | undefined;
+  before(async () => {
+    if (skip === false) pg = await startPostgres();
+  });
+  after(async () => {
+    await endPools();
+    await pg?.stop();
+    rmSync(root, { recursive: true, force: true });
+  });
+  return {
+    root,
+    skip,
+    server: () => {
+      if (pg === undefined) throw new Error('PostgreSQL was not started (skipped, or before() failed)');
+      return pg;
+    },
+  };
 }

@@ -5,10 +5,8 @@
  * stores) hold one LOGIN-DELAY and one daily download cap between them.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { Pop3Error } from '../../src/errors.js';
 import { PollLimiter, type DownloadMeter, type PollLimitValues } from '../../src/policy/poll-limits.js';
 import { PollState, type PollStore } from '../../src/policy/poll-state.js';
@@ -16,21 +14,10 @@ import { PostgresPollState } from '../../src/policy/postgres-poll-state.js';
 import { PostgresOverrides } from '../../src/policy/postgres-user-policy.js';
 import { UserPolicies, type EffectivePolicy } from '../../src/policy/user-policy.js';
 import type { OverrideStore } from '../../src/policy/overrides.js';
-import { needPostgres, startPostgres, type PostgresServer } from '../helpers/postgres.js';
-import { endPools, migratedDatabase, poolOn } from '../helpers/pg-pool.js';
+import { migratedDatabase, poolOn, postgresForFile } from '../helpers/pg-pool.js';
 
 const NONE: EffectivePolicy = { quotaBytes: 0, quotaMessages: 0, retrievedDays: 0, unretrievedDays: 0, loginDelay: 0, downloadBytesPerDay: 0 };
-const root = mkdtempSync(join(tmpdir(), 'poplar-policy-stores-'));
-const skip = needPostgres();
-let pg: PostgresServer | undefined;
-before(async () => {
-  if (skip === false) pg = await startPostgres();
-});
-after(async () => {
-  await endPools();
-  await pg?.stop();
-  rmSync(root, { recursive: true, force: true });
-});
+const { root, skip, server } = postgresForFile('poplar-policy-stores-');
 
 let n = 0;
 /** Two handles on one store, as two nodes (or a server and a command) have. */
@@ -45,7 +32,7 @@ const makeFile: MakeStores = async () => {
   return { overrides: () => `${base}-policy.toml`, poll: () => new PollState(`${base}-state`) };
 };
 const makePostgres: MakeStores = async () => {
-  const { url } = await migratedDatabase(pg!);
+  const { url } = await migratedDatabase(server());
   return { overrides: () => new PostgresOverrides(poolOn(url)), poll: () => new PostgresPollState(poolOn(url)) };
 };
 
