@@ -10,14 +10,12 @@
  * own) its commits do not wait for anyone. Skip rule: needPostgres() and
  * needProgram('pg_basebackup', 'postgresql').
  */
-import { spawnSync } from 'node:child_process';
-import { chownSync, existsSync, readFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { appendFile, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
-import { freeLowPort } from './ports.js';
-import { runPg, type PostgresServer } from './postgres.js';
+import { chownToPostgres, live, pgCtlStart, postmasterPid, runPg, type PostgresServer } from './postgres.js';
 import { waitFor } from './wait.js';
 
 export interface Standby {
@@ -31,35 +29,6 @@ export interface Standby {
   /** `pg_ctl stop -m immediate` (or SIGKILL), then removes the temp directory. */
   stop(): Promise<void>;
 }
-
-const asRoot = process.getuid?.() === 0;
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function chownToPostgres(path: string): void {
-  if (!asRoot) return;
-  const uid = Number(spawnSync('id', ['-u', 'postgres'], { encoding: 'utf8' }).stdout.trim());
-  const gid = Number(spawnSync('id', ['-g', 'postgres'], { encoding: 'utf8' }).stdout.trim());
-  chownSync(path, uid, gid);
-}
-
-const live = new Set<Standby>();
-process.once('exit', () => {
-  for (const s of live) {
-    const pid = s.pid();
-    if (pid !== undefined) {
-      try { process.kill(pid, 'SIGQUIT'); } catch { /* already gone */ }
-    }
-    try { rmSync(s.dataDir, { recursive: true, force: true }); } catch { /* best effort */ }
-  }
-});
 
 /** A superuser connection to one server of the pair (closed after `fn`). */
 async function withAdmin<T>(port: number, fn: (sql: postgres.Sql) => Promise<T>): Promise<T> {
@@ -84,25 +53,8 @@ export async function startStandby(primary: PostgresServer): Promise<Standby> {
   await appendFile(join(data, 'postgresql.auto.conf'),
     `unix_socket_directories = '${dir}'\nhot_standby = on\nsynchronous_standby_names = ''\n`);
   chownToPostgres(join(data, 'postgresql.auto.conf'));
-  let port = 0;
-  for (let attempt = 0; ; attempt++) {
-    const candidate = await freeLowPort();
-    try {
-      await runPg('pg_ctl', ['start', '-w', '-t', '60', '-D', data, '-l', log, '-o', `-p ${candidate}`]);
-      port = candidate;
-      break;
-    } catch (err) {
-      if (attempt >= 5) throw new Error(`${(err as Error).message}\n${readLog(log)}`);
-    }
-  }
-  const pid = (): number | undefined => {
-    try {
-      const n = Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
-      return Number.isInteger(n) && n > 0 && alive(n) ? n : undefined;
-    } catch {
-      return undefined;
-    }
-  };
+  const port = await pgCtlStart(data, log);
+  const pid = (): number | undefined => postmasterPid(data);
   const standby: Standby = {
     port,
     dataDir: dir,
@@ -147,12 +99,4 @@ export async function inRecovery(port: number): Promise<boolean> {
     const [row] = await sql<{ r: boolean }[]>`SELECT pg_is_in_recovery() AS r`;
     return row!.r;
   });
-}
-
-function readLog(path: string): string {
-  try {
-    return existsSync(path) ? readFileSync(path, 'utf8').slice(-4000) : '';
-  } catch {
-    return '';
-  }
 }

@@ -91,7 +91,8 @@ export interface PostgresServer {
 }
 
 let databases = 0;
-const live = new Set<PostgresServer>();
+/** The servers this process started (a primary or a standby, pg-standby.ts) and has not stopped. */
+export const live = new Set<{ pid(): number | undefined; readonly dataDir: string }>();
 
 // A test file that crashes must not leave a postmaster behind.
 process.once('exit', () => {
@@ -104,7 +105,7 @@ process.once('exit', () => {
   }
 });
 
-function alive(pid: number): boolean {
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
@@ -165,10 +166,7 @@ function sharedView(adminUrl: string): PostgresServer {
 
 async function startOwnPostgres(opts: StartPostgresOptions): Promise<PostgresServer> {
   const dir = await mkdtemp(join(tmpdir(), 'poplar-pg-'));
-  if (asRoot) {
-    const { uid, gid } = postgresIds();
-    chownSync(dir, uid, gid);
-  }
+  chownToPostgres(dir);
   const data = join(dir, 'data');
   await runPg('initdb', ['-D', data, '-U', 'poplar', '--auth=trust', '-E', 'UTF8', '--no-locale', '--no-sync', '--no-instructions']);
   const settings: Record<string, string> = {
@@ -182,35 +180,14 @@ async function startOwnPostgres(opts: StartPostgresOptions): Promise<PostgresSer
   };
   const conf = Object.entries(settings).map(([k, v]) => `${k} = ${v}`).join('\n');
   await writeFile(join(data, 'postgresql.auto.conf'), `${conf}\n`);
-  if (asRoot) {
-    const { uid, gid } = postgresIds();
-    chownSync(join(data, 'postgresql.auto.conf'), uid, gid);
-  }
+  chownToPostgres(join(data, 'postgresql.auto.conf'));
   const log = join(dir, 'server.log');
   let port = 0;
   let admin: postgres.Sql | undefined;
 
-  const pid = (): number | undefined => {
-    try {
-      const n = Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
-      return Number.isInteger(n) && n > 0 && alive(n) ? n : undefined;
-    } catch {
-      return undefined;
-    }
-  };
-
+  const pid = (): number | undefined => postmasterPid(data);
   const start = async (): Promise<void> => {
-    for (let attempt = 0; ; attempt++) {
-      const candidate = port === 0 ? await freeLowPort() : port;
-      try {
-        await runPg('pg_ctl', ['start', '-w', '-t', '60', '-D', data, '-l', log, '-o', `-p ${candidate}`]);
-        port = candidate;
-        return;
-      } catch (err) {
-        // Another process took the port between the probe and the bind: try another one.
-        if (port !== 0 || attempt >= 5) throw new Error(`${(err as Error).message}\n${readLog(log)}`);
-      }
-    }
+    port = await pgCtlStart(data, log, port);
   };
   await start();
   const url = (db: string): string => `postgres://poplar@127.0.0.1:${port}/${db}`;
@@ -248,11 +225,45 @@ async function startOwnPostgres(opts: StartPostgresOptions): Promise<PostgresSer
   return server;
 }
 
+/** The last 4000 characters of a server log, for an error message ('' if there is none). */
 function readLog(path: string): string {
   try {
     return readFileSync(path, 'utf8').slice(-4000);
   } catch {
     return '';
+  }
+}
+
+/** Gives the directory to the `postgres` user when the tests run as root (else nothing to do). */
+export function chownToPostgres(path: string): void {
+  if (!asRoot) return;
+  const { uid, gid } = postgresIds();
+  chownSync(path, uid, gid);
+}
+
+/** The running postmaster's pid from `<data>/postmaster.pid`, undefined when it is not running. */
+export function postmasterPid(data: string): number | undefined {
+  try {
+    const n = Number(readFileSync(join(data, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    return Number.isInteger(n) && n > 0 && alive(n) ? n : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * `pg_ctl start -w` of `data` on `port`, or (port 0) on a free low loopback port, trying another
+ * one if a process took it between the probe and the bind; resolves with the port.
+ */
+export async function pgCtlStart(data: string, log: string, port = 0): Promise<number> {
+  for (let attempt = 0; ; attempt++) {
+    const candidate = port === 0 ? await freeLowPort() : port;
+    try {
+      await runPg('pg_ctl', ['start', '-w', '-t', '60', '-D', data, '-l', log, '-o', `-p ${candidate}`]);
+      return candidate;
+    } catch (err) {
+      if (port !== 0 || attempt >= 5) throw new Error(`${(err as Error).message}\n${readLog(log)}`);
+    }
   }
 }
 
