@@ -1,32 +1,21 @@
-// A test reporter for run-tests.mjs: adds up the durations of each file's top-level tests, records
-// them in dist/.test-times.json (run-tests.mjs starts the slowest files first next time, see
-// scripts/test-services.mjs) and, with POPLAR_TEST_TIMES=1, prints the slowest files last.
-import { readFileSync, writeFileSync } from 'node:fs';
-import { relative } from 'node:path';
-import { TIMES_FILE } from './test-services.mjs';
-
+// A test reporter for run-tests.mjs, one per test file run: counts the file's tests and writes
+// them as one JSON object to its destination (a file the runner reads when the run has ended):
+// { tests, pass, fail, skipped, todo, ms } where `ms` is the sum of the top-level tests' durations.
+// Suites (describe) are not counted as tests, as in Node's own summary; a skipped or todo test
+// counts as passed too, as Node counts it.
 export default async function* fileTimes(source) {
-  const perFile = new Map();
+  const counts = { tests: 0, pass: 0, fail: 0, skipped: 0, todo: 0, ms: 0 };
   for await (const event of source) {
-    if ((event.type === 'test:pass' || event.type === 'test:fail') && event.data.nesting === 0) {
-      const file = event.data.file === undefined ? '?' : relative(process.cwd(), event.data.file);
-      perFile.set(file, (perFile.get(file) ?? 0) + (event.data.details?.duration_ms ?? 0));
-    }
+    if (event.type !== 'test:pass' && event.type !== 'test:fail') continue;
+    const data = event.data;
+    if (data.nesting === 0) counts.ms += data.details?.duration_ms ?? 0;
+    if (data.details?.type === 'suite') continue;
+    counts.tests++;
+    if (event.type === 'test:pass') counts.pass++;
+    else counts.fail++;
+    if (data.skip !== undefined && data.skip !== false) counts.skipped++;
+    if (data.todo !== undefined && data.todo !== false) counts.todo++;
   }
-  let record = {};
-  try {
-    record = JSON.parse(readFileSync(TIMES_FILE, 'utf8'));
-  } catch {
-    // First run, or a record from an older build: start a new one.
-  }
-  for (const [file, ms] of perFile) if (file !== '?') record[file] = Math.round(ms);
-  try {
-    writeFileSync(TIMES_FILE, `${JSON.stringify(record, null, 1)}\n`);
-  } catch {
-    // A read-only checkout still runs its tests; only the next run's order is the default one.
-  }
-  if (!process.env.POPLAR_TEST_TIMES) return;
-  const rows = [...perFile].sort((a, b) => b[1] - a[1]).slice(0, 15);
-  yield 'slowest test files (sum of top-level test durations):\n';
-  for (const [file, ms] of rows) yield `${(ms / 1000).toFixed(1).padStart(7)} s  ${file}\n`;
+  counts.ms = Math.round(counts.ms);
+  yield `${JSON.stringify(counts)}\n`;
 }

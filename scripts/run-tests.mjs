@@ -1,11 +1,19 @@
 #!/usr/bin/env node
 // Runs every compiled *.test.js under dist/ with Node's test runner (the README's `npm test`).
 // Listing files explicitly keeps test/helpers/*.js from being run as tests.
+//
+// One queue: every file is a run (`node --test <file>` with its settings), and so is every file
+// of the passes that prove the same behaviours again under other settings (below). The runs share
+// one queue, slowest first (test-services.mjs), POPLAR_TEST_CONCURRENCY at a time, so no pass
+// waits for the slow tail of another. Each run's output is printed whole when it ends (TAP, or
+// spec on a terminal, after a `# run-tests:` line naming the file and its setting); the run ends
+// with one summary line, the failed runs by name, and the skipped groups.
+import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { longestFirst, runNode, startTestServices } from './test-services.mjs';
+import { longestFirst, recordTimes, startTestServices } from './test-services.mjs';
 
 function find(dir, out = []) {
   for (const name of readdirSync(dir)) {
@@ -23,29 +31,17 @@ if (files.length === 0) {
   console.error('run-tests: no test files found (did the build run?)');
   process.exit(1);
 }
-// Tests that need a program this machine lacks skip and append a line here (test/helpers/external.ts);
-// the run ends naming every skipped group, so a skip is never silent.
-const skipDir = mkdtempSync(join(tmpdir(), 'poplar-skips-'));
-const skipLog = join(skipDir, 'skips');
-// Test files run in parallel processes. Most tests wait on sockets, timers and child processes,
-// not the CPU, so more files than cores run at once; Node's default (cores - 1) is one file at a
-// time on a 2-core machine. POPLAR_TEST_CONCURRENCY overrides (1 runs the files one by one).
-const concurrency = Number(process.env.POPLAR_TEST_CONCURRENCY ?? 3);
+// Runs at once. Measured on the 2-core machine (docs/testing.md): most runs wait on sockets,
+// timers and child processes, so more runs than cores keep both cores busy; beyond that the
+// `poplar serve` start-ups of the workers pass make it CPU-bound. POPLAR_TEST_CONCURRENCY
+// overrides (1 runs the files one by one).
+const concurrency = Number(process.env.POPLAR_TEST_CONCURRENCY ?? 4);
 if (!Number.isInteger(concurrency) || concurrency < 1) {
   console.error('run-tests: POPLAR_TEST_CONCURRENCY must be a whole number of at least 1');
   process.exit(2);
 }
-// scripts/file-times.mjs records each file's time for the next run's order (test-services.mjs);
-// POPLAR_TEST_TIMES=1 also prints the slowest files on stderr. Node's default reporter stays.
-const reporters = [`--test-reporter=${process.stdout.isTTY ? 'spec' : 'tap'}`, '--test-reporter-destination=stdout',
-  `--test-reporter=${join(dirname(fileURLToPath(import.meta.url)), 'file-times.mjs')}`, '--test-reporter-destination=stderr'];
-// Services shared by the whole run (one PostgreSQL cluster), stopped however the run ends.
-const services = await startTestServices(files);
-const r = await runNode(['--test', `--test-concurrency=${concurrency}`, '--test-timeout=180000', ...reporters, ...longestFirst(files)], {
-  ...process.env, ...services.env, POPLAR_SKIP_LOG: skipLog,
-});
 // The same behaviours proven again under other settings of the test helpers (test/helpers),
-// unless the caller set the variable itself (then one pass, with the caller's value):
+// unless the caller set the variable itself (then the caller's value holds for every run):
 // - R-X16: the e2e files and the `poplar serve` files of test/ops and test/cluster that honour it,
 //   with POPLAR_TEST_WORKERS=2: startTestServer and startPoplar then start `poplar serve` with two
 //   worker processes, so every behaviour is proven across them;
@@ -55,19 +51,99 @@ const passes = [
   { name: 'POPLAR_TEST_WORKERS', value: '2', pattern: /dist\/test\/(e2e\/|ops\/(crash-safety|lifecycle|log-escape|reload)\.|cluster\/haproxy\.)/ },
   { name: 'POPLAR_TEST_STORE', value: 'postgres', pattern: /dist\/test\/e2e\/(auth-clients|auth|clients|commands|debian-clients|limits|sasl|tls)\./ },
 ];
-let passStatus = 0;
+const runs = files.map((file) => ({ file, key: file, setting: {} }));
+const again = [];
 for (const pass of passes) {
   const chosen = process.env[pass.name] === undefined ? files.filter((f) => pass.pattern.test(f)) : [];
-  if (chosen.length === 0) continue;
-  console.log(`run-tests: ${chosen.length} files again with ${pass.name}=${pass.value}`);
-  const started = Date.now();
-  const { status } = await runNode(['--test', `--test-concurrency=${concurrency}`, '--test-timeout=180000', ...reporters, ...longestFirst(chosen)], {
-    ...process.env, ...services.env, POPLAR_SKIP_LOG: skipLog, [pass.name]: pass.value,
-  });
-  console.log(`run-tests: the ${pass.name}=${pass.value} pass took ${((Date.now() - started) / 1000).toFixed(0)} s (exit ${status})`);
-  if (status !== 0) passStatus = status;
+  if (chosen.length > 0) again.push(`${chosen.length} again with ${pass.name}=${pass.value}`);
+  for (const file of chosen) runs.push({ file, key: `${file} ${pass.name}=${pass.value}`, setting: { [pass.name]: pass.value } });
 }
+
+// Tests that need a program this machine lacks skip and append a line here (test/helpers/external.ts);
+// the run ends naming every skipped group, so a skip is never silent.
+const workDir = mkdtempSync(join(tmpdir(), 'poplar-test-run-'));
+const skipLog = join(workDir, 'skips');
+const tty = process.stdout.isTTY === true;
+const counter = join(dirname(fileURLToPath(import.meta.url)), 'file-times.mjs');
+// Services shared by the whole run (one PostgreSQL cluster), stopped however the run ends.
+const services = await startTestServices(files);
+const baseEnv = { ...process.env, ...services.env, POPLAR_SKIP_LOG: skipLog, ...(tty ? { FORCE_COLOR: '1' } : {}) };
+
+const children = new Set();
+let interrupted;
+const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+// Each run is a process group of its own (its test process and the servers it started): a signal
+// to the runner goes to every group, as a terminal's Ctrl-C would.
+const onSignal = (sig) => {
+  interrupted = sig;
+  for (const child of children) {
+    try {
+      process.kill(-child.pid, sig);
+    } catch {
+      // The group has ended already.
+    }
+  }
+};
+for (const s of signals) process.on(s, onSignal);
+
+/** One `node --test` for one run; resolves once it has ended and its output is printed. */
+function execute(run, n) {
+  const report = join(workDir, `${n}.json`);
+  const args = ['--test', '--test-timeout=180000', `--test-reporter=${tty ? 'spec' : 'tap'}`, '--test-reporter-destination=stdout',
+    `--test-reporter=${counter}`, `--test-reporter-destination=${report}`, run.file];
+  const started = Date.now();
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, args, { env: { ...baseEnv, ...run.setting }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    children.add(child);
+    const out = [];
+    const err = [];
+    child.stdout.on('data', (d) => out.push(d));
+    child.stderr.on('data', (d) => err.push(d));
+    child.on('close', (code, signal) => {
+      children.delete(child);
+      const ms = Date.now() - started;
+      const label = `${run.file}${Object.entries(run.setting).map(([k, v]) => ` ${k}=${v}`).join('')}`;
+      process.stdout.write(`# run-tests: ${label} (${(ms / 1000).toFixed(1)} s)\n`);
+      process.stdout.write(Buffer.concat(out));
+      process.stderr.write(Buffer.concat(err));
+      let counts;
+      try {
+        counts = JSON.parse(readFileSync(report, 'utf8'));
+      } catch {
+        counts = undefined;
+      }
+      resolve({ run, label, status: code ?? (signal ? 1 : 0), ms, counts });
+    });
+  });
+}
+
+const startedAt = Date.now();
+console.log(`run-tests: ${files.length} files${again.map((a) => `, ${a}`).join('')}: ${runs.length} runs, ${concurrency} at a time`);
+const queue = longestFirst(runs);
+const results = [];
+let next = 0;
+async function lane() {
+  while (next < queue.length && interrupted === undefined) {
+    const n = next++;
+    results.push(await execute(queue[n], n));
+  }
+}
+await Promise.all(Array.from({ length: Math.min(concurrency, queue.length) }, lane));
+for (const s of signals) process.off(s, onSignal);
 await services.stop();
+
+// Each run's wall time orders the next run's queue; an interrupted run is not recorded.
+if (interrupted === undefined) recordTimes(Object.fromEntries(results.map((r) => [r.run.key, r.ms])));
+const sum = { tests: 0, pass: 0, fail: 0, skipped: 0, todo: 0 };
+for (const r of results) for (const k of Object.keys(sum)) sum[k] += r.counts?.[k] ?? 0;
+const failed = results.filter((r) => r.status !== 0);
+console.log(`run-tests: ${results.length} runs of ${runs.length} in ${((Date.now() - startedAt) / 1000).toFixed(0)} s: ` +
+  `${sum.tests} tests, ${sum.pass} passed (${sum.skipped} skipped, ${sum.todo} todo), ${sum.fail} failed; ${failed.length} runs failed`);
+for (const r of failed) console.log(`run-tests: failed: ${r.label} (exit ${r.status})`);
+if (process.env.POPLAR_TEST_TIMES) {
+  console.error('run-tests: slowest runs (wall time of each `node --test <file>`):');
+  for (const r of [...results].sort((a, b) => b.ms - a.ms).slice(0, 15)) console.error(`${(r.ms / 1000).toFixed(1).padStart(7)} s  ${r.label}`);
+}
 if (existsSync(skipLog)) {
   const groups = new Map();
   for (const line of readFileSync(skipLog, 'utf8').split('\n')) {
@@ -80,5 +156,6 @@ if (existsSync(skipLog)) {
     console.log(`run-tests: to run them too: apt-get install ${pkgs.join(' ')}`);
   }
 }
-rmSync(skipDir, { recursive: true, force: true });
-process.exit(r.status === 0 ? passStatus : r.status);
+rmSync(workDir, { recursive: true, force: true });
+if (interrupted !== undefined) console.log(`run-tests: interrupted (${interrupted}); ${queue.length - results.length} runs not finished`);
+process.exit(interrupted !== undefined ? 1 : failed.length > 0 ? 1 : 0);

@@ -7,40 +7,63 @@
 // or is interrupted (SIGINT, SIGTERM, SIGHUP); pg_ctl starts the postmaster in its own session, so
 // a terminal's Ctrl-C reaches the runner, not the postmaster.
 //
-// Order: node --test starts files in the order given. The files that took longest in the last run
-// (dist/.test-times.json, written by scripts/file-times.mjs) start first, so the run does not end
-// waiting on one long file started last; files not timed yet are weighed by the seed list below.
+// Order: run-tests.mjs starts its runs (one test file under one setting) in the order given here.
+// The runs that took longest last time (dist/.test-times.json, written by run-tests.mjs) start
+// first, so the run does not end waiting on one long file started last; runs not timed yet are
+// weighed by the seed list below.
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-/** Where file-times.mjs records each file's duration (dist/ is build output, never committed). */
+/** Where run-tests.mjs records each run's wall time in ms (dist/ is build output, never committed). */
 export const TIMES_FILE = join('dist', '.test-times.json');
 
-/** Files measured slowest (issue 13); only used while dist/.test-times.json does not exist yet. */
-const SEED_SLOW = ['ops/npm-pack', 'ops/workers', 'cli/postgres-directory', 'e2e/ldap', 'ops/reload', 'ops/crash-safety',
-  'delivery/postfix', 'delivery/lmtp', 'cli/concurrent-edits', 'postgres/directory-nodes', 'cluster/failover', 'e2e/gssapi'];
+/**
+ * Runs measured slowest (issue 13, a loaded 2-core machine), slowest first; only used for runs
+ * that dist/.test-times.json does not time yet (a fresh checkout, as in CI). `W2` is the run under
+ * POPLAR_TEST_WORKERS=2.
+ */
+const SEED_SLOW = ['e2e/failed-login-delay W2', 'e2e/ldap W2', 'e2e/ldap', 'e2e/update W2', 'e2e/workarounds W2', 'ops/workers',
+  'ops/npm-pack', 'cli/postgres-directory', 'e2e/postgres-directory W2', 'e2e/limits W2', 'admin/console', 'e2e/gssapi W2',
+  'e2e/auth-clients W2', 'e2e/tls W2', 'cluster/pg-limits', 'ops/crash-safety W2', 'ops/crash-safety', 'admin/workers', 'e2e/gssapi'];
 
-function lastTimes() {
+/** A run never timed that the seed list does not name: a workers-pass run weighs this many times its file's own run. */
+const WORKERS_FACTOR = 3.6;
+
+/** The times of the last run, by run key (the file, then ` NAME=value` for a run under a setting). */
+export function lastTimes() {
   try {
     return JSON.parse(readFileSync(TIMES_FILE, 'utf8'));
   } catch {
-    return undefined;
+    return {};
+  }
+}
+
+/** Adds `times` (run key -> ms) to the record; a read-only checkout keeps the old record. */
+export function recordTimes(times) {
+  const record = { ...lastTimes(), ...times };
+  try {
+    writeFileSync(TIMES_FILE, `${JSON.stringify(record, null, 1)}\n`);
+  } catch {
+    // The next run's order is then the old one.
   }
 }
 
 /**
- * `files` with the slowest first, the rest in their order. A file's weight is its time in the last
- * run that ran it; a file never timed yet that is on the seed list counts as 10-120 s by its place.
+ * `runs` ({ key, file }) with the slowest first, the rest in their order. A run's weight is its
+ * time in the last run that ran it; a run never timed yet that is on the seed list counts as
+ * 10-190 s by its place.
  */
-export function longestFirst(files) {
-  const times = lastTimes() ?? {};
-  const key = (f) => {
-    if (typeof times[f] === 'number') return times[f];
-    const i = SEED_SLOW.findIndex((s) => f.endsWith(`/${s}.test.js`));
-    return i < 0 ? 0 : (SEED_SLOW.length - i) * 10_000;
+export function longestFirst(runs) {
+  const times = lastTimes();
+  const weight = (run) => {
+    if (typeof times[run.key] === 'number') return times[run.key];
+    const workers = run.key.includes(' POPLAR_TEST_WORKERS=');
+    const i = SEED_SLOW.findIndex((s) => s === `${run.file.replace(/^dist\/(test|src)\/|\.test\.js$/g, '')}${workers ? ' W2' : ''}`);
+    if (i >= 0) return (SEED_SLOW.length - i) * 10_000;
+    return workers && typeof times[run.file] === 'number' ? times[run.file] * WORKERS_FACTOR : 0;
   };
-  return files.map((f, i) => ({ f, i, t: key(f) })).sort((a, b) => b.t - a.t || a.i - b.i).map((x) => x.f);
+  return runs.map((run, i) => ({ run, i, t: weight(run) })).sort((a, b) => b.t - a.t || a.i - b.i).map((x) => x.run);
 }
 
 /** Whether a compiled test file starts PostgreSQL through test/helpers/postgres.ts. */
@@ -73,22 +96,4 @@ export async function startTestServices(files) {
   let stopped;
   const stop = () => (stopped ??= Promise.all(stops.map((s) => s().catch((e) => console.error(`run-tests: ${e.message}`)))));
   return { env, stop };
-}
-
-/**
- * Runs `node <args>` with inherited stdio and resolves to its exit status. SIGINT, SIGTERM and
- * SIGHUP are passed on to it (node --test then ends its test processes), and the runner goes on
- * to its cleanup when the child has ended.
- */
-export function runNode(args, env) {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, args, { stdio: 'inherit', env });
-    const signals = ['SIGINT', 'SIGTERM', 'SIGHUP'];
-    const forward = (sig) => child.kill(sig);
-    for (const s of signals) process.on(s, forward);
-    child.on('close', (code, signal) => {
-      for (const s of signals) process.off(s, forward);
-      resolve({ status: code ?? (signal ? 1 : 0), signal });
-    });
-  });
 }

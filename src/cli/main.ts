@@ -10,25 +10,28 @@ import { Command, CommanderError } from 'commander';
 import { DirectoryError } from '../auth/directory.js';
 import { ConfigError, DirectoryUnavailableError, UnavailableError } from '../errors.js';
 import { CliError, ExitStatus } from './common.js';
-import { adminCommand } from './admin.js';
-import { certCommand } from './cert.js';
-import { configCommand } from './config.js';
-import { dbCommand } from './db.js';
-import { deliverCommand } from './deliver.js';
-import { expireCommand } from './expire.js';
-import { exportCommand } from './export.js';
-import { importCommand } from './import.js';
-import { quotaCommand } from './quota.js';
-import { retentionCommand } from './retention.js';
-import { grantCommand } from './grant.js';
-import { reloadCommand } from './reload.js';
-import { serveCommand } from './serve-command.js';
-import { userCommand } from './user.js';
 
-const SUBCOMMANDS: ReadonlyArray<() => Command> = [
-  serveCommand, userCommand, grantCommand, configCommand, deliverCommand, quotaCommand, retentionCommand,
-  expireCommand, importCommand, exportCommand, certCommand, reloadCommand, adminCommand, dbCommand,
-];
+/**
+ * Each subcommand's module by the subcommand's name, imported on use: `poplar user list` loads the
+ * `user` module only, so a process pays for what it runs (Node start-up is most of a CLI call's
+ * cost). Help, a version request and a name that is no subcommand load them all, in this order.
+ */
+const SUBCOMMANDS: Readonly<Record<string, () => Promise<() => Command>>> = {
+  serve: async () => (await import('./serve-command.js')).serveCommand,
+  user: async () => (await import('./user.js')).userCommand,
+  grant: async () => (await import('./grant.js')).grantCommand,
+  config: async () => (await import('./config.js')).configCommand,
+  deliver: async () => (await import('./deliver.js')).deliverCommand,
+  quota: async () => (await import('./quota.js')).quotaCommand,
+  retention: async () => (await import('./retention.js')).retentionCommand,
+  expire: async () => (await import('./expire.js')).expireCommand,
+  import: async () => (await import('./import.js')).importCommand,
+  export: async () => (await import('./export.js')).exportCommand,
+  cert: async () => (await import('./cert.js')).certCommand,
+  reload: async () => (await import('./reload.js')).reloadCommand,
+  admin: async () => (await import('./admin.js')).adminCommand,
+  db: async () => (await import('./db.js')).dbCommand,
+};
 
 /** The package's version: package.json is two levels up in the package (lib/cli/), three in a build (dist/src/cli/). */
 function version(): string {
@@ -52,9 +55,13 @@ function configure(cmd: Command): void {
   for (const sub of cmd.commands) configure(sub);
 }
 
-export function program(): Command {
+/** The command for `argv`: with every subcommand, or only the one `argv` names first. */
+export async function program(argv: readonly string[] = []): Promise<Command> {
   const p = new Command('poplar').description('poplar, a POP3 server').version(version());
-  for (const make of SUBCOMMANDS) p.addCommand(make());
+  const first = argv[0];
+  const names = first !== undefined && Object.hasOwn(SUBCOMMANDS, first) ? [first] : Object.keys(SUBCOMMANDS);
+  const makers = await Promise.all(names.map((name) => SUBCOMMANDS[name]!()));
+  for (const make of makers) p.addCommand(make());
   configure(p);
   return p;
 }
@@ -62,7 +69,7 @@ export function program(): Command {
 /** Runs the CLI; resolves to the exit code. */
 export async function main(argv: readonly string[]): Promise<number> {
   try {
-    await program().parseAsync([...argv], { from: 'user' });
+    await (await program(argv)).parseAsync([...argv], { from: 'user' });
     return 0;
   } catch (err) {
     if (err instanceof CommanderError) return err.exitCode;

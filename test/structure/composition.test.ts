@@ -12,6 +12,8 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { it } from 'node:test';
+import { pathToFileURL } from 'node:url';
+import type { Command } from 'commander';
 import { MAIN } from '../cli/run.js';
 
 const HOOKS = new URL('./load-recorder.js', import.meta.url).href;
@@ -73,4 +75,29 @@ it('issue #13 composition root: management subcommands (user, grant, quota, rete
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+it('issue #13 start-up cost: `poplar user list` and `poplar serve --help` load their own subcommand module only, not the others (import, export, deliver, cert…) nor migrate/; regression: main.ts imported all fourteen at start', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'poplar-compose-'));
+  const log = join(dir, 'loaded');
+  try {
+    const own: Record<string, string> = { user: 'user.js', serve: 'serve-command.js' };
+    for (const [args, mine] of [[['user', 'list', '--data', dir], own['user']], [['serve', '--help'], own['serve']]] as const) {
+      const r = await runRecorded(args, log);
+      assert.equal(r.code, 0, `poplar ${args.join(' ')}: ${r.stderr}`);
+      const cli = r.modules.filter((u) => /\/src\/cli\/[^/]+\.js$/.test(u)).map((u) => u.replace(/.*\/src\/cli\//, ''));
+      const others = cli.filter((m) => !['main.js', 'common.js', 'prompt.js', 'compose.js', mine].includes(m));
+      assert.deepEqual(others, [], `poplar ${args.join(' ')} loaded other subcommands' modules`);
+      assert.deepEqual(r.modules.filter((u) => u.includes('/src/migrate/')), [], `poplar ${args.join(' ')} loaded migrate/`);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+it('issue #13 start-up cost: `poplar --help` still lists all fourteen subcommands, and each name loads the module that defines it', async () => {
+  const { program } = (await import(pathToFileURL(MAIN).href)) as { program: (argv?: readonly string[]) => Promise<Command> };
+  const all = (await program()).commands.map((c) => c.name());
+  assert.deepEqual(all, ['serve', 'user', 'grant', 'config', 'deliver', 'quota', 'retention', 'expire', 'import', 'export', 'cert', 'reload', 'admin', 'db']);
+  for (const name of all) assert.deepEqual((await program([name, '--help'])).commands.map((c) => c.name()), [name]);
 });
