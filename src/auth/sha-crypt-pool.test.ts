@@ -96,6 +96,19 @@ describe('SHA-crypt worker pool', () => {
     assert.equal(await pool.run('sha256', Buffer.from('Hello world!'), 'saltstring'), '$5$saltstring$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5');
   });
 
+  it('R-S13 keep 1 (the process pool): one worker warmed; a second starts when two hashes are wanted at once, and stays', async () => {
+    const pool = new ShaCryptPool({ size: 2, keep: 1 });
+    await pool.ready();
+    assert.equal(pool.threads.length, 1);
+    // ~0.3 s of rounds each: the second queues behind the first, so the pool starts another thread.
+    const jobs = [pool.run('sha512', Buffer.from('one'), 'salt', 400_000), pool.run('sha512', Buffer.from('two'), 'salt', 400_000)];
+    await waitForThreads(pool, 2);
+    await Promise.all(jobs);
+    assert.deepEqual(pool.counts, { inWorker: 2, inThread: 0 });
+    assert.equal(await pool.run('sha256', Buffer.from('Hello world!'), 'saltstring'), '$5$saltstring$5B8vYYiY.CVt1RlTTf8KbXBH3hsxY/GNooZaBBGWEc5');
+    assert.equal(pool.threads.length, 2);
+  });
+
   it('warmed, idle workers do not keep the process alive', async () => {
     const mod = fileURLToPath(new URL('./sha-crypt-pool.js', import.meta.url));
     const script = `const { shaCryptPooled, warmShaCryptPool } = await import(${JSON.stringify(mod)}); warmShaCryptPool(); ` +
@@ -106,3 +119,11 @@ describe('SHA-crypt worker pool', () => {
     assert.equal(out.trim(), '$6$saltstring$svn8UoSVapNtMuq1ukKS4tPQd8iKwSMHWjl/O817G3uBnIFNjnQJuesI68u4OTLiBFdcbYEdFCoEOfaS35inz1');
   });
 });
+
+/** Waits until the pool has `n` threads (started, not necessarily loaded); fails after 10 s. */
+async function waitForThreads(pool: ShaCryptPool, n: number): Promise<void> {
+  for (const end = Date.now() + 10_000; pool.threads.length < n; ) {
+    if (Date.now() > end) assert.fail(`the pool has ${pool.threads.length} threads, expected ${n}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}

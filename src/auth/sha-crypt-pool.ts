@@ -7,12 +7,15 @@
  * real check costs (R-S13).
  *
  * The pool is the shared WorkerPool (workers/pool.ts: its start, idle, crash and fallback policy),
- * with every thread kept for the life of the process (unlike maildir-bulk.ts's, which end when
- * idle: logins are steady, a hash's heap stays small). Starting a thread (its modules and WASM)
- * costs more than a hash, and a login waiting for it would answer that much later than the next
- * ones (R-S13, R-X9's growing delay): so until a thread has loaded, and where none can, a hash
- * runs in-thread with the same function. The server warms the pool when it makes its
- * Authenticator (warmShaCryptPool) and listens once it has loaded (shaCryptPoolReady).
+ * with every thread kept for the life of the process once started (unlike maildir-bulk.ts's, which
+ * end when idle: logins are steady, a hash's heap stays small). Starting a thread (its modules and
+ * WASM) costs more than a hash, and a login waiting for it would answer that much later than the
+ * next ones (R-S13, R-X9's growing delay): so until a thread has loaded, and where none can, a
+ * hash runs in-thread with the same function. The server warms the process's pool when it makes
+ * its Authenticator (warmShaCryptPool) and listens once its first thread has loaded
+ * (shaCryptPoolReady); the second starts when two hashes are wanted at once (a start costs ~0.17
+ * CPU-s, paid by every `poplar serve` process and worker: a server that never sees concurrent
+ * SHA-crypt logins never pays it).
  * A thread that dies mid-hash rejects that login's check (it fails with an error, never hangs).
  * The queue is not bounded here: a job is one login's check and at most two run per login (the
  * user's own scheme beside the dummy, authenticator.ts), and logins in flight are bounded by the
@@ -34,6 +37,8 @@ export interface ShaCryptPoolOptions {
   readonly size?: number;
   /** The worker's module; tests point it elsewhere to see the in-thread fallback. */
   readonly workerUrl?: URL;
+  /** Threads warm() starts and ready() waits for (the rest start when jobs queue); default `size`. */
+  readonly keep?: number;
 }
 
 export class ShaCryptPool {
@@ -45,7 +50,7 @@ export class ShaCryptPool {
       name: 'SHA-crypt',
       worker: opts.workerUrl ?? new URL('./sha-crypt-worker.js', import.meta.url),
       size,
-      keep: size,
+      keep: Math.min(size, Math.max(1, opts.keep ?? size)),
       inThread: (job) => shaCrypt(job.alg, job.password, job.salt, job.rounds),
     });
   }
@@ -82,7 +87,7 @@ export class ShaCryptPool {
   }
 }
 
-const pool = new ShaCryptPool();
+const pool = new ShaCryptPool({ keep: 1 });
 
 /** Starts the process's SHA-crypt workers ahead of the first login (unreferenced: costs no exit). */
 export function warmShaCryptPool(): void {
