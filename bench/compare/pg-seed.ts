@@ -56,8 +56,8 @@ async function bulkLoad(sql: Sql, user: string, source: readonly SourceMessage[]
       const fresh = new Map<string, Row>();
       for (const r of batch) if (!bodyIds.has(r.sha256.toString('hex'))) fresh.set(r.sha256.toString('hex'), r);
       if (fresh.size > 0) {
-        const bodies = [...fresh.values()].map((r) => ({ sha256: r.sha256, octets: r.bytes.length }));
-        await tx`INSERT INTO bodies ${tx(bodies, 'sha256', 'octets')} ON CONFLICT (sha256) DO NOTHING`;
+        const bodies = [...fresh.values()].map((r) => ({ sha256: r.sha256, octets: r.bytes.length, chunk_octets: BODY_CHUNK }));
+        await tx`INSERT INTO bodies ${tx(bodies, 'sha256', 'octets', 'chunk_octets')} ON CONFLICT (sha256) DO NOTHING`;
         const found = await tx<{ id: number; sha256: Buffer }[]>`SELECT id, sha256 FROM bodies WHERE sha256 = ANY(${bodies.map((b) => b.sha256)}::bytea[])`;
         const stored = await tx<{ body_id: number }[]>`SELECT DISTINCT body_id FROM body_chunks WHERE body_id = ANY(${found.map((f) => f.id)}::bigint[])`;
         const hasChunks = new Set(stored.map((s) => s.body_id));
