@@ -5,7 +5,7 @@
  *
  * - A Maildir whose messages carry no UIDL (what the bench seeds) is loaded in bulk: the rows a
  *   delivery of each file would write (pg-store.ts deliver with no bodyOffset: the whole message
- *   is the body, stored once per distinct octets, in BODY_CHUNK rows; the exact CRLF size; uids
+ *   is the body, stored once per distinct octets, in the rows rowStarts gives; the exact CRLF size; uids
  *   1, 2, … in readMaildirSource's order; received = the file's mtime, retrieved_at = received for
  *   a file with the S flag), BATCH messages per multi-row INSERT, one transaction per user. The
  *   50k-message bigbox took minutes as 50,000 deliveries and takes seconds so.
@@ -20,7 +20,7 @@ import { importMail } from '../../src/migrate/import.js';
 import { readMaildirSource, readSourceFile, type SourceMessage } from '../../src/migrate/maildir-source.js';
 import { crlfSize } from '../../src/protocol/crlf.js';
 import { connectPostgres, type Sql } from '../../src/storage/postgres/client.js';
-import { BODY_CHUNK, bodyHash } from '../../src/storage/postgres/pg-bodies.js';
+import { BODY_CHUNK, bodyHash, rowStarts } from '../../src/storage/postgres/pg-bodies.js';
 import { PostgresMailStore } from '../../src/storage/postgres/pg-store.js';
 import { parseArgs } from '../args.js';
 
@@ -67,7 +67,8 @@ async function bulkLoad(sql: Sql, user: string, source: readonly SourceMessage[]
           bodyIds.set(hex, f.id);
           const r = fresh.get(hex)!;
           if (hasChunks.has(f.id)) continue;
-          for (let seq = 0, o = 0; o < r.bytes.length; seq++, o += BODY_CHUNK) chunks.push({ body_id: f.id, seq, data: r.bytes.subarray(o, o + BODY_CHUNK) });
+          const starts = rowStarts(r.bytes.length);
+          starts.forEach((o, seq) => chunks.push({ body_id: f.id, seq, data: r.bytes.subarray(o, starts[seq + 1] ?? r.bytes.length) }));
         }
         for (let c = 0; c < chunks.length; c += BATCH) await tx`INSERT INTO body_chunks ${tx(chunks.slice(c, c + BATCH), 'body_id', 'seq', 'data')}`;
       }

@@ -15,7 +15,7 @@ import { RETR_READ_CHUNK } from '../../src/protocol/limits.js';
 import type { MessageSource } from '../../src/storage/mail-store.js';
 import { connectPostgres, type Sql } from '../../src/storage/postgres/client.js';
 import { migrate } from '../../src/storage/postgres/migrate.js';
-import { BODY_CHUNK, bodyHash, FETCH_OCTETS } from '../../src/storage/postgres/pg-bodies.js';
+import { BODY_CHUNK, bodyHash, FETCH_OCTETS, rowStarts, TAIL_CHUNK } from '../../src/storage/postgres/pg-bodies.js';
 import { PostgresMailStore } from '../../src/storage/postgres/pg-store.js';
 import { needPostgres, startPostgres, type PostgresServer } from '../helpers/postgres.js';
 
@@ -86,9 +86,15 @@ describe('PostgreSQL body rows', { skip: needPostgres() }, () => {
       FROM body_chunks`;
     assert.equal(rows!.toast, 0, 'nothing in body_chunks\' TOAST table: every row whole in its heap page');
     assert.ok(BODY_CHUNK <= 8120, `rows of ${BODY_CHUNK} octets fit a heap page`);
-    assert.deepEqual(rows, { n: Math.ceil(b.length / BODY_CHUNK), widest: BODY_CHUNK, toast: 0 });
+    assert.deepEqual(rows, { n: rowStarts(b.length).length, widest: BODY_CHUNK, toast: 0 });
     const [{ chunk } = { chunk: 0 }] = await raw<{ chunk: number }[]>`SELECT chunk_octets AS chunk FROM bodies`;
     assert.equal(chunk, BODY_CHUNK, 'the body records its row size');
+    // A small body (the tail of any body) in rows of at most TAIL_CHUNK, which pack two to a page.
+    const small = body(6000);
+    await store.deliver('dave', small);
+    const tail = await raw<{ n: number }[]>`SELECT octet_length(c.data)::int AS n FROM body_chunks c JOIN bodies b ON b.id = c.body_id
+      WHERE b.octets = ${small.length} ORDER BY c.seq`;
+    assert.deepEqual(tail.map((r) => r.n), [TAIL_CHUNK, small.length - TAIL_CHUNK]);
 
     const snapshot = await store.open('alice', { exclusive: false });
     const got = await drain(await snapshot.open!(snapshot.list.id(0), 0));

@@ -1,7 +1,7 @@
 /**
  * RETR from PostgreSQL (issue 15, R-X17 throughput, R-X9 bounded memory): every query the store
- * sends is counted (a Proxy on the pool's tagged-template calls). A 5 MiB body is 646 rows of
- * body_chunks (BODY_CHUNK octets each, stored inline): the opening query brings the head and the
+ * sends is counted (a Proxy on the pool's tagged-template calls). A 5 MiB body is 647 rows of
+ * body_chunks (645 of BODY_CHUNK octets and two tail rows, stored inline): the opening query brings the head and the
  * first FETCH_OCTETS of rows, each later query as many more, and the chunks of a batch are handed
  * out without waiting, gathered into pooled buffers of RETR_READ_CHUNK octets. Before, RETR sent
  * one query per row (21 for this message, of 256 KiB rows) and waited for each: on a loaded
@@ -15,7 +15,7 @@ import { after, before, describe, it } from 'node:test';
 import { connectPostgres, type Sql } from '../../src/storage/postgres/client.js';
 import { migrate } from '../../src/storage/postgres/migrate.js';
 import { RETR_READ_CHUNK } from '../../src/protocol/limits.js';
-import { BODY_CHUNK, rowsPerFetch } from '../../src/storage/postgres/pg-bodies.js';
+import { BODY_CHUNK, rowStarts, rowsPerFetch } from '../../src/storage/postgres/pg-bodies.js';
 import { PostgresMailStore } from '../../src/storage/postgres/pg-store.js';
 import { needPostgres, startPostgres, type PostgresServer } from '../helpers/postgres.js';
 
@@ -66,12 +66,16 @@ describe('RETR queries on PostgreSQL', { skip: needPostgres() }, () => {
         hash.update(chunk);
         chunks++;
       }
-      const rows = Math.ceil(body.length / BODY_CHUNK);
+      const starts = rowStarts(body.length);
+      const rows = starts.length;
       const perFetch = rowsPerFetch(BODY_CHUNK);
       const batches = Math.ceil(rows / perFetch);
       // Each batch is handed out in RETR_READ_CHUNK pieces, the last one of a batch shorter.
       let pieces = 0;
-      for (let b = 0; b < batches; b++) pieces += Math.ceil(Math.min(perFetch * BODY_CHUNK, body.length - b * perFetch * BODY_CHUNK) / RETR_READ_CHUNK);
+      for (let b = 0; b < batches; b++) {
+        const octets = (starts[(b + 1) * perFetch] ?? body.length) - starts[b * perFetch]!;
+        pieces += Math.ceil(octets / RETR_READ_CHUNK);
+      }
       assert.equal(hash.digest('hex'), createHash('sha256').update(message).digest('hex'), 'byte-exact');
       assert.equal(chunks, 1 + pieces, 'the head, then each batch in pooled pieces');
       assert.equal(count.n - before, batches, `${rows} rows in ${batches} queries (the first with the head)`);
