@@ -1,6 +1,7 @@
 -- Body rows stored inline (issue 15, R-X17 RETR throughput, R-X9).
--- pg-bodies.ts writes bodies in rows of BODY_CHUNK = 8120 octets: with its header and the other
--- columns such a row is 8160 octets, the most one 8 KiB heap page holds. PostgreSQL moves a
+-- pg-bodies.ts writes bodies in rows of BODY_CHUNK = 8120 octets (the tail in equal rows of at
+-- most 2000, which pack four to a page): with its header and the other columns a full row is 8160
+-- octets, the most one 8 KiB heap page holds. PostgreSQL moves a
 -- row's values out of line (TOAST, in ~2 KB pieces, each fetched through the TOAST index on
 -- every read) once the row passes toast_tuple_target (2032 by default); raising it to 8160 keeps
 -- every new row whole in its heap page, read with no TOAST lookups. The data column stays
