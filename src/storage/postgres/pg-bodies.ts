@@ -50,6 +50,9 @@ export function rowStarts(octets: number): number[] {
   return starts;
 }
 
+/** Rows one INSERT of a delivery writes (~1 MiB of full rows). */
+const ROWS_PER_INSERT = 128;
+
 export function bodyHash(body: Buffer): Buffer {
   return createHash('sha256').update(body).digest();
 }
@@ -61,14 +64,21 @@ export async function attachBody(tx: TransactionSql, body: Buffer, sha256 = body
       INSERT INTO bodies (sha256, octets, chunk_octets) VALUES (${sha256}, ${body.length}, ${BODY_CHUNK})
       ON CONFLICT (sha256) DO NOTHING RETURNING id`;
     if (inserted !== undefined) {
-      // One statement for every row: the body is sent once and the database cuts it at rowStarts.
-      if (body.length > 0) {
-        const starts = rowStarts(body.length);
-        const ends = [...starts.slice(1), body.length];
-        await tx`INSERT INTO body_chunks (body_id, seq, data)
-          SELECT ${inserted.id}, r.n - 1, substring(${body}::bytea FROM r.s + 1 FOR r.e - r.s)
-          FROM unnest(${starts}::int[], ${ends}::int[]) WITH ORDINALITY AS r(s, e, n)`;
+      // One statement per ~FETCH_OCTETS of rows, pipelined on the transaction's connection: each
+      // sends its part of the body once and the database cuts it at rowStarts (a 50 MB body is
+      // 50 statements, none holding more than its part).
+      const starts = rowStarts(body.length);
+      const writes = [];
+      for (let first = 0; first < starts.length; first += ROWS_PER_INSERT) {
+        const from = starts[first]!;
+        const to = starts[first + ROWS_PER_INSERT] ?? body.length;
+        const offsets = starts.slice(first, first + ROWS_PER_INSERT).map((at) => at - from);
+        const ends = [...offsets.slice(1), to - from];
+        writes.push(tx`INSERT INTO body_chunks (body_id, seq, data)
+          SELECT ${inserted.id}, ${first}::int + r.n - 1, substring(${body.subarray(from, to)}::bytea FROM r.s + 1 FOR r.e - r.s)
+          FROM unnest(${offsets}::int[], ${ends}::int[]) WITH ORDINALITY AS r(s, e, n)`);
       }
+      await Promise.all(writes);
       return inserted.id;
     }
     const [found] = await tx<{ id: number }[]>`SELECT id FROM bodies WHERE sha256 = ${sha256} FOR KEY SHARE`;
