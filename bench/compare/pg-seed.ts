@@ -5,7 +5,7 @@
  *
  * - A Maildir whose messages carry no UIDL (what the bench seeds) is loaded in bulk: the rows a
  *   delivery of each file would write (pg-store.ts deliver with no bodyOffset: the whole message
- *   is the body, stored once per distinct octets, in BODY_CHUNK rows; the exact CRLF size; uids
+ *   is the body, stored once per distinct octets, in the rows rowStarts gives; the exact CRLF size; uids
  *   1, 2, … in readMaildirSource's order; received = the file's mtime, retrieved_at = received for
  *   a file with the S flag), BATCH messages per multi-row INSERT, one transaction per user. The
  *   50k-message bigbox took minutes as 50,000 deliveries and takes seconds so.
@@ -20,7 +20,7 @@ import { importMail } from '../../src/migrate/import.js';
 import { readMaildirSource, readSourceFile, type SourceMessage } from '../../src/migrate/maildir-source.js';
 import { crlfSize } from '../../src/protocol/crlf.js';
 import { connectPostgres, type Sql } from '../../src/storage/postgres/client.js';
-import { BODY_CHUNK, bodyHash } from '../../src/storage/postgres/pg-bodies.js';
+import { BODY_CHUNK, bodyHash, rowStarts } from '../../src/storage/postgres/pg-bodies.js';
 import { PostgresMailStore } from '../../src/storage/postgres/pg-store.js';
 import { parseArgs } from '../args.js';
 
@@ -56,8 +56,8 @@ async function bulkLoad(sql: Sql, user: string, source: readonly SourceMessage[]
       const fresh = new Map<string, Row>();
       for (const r of batch) if (!bodyIds.has(r.sha256.toString('hex'))) fresh.set(r.sha256.toString('hex'), r);
       if (fresh.size > 0) {
-        const bodies = [...fresh.values()].map((r) => ({ sha256: r.sha256, octets: r.bytes.length }));
-        await tx`INSERT INTO bodies ${tx(bodies, 'sha256', 'octets')} ON CONFLICT (sha256) DO NOTHING`;
+        const bodies = [...fresh.values()].map((r) => ({ sha256: r.sha256, octets: r.bytes.length, chunk_octets: BODY_CHUNK }));
+        await tx`INSERT INTO bodies ${tx(bodies, 'sha256', 'octets', 'chunk_octets')} ON CONFLICT (sha256) DO NOTHING`;
         const found = await tx<{ id: number; sha256: Buffer }[]>`SELECT id, sha256 FROM bodies WHERE sha256 = ANY(${bodies.map((b) => b.sha256)}::bytea[])`;
         const stored = await tx<{ body_id: number }[]>`SELECT DISTINCT body_id FROM body_chunks WHERE body_id = ANY(${found.map((f) => f.id)}::bigint[])`;
         const hasChunks = new Set(stored.map((s) => s.body_id));
@@ -67,7 +67,8 @@ async function bulkLoad(sql: Sql, user: string, source: readonly SourceMessage[]
           bodyIds.set(hex, f.id);
           const r = fresh.get(hex)!;
           if (hasChunks.has(f.id)) continue;
-          for (let seq = 0, o = 0; o < r.bytes.length; seq++, o += BODY_CHUNK) chunks.push({ body_id: f.id, seq, data: r.bytes.subarray(o, o + BODY_CHUNK) });
+          const starts = rowStarts(r.bytes.length);
+          starts.forEach((o, seq) => chunks.push({ body_id: f.id, seq, data: r.bytes.subarray(o, starts[seq + 1] ?? r.bytes.length) }));
         }
         for (let c = 0; c < chunks.length; c += BATCH) await tx`INSERT INTO body_chunks ${tx(chunks.slice(c, c + BATCH), 'body_id', 'seq', 'data')}`;
       }

@@ -65,9 +65,12 @@ describe('RETR 50 MB from PostgreSQL', { skip: needPostgres() }, () => {
     let baseline = 0;
     let peak = 0;
     const sampler = setInterval(() => (peak = Math.max(peak, rss(pid))), 10);
+    // Set once the terminator has come: QUIT's reply may arrive in a later read, and the hash is final by then.
+    let ended = false;
     await new Promise<void>((resolve, reject) => {
       socket.on('error', reject);
       socket.on('data', (d: Buffer) => {
+        if (ended) return;
         if (lines < 4) {
           head = Buffer.concat([head, d]);
           for (let nl = head.indexOf('\r\n'); nl !== -1 && lines < 4; nl = head.indexOf('\r\n')) {
@@ -91,6 +94,7 @@ describe('RETR 50 MB from PostgreSQL', { skip: needPostgres() }, () => {
         tail = Buffer.concat([tail, d.subarray(take.length)]);
         if (tail.length >= 3) {
           assert.equal(tail.subarray(0, 3).toString(), '.\r\n');
+          ended = true;
           resolve();
         }
       });

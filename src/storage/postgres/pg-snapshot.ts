@@ -8,7 +8,7 @@ import type { Readable } from 'node:stream';
 import { StorageError } from '../../errors.js';
 import { readableOf, type CommitChanges, type MaildropSnapshot, type MessageInfo, type MessageSource } from '../mail-store.js';
 import { MessageList } from '../message-list.js';
-import { BodySource, CHUNKS_PER_FETCH, removeMessages, type ChunkRow } from './pg-bodies.js';
+import { BodySource, FETCH_OCTETS, removeMessages, rowsPerFetch, type ChunkRow } from './pg-bodies.js';
 import type { Sql, TransactionSql } from './client.js';
 
 /** What a snapshot needs of its store. */
@@ -150,23 +150,26 @@ export class PostgresSnapshot implements MaildropSnapshot {
   }
 
   /**
-   * One query brings the message's head, its body's size and the body's first CHUNKS_PER_FETCH
-   * chunks (the whole of a message up to ~1 MiB); BodySource fetches the rest.
+   * One query brings the message's head, its body's size and the body's first FETCH_OCTETS in
+   * rows (the whole of a message up to ~1 MiB); BodySource fetches the rest. The head comes in
+   * the first row only (the body's seq 0, or the one row of an empty body), not once per row.
    */
   async open(id: string, at?: number): Promise<MessageSource> {
     this.checkLive();
     if (this.list.indexOf(id, at) < 0) throw new StorageError('MESSAGE_GONE', `message ${id} is not in this session's list`);
     const uid = Number(id);
-    const rows = await this.host.query((sql) => sql<{ head: Buffer; body_id: number; octets: number; seq: number | null; data: Buffer | null }[]>`
-      SELECT m.head, m.body_id, b.octets, c.seq, c.data
+    const rows = await this.host.query((sql) => sql<{ head: Buffer | null; body_id: number; octets: number; chunk_octets: number; seq: number | null; data: Buffer | null }[]>`
+      SELECT CASE WHEN c.seq IS NULL OR c.seq = 0 THEN m.head END AS head, m.body_id, b.octets, b.chunk_octets, c.seq, c.data
       FROM messages m JOIN bodies b ON b.id = m.body_id
-      LEFT JOIN LATERAL (SELECT seq, data FROM body_chunks WHERE body_id = m.body_id ORDER BY seq LIMIT ${CHUNKS_PER_FETCH}) c ON true
+      LEFT JOIN LATERAL (SELECT seq, data FROM body_chunks WHERE body_id = m.body_id ORDER BY seq
+        LIMIT greatest(1, ${FETCH_OCTETS}::int / b.chunk_octets)) c ON true
       WHERE m.maildrop_id = ${this.maildropId} AND m.uid = ${uid} ORDER BY c.seq`);
     const first = rows[0];
     if (first === undefined) throw new StorageError('MESSAGE_GONE', `message ${id} was removed by another session`);
     const chunks: ChunkRow[] = [];
     for (const r of rows) if (r.seq !== null && r.data !== null) chunks.push({ seq: r.seq, data: r.data });
-    return new BodySource(this.host.sql, first.head, first.body_id, first.octets, chunks);
+    // No head only when the body's first row is missing: BodySource then finds the gap (MESSAGE_GONE).
+    return new BodySource(this.host.sql, first.head ?? Buffer.alloc(0), first.body_id, first.octets, rowsPerFetch(first.chunk_octets), chunks);
   }
 
   async commit(changes: CommitChanges): Promise<void> {
