@@ -9,9 +9,10 @@
  *   message's foreign key takes the same), so a concurrent removal waits for this transaction
  *   (attachBody here for a body of several chunks; poplar_deliver, migrations/004-delivery.sql,
  *   for one of at most BODY_CHUNK octets, the same two steps).
- * - Removing messages (`removeMessages`, UPDATE at QUIT and retention): take FOR UPDATE on the
- *   bodies' rows first (ascending id, so two removals never deadlock), delete the messages, then
- *   delete every locked body no message names any more, in the same transaction. Two sessions
+ * - Removing messages (`removeMessages`, UPDATE at QUIT and retention): lock the maildrop's row
+ *   (as a delivery does before it attaches a body of one chunk), take FOR UPDATE on the bodies'
+ *   rows (ascending id, so two removals never deadlock), delete the messages, then delete every
+ *   locked body no message names any more, in the same transaction. Two sessions
  *   removing the last two references of one body run one after the other on that lock, and the
  *   second sees the first's delete committed, so the body goes with its last reference.
  */
