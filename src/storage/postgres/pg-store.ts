@@ -27,7 +27,6 @@ import { crlfSize } from '../../protocol/crlf.js';
 import {
   isValidMailboxName,
   isValidUidl,
-  overQuota,
   type DeliverOptions,
   type DeliveryResult,
   type ExpireResult,
@@ -212,10 +211,10 @@ export class PostgresMailStore implements MailStore, SnapshotHost {
     const body = full.subarray(split);
     const size = crlfSize(full);
     const received = new Date(opts.received ?? Date.now());
-    const message1: Delivery = { mailbox, wanted: opts.uid ?? 0, body, head, size, uidl: opts.uidl ?? null, received, seen: opts.seen === true };
+    const delivery: Delivery = { mailbox, wanted: opts.uid ?? 0, body, head, size, uidl: opts.uidl ?? null, received, seen: opts.seen === true };
     if (opts.quota === undefined && body.length <= BODY_CHUNK) {
       // One statement (a single statement is atomic): the whole delivery is one round trip.
-      const { uid } = await this.run(() => insertMessage(this.sql, message1, null, undefined));
+      const { uid } = await this.run(() => insertMessage(this.sql, delivery, null, undefined));
       return { uid: uid!, size };
     }
     return this.tx(async (tx) => {
@@ -223,7 +222,7 @@ export class PostgresMailStore implements MailStore, SnapshotHost {
       const bodyId = body.length > BODY_CHUNK ? await attachBody(tx, body) : null;
       // R-S16: poplar_deliver checks the quota under the maildrop row's lock, which orders this
       // maildrop's deliveries on every node, against the usage kept on that row: exact.
-      const row = await insertMessage(tx, message1, bodyId, opts.quota);
+      const row = await insertMessage(tx, delivery, bodyId, opts.quota);
       if (row.uid === null) throw new StorageError('OVER_QUOTA', `mailbox ${mailbox} is over quota`);
       if (opts.quota === undefined) return { uid: row.uid, size };
       const before = { messages: row.before_messages, bytes: row.before_octets };

@@ -16,12 +16,13 @@ UPDATE maildrops d SET messages = u.n, octets = u.octets
   WHERE u.maildrop_id = d.id;
 
 -- One delivery (pg-store.ts deliver), one round trip: locks the maildrop's row (created on first
--- delivery) and reads its usage; over the quota (p_quota_* > 0 and the message does not fit) it
--- returns uid NULL having written nothing; else it attaches the body (p_body, attached by the
--- caller in this transaction, or the body with these octets: inserted with its one chunk p_data,
--- or found and held FOR KEY SHARE, pg-bodies.ts's reference rule), takes the uid (R-S12:
--- greatest(next_uid, p_wanted), the counter advanced past it), adds the message to the usage and
--- inserts the message. Returns the uid and the usage before the message.
+-- delivery) and reads its usage; over the quota (p_quota_* > 0 and the message does not fit: the
+-- rule of overQuota in src/storage/mail-store.ts) it returns uid NULL having written nothing;
+-- else it attaches the body (p_body, attached by the caller in this transaction, or the body
+-- with these octets: inserted with its one chunk p_data, or found and held FOR KEY SHARE,
+-- pg-bodies.ts's reference rule), takes the uid (R-S12: greatest(next_uid, p_wanted), the
+-- counter advanced past it), adds the message to the usage and inserts the message. Returns the
+-- uid and the usage before the message.
 -- The maildrop is locked before the body, the order retention and removeMessages lock in.
 CREATE FUNCTION poplar_deliver(
   p_name text, p_wanted bigint, p_body bigint, p_sha256 bytea, p_octets bigint, p_data bytea,
