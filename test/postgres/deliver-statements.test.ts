@@ -103,15 +103,18 @@ describe('PostgreSQL delivery statements', { skip: needPostgres() }, () => {
     await store.close();
   });
 
-  it('R-S16 R-S17 with a quota: BEGIN, one statement, COMMIT, and one more for a warning; the check reads the usage kept on the row, not the messages (regression: a COUNT/SUM over every message per delivery)', async () => {
+  it('R-S16 R-S17 with a quota: one statement, or BEGIN, one, COMMIT with warnings, and one more for a warning; the check reads the usage kept on the row, not the messages (regression: a COUNT/SUM over every message per delivery)', async () => {
     const { sent, store } = await fresh();
     const m = msg(1, 'x'.repeat(100));
     const size = crlfSize(m);
     const quota = { bytes: size * 4, messages: 0 };
+    // Without warnings (quota.warn_percent = []): one statement, the check inside it.
     const plain = await sentBy(sent, () => store.deliver('alice', m, { quota }));
-    assert.deepEqual(plain.map((q) => q.split(' ')[0]!.toLowerCase()), ['begin', 'select', 'commit'], plain.join('\n'));
+    assert.equal(plain.length, 1, plain.join('\n'));
     assert.ok(!plain.some((q) => /count\(|sum\(/i.test(q)), 'no scan of the messages');
     let warned = 0;
+    const quiet = await sentBy(sent, () => store.deliver('carol', m, { quota: { ...quota, warn: () => undefined } }));
+    assert.deepEqual(quiet.map((q) => q.split(' ')[0]!.toLowerCase()), ['begin', 'select', 'commit'], quiet.join('\n'));
     const warn = (before: { bytes: number }, after: { bytes: number }): Buffer | undefined =>
       before.bytes < size * 2 && after.bytes >= size * 2 ? (warned++, Buffer.from('Subject: warning\r\n\r\nhalf full\r\n')) : undefined;
     const crossing = await sentBy(sent, () => store.deliver('alice', m, { quota: { ...quota, warn } }));
@@ -120,8 +123,9 @@ describe('PostgreSQL delivery statements', { skip: needPostgres() }, () => {
     // 2 messages + the warning: the next one fits (4 × size), the one after does not.
     await store.deliver('alice', m, { quota: { ...quota, warn } });
     await assert.rejects(store.deliver('alice', m, { quota }), (e: Error & { code?: string }) => e.code === 'OVER_QUOTA');
+    await assert.rejects(store.deliver('alice', m, { quota: { ...quota, warn } }), (e: Error & { code?: string }) => e.code === 'OVER_QUOTA');
     const usage = await store.usage('alice');
-    assert.equal(usage.messages, 4);
+    assert.equal(usage.messages, 4, 'nothing written by the refused deliveries');
     await store.close();
   });
 

@@ -4,9 +4,10 @@
  *
  * - R-S12 uids: `maildrops.next_uid` is taken and advanced in the delivery's transaction, so uids
  *   increase per maildrop and are never reused, whichever node delivers and whatever was deleted.
- * - Delivery is one statement, poplar_deliver (migrations/004-delivery.sql): a message without a
- *   quota whose body fits one chunk costs one round trip and no explicit transaction; with a quota
- *   (R-S16, R-S17: the check and the warning in one transaction) or a larger body, a transaction.
+ * - Delivery is one statement, poplar_deliver (migrations/004-delivery.sql): a message whose body
+ *   fits one chunk costs one round trip and no explicit transaction, its quota checked in it
+ *   (R-S16); with quota warnings (R-S17: the warning in the same transaction as the message that
+ *   crossed a threshold) or a larger body, a transaction.
  * - R-S16 usage: `maildrops.messages` / `octets`, kept with every insert and delete of a message.
  * - R-S4 sizes: the exact CRLF size is computed once at delivery and stored in `messages.size`.
  * - R-X6 / durability: deliver resolves after COMMIT, i.e. as durable as the server's
@@ -212,10 +213,14 @@ export class PostgresMailStore implements MailStore, SnapshotHost {
     const size = crlfSize(full);
     const received = new Date(opts.received ?? Date.now());
     const delivery: Delivery = { mailbox, wanted: opts.uid ?? 0, body, head, size, uidl: opts.uidl ?? null, received, seen: opts.seen === true };
-    if (opts.quota === undefined && body.length <= BODY_CHUNK) {
-      // One statement (a single statement is atomic): the whole delivery is one round trip.
-      const { uid } = await this.run(() => insertMessage(this.sql, delivery, null, undefined));
-      return { uid: uid!, size };
+    if (opts.quota?.warn === undefined && body.length <= BODY_CHUNK) {
+      // One statement (a single statement is atomic): the whole delivery, quota check included
+      // (nothing is written over the quota), is one round trip.
+      const row = await this.run(() => insertMessage(this.sql, delivery, null, opts.quota));
+      if (row.uid === null) throw new StorageError('OVER_QUOTA', `mailbox ${mailbox} is over quota`);
+      if (opts.quota === undefined) return { uid: row.uid, size };
+      const before = { messages: row.before_messages, bytes: row.before_octets };
+      return { uid: row.uid, size, usage: { before, after: { messages: before.messages + 1, bytes: before.bytes + size } } };
     }
     return this.tx(async (tx) => {
       // A body of several chunks is written first: the maildrop's row is locked only after it.
