@@ -83,6 +83,8 @@ async function bulkLoad(sql: Sql, user: string, source: readonly SourceMessage[]
         retrieved_at: r.seen ? r.received : null,
       }));
       await tx`INSERT INTO messages ${tx(messages, 'maildrop_id', 'uid', 'body_id', 'size', 'head', 'uidl', 'received_at', 'retrieved_at')}`;
+      // The maildrop's usage, as poplar_deliver keeps it (migrations/004-delivery.sql).
+      await tx`UPDATE maildrops SET messages = messages + ${messages.length}, octets = octets + ${messages.reduce((n, m) => n + m.size, 0)} WHERE id = ${drop!.id}`;
     }
   });
 }

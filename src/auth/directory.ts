@@ -40,6 +40,11 @@ export interface UserDirectory {
    * where users have no addresses (the passwd-file).
    */
   lookupAddress?(address: string): Promise<UserRecord | undefined>;
+  /**
+   * The record of the first of `names` that is a user, asked in one request (an LMTP recipient's
+   * candidate names, delivery/agent.ts resolve); absent where lookup() per name costs no request.
+   */
+  lookupFirst?(names: readonly string[]): Promise<UserRecord | undefined>;
 }
 
 /** The keys of the credentials challenge mechanisms need (auth/credentials.ts); in the users file, extra fields. */

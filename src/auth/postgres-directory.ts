@@ -93,12 +93,12 @@ export class PostgresDirectory implements WritableDirectory {
     }
   }
 
-  private rows(name: string | undefined): Promise<UserRow[]> {
+  private rows(name: string | readonly string[] | undefined): Promise<UserRow[]> {
     return this.query((sql) => sql<UserRow[]>`
       SELECT u.name, u.password, u.scram, u.nt, u.cram, u.secret,
              ARRAY(SELECT g.mailbox FROM user_grants g WHERE g.user_name = u.name ORDER BY g.id) AS grants
         FROM users u
-        ${name === undefined ? sql`ORDER BY u.id` : sql`WHERE u.name = ${name}`}`);
+        ${name === undefined ? sql`ORDER BY u.id` : typeof name === 'string' ? sql`WHERE u.name = ${name}` : sql`WHERE u.name = ANY(${name as string[]}::text[])`}`);
   }
 
   /** A name breaking the rule (a row put in by hand) is no user: skipped with one warning, as in the file. */
@@ -115,6 +115,16 @@ export class PostgresDirectory implements WritableDirectory {
   async lookup(name: string): Promise<UserRecord | undefined> {
     const row = (await this.rows(name))[0];
     return row === undefined || !this.usable(row) ? undefined : toRecord(row);
+  }
+
+  /** One query for every name; the first name (in the order given) that is a usable user wins. */
+  async lookupFirst(names: readonly string[]): Promise<UserRecord | undefined> {
+    const rows = await this.rows(names);
+    for (const name of names) {
+      const row = rows.find((r) => r.name === name);
+      if (row !== undefined && this.usable(row)) return toRecord(row);
+    }
+    return undefined;
   }
 
   async list(): Promise<UserRecord[]> {

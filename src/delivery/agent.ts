@@ -67,8 +67,9 @@ export class DeliveryAgent {
   /**
    * The maildrop of a recipient address (`user`, `user@domain`, `user+detail@domain`), if any: a
    * directory with mail addresses (LDAP `mail_attribute`) is asked for the address first (then
-   * without its `+detail`), then every directory for the user names. A directory that cannot
-   * answer throws (a temporary refusal, R-X19).
+   * without its `+detail`), then every directory for the user names, in that order (one request
+   * for all of them where the directory has lookupFirst). A directory that cannot answer throws
+   * (a temporary refusal, R-X19).
    */
   async resolve(address: string): Promise<string | undefined> {
     const at = address.lastIndexOf('@');
@@ -88,8 +89,12 @@ export class DeliveryAgent {
         if (record !== undefined) return record.maildrop ?? record.name;
       }
     }
-    for (const name of new Set(candidates)) {
-      if (name === '' || !isValidMailboxName(name)) continue;
+    const names = [...new Set(candidates)].filter((name) => name !== '' && isValidMailboxName(name));
+    if (directory.lookupFirst !== undefined) {
+      const record = names.length === 0 ? undefined : await directory.lookupFirst(names);
+      return record === undefined ? undefined : record.maildrop ?? record.name;
+    }
+    for (const name of names) {
       const record = await directory.lookup(name);
       if (record !== undefined) return record.maildrop ?? record.name;
     }

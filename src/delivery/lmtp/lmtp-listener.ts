@@ -61,13 +61,19 @@ function refuse(address: string, r: Refusal): Reply {
   return refusalReply(address, r);
 }
 
+/** An RCPT answered 250 and the maildrop its address resolved to then. */
+interface Accepted {
+  readonly rcpt: SMTPServerAddress;
+  readonly mailbox: string;
+}
+
 /**
  * The RCPTs answered 250 in this transaction, in order, duplicates included. smtp-server gives
  * each transaction (MAIL … DATA, ended by DATA, RSET or LHLO) a new envelope object, so the list
  * is keyed on it and goes away with it.
  */
-const acceptedRcpts = new WeakMap<SMTPServerEnvelope, SMTPServerAddress[]>();
-function accepted(session: SMTPServerSession): SMTPServerAddress[] {
+const acceptedRcpts = new WeakMap<SMTPServerEnvelope, Accepted[]>();
+function accepted(session: SMTPServerSession): Accepted[] {
   let list = acceptedRcpts.get(session.envelope);
   if (list === undefined) acceptedRcpts.set(session.envelope, (list = []));
   return list;
@@ -129,18 +135,18 @@ export class LmtpListener {
         // smtp-server caps distinct addresses; this caps the list of replies owed, repeats included.
         if (accepted(session).length >= maxRecipients) return callback(reply(452, 'Error: too many recipients'));
         const declared = Number((session.envelope.mailFrom && session.envelope.mailFrom.args && session.envelope.mailFrom.args.SIZE) || 0);
-        void (async (): Promise<Refusal | undefined> => {
+        void (async (): Promise<Refusal | string> => {
           const mailbox = await agent.resolve(address.address);
           if (mailbox === undefined) return { kind: 'no-such-user' };
-          return agent.admit(mailbox, Number.isFinite(declared) ? declared : 0);
+          return (await agent.admit(mailbox, Number.isFinite(declared) ? declared : 0)) ?? mailbox;
         })().then(
           (refused) => {
-            if (refused !== undefined) {
+            if (typeof refused !== 'string') {
               const err = refuse(address.address, refused);
               logger.info({ event: 'rcpt_refused', rcpt: address.address, reply: err.responseCode }, 'recipient refused');
               return callback(err);
             }
-            accepted(session).push(address);
+            accepted(session).push({ rcpt: address, mailbox: refused });
             callback(null);
           },
           (err: unknown) => {
@@ -153,7 +159,7 @@ export class LmtpListener {
         // One envelope entry per RCPT answered 250, so that every reply smtp-server sends for this
         // DATA (552 5.3.4 for an oversized message included) is sent once per accepted RCPT.
         const rcpts = accepted(session);
-        session.envelope.rcptTo = rcpts.slice();
+        session.envelope.rcptTo = rcpts.map((a) => a.rcpt);
         const chunks: Buffer[] = [];
         stream.on('data', (chunk: Buffer) => {
           if (!stream.sizeExceeded) chunks.push(chunk);
@@ -166,7 +172,7 @@ export class LmtpListener {
           deliverAll(agent, Buffer.concat(chunks), session, rcpts).then(
             (results) => callback(null, results),
             (error: unknown) => {
-              callback(null, rcpts.map((r) => refuse(r.address, { kind: 'failed', error })));
+              callback(null, rcpts.map((r) => refuse(r.rcpt.address, { kind: 'failed', error })));
             },
           );
         });
@@ -176,27 +182,22 @@ export class LmtpListener {
 }
 
 /**
- * Delivers to every accepted RCPT; one result per RCPT, in RCPT order (RFC 2033 §4.2). RCPTs that
- * resolve to the same maildrop (`bob`, `BOB`, `bob+x`, or one address twice) share one delivery:
- * the message is stored once and each of them gets its reply.
+ * Delivers to every accepted RCPT; one result per RCPT, in RCPT order (RFC 2033 §4.2). Each goes
+ * to the maildrop its address resolved to at RCPT (as Dovecot's LMTP keeps the user it looked up
+ * at RCPT), so DATA asks the directory nothing. RCPTs that resolved to the same maildrop (`bob`,
+ * `BOB`, `bob+x`, or one address twice) share one delivery: the message is stored once and each of
+ * them gets its reply.
  */
 async function deliverAll(
   agent: DeliveryAgent,
   message: Buffer,
   session: SMTPServerSession,
-  rcpts: readonly SMTPServerAddress[],
+  rcpts: readonly Accepted[],
 ): Promise<SMTPServerDataResult[]> {
   const sender = session.envelope.mailFrom === false ? '' : session.envelope.mailFrom.address;
   const deliveries = new Map<string, Promise<DeliveryOutcome>>();
   return Promise.all(
-    rcpts.map(async (rcpt): Promise<SMTPServerDataResult> => {
-      let mailbox: string | undefined;
-      try {
-        mailbox = await agent.resolve(rcpt.address);
-      } catch (error) {
-        return refuse(rcpt.address, { kind: 'failed', error }); // the directory failed: 451, retry
-      }
-      if (mailbox === undefined) return refuse(rcpt.address, { kind: 'no-such-user' });
+    rcpts.map(async ({ rcpt, mailbox }): Promise<SMTPServerDataResult> => {
       let delivery = deliveries.get(mailbox);
       if (delivery === undefined) {
         delivery = agent.deliver(mailbox, message, {

@@ -6,10 +6,13 @@
  *
  * Reference rule, without a counter to keep: a body lives while a `messages` row names it.
  * - Attaching (a delivery): insert the body, or find it and take FOR KEY SHARE on its row (the
- *   message's foreign key takes the same), so a concurrent removal waits for this transaction.
- * - Removing messages (`removeMessages`, UPDATE at QUIT and retention): take FOR UPDATE on the
- *   bodies' rows first (ascending id, so two removals never deadlock), delete the messages, then
- *   delete every locked body no message names any more, in the same transaction. Two sessions
+ *   message's foreign key takes the same), so a concurrent removal waits for this transaction
+ *   (attachBody here for a body of several chunks; poplar_deliver, migrations/004-delivery.sql,
+ *   for one of at most BODY_CHUNK octets, the same two steps).
+ * - Removing messages (`removeMessages`, UPDATE at QUIT and retention): lock the maildrop's row
+ *   (as a delivery does before it attaches a body of one chunk), take FOR UPDATE on the bodies'
+ *   rows (ascending id, so two removals never deadlock), delete the messages, then delete every
+ *   locked body no message names any more, in the same transaction. Two sessions
  *   removing the last two references of one body run one after the other on that lock, and the
  *   second sees the first's delete committed, so the body goes with its last reference.
  */
@@ -87,14 +90,24 @@ export async function attachBody(tx: TransactionSql, body: Buffer, sha256 = body
   }
 }
 
-/** Deletes these messages of a maildrop and every body that was theirs alone (see the header). */
+/**
+ * Deletes these messages of a maildrop and every body that was theirs alone (see the header), and
+ * takes what it deleted off the maildrop's usage (R-S16, `maildrops.messages` / `octets`). The
+ * maildrop's row is locked first, then the bodies': the order poplar_deliver and retention lock in.
+ */
 export async function removeMessages(tx: TransactionSql, maildropId: number, uids: readonly number[]): Promise<void> {
   if (uids.length === 0) return;
-  const rows = await tx<{ body_id: number }[]>`
-    SELECT DISTINCT body_id FROM messages WHERE maildrop_id = ${maildropId} AND uid = ANY(${uids}::bigint[]) ORDER BY body_id`;
+  const [, rows] = await Promise.all([
+    tx`SELECT 1 FROM maildrops WHERE id = ${maildropId} FOR NO KEY UPDATE`,
+    tx<{ body_id: number }[]>`
+      SELECT DISTINCT body_id FROM messages WHERE maildrop_id = ${maildropId} AND uid = ANY(${uids}::bigint[]) ORDER BY body_id`,
+  ]);
   const bodies = rows.map((r) => r.body_id);
   if (bodies.length > 0) await tx`SELECT id FROM bodies WHERE id = ANY(${bodies}::bigint[]) ORDER BY id FOR UPDATE`;
-  await tx`DELETE FROM messages WHERE maildrop_id = ${maildropId} AND uid = ANY(${uids}::bigint[])`;
+  // Only the rows this transaction deleted count (another session's UPDATE may have taken some).
+  await tx`WITH gone AS (DELETE FROM messages WHERE maildrop_id = ${maildropId} AND uid = ANY(${uids}::bigint[]) RETURNING size)
+    UPDATE maildrops SET messages = messages - (SELECT count(*) FROM gone), octets = octets - (SELECT coalesce(sum(size), 0) FROM gone)
+    WHERE id = ${maildropId}`;
   if (bodies.length > 0) {
     await tx`DELETE FROM bodies b WHERE b.id = ANY(${bodies}::bigint[])
       AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.body_id = b.id)`;

@@ -4,6 +4,11 @@
  *
  * - R-S12 uids: `maildrops.next_uid` is taken and advanced in the delivery's transaction, so uids
  *   increase per maildrop and are never reused, whichever node delivers and whatever was deleted.
+ * - Delivery is one statement, poplar_deliver (migrations/004-delivery.sql): a message whose body
+ *   fits one chunk costs one round trip and no explicit transaction, its quota checked in it
+ *   (R-S16); with quota warnings (R-S17: the warning in the same transaction as the message that
+ *   crossed a threshold) or a larger body, a transaction.
+ * - R-S16 usage: `maildrops.messages` / `octets`, kept with every insert and delete of a message.
  * - R-S4 sizes: the exact CRLF size is computed once at delivery and stored in `messages.size`.
  * - R-X6 / durability: deliver resolves after COMMIT, i.e. as durable as the server's
  *   `synchronous_commit` makes it (on: flushed to disk, and to a synchronous standby if one is
@@ -23,7 +28,6 @@ import { crlfSize } from '../../protocol/crlf.js';
 import {
   isValidMailboxName,
   isValidUidl,
-  overQuota,
   type DeliverOptions,
   type DeliveryResult,
   type ExpireResult,
@@ -32,11 +36,12 @@ import {
   type MaildropSnapshot,
   type MessageInfo,
   type OpenOptions,
+  type QuotaLimit,
   type Usage,
 } from '../mail-store.js';
 import type { Sql, TransactionSql } from './client.js';
 import { checkSchema } from './migrate.js';
-import { attachBody, removeMessages } from './pg-bodies.js';
+import { attachBody, BODY_CHUNK, bodyHash, removeMessages } from './pg-bodies.js';
 import { loadListing, PostgresSnapshot, type SnapshotHost } from './pg-snapshot.js';
 
 export interface PostgresMailStoreOptions {
@@ -58,6 +63,42 @@ interface MessageRow {
   size: number;
   uidl: string | null;
   seen: boolean;
+}
+
+/** One message for poplar_deliver (migrations/004-delivery.sql). */
+interface Delivery {
+  readonly mailbox: string;
+  /** DeliverOptions.uid, 0 for the maildrop's next. */
+  readonly wanted: number;
+  readonly body: Buffer;
+  readonly head: Buffer;
+  readonly size: number;
+  readonly uidl: string | null;
+  readonly received: Date;
+  readonly seen: boolean;
+}
+
+interface DeliveredRow {
+  /** NULL: over the quota, nothing written. */
+  uid: number | null;
+  before_messages: number;
+  before_octets: number;
+}
+
+const EMPTY = Buffer.alloc(0);
+
+/**
+ * The message's row, its uid taken and its body attached, in one statement (poplar_deliver):
+ * `bodyId` is a body the caller attached in this transaction, else the body (at most BODY_CHUNK
+ * octets) is inserted or found by the function.
+ */
+async function insertMessage(q: Sql | TransactionSql, d: Delivery, bodyId: number | null, quota: QuotaLimit | undefined): Promise<DeliveredRow> {
+  const attach = bodyId === null;
+  const [row] = await q<DeliveredRow[]>`SELECT uid, before_messages, before_octets FROM poplar_deliver(
+    ${d.mailbox}, ${d.wanted}::bigint, ${bodyId}::bigint, ${attach ? bodyHash(d.body) : null}::bytea, ${d.body.length}::bigint,
+    ${attach ? d.body : null}::bytea, ${d.size}::bigint, ${d.head}::bytea, ${d.uidl}::text, ${d.received}::timestamptz, ${d.seen}::boolean,
+    ${quota?.bytes ?? 0}::bigint, ${quota?.messages ?? 0}::bigint)`;
+  return row!;
 }
 
 function info(r: MessageRow): MessageInfo {
@@ -97,15 +138,20 @@ export class PostgresMailStore implements MailStore, SnapshotHost {
 
   /**
    * Runs `fn` in a transaction, again (up to DEADLOCK_RETRIES times) if PostgreSQL broke a
-   * deadlock by aborting it: a delivery that found an existing body holds that body's row and
+   * deadlock by aborting it: a delivery of a body of several chunks holds that body's row and
    * waits for the maildrop's, while a retention sweep holds the maildrop's and waits for the
    * body's. Every transaction here can run again from the start (commit is idempotent).
    */
   async tx<T>(fn: (tx: TransactionSql) => Promise<T>): Promise<T> {
+    return this.run(async () => (await this.sql.begin(fn)) as T);
+  }
+
+  /** Runs `fn` (a transaction, or one statement, which is one too) as tx() does. */
+  private async run<T>(fn: () => Promise<T>): Promise<T> {
     await this.schema.catch((e: unknown) => { throw new StorageError('IO', (e as Error).message, e); });
     for (let attempt = 0; ; attempt++) {
       try {
-        return (await this.sql.begin(fn)) as T;
+        return await fn();
       } catch (err) {
         if ((err as { code?: unknown }).code === '40P01' && attempt < DEADLOCK_RETRIES) continue;
         throw toStorageError(err);
@@ -166,41 +212,41 @@ export class PostgresMailStore implements MailStore, SnapshotHost {
     const body = full.subarray(split);
     const size = crlfSize(full);
     const received = new Date(opts.received ?? Date.now());
+    const delivery: Delivery = { mailbox, wanted: opts.uid ?? 0, body, head, size, uidl: opts.uidl ?? null, received, seen: opts.seen === true };
+    if (opts.quota?.warn === undefined && body.length <= BODY_CHUNK) {
+      // One statement (a single statement is atomic): the whole delivery, quota check included
+      // (nothing is written over the quota), is one round trip.
+      const row = await this.run(() => insertMessage(this.sql, delivery, null, opts.quota));
+      if (row.uid === null) throw new StorageError('OVER_QUOTA', `mailbox ${mailbox} is over quota`);
+      if (opts.quota === undefined) return { uid: row.uid, size };
+      const before = { messages: row.before_messages, bytes: row.before_octets };
+      return { uid: row.uid, size, usage: { before, after: { messages: before.messages + 1, bytes: before.bytes + size } } };
+    }
     return this.tx(async (tx) => {
-      // The body first: the maildrop's row is locked (by taking its uid) only for the statements after it.
-      const bodyId = await attachBody(tx, body);
-      const { id, uid } = await this.takeUid(tx, mailbox, opts.uid ?? 0);
-      // R-S16: the row lock takeUid holds orders this maildrop's deliveries on every node, and
-      // each statement sees what committed before it: the usage is exact; a refusal rolls back.
-      const before = opts.quota === undefined ? undefined : await this.usageIn(tx, id);
-      if (before !== undefined && overQuota(before, size, opts.quota!)) throw new StorageError('OVER_QUOTA', `mailbox ${mailbox} is over quota`);
-      await tx`INSERT INTO messages (maildrop_id, uid, body_id, size, head, uidl, received_at, retrieved_at)
-        VALUES (${id}, ${uid}, ${bodyId}, ${size}, ${head}, ${opts.uidl ?? null}, ${received}, ${opts.seen === true ? received : null})`;
-      if (before === undefined) return { uid, size };
+      // A body of several chunks is written first: the maildrop's row is locked only after it.
+      const bodyId = body.length > BODY_CHUNK ? await attachBody(tx, body) : null;
+      // R-S16: poplar_deliver checks the quota under the maildrop row's lock, which orders this
+      // maildrop's deliveries on every node, against the usage kept on that row: exact.
+      const row = await insertMessage(tx, delivery, bodyId, opts.quota);
+      if (row.uid === null) throw new StorageError('OVER_QUOTA', `mailbox ${mailbox} is over quota`);
+      if (opts.quota === undefined) return { uid: row.uid, size };
+      const before = { messages: row.before_messages, bytes: row.before_octets };
       const after = { messages: before.messages + 1, bytes: before.bytes + size };
-      const w = opts.quota!.warn?.(before, after);
-      if (w === undefined) return { uid, size, usage: { before, after } };
+      const w = opts.quota.warn?.(before, after);
+      if (w === undefined) return { uid: row.uid, size, usage: { before, after } };
       // R-S17: the warning in the same transaction, so the next delivery's check counts it.
-      const warnBody = await attachBody(tx, w);
-      const warning = { uid: (await this.takeUid(tx, mailbox, 0)).uid, size: crlfSize(w) };
-      await tx`INSERT INTO messages (maildrop_id, uid, body_id, size, head, uidl, received_at, retrieved_at)
-        VALUES (${id}, ${warning.uid}, ${warnBody}, ${warning.size}, ${Buffer.alloc(0)}, ${null}, ${new Date()}, ${null})`;
-      return { uid, size, usage: { before, after }, warning };
+      const warnBody = w.length > BODY_CHUNK ? await attachBody(tx, w) : null;
+      const warningSize = crlfSize(w);
+      const stored = await insertMessage(tx, { mailbox, wanted: 0, body: w, head: EMPTY, size: warningSize, uidl: null, received: new Date(), seen: false }, warnBody, undefined);
+      return { uid: row.uid, size, usage: { before, after }, warning: { uid: stored.uid!, size: warningSize } };
     });
   }
 
-  /** R-S16: the maildrop's messages and octets, hidden ones included (as usage()). */
-  private async usageIn(tx: TransactionSql, id: number): Promise<Usage> {
-    const [row] = await tx<{ messages: number; bytes: number }[]>`
-      SELECT count(*)::float8 AS messages, coalesce(sum(size), 0)::float8 AS bytes FROM messages WHERE maildrop_id = ${id}`;
-    return { messages: row?.messages ?? 0, bytes: row?.bytes ?? 0 };
-  }
-
+  /** R-S16: the usage kept on the maildrop's row (migrations/004-delivery.sql), hidden messages included. */
   async usage(mailbox: string): Promise<Usage> {
     checkName(mailbox);
     const [row] = await this.query((sql) => sql<{ messages: number; bytes: number }[]>`
-      SELECT count(*)::float8 AS messages, coalesce(sum(m.size), 0)::float8 AS bytes
-      FROM maildrops d JOIN messages m ON m.maildrop_id = d.id WHERE d.name = ${mailbox}`);
+      SELECT messages, octets AS bytes FROM maildrops WHERE name = ${mailbox}`);
     return { messages: row?.messages ?? 0, bytes: row?.bytes ?? 0 };
   }
 
@@ -260,20 +306,6 @@ export class PostgresMailStore implements MailStore, SnapshotHost {
         : await tx<{ id: number }[]>`SELECT id FROM maildrops WHERE name = ${mailbox} FOR UPDATE`;
       if (row !== undefined) return row.id;
       if (!create) return undefined;
-      await tx`INSERT INTO maildrops (name) VALUES (${mailbox}) ON CONFLICT (name) DO NOTHING`;
-    }
-  }
-
-  /**
-   * R-S12: the maildrop's next uid (or `wanted`, DeliverOptions.uid, if no uid at or above it was
-   * given), the counter advanced past it in this transaction; a new maildrop starts at uid 1.
-   */
-  private async takeUid(tx: TransactionSql, mailbox: string, wanted: number): Promise<{ id: number; uid: number }> {
-    for (;;) {
-      const [row] = await tx<{ id: number; uid: number }[]>`
-        UPDATE maildrops SET next_uid = greatest(next_uid, ${wanted}::bigint) + 1 WHERE name = ${mailbox}
-        RETURNING id, next_uid - 1 AS uid`;
-      if (row !== undefined) return row;
       await tx`INSERT INTO maildrops (name) VALUES (${mailbox}) ON CONFLICT (name) DO NOTHING`;
     }
   }
