@@ -21,7 +21,7 @@ import { UserPolicies, type EffectivePolicy } from '../../src/policy/user-policy
 import { crlfSize } from '../../src/protocol/crlf.js';
 import type { Sql } from '../../src/storage/postgres/client.js';
 import { loadMigrations, migrate } from '../../src/storage/postgres/migrate.js';
-import { BODY_CHUNK } from '../../src/storage/postgres/pg-bodies.js';
+import { BODY_CHUNK, INLINE_BODY_MAX } from '../../src/storage/postgres/pg-bodies.js';
 import { PostgresMailStore } from '../../src/storage/postgres/pg-store.js';
 import { needPostgres, startPostgres, type PostgresServer } from '../helpers/postgres.js';
 import { waitFor } from '../helpers/wait.js';
@@ -80,7 +80,7 @@ describe('PostgreSQL delivery statements', { skip: needPostgres() }, () => {
     return { sql, sent, store, url };
   }
 
-  it('R-X6 R-X18 R-S12 a delivery without a quota whose body fits one chunk is one statement, first delivery of a maildrop included (regression: BEGIN, four statements, COMMIT: six round trips)', async () => {
+  it('R-X6 R-X18 R-S12 a delivery without a quota whose body is at most INLINE_BODY_MAX is one statement, first delivery of a maildrop included (regression: BEGIN, four statements, COMMIT: six round trips)', async () => {
     const { sql, sent, store } = await fresh();
     const trace = Buffer.from('Received: by test\r\n');
     const first = await sentBy(sent, () => store.deliver('alice', Buffer.concat([trace, msg(1)]), { bodyOffset: trace.length }));
@@ -99,6 +99,25 @@ describe('PostgreSQL delivery statements', { skip: needPostgres() }, () => {
     const got: Buffer[] = [];
     for await (const c of await s.read(s.list.id(0))) got.push(c as Buffer);
     assert.equal(Buffer.concat(got).toString('latin1'), `Received: by other\r\n${msg(1).toString('latin1')}`);
+    await s.release();
+    await store.close();
+  });
+
+  it('R-X17 R-X18 a body of several rows (full BODY_CHUNK rows and a tail) is one statement too, stored in the rows rowStarts gives and read back byte-exact (regression: one row of the whole body, TOAST)', async () => {
+    const { sql, sent, store } = await fresh();
+    const body = Buffer.from(Array.from({ length: BODY_CHUNK * 2 + 3000 }, (_, i) => 0x41 + (i % 26)));
+    const m = Buffer.concat([Buffer.from('Subject: rows\r\n\r\n'), body, Buffer.from('\r\n')]); // 19,259 octets
+    const statements = await sentBy(sent, () => store.deliver('alice', m));
+    assert.equal(statements.length, 1, statements.join('\n'));
+    const rows = await sql<{ seq: number; n: number }[]>`SELECT seq, length(data)::int AS n FROM body_chunks ORDER BY seq`;
+    // 19,259 = 2 × 8,120 + 3,019: two full rows, the tail in two rows of at most TAIL_CHUNK.
+    assert.deepEqual(rows.map((r) => r.n), [BODY_CHUNK, BODY_CHUNK, 1510, 1509]);
+    const [b] = await sql<{ chunk_octets: number }[]>`SELECT chunk_octets FROM bodies`;
+    assert.equal(b!.chunk_octets, BODY_CHUNK);
+    const s = await store.open('alice', { exclusive: false });
+    const got: Buffer[] = [];
+    for await (const c of await s.read(s.list.id(0))) got.push(Buffer.from(c as Buffer));
+    assert.ok(Buffer.concat(got).equals(m), 'byte-exact');
     await s.release();
     await store.close();
   });
@@ -133,7 +152,7 @@ describe('PostgreSQL delivery statements', { skip: needPostgres() }, () => {
     const { sql, store } = await fresh();
     const quota = { bytes: 0, messages: 100, warn: (_b: unknown, a: { messages: number }) => (a.messages === 3 ? Buffer.from('Subject: w\r\n\r\nw\r\n') : undefined) };
     for (let n = 1; n <= 4; n++) await store.deliver('alice', msg(n), { quota });
-    await store.deliver('alice', Buffer.concat([Buffer.from('Subject: big\r\n\r\n'), Buffer.alloc(BODY_CHUNK * 2 + 5, 'y')]));
+    await store.deliver('alice', Buffer.concat([Buffer.from('Subject: big\r\n\r\n'), Buffer.alloc(INLINE_BODY_MAX + 5, 'y')]));
     // As `poplar import` delivers: a carried uid and UIDL, seen, the original arrival time.
     await store.deliver('alice', msg(9), { uid: 40, uidl: 'old-uidl-1', seen: true, received: Date.now() - 86_400_000 * 30 });
     assert.deepEqual((await usages(sql, 'alice')).kept, (await usages(sql, 'alice')).counted);

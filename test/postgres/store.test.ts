@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { connectPostgres, type Sql } from '../../src/storage/postgres/client.js';
 import { migrate } from '../../src/storage/postgres/migrate.js';
-import { BODY_CHUNK } from '../../src/storage/postgres/pg-bodies.js';
+import { BODY_CHUNK, INLINE_BODY_MAX } from '../../src/storage/postgres/pg-bodies.js';
 import { PostgresMailStore } from '../../src/storage/postgres/pg-store.js';
 import { needPostgres, startPostgres, type PostgresServer } from '../helpers/postgres.js';
 
@@ -32,9 +32,9 @@ describe('PostgreSQL store between sessions', { skip: needPostgres() }, () => {
 
   it('R-X6 R-X18 a delivery PostgreSQL aborts to break a deadlock with a sweep is run again and stored once', async () => {
     const { raw, store } = await stores();
-    // A body of several chunks is attached before the maildrop's row is locked (one that fits a
-    // chunk is attached after it, in the order a sweep locks: it waits instead).
-    const body = Buffer.concat([Buffer.from('Subject: shared\r\n\r\n'), Buffer.alloc(BODY_CHUNK + 10, 'o')]);
+    // A body over INLINE_BODY_MAX is attached before the maildrop's row is locked (a smaller one
+    // is attached after it, in the order a sweep locks: it waits instead).
+    const body = Buffer.concat([Buffer.from('Subject: shared\r\n\r\n'), Buffer.alloc(INLINE_BODY_MAX + 10, 'o')]);
     await store.deliver('bob', body); // the body exists: alice's delivery will find it
     await store.create('alice');
     let delivery: Promise<{ uid: number; size: number }> | undefined;

@@ -7,10 +7,10 @@
  * Reference rule, without a counter to keep: a body lives while a `messages` row names it.
  * - Attaching (a delivery): insert the body, or find it and take FOR KEY SHARE on its row (the
  *   message's foreign key takes the same), so a concurrent removal waits for this transaction
- *   (attachBody here for a body of several chunks; poplar_deliver, migrations/004-delivery.sql,
- *   for one of at most BODY_CHUNK octets, the same two steps).
+ *   (attachBody here for a body over INLINE_BODY_MAX; poplar_deliver, migrations/004-delivery.sql,
+ *   for one of at most INLINE_BODY_MAX octets, the same two steps).
  * - Removing messages (`removeMessages`, UPDATE at QUIT and retention): lock the maildrop's row
- *   (as a delivery does before it attaches a body of one chunk), take FOR UPDATE on the bodies'
+ *   (as a delivery does before it attaches a body of at most INLINE_BODY_MAX octets), take FOR UPDATE on the bodies'
  *   rows (ascending id, so two removals never deadlock), delete the messages, then delete every
  *   locked body no message names any more, in the same transaction. Two sessions
  *   removing the last two references of one body run one after the other on that lock, and the
@@ -52,6 +52,13 @@ export function rowStarts(octets: number): number[] {
   for (let k = 0; k < rows; k++) starts.push(at + Math.ceil((k * tail) / rows));
   return starts;
 }
+
+/**
+ * Bodies up to this size are sent inside poplar_deliver's one statement (pg-store.ts; one
+ * parameter the database cuts at rowStarts); a larger one is written first by attachBody, one
+ * statement per ROWS_PER_INSERT rows, so no statement carries more than ~1 MiB of body.
+ */
+export const INLINE_BODY_MAX = 256 * 1024;
 
 /** Rows one INSERT of a delivery writes (~1 MiB of full rows). */
 const ROWS_PER_INSERT = 128;

@@ -5,7 +5,7 @@
  * - R-S12 uids: `maildrops.next_uid` is taken and advanced in the delivery's transaction, so uids
  *   increase per maildrop and are never reused, whichever node delivers and whatever was deleted.
  * - Delivery is one statement, poplar_deliver (migrations/004-delivery.sql): a message whose body
- *   fits one chunk costs one round trip and no explicit transaction, its quota checked in it
+ *   is at most INLINE_BODY_MAX octets costs one round trip and no explicit transaction, its quota checked in it
  *   (R-S16); with quota warnings (R-S17: the warning in the same transaction as the message that
  *   crossed a threshold) or a larger body, a transaction.
  * - R-S16 usage: `maildrops.messages` / `octets`, kept with every insert and delete of a message.
@@ -41,7 +41,7 @@ import {
 } from '../mail-store.js';
 import type { Sql, TransactionSql } from './client.js';
 import { checkSchema } from './migrate.js';
-import { attachBody, BODY_CHUNK, bodyHash, removeMessages } from './pg-bodies.js';
+import { attachBody, BODY_CHUNK, bodyHash, INLINE_BODY_MAX, removeMessages, rowStarts } from './pg-bodies.js';
 import { loadListing, PostgresSnapshot, type SnapshotHost } from './pg-snapshot.js';
 
 export interface PostgresMailStoreOptions {
@@ -89,14 +89,17 @@ const EMPTY = Buffer.alloc(0);
 
 /**
  * The message's row, its uid taken and its body attached, in one statement (poplar_deliver):
- * `bodyId` is a body the caller attached in this transaction, else the body (at most BODY_CHUNK
- * octets) is inserted or found by the function.
+ * `bodyId` is a body the caller attached in this transaction, else the body (at most
+ * INLINE_BODY_MAX octets) is inserted in the rows rowStarts gives, or found, by the function.
  */
 async function insertMessage(q: Sql | TransactionSql, d: Delivery, bodyId: number | null, quota: QuotaLimit | undefined): Promise<DeliveredRow> {
   const attach = bodyId === null;
+  const starts = attach ? rowStarts(d.body.length) : [];
+  const ends = starts.map((_, i) => starts[i + 1] ?? d.body.length);
   const [row] = await q<DeliveredRow[]>`SELECT uid, before_messages, before_octets FROM poplar_deliver(
     ${d.mailbox}, ${d.wanted}::bigint, ${bodyId}::bigint, ${attach ? bodyHash(d.body) : null}::bytea, ${d.body.length}::bigint,
-    ${attach ? d.body : null}::bytea, ${d.size}::bigint, ${d.head}::bytea, ${d.uidl}::text, ${d.received}::timestamptz, ${d.seen}::boolean,
+    ${attach ? d.body : null}::bytea, ${starts}::int[], ${ends}::int[], ${BODY_CHUNK}::int,
+    ${d.size}::bigint, ${d.head}::bytea, ${d.uidl}::text, ${d.received}::timestamptz, ${d.seen}::boolean,
     ${quota?.bytes ?? 0}::bigint, ${quota?.messages ?? 0}::bigint)`;
   return row!;
 }
@@ -138,7 +141,7 @@ export class PostgresMailStore implements MailStore, SnapshotHost {
 
   /**
    * Runs `fn` in a transaction, again (up to DEADLOCK_RETRIES times) if PostgreSQL broke a
-   * deadlock by aborting it: a delivery of a body of several chunks holds that body's row and
+   * deadlock by aborting it: a delivery of a body over INLINE_BODY_MAX holds that body's row and
    * waits for the maildrop's, while a retention sweep holds the maildrop's and waits for the
    * body's. Every transaction here can run again from the start (commit is idempotent).
    */
@@ -213,7 +216,7 @@ export class PostgresMailStore implements MailStore, SnapshotHost {
     const size = crlfSize(full);
     const received = new Date(opts.received ?? Date.now());
     const delivery: Delivery = { mailbox, wanted: opts.uid ?? 0, body, head, size, uidl: opts.uidl ?? null, received, seen: opts.seen === true };
-    if (opts.quota?.warn === undefined && body.length <= BODY_CHUNK) {
+    if (opts.quota?.warn === undefined && body.length <= INLINE_BODY_MAX) {
       // One statement (a single statement is atomic): the whole delivery, quota check included
       // (nothing is written over the quota), is one round trip.
       const row = await this.run(() => insertMessage(this.sql, delivery, null, opts.quota));
@@ -223,8 +226,8 @@ export class PostgresMailStore implements MailStore, SnapshotHost {
       return { uid: row.uid, size, usage: { before, after: { messages: before.messages + 1, bytes: before.bytes + size } } };
     }
     return this.tx(async (tx) => {
-      // A body of several chunks is written first: the maildrop's row is locked only after it.
-      const bodyId = body.length > BODY_CHUNK ? await attachBody(tx, body) : null;
+      // A body over INLINE_BODY_MAX is written first: the maildrop's row is locked only after it.
+      const bodyId = body.length > INLINE_BODY_MAX ? await attachBody(tx, body) : null;
       // R-S16: poplar_deliver checks the quota under the maildrop row's lock, which orders this
       // maildrop's deliveries on every node, against the usage kept on that row: exact.
       const row = await insertMessage(tx, delivery, bodyId, opts.quota);
@@ -235,7 +238,7 @@ export class PostgresMailStore implements MailStore, SnapshotHost {
       const w = opts.quota.warn?.(before, after);
       if (w === undefined) return { uid: row.uid, size, usage: { before, after } };
       // R-S17: the warning in the same transaction, so the next delivery's check counts it.
-      const warnBody = w.length > BODY_CHUNK ? await attachBody(tx, w) : null;
+      const warnBody = w.length > INLINE_BODY_MAX ? await attachBody(tx, w) : null;
       const warningSize = crlfSize(w);
       const stored = await insertMessage(tx, { mailbox, wanted: 0, body: w, head: EMPTY, size: warningSize, uidl: null, received: new Date(), seen: false }, warnBody, undefined);
       return { uid: row.uid, size, usage: { before, after }, warning: { uid: stored.uid!, size: warningSize } };

@@ -19,14 +19,15 @@ UPDATE maildrops d SET messages = u.n, octets = u.octets
 -- delivery) and reads its usage; over the quota (p_quota_* > 0 and the message does not fit: the
 -- rule of overQuota in src/storage/mail-store.ts) it returns uid NULL having written nothing;
 -- else it attaches the body (p_body, attached by the caller in this transaction, or the body
--- with these octets: inserted with its one chunk p_data, or found and held FOR KEY SHARE,
--- pg-bodies.ts's reference rule), takes the uid (R-S12: greatest(next_uid, p_wanted), the
+-- with these octets: inserted with its rows, p_data cut at p_starts / p_ends (pg-bodies.ts
+-- rowStarts, rows of p_chunk_octets), or found and held FOR KEY SHARE, pg-bodies.ts's reference
+-- rule), takes the uid (R-S12: greatest(next_uid, p_wanted), the
 -- counter advanced past it), adds the message to the usage and inserts the message. Returns the
 -- uid and the usage before the message.
 -- The maildrop is locked before the body, the order retention and removeMessages lock in.
 CREATE FUNCTION poplar_deliver(
   p_name text, p_wanted bigint, p_body bigint, p_sha256 bytea, p_octets bigint, p_data bytea,
-  p_size bigint, p_head bytea, p_uidl text, p_received timestamptz, p_seen boolean,
+  p_starts integer[], p_ends integer[], p_chunk_octets integer, p_size bigint, p_head bytea, p_uidl text, p_received timestamptz, p_seen boolean,
   p_quota_bytes bigint, p_quota_messages bigint,
   OUT uid bigint, OUT before_messages bigint, OUT before_octets bigint)
 LANGUAGE plpgsql AS $$
@@ -45,12 +46,12 @@ BEGIN
     RETURN;
   END IF;
   WHILE v_body IS NULL LOOP
-    INSERT INTO bodies (sha256, octets) VALUES (p_sha256, p_octets)
+    INSERT INTO bodies (sha256, octets, chunk_octets) VALUES (p_sha256, p_octets, p_chunk_octets)
       ON CONFLICT (sha256) DO NOTHING RETURNING id INTO v_body;
     IF v_body IS NOT NULL THEN
-      IF p_octets > 0 THEN
-        INSERT INTO body_chunks (body_id, seq, data) VALUES (v_body, 0, p_data);
-      END IF;
+      INSERT INTO body_chunks (body_id, seq, data)
+        SELECT v_body, r.n - 1, substring(p_data FROM r.s + 1 FOR r.e - r.s)
+        FROM unnest(p_starts, p_ends) WITH ORDINALITY AS r(s, e, n);
     ELSE
       -- NULL when the body was removed with its last message since the insert saw it: again.
       SELECT b.id INTO v_body FROM bodies b WHERE b.sha256 = p_sha256 FOR KEY SHARE;
