@@ -58,3 +58,41 @@ export function postgresForFile(prefix: string): { readonly root: string; readon
     },
   };
 }
+
+/**
+ * In a `describe`: the suite's PostgreSQL (started in its `before`) and `track(sql)`, which ends a
+ * pool after the suite; the server is stopped after the pools.
+ */
+export function postgresInSuite(): { server(): PostgresServer; track<T extends Sql>(sql: T): T } {
+  let pg: PostgresServer | undefined;
+  const pools: Sql[] = [];
+  before(async () => {
+    pg = await startPostgres();
+  });
+  after(async () => {
+    await Promise.all(pools.splice(0).map((sql) => sql.end({ timeout: 1 }).catch(() => undefined)));
+    await pg?.stop();
+  });
+  return {
+    server: () => {
+      if (pg === undefined) throw new Error('PostgreSQL was not started (before() failed)');
+      return pg;
+    },
+    track: (sql) => {
+      pools.push(sql);
+      return sql;
+    },
+  };
+}
+
+/** The pool, with every tagged-template query it is asked for counted in `count.n`. */
+export function countedQueries(sql: Sql): { sql: Sql; count: { n: number } } {
+  const count = { n: 0 };
+  const proxy = new Proxy(sql, {
+    apply(target, self, args: unknown[]) {
+      count.n++;
+      return Reflect.apply(target, self, args) as unknown;
+    },
+  });
+  return { sql: proxy, count };
+}

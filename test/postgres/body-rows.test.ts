@@ -9,7 +9,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { releaseChunk } from '../../src/protocol/chunk-pool.js';
 import { RETR_READ_CHUNK } from '../../src/protocol/limits.js';
 import type { MessageSource } from '../../src/storage/mail-store.js';
@@ -17,7 +17,8 @@ import { connectPostgres, type Sql } from '../../src/storage/postgres/client.js'
 import { migrate } from '../../src/storage/postgres/migrate.js';
 import { BODY_CHUNK, bodyHash, FETCH_OCTETS, rowStarts, TAIL_CHUNK } from '../../src/storage/postgres/pg-bodies.js';
 import { PostgresMailStore } from '../../src/storage/postgres/pg-store.js';
-import { needPostgres, startPostgres, type PostgresServer } from '../helpers/postgres.js';
+import { needPostgres } from '../helpers/postgres.js';
+import { countedQueries, postgresInSuite } from '../helpers/pg-pool.js';
 
 /** A body of `size` octets of numbered lines, some starting with a dot. */
 function body(size: number): Buffer {
@@ -25,18 +26,6 @@ function body(size: number): Buffer {
   let at = 0;
   for (let i = 0; at < size; i++) at += out.write(`${i % 7 === 0 ? '.' : ''}line ${i} of a body in many rows\r\n`, at);
   return out;
-}
-
-/** The pool, with every tagged-template query it is asked for counted in `count.n`. */
-function counted(sql: Sql): { sql: Sql; count: { n: number } } {
-  const count = { n: 0 };
-  const proxy = new Proxy(sql, {
-    apply(target, self, args: unknown[]) {
-      count.n++;
-      return Reflect.apply(target, self, args) as unknown;
-    },
-  });
-  return { sql: proxy, count };
 }
 
 /** Every chunk of `source`, hashed; each chunk's size and whether it came from a pool (checked by releasing it). */
@@ -55,22 +44,14 @@ async function drain(source: MessageSource): Promise<{ sha: string; sizes: numbe
 }
 
 describe('PostgreSQL body rows', { skip: needPostgres() }, () => {
-  let pg: PostgresServer;
-  const pools: Sql[] = [];
-  before(async () => {
-    pg = await startPostgres();
-  });
-  after(async () => {
-    for (const sql of pools) await sql.end({ timeout: 1 });
-    await pg?.stop();
-  });
+  const { server, track } = postgresInSuite();
 
   async function stores(): Promise<{ raw: Sql; store: PostgresMailStore; count: { n: number } }> {
-    const url = await pg.createDatabase();
+    const url = await server().createDatabase();
     const raw = connectPostgres({ url, poolSize: 2 });
-    pools.push(raw);
+    track(raw);
     await migrate(raw);
-    const { sql, count } = counted(connectPostgres({ url, poolSize: 4 }));
+    const { sql, count } = countedQueries(connectPostgres({ url, poolSize: 4 }));
     return { raw, store: new PostgresMailStore({ sql, ownsPool: true }), count };
   }
 

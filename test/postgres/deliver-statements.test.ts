@@ -10,7 +10,7 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { once } from 'node:events';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import postgres from 'postgres';
 import { PostgresDirectory } from '../../src/auth/postgres-directory.js';
 import { DeliveryAgent } from '../../src/delivery/agent.js';
@@ -23,7 +23,8 @@ import type { Sql } from '../../src/storage/postgres/client.js';
 import { loadMigrations, migrate } from '../../src/storage/postgres/migrate.js';
 import { BODY_CHUNK, INLINE_BODY_MAX } from '../../src/storage/postgres/pg-bodies.js';
 import { PostgresMailStore } from '../../src/storage/postgres/pg-store.js';
-import { needPostgres, startPostgres, type PostgresServer } from '../helpers/postgres.js';
+import { needPostgres } from '../helpers/postgres.js';
+import { postgresInSuite } from '../helpers/pg-pool.js';
 import { waitFor } from '../helpers/wait.js';
 
 const NONE: EffectivePolicy = { quotaBytes: 0, quotaMessages: 0, retrievedDays: 0, unretrievedDays: 0, loginDelay: 0, downloadBytesPerDay: 0 };
@@ -60,20 +61,12 @@ async function usages(sql: Sql, name: string): Promise<{ kept: unknown; counted:
 const msg = (n: number, body = `body ${n}\r\n`): Buffer => Buffer.from(`Subject: ${n}\r\n\r\n${body}`);
 
 describe('PostgreSQL delivery statements', { skip: needPostgres() }, () => {
-  let pg: PostgresServer;
-  const pools: Sql[] = [];
-  before(async () => {
-    pg = await startPostgres();
-  });
-  after(async () => {
-    await Promise.all(pools.map((p) => p.end({ timeout: 1 }).catch(() => undefined)));
-    await pg?.stop();
-  });
+  const { server, track } = postgresInSuite();
 
   async function fresh(): Promise<{ sql: Sql; sent: string[]; store: PostgresMailStore; url: string }> {
-    const url = await pg.createDatabase();
+    const url = await server().createDatabase();
     const { sql, sent } = recorded(url);
-    pools.push(sql);
+    track(sql);
     await migrate(sql);
     const store = new PostgresMailStore({ sql });
     await store.ready();
@@ -181,9 +174,9 @@ describe('PostgreSQL delivery statements', { skip: needPostgres() }, () => {
   });
 
   it('R-S16 migration 004 fills in the usage of maildrops that had mail before it', async () => {
-    const url = await pg.createDatabase();
+    const url = await server().createDatabase();
     const { sql } = recorded(url);
-    pools.push(sql);
+    track(sql);
     const all = await loadMigrations();
     await migrate(sql, all.filter((m) => m.version < 4 || m.version >= 100));
     const [body] = await sql<{ id: number }[]>`INSERT INTO bodies (sha256, octets) VALUES ('\\x01', 3) RETURNING id`;

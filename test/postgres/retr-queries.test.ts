@@ -18,18 +18,7 @@ import { RETR_READ_CHUNK } from '../../src/protocol/limits.js';
 import { BODY_CHUNK, rowStarts, rowsPerFetch } from '../../src/storage/postgres/pg-bodies.js';
 import { PostgresMailStore } from '../../src/storage/postgres/pg-store.js';
 import { needPostgres, startPostgres, type PostgresServer } from '../helpers/postgres.js';
-
-/** The pool, with every tagged-template query it is asked for counted in `count.n`. */
-function counted(sql: Sql): { sql: Sql; count: { n: number } } {
-  const count = { n: 0 };
-  const proxy = new Proxy(sql, {
-    apply(target, self, args: unknown[]) {
-      count.n++;
-      return Reflect.apply(target, self, args) as unknown;
-    },
-  });
-  return { sql: proxy, count };
-}
+import { countedQueries } from '../helpers/pg-pool.js';
 
 describe('RETR queries on PostgreSQL', { skip: needPostgres() }, () => {
   let pg: PostgresServer;
@@ -42,7 +31,7 @@ describe('RETR queries on PostgreSQL', { skip: needPostgres() }, () => {
 
   it('R-X17 R-X9 RETR of a 5 MiB message sends one query per ~1 MiB of body rows, the first batch with the head, and the batch\'s chunks come without waiting', async () => {
     const url = await pg.createDatabase();
-    const { sql, count } = counted(connectPostgres({ url, poolSize: 4 }));
+    const { sql, count } = countedQueries(connectPostgres({ url, poolSize: 4 }));
     await migrate(sql);
     const store = new PostgresMailStore({ sql, ownsPool: true });
     try {

@@ -3,28 +3,21 @@
  * transactions of several sessions and nodes on one database.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { connectPostgres, type Sql } from '../../src/storage/postgres/client.js';
 import { migrate } from '../../src/storage/postgres/migrate.js';
 import { BODY_CHUNK, INLINE_BODY_MAX } from '../../src/storage/postgres/pg-bodies.js';
 import { PostgresMailStore } from '../../src/storage/postgres/pg-store.js';
-import { needPostgres, startPostgres, type PostgresServer } from '../helpers/postgres.js';
+import { needPostgres } from '../helpers/postgres.js';
+import { postgresInSuite } from '../helpers/pg-pool.js';
 
 describe('PostgreSQL store between sessions', { skip: needPostgres() }, () => {
-  let pg: PostgresServer;
-  const pools: Sql[] = [];
-  before(async () => {
-    pg = await startPostgres();
-  });
-  after(async () => {
-    for (const sql of pools) await sql.end({ timeout: 1 });
-    await pg?.stop();
-  });
+  const { server, track } = postgresInSuite();
 
   async function stores(): Promise<{ url: string; raw: Sql; store: PostgresMailStore }> {
-    const url = await pg.createDatabase();
+    const url = await server().createDatabase();
     const raw = connectPostgres({ url, poolSize: 2 });
-    pools.push(raw);
+    track(raw);
     await migrate(raw);
     const store = new PostgresMailStore({ sql: connectPostgres({ url, poolSize: 4 }), ownsPool: true });
     return { url, raw, store };
