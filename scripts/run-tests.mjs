@@ -51,6 +51,7 @@ const passes = [
   { name: 'POPLAR_TEST_WORKERS', value: '2', pattern: /dist\/test\/(e2e\/|ops\/(crash-safety|lifecycle|log-escape|reload)\.|cluster\/haproxy\.)/ },
   { name: 'POPLAR_TEST_STORE', value: 'postgres', pattern: /dist\/test\/e2e\/(auth-clients|auth|clients|commands|debian-clients|limits|sasl|tls)\./ },
 ];
+// `key`: the run's name in the output and in dist/.test-times.json (`<file>` or `<file> NAME=value`).
 const runs = files.map((file) => ({ file, key: file, setting: {} }));
 const again = [];
 for (const pass of passes) {
@@ -102,8 +103,7 @@ function execute(run, n) {
     child.on('close', (code, signal) => {
       children.delete(child);
       const ms = Date.now() - started;
-      const label = `${run.file}${Object.entries(run.setting).map(([k, v]) => ` ${k}=${v}`).join('')}`;
-      process.stdout.write(`# run-tests: ${label} (${(ms / 1000).toFixed(1)} s)\n`);
+      process.stdout.write(`# run-tests: ${run.key} (${(ms / 1000).toFixed(1)} s)\n`);
       process.stdout.write(Buffer.concat(out));
       process.stderr.write(Buffer.concat(err));
       let counts;
@@ -112,7 +112,7 @@ function execute(run, n) {
       } catch {
         counts = undefined;
       }
-      resolve({ run, label, status: code ?? (signal ? 1 : 0), ms, counts });
+      resolve({ run, status: code ?? (signal ? 1 : 0), ms, counts });
     });
   });
 }
@@ -139,10 +139,10 @@ for (const r of results) for (const k of Object.keys(sum)) sum[k] += r.counts?.[
 const failed = results.filter((r) => r.status !== 0);
 console.log(`run-tests: ${results.length} runs of ${runs.length} in ${((Date.now() - startedAt) / 1000).toFixed(0)} s: ` +
   `${sum.tests} tests, ${sum.pass} passed (${sum.skipped} skipped, ${sum.todo} todo), ${sum.fail} failed; ${failed.length} runs failed`);
-for (const r of failed) console.log(`run-tests: failed: ${r.label} (exit ${r.status})`);
+for (const r of failed) console.log(`run-tests: failed: ${r.run.key} (exit ${r.status})`);
 if (process.env.POPLAR_TEST_TIMES) {
   console.error('run-tests: slowest runs (wall time of each `node --test <file>`):');
-  for (const r of [...results].sort((a, b) => b.ms - a.ms).slice(0, 15)) console.error(`${(r.ms / 1000).toFixed(1).padStart(7)} s  ${r.label}`);
+  for (const r of [...results].sort((a, b) => b.ms - a.ms).slice(0, 15)) console.error(`${(r.ms / 1000).toFixed(1).padStart(7)} s  ${r.run.key}`);
 }
 if (existsSync(skipLog)) {
   const groups = new Map();

@@ -20,7 +20,7 @@ import { importMail } from '../../src/migrate/import.js';
 import { readMaildirSource, readSourceFile, type SourceMessage } from '../../src/migrate/maildir-source.js';
 import { crlfSize } from '../../src/protocol/crlf.js';
 import { connectPostgres, type Sql } from '../../src/storage/postgres/client.js';
-import { BODY_CHUNK, bodyHash, rowStarts } from '../../src/storage/postgres/pg-bodies.js';
+import { BODY_CHUNK, bodyHash, rowEnds, rowStarts } from '../../src/storage/postgres/pg-bodies.js';
 import { PostgresMailStore } from '../../src/storage/postgres/pg-store.js';
 import { parseArgs } from '../args.js';
 
@@ -68,7 +68,8 @@ async function bulkLoad(sql: Sql, user: string, source: readonly SourceMessage[]
           const r = fresh.get(hex)!;
           if (hasChunks.has(f.id)) continue;
           const starts = rowStarts(r.bytes.length);
-          starts.forEach((o, seq) => chunks.push({ body_id: f.id, seq, data: r.bytes.subarray(o, starts[seq + 1] ?? r.bytes.length) }));
+          const ends = rowEnds(starts, r.bytes.length);
+          starts.forEach((o, seq) => chunks.push({ body_id: f.id, seq, data: r.bytes.subarray(o, ends[seq]) }));
         }
         for (let c = 0; c < chunks.length; c += BATCH) await tx`INSERT INTO body_chunks ${tx(chunks.slice(c, c + BATCH), 'body_id', 'seq', 'data')}`;
       }

@@ -50,7 +50,7 @@ export class ShaCryptPool {
       name: 'SHA-crypt',
       worker: opts.workerUrl ?? new URL('./sha-crypt-worker.js', import.meta.url),
       size,
-      keep: Math.min(size, Math.max(1, opts.keep ?? size)),
+      keep: Math.max(1, opts.keep ?? size), // WorkerPool keeps at most `size`
       inThread: (job) => shaCrypt(job.alg, job.password, job.salt, job.rounds),
     });
   }

@@ -135,18 +135,19 @@ export class LmtpListener {
         // smtp-server caps distinct addresses; this caps the list of replies owed, repeats included.
         if (accepted(session).length >= maxRecipients) return callback(reply(452, 'Error: too many recipients'));
         const declared = Number((session.envelope.mailFrom && session.envelope.mailFrom.args && session.envelope.mailFrom.args.SIZE) || 0);
+        // The maildrop the address resolved to, or why it is refused.
         void (async (): Promise<Refusal | string> => {
           const mailbox = await agent.resolve(address.address);
           if (mailbox === undefined) return { kind: 'no-such-user' };
           return (await agent.admit(mailbox, Number.isFinite(declared) ? declared : 0)) ?? mailbox;
         })().then(
-          (refused) => {
-            if (typeof refused !== 'string') {
-              const err = refuse(address.address, refused);
+          (outcome) => {
+            if (typeof outcome !== 'string') {
+              const err = refuse(address.address, outcome);
               logger.info({ event: 'rcpt_refused', rcpt: address.address, reply: err.responseCode }, 'recipient refused');
               return callback(err);
             }
-            accepted(session).push({ rcpt: address, mailbox: refused });
+            accepted(session).push({ rcpt: address, mailbox: outcome });
             callback(null);
           },
           (err: unknown) => {

@@ -53,6 +53,11 @@ export function rowStarts(octets: number): number[] {
   return starts;
 }
 
+/** Where each of the rows at `starts` ends: the next row's start, the body's end for the last. */
+export function rowEnds(starts: readonly number[], octets: number): number[] {
+  return starts.map((_, i) => starts[i + 1] ?? octets);
+}
+
 /**
  * Bodies up to this size are sent inside poplar_deliver's one statement (pg-store.ts; one
  * parameter the database cuts at rowStarts); a larger one is written first by attachBody, one
@@ -78,15 +83,16 @@ export async function attachBody(tx: TransactionSql, body: Buffer, sha256 = body
       // sends its part of the body once and the database cuts it at rowStarts (a 50 MB body is
       // 50 statements, none holding more than its part).
       const starts = rowStarts(body.length);
+      const ends = rowEnds(starts, body.length);
       const writes = [];
       for (let first = 0; first < starts.length; first += ROWS_PER_INSERT) {
+        const last = Math.min(first + ROWS_PER_INSERT, starts.length);
         const from = starts[first]!;
-        const to = starts[first + ROWS_PER_INSERT] ?? body.length;
-        const offsets = starts.slice(first, first + ROWS_PER_INSERT).map((at) => at - from);
-        const ends = [...offsets.slice(1), to - from];
+        const to = ends[last - 1]!;
+        const relative = (at: number): number => at - from;
         writes.push(tx`INSERT INTO body_chunks (body_id, seq, data)
           SELECT ${inserted.id}, ${first}::int + r.n - 1, substring(${body.subarray(from, to)}::bytea FROM r.s + 1 FOR r.e - r.s)
-          FROM unnest(${offsets}::int[], ${ends}::int[]) WITH ORDINALITY AS r(s, e, n)`);
+          FROM unnest(${starts.slice(first, last).map(relative)}::int[], ${ends.slice(first, last).map(relative)}::int[]) WITH ORDINALITY AS r(s, e, n)`);
       }
       await Promise.all(writes);
       return inserted.id;

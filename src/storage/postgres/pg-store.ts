@@ -41,7 +41,7 @@ import {
 } from '../mail-store.js';
 import type { Sql, TransactionSql } from './client.js';
 import { checkSchema } from './migrate.js';
-import { attachBody, BODY_CHUNK, bodyHash, INLINE_BODY_MAX, removeMessages, rowStarts } from './pg-bodies.js';
+import { attachBody, BODY_CHUNK, bodyHash, INLINE_BODY_MAX, removeMessages, rowEnds, rowStarts } from './pg-bodies.js';
 import { loadListing, PostgresSnapshot, type SnapshotHost } from './pg-snapshot.js';
 
 export interface PostgresMailStoreOptions {
@@ -95,7 +95,7 @@ const EMPTY = Buffer.alloc(0);
 async function insertMessage(q: Sql | TransactionSql, d: Delivery, bodyId: number | null, quota: QuotaLimit | undefined): Promise<DeliveredRow> {
   const attach = bodyId === null;
   const starts = attach ? rowStarts(d.body.length) : [];
-  const ends = starts.map((_, i) => starts[i + 1] ?? d.body.length);
+  const ends = rowEnds(starts, d.body.length);
   const [row] = await q<DeliveredRow[]>`SELECT uid, before_messages, before_octets FROM poplar_deliver(
     ${d.mailbox}, ${d.wanted}::bigint, ${bodyId}::bigint, ${attach ? bodyHash(d.body) : null}::bytea, ${d.body.length}::bigint,
     ${attach ? d.body : null}::bytea, ${starts}::int[], ${ends}::int[], ${BODY_CHUNK}::int,
