@@ -12,7 +12,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { link, mkdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { hostname as osHostname } from 'node:os';
 import type { AdminDirectory, ManagedDirectory } from '../auth/directory.js';
@@ -274,9 +274,24 @@ export async function loadServerSecret(dataDir: string): Promise<Buffer> {
   const existing = await readFile(path).catch(() => undefined);
   if (existing !== undefined && existing.length >= 32) return existing;
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  const secret = randomBytes(32);
-  await writeFile(path, secret, { mode: 0o600, flag: 'w' });
-  return secret;
+  // Written whole to a private file, then linked into place (link(2) fails if it exists): of the
+  // worker processes starting at once on a new data directory, one secret wins and every process
+  // uses it; each generating and keeping its own gave an unknown user a different SCRAM salt on
+  // each worker (R-S13).
+  const tmp = `${path}.${process.pid}.${randomBytes(4).toString('hex')}`;
+  await writeFile(tmp, randomBytes(32), { mode: 0o600, flag: 'wx' });
+  try {
+    await link(tmp, path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    // A short file left by an older poplar is replaced; a whole one is another process's: use it.
+    const other = await readFile(path);
+    if (other.length >= 32) return other;
+    await rename(tmp, path);
+  } finally {
+    await unlink(tmp).catch(() => undefined);
+  }
+  return readFile(path);
 }
 
 // --- TLS and OAuth keys (R-X3, R-X4), loaded again on reload (R-S20) ---------------------------
