@@ -35,6 +35,15 @@ export const LOCK_STALE_MS = 30_000;
 export const LOCK_WAIT_MS = 10_000;
 const BACKOFF_FIRST_MS = 2;
 const BACKOFF_MAX_MS = 100;
+/** The longest a waiter sleeps between two tries (the backoff's jitter is 0.5-1.5 times). */
+export const LOCK_RETRY_MAX_MS = BACKOFF_MAX_MS * 1.5;
+/**
+ * A waiter marks itself by touching `<lock>.waiting` on each try; a holder that sees it touched
+ * this recently lets go for a moment (`FileLock.othersWaiting`), so a process that takes the
+ * lock again and again cannot starve one that polls.
+ */
+const WAITING_SUFFIX = '.waiting';
+const WAITING_FRESH_MS = 2 * LOCK_RETRY_MAX_MS;
 
 /** The lock owner's host as written in lock files: the machine's name, never a configured one. */
 export const LOCK_HOST = encodeHostname(hostname()).replace(/\s/g, '_');
@@ -66,6 +75,7 @@ export class FileLock {
   static async acquire(path: string, waitMs: number): Promise<FileLock | undefined> {
     const deadline = Date.now() + waitMs;
     let delay = BACKOFF_FIRST_MS;
+    let waited = false;
     for (;;) {
       const token = randomBytes(8).toString('hex');
       const content = `${process.pid} ${LOCK_HOST} ${Date.now()} ${token}\n`;
@@ -76,14 +86,25 @@ export class FileLock {
         heldTokens.delete(token);
         throw err;
       });
-      if (identity !== undefined) return new FileLock(path, content, token, identity);
+      if (identity !== undefined) {
+        if (waited) await unlink(path + WAITING_SUFFIX).catch(() => {}); // other waiters touch it again
+        return new FileLock(path, content, token, identity);
+      }
       heldTokens.delete(token);
       if (await breakIfStale(path)) continue;
       const left = deadline - Date.now();
       if (left <= 0) return undefined;
+      await markWaiting(path + WAITING_SUFFIX);
+      waited = true;
       await sleep(Math.min(delay * (0.5 + Math.random()), left));
       delay = Math.min(delay * 2, BACKOFF_MAX_MS);
     }
+  }
+
+  /** Whether another process waits for the lock at `path` now (it touched the waiting mark lately). */
+  static async othersWaiting(path: string): Promise<boolean> {
+    const st = await lstat(path + WAITING_SUFFIX).catch(() => undefined);
+    return st !== undefined && Date.now() - st.mtimeMs < WAITING_FRESH_MS;
   }
 
   /** Takes the lock or fails with StorageError('IO') after `waitMs` (default LOCK_WAIT_MS). */
@@ -153,6 +174,20 @@ async function createWhole(path: string, content: string, token: string): Promis
     return undefined;
   } finally {
     await unlink(tmp).catch(ignoreEnoent);
+  }
+}
+
+/**
+ * Touches the waiting mark, creating it if need be (O_EXCL: a symbolic link in its place is never
+ * followed; lutimes touches only the link). Best effort: without it the waiter still polls.
+ */
+async function markWaiting(mark: string): Promise<void> {
+  const now = new Date();
+  try {
+    await lutimes(mark, now, now);
+  } catch (err) {
+    if (errCode(err) !== 'ENOENT') return;
+    await open(mark, 'wx', 0o600).then((fh) => fh.close(), () => {});
   }
 }
 

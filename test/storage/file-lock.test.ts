@@ -5,11 +5,12 @@
  * inode number the old one had (ownership is inode and birth time, or the content).
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, symlink, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
-import { FileLock } from '../../src/storage/file-lock.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { FileLock, LOCK_RETRY_MAX_MS } from '../../src/storage/file-lock.js';
 
 describe('Maildir lock file', () => {
   let dir: string;
@@ -41,5 +42,37 @@ describe('Maildir lock file', () => {
       assert.equal(await readFile(path, 'utf8'), theirs, `round ${i} (inode number reused: ${before.ino === after.ino})`);
       await unlink(path);
     }
+  });
+
+  it('R-S12 a waiter marks itself, the holder sees it while it is fresh, and the winner removes the mark', async () => {
+    const path = join(dir, 'x.lock');
+    const held = await FileLock.acquireOrFail(path, 100);
+    assert.equal(await FileLock.othersWaiting(path), false, 'nobody has waited yet');
+    assert.equal(await FileLock.acquire(path, 30), undefined, 'held by another');
+    assert.equal(await FileLock.othersWaiting(path), true, 'the failed tries left a fresh mark');
+    await sleep(2 * LOCK_RETRY_MAX_MS + 50);
+    assert.equal(await FileLock.othersWaiting(path), false, 'a mark nobody touches goes stale');
+    const waiting = FileLock.acquire(path, 2000);
+    await sleep(20);
+    assert.equal(await FileLock.othersWaiting(path), true);
+    await held.release();
+    const won = await waiting;
+    assert.ok(won !== undefined);
+    assert.deepEqual(await readdir(dir), ['x.lock'], 'the mark went with the wait');
+    await won.release();
+  });
+
+  it('a symbolic link in the waiting mark\'s place is never followed', async () => {
+    const path = join(dir, 'x.lock');
+    const target = join(dir, 'target');
+    await writeFile(target, 'keep');
+    const before = await stat(target);
+    await symlink(target, `${path}.waiting`);
+    const held = await FileLock.acquireOrFail(path, 100);
+    await sleep(20);
+    assert.equal(await FileLock.acquire(path, 30), undefined);
+    assert.equal(await readFile(target, 'utf8'), 'keep');
+    assert.equal((await stat(target)).mtimeMs, before.mtimeMs, 'the link\'s target was not touched');
+    await held.release();
   });
 });

@@ -15,8 +15,10 @@
  *   Mutex: delivery batches (`deliver` → group commit, with a quota's check: maildir-quota.ts),
  *   first-sight uid records and compaction (maildir-assign.ts), `forget` (`D` records after a snapshot's commit or an expiry). Held for
  *   the append or rewrite; after a delivery batch kept LOCK_KEEP_MS for the next batch (any
- *   writer of this object reuses it), at most LOCK_HOLD_MAX_MS in one go, then not kept for
- *   LOCK_PAUSE_MS so other processes get their turn; `close` releases a kept one. Writers wait up
+ *   writer of this object reuses it). Every LOCK_HOLD_MAX_MS of holding, the holder looks for
+ *   another process's waiting mark (`<lock>.waiting`, touched by each try of a waiter): if one is
+ *   fresh it releases and takes no lock for LOCK_YIELD_MS, longer than a waiter's longest sleep,
+ *   so a process delivering without pause cannot starve another; `close` releases a kept one. Writers wait up
  *   to `lockWaitMs` (default LOCK_WAIT_MS, 10 s), then fail 'IO'. Crash: a stale lock, broken as
  *   above; a torn uidlist append is truncated by the next writer (maildir-uidlist.ts).
  * - `poplar-pop3.lock` (SESSION_LOCK_FILE). Taken without waiting by an exclusive `open`
@@ -44,6 +46,7 @@
  */
 import { lstat, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { StorageError } from '../../errors.js';
 import type { DeliverOptions, DeliveryResult, ExpireResult, ExpiryCandidate, MessageInfo, Usage } from '../mail-store.js';
 import { scanAndAssign } from './maildir-assign.js';
@@ -54,7 +57,7 @@ import { ignoreEnoent } from './maildir-errors.js';
 import { HIDDEN_FLAG, parseName } from './maildir-filename.js';
 import { assertRealDir, type MaildirLogger } from './maildir-links.js';
 import { buildListing, stillValid, type Listing } from './maildir-listing.js';
-import { FileLock, isLockHeld, Mutex } from '../file-lock.js';
+import { FileLock, isLockHeld, LOCK_RETRY_MAX_MS, Mutex } from '../file-lock.js';
 import { commitUnderQuota, quotaUsage, type Committed, type PendingDelivery } from './maildir-quota.js';
 import { EXPIRE_LOCK_FILE, liveSessions, SessionMarker } from './maildir-sessions.js';
 import { MaildirSnapshot, type ReadMode } from './maildir-snapshot.js';
@@ -68,7 +71,8 @@ export const UIDLIST_LOCK_FILE = 'poplar-uidlist.lock';
 const LOCK_KEEP_MS = 20;
 /** The longest the lock file is kept in one go; then it is not kept for LOCK_PAUSE_MS. */
 const LOCK_HOLD_MAX_MS = 500;
-const LOCK_PAUSE_MS = 250;
+/** How long a holder that saw a waiter takes no lock: a waiter tries at least once meanwhile. */
+const LOCK_YIELD_MS = LOCK_RETRY_MAX_MS + 50;
 /** tmp/ is read for stale debris at most this often per maildrop (the 36-hour rule is lax). */
 const TMP_CLEAN_EVERY_MS = 15 * 60 * 1000;
 
@@ -125,8 +129,8 @@ export class MaildirMaildrop {
   private tmpCleanedAt = 0;
   /** The uidlist lock file, kept for a moment after a delivery batch (`locked`). */
   private keptLock: KeptLock | undefined;
-  /** No lock is kept before this time (ms since the epoch): other processes get their turn. */
-  private keepPausedUntil = 0;
+  /** No lock is taken before this time (ms since the epoch): another process's turn. */
+  private yieldUntil = 0;
   /** The group commit (maildir-commit.ts), while deliveries are in flight. */
   private commits: GroupCommit<PendingDelivery, Committed> | undefined;
 
@@ -389,14 +393,22 @@ export class MaildirMaildrop {
         clearTimeout(kept.timer);
         this.keptLock = undefined;
       }
-      const lock = kept?.lock ?? (await FileLock.acquireOrFail(join(this.root, UIDLIST_LOCK_FILE), s.lockWaitMs));
-      const since = kept?.since ?? Date.now();
+      const path = join(this.root, UIDLIST_LOCK_FILE);
+      if (kept === undefined && this.yieldUntil > Date.now()) await sleep(this.yieldUntil - Date.now());
+      const lock = kept?.lock ?? (await FileLock.acquireOrFail(path, s.lockWaitMs));
+      let since = kept?.since ?? Date.now();
       let keepIt = false;
       try {
         const result = await fn();
+        keepIt = keep;
         const now = Date.now();
-        if (keep && now - since >= LOCK_HOLD_MAX_MS) this.keepPausedUntil = now + LOCK_PAUSE_MS;
-        keepIt = keep && now >= this.keepPausedUntil;
+        if (now - since >= LOCK_HOLD_MAX_MS) {
+          since = now;
+          if (await FileLock.othersWaiting(path)) {
+            this.yieldUntil = now + LOCK_YIELD_MS;
+            keepIt = false;
+          }
+        }
         return result;
       } finally {
         if (keepIt) this.keepLock(lock, since);
