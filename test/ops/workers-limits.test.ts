@@ -17,13 +17,12 @@ import { Pop3Client } from '../helpers/pop3-client.js';
 import { startPoplar, type PoplarProcess } from '../helpers/poplar-process.js';
 import { needPostgres, startPostgres, type PostgresServer } from '../helpers/postgres.js';
 import { lmtpOnce } from '../helpers/lmtp-loop.js';
+import { connectTo } from '../helpers/workers.js';
 
 const QUOTA = 10;
 const DELIVERIES = 40;
 /** With quota.warn_percent = [50]: the warning after the 5th message is the quota's 6th. */
 const QUOTA_OVERRIDES = [`quota.messages=${QUOTA}`, 'quota.warn_percent=[50]', 'quota.over_quota=reject'];
-
-const pidOf = (greeting: string): number => Number(/<(\d+)\./.exec(greeting)?.[1] ?? 0);
 
 /** One LMTP transaction to alice on its own connection: the reply that decided it. */
 const racer = (port: number, n: number): Promise<string> => lmtpOnce(port, `Subject: racer ${n}\r\n\r\nbody ${n}\r\n`);
@@ -105,20 +104,12 @@ describe('R-X10 R-X16 LOGIN-DELAY across 2 workers', { timeout: 120_000 }, () =>
     const users = Object.fromEntries(Array.from({ length: 6 }, (_, i) => [`user${i}`, `secret${i}`]));
     const p = await startPoplar({ workers: 2, users, overrides: ['auth.apop=true', 'policy.login_delay=600'] });
     const open: Pop3Client[] = [];
-    /** Connects until a greeting comes from a worker for which `want(pid)` holds. */
-    const connectTo = async (want: (pid: number) => boolean): Promise<{ c: Pop3Client; pid: number }> => {
-      for (let i = 0; i < 40; i++) {
-        const c = await Pop3Client.connect(p.pop3Port);
-        open.push(c);
-        const pid = pidOf(await c.greeting);
-        if (want(pid)) return { c, pid };
-      }
-      throw new Error('no connection reached the worker wanted');
-    };
     try {
       for (const [user, password] of Object.entries(users)) {
-        const a = await connectTo(() => true);
-        const b = await connectTo((pid) => pid !== a.pid);
+        const a = await connectTo(p, () => true);
+        open.push(a.c);
+        const b = await connectTo(p, (pid) => pid !== a.pid);
+        open.push(b.c);
         assert.match(await a.c.cmd(`USER ${user}`), /^\+OK/);
         assert.match(await b.c.cmd(`USER ${user}`), /^\+OK/);
         const replies = await Promise.all([a.c.cmd(`PASS ${password}`), b.c.cmd(`PASS ${password}`)]);

@@ -4,7 +4,8 @@
  * a killed worker is replaced without touching the other's sessions, reload and drain reach both.
  *
  * Which worker serves a connection is the kernel's choice; the APOP banner of the greeting
- * (`<pid.clock@host>`) names the worker's pid, so each test can see that both workers took part.
+ * (`<pid.clock@host>`) names the worker's pid, so each test can see that both workers took part,
+ * and `connectTo` (helpers/workers.ts) reaches a chosen one.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -16,9 +17,9 @@ import { Pop3Client } from '../helpers/pop3-client.js';
 import { startPoplar, type PoplarProcess } from '../helpers/poplar-process.js';
 import { waitFor } from '../helpers/wait.js';
 import { lmtpOnce } from '../helpers/lmtp-loop.js';
+import { connectTo, pidOf, workerPids } from '../helpers/workers.js';
 
 const APOP = 'auth.apop=true';
-const pidOf = (greeting: string): number => Number(/<(\d+)\./.exec(greeting)?.[1] ?? 0);
 
 async function withWorkers(opts: Parameters<typeof startPoplar>[0], fn: (p: PoplarProcess) => Promise<void>): Promise<void> {
   const p = await startPoplar({ workers: 2, ...opts, overrides: [APOP, ...(opts?.overrides ?? [])] });
@@ -29,26 +30,8 @@ async function withWorkers(opts: Parameters<typeof startPoplar>[0], fn: (p: Popl
   }
 }
 
-/** Connects until a greeting comes from a worker for which `want(pid)` holds (at most `tries`). */
-async function connectTo(p: PoplarProcess, want: (pid: number) => boolean, tries = 40): Promise<{ c: Pop3Client; pid: number }> {
-  const spare: Pop3Client[] = [];
-  try {
-    for (let i = 0; i < tries; i++) {
-      const c = await Pop3Client.connect(p.pop3Port);
-      const pid = pidOf(await c.greeting);
-      if (want(pid)) return { c, pid };
-      spare.push(c); // kept open a moment, so the next connection is less likely to land on the same worker
-    }
-  } finally {
-    for (const c of spare) c.close();
-  }
-  throw new Error('no connection reached the worker wanted');
-}
-
 /** One LMTP delivery to alice on its own connection; the reply that decided it. */
 const lmtpDeliver = (port: number, subject: string): Promise<string> => lmtpOnce(port, `Subject: ${subject}\r\n\r\nbody\r\n`);
-
-const workerPids = (p: PoplarProcess): number[] => p.events('worker_ready').map((e) => Number(e['pid']));
 
 describe('R-X16 limits across workers', { timeout: 120_000 }, () => {
   it('R-X16 60 connections from one address with max_connections_per_ip = 50 over 2 workers: exactly 50 greeted', async () => {

@@ -127,11 +127,14 @@ describe('R-X17 the shared state on PostgreSQL', { skip: needPostgres() }, () =>
     // Slow: a transaction holds every shared table; the questions wait behind it.
     let release!: () => void;
     const held = new Promise<void>((r) => (release = r));
+    let taken!: () => void;
+    const lockTaken = new Promise<void>((r) => (taken = r));
     const locked = raw.begin(async (tx) => {
       await tx`LOCK TABLE shared_penalties, shared_user_sessions IN ACCESS EXCLUSIVE MODE`;
+      taken();
       await held;
     });
-    await new Promise((r) => setTimeout(r, 100));
+    await Promise.race([lockTaken, locked]); // the questions start only once the tables are locked
     const t0 = Date.now();
     await assert.rejects(a.state.penaltyNow('192.0.2.1', 'alice', Date.now()), SharedStateError);
     await assert.rejects(a.state.acquireUser('alice'), SharedStateError);
