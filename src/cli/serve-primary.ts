@@ -18,6 +18,12 @@
  *   primary stops its own parts and returns; a worker still running DRAIN_GRACE_MS after the
  *   deadline is killed.
  *
+ * - Heap: each worker starts with WORKER_V8_FLAGS before the primary's own node options (a flag
+ *   given to node, or in NODE_OPTIONS, wins). V8's default first old-generation limit is small
+ *   (~20 MB here), and the buffers a RETR from PostgreSQL receives (postgres.js copies each row
+ *   out of its socket buffer) made it mark-compact several times a second; see docs/benchmarks.md
+ *   "The workers' heap" for the measurement.
+ *
  * Connections are spread by the kernel (`SCHED_NONE`: each worker accepts on the shared socket)
  * unless NODE_CLUSTER_SCHED_POLICY=rr asks node's round robin in the primary: see
  * docs/benchmarks.md "Workers" for the measurement.
@@ -39,6 +45,17 @@ export const CRASH_WINDOW_MS = 30_000;
 export const RESPAWN_BACKOFF_MS = 250;
 export const RESPAWN_BACKOFF_MAX_MS = 30_000;
 const DRAIN_GRACE_MS = 5_000;
+/** V8 options of every worker process (see the header). */
+export const WORKER_V8_FLAGS = ['--initial-old-space-size=64'] as const;
+
+/** The workers' node options: WORKER_V8_FLAGS unless node was given the same option already. */
+export function workerExecArgv(execArgv: readonly string[], nodeOptions = ''): string[] {
+  // V8 reads `--a_b` as `--a-b`.
+  const nameOf = (arg: string): string => arg.split('=')[0]!.replace(/^--/, '').replaceAll('_', '-');
+  const given = (flag: string): boolean =>
+    [...execArgv, ...nodeOptions.split(/\s+/)].some((a) => a.startsWith('--') && nameOf(a) === nameOf(flag));
+  return [...WORKER_V8_FLAGS.filter((f) => !given(f)), ...execArgv];
+}
 /** How long a worker may take to answer the primary (metrics, reload), ms. */
 const REQUEST_TIMEOUT_MS = 5_000;
 /** How long a worker may take to answer the admin API; a read then answers without it (`partial`). */
@@ -64,7 +81,7 @@ export async function runPrimary(opts: {
   const clusterState = await createClusterState(config, state, sharedSettings(config));
   const channel = new PrimaryChannel();
   if (process.env['NODE_CLUSTER_SCHED_POLICY'] === undefined) cluster.schedulingPolicy = cluster.SCHED_NONE;
-  cluster.setupPrimary({ serialization: 'advanced' });
+  cluster.setupPrimary({ serialization: 'advanced', execArgv: workerExecArgv(process.execArgv, process.env['NODE_OPTIONS']) });
   if (process.env['POPLAR_TEST_HOOKS'] === '1') {
     // Tests only: SIGUSR2 makes the shared state stop answering, or answer again.
     process.on('SIGUSR2', () => {
