@@ -35,7 +35,8 @@
  *   either the expiry sees the marker and removes nothing, or the snapshot lists what is left.
  *   Crash: stale, broken as above.
  * Other files a crash can leave: `<lock>.<token>.tmp` and `poplar-uidlist.<pid>.<hex>.tmp` in the
- * root (nothing removes them; they are inert), and tmp/ debris of a delivery, removed after 36 h
+ * root (nothing removes them; they are inert), `poplar-uidlist.lock.waiting` (empty; the waiter
+ * that takes the lock removes it; an old one means nothing), and tmp/ debris of a delivery, removed after 36 h
  * (maildir-dir.ts cleanTmp, at most every TMP_CLEAN_EVERY_MS per maildrop object).
  *
  * Lock rule (R-S3), the same in every backend: an exclusive open fails with MAILBOX_LOCKED while
