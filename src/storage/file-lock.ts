@@ -13,6 +13,10 @@
  *   this process does not hold (a previous process with the same pid, e.g. pid 1 in a container).
  *   Tokens are per module instance, one per process (worker threads take no locks), so a lock
  *   held by any maildrop registry of this process reads as live.
+ * A waiter touches `<lock>.waiting` on each failed try (empty; created O_EXCL, touched with
+ * lutimes) and, once it takes the lock, removes it; `FileLock.othersWaiting` tells a holder that
+ * takes the lock again and again (the uidlist's delivery batches) to let go for a moment. A mark
+ * left by a waiter that gave up goes stale by its mtime and means nothing.
  * Lock files sit in a directory the maildrop's owner can write: none is ever followed if it is a
  * symbolic link (lstat, lutimes, O_NOFOLLOW; maildir-links.ts). A link in a lock's place reads
  * as an empty lock (stale only by age), and only the link itself is ever removed.
