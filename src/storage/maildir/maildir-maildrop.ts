@@ -70,7 +70,7 @@ export const SESSION_LOCK_FILE = 'poplar-pop3.lock';
 export const UIDLIST_LOCK_FILE = 'poplar-uidlist.lock';
 /** How long the uidlist lock file is kept after a delivery batch, for the next one. */
 const LOCK_KEEP_MS = 20;
-/** The longest the lock file is kept in one go; then it is not kept for LOCK_PAUSE_MS. */
+/** How often a holder looks for another process waiting (then it yields for LOCK_YIELD_MS). */
 const LOCK_HOLD_MAX_MS = 500;
 /** How long a holder that saw a waiter takes no lock: a waiter tries at least once meanwhile. */
 const LOCK_YIELD_MS = LOCK_RETRY_MAX_MS + 50;
