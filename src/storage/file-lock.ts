@@ -13,10 +13,11 @@
  *   this process does not hold (a previous process with the same pid, e.g. pid 1 in a container).
  *   Tokens are per module instance, one per process (worker threads take no locks), so a lock
  *   held by any maildrop registry of this process reads as live.
- * A waiter touches `<lock>.waiting` on each failed try (empty; created O_EXCL, touched with
- * lutimes) and, once it takes the lock, removes it; `FileLock.othersWaiting` tells a holder that
- * takes the lock again and again (the uidlist's delivery batches) to let go for a moment. A mark
- * left by a waiter that gave up goes stale by its mtime and means nothing.
+ * A waiter that announces itself (`{ announce: true }`: the uidlist's writers, whose holder takes
+ * the lock again and again for delivery batches) touches `<lock>.waiting` on each failed try
+ * (empty; created O_EXCL, touched with lutimes) and, once it takes the lock, removes it;
+ * `FileLock.othersWaiting` tells the holder to let go for a moment. Other locks leave no mark. A
+ * mark left by a waiter that gave up goes stale by its mtime and means nothing.
  * Lock files sit in a directory the maildrop's owner can write: none is ever followed if it is a
  * symbolic link (lstat, lutimes, O_NOFOLLOW; maildir-links.ts). A link in a lock's place reads
  * as an empty lock (stale only by age), and only the link itself is ever removed.
@@ -42,9 +43,9 @@ const BACKOFF_MAX_MS = 100;
 /** The longest a waiter sleeps between two tries (the backoff's jitter is 0.5-1.5 times). */
 export const LOCK_RETRY_MAX_MS = BACKOFF_MAX_MS * 1.5;
 /**
- * A waiter marks itself by touching `<lock>.waiting` on each try; a holder that sees it touched
- * this recently lets go for a moment (`FileLock.othersWaiting`), so a process that takes the
- * lock again and again cannot starve one that polls.
+ * An announcing waiter touches `<lock>.waiting` on each try; a holder that sees it touched this
+ * recently lets go for a moment (`FileLock.othersWaiting`), so a process that takes the lock
+ * again and again cannot starve one that polls.
  */
 const WAITING_SUFFIX = '.waiting';
 const WAITING_FRESH_MS = 2 * LOCK_RETRY_MAX_MS;
@@ -53,6 +54,11 @@ const WAITING_FRESH_MS = 2 * LOCK_RETRY_MAX_MS;
 export const LOCK_HOST = encodeHostname(hostname()).replace(/\s/g, '_');
 /** Tokens of the locks this process holds now. */
 const heldTokens = new Set<string>();
+
+export interface AcquireOptions {
+  /** While waiting, touch `<lock>.waiting` so a holder that checks `othersWaiting` lets go. */
+  readonly announce?: boolean;
+}
 
 export class FileLock {
   private readonly heartbeat: NodeJS.Timeout;
@@ -76,10 +82,10 @@ export class FileLock {
    * Takes the lock, breaking a stale one, retrying with backoff for up to `waitMs` while a live
    * one is held. Resolves undefined if it is still held after that.
    */
-  static async acquire(path: string, waitMs: number): Promise<FileLock | undefined> {
+  static async acquire(path: string, waitMs: number, opts: AcquireOptions = {}): Promise<FileLock | undefined> {
     const deadline = Date.now() + waitMs;
     let delay = BACKOFF_FIRST_MS;
-    let waited = false;
+    let announced = false;
     for (;;) {
       const token = randomBytes(8).toString('hex');
       const content = `${process.pid} ${LOCK_HOST} ${Date.now()} ${token}\n`;
@@ -91,15 +97,17 @@ export class FileLock {
         throw err;
       });
       if (identity !== undefined) {
-        if (waited) await unlink(path + WAITING_SUFFIX).catch(() => {}); // other waiters touch it again
+        if (announced) await unlink(path + WAITING_SUFFIX).catch(() => {}); // other waiters touch it again
         return new FileLock(path, content, token, identity);
       }
       heldTokens.delete(token);
       if (await breakIfStale(path)) continue;
       const left = deadline - Date.now();
       if (left <= 0) return undefined;
-      await markWaiting(path + WAITING_SUFFIX);
-      waited = true;
+      if (opts.announce === true) {
+        await markWaiting(path + WAITING_SUFFIX);
+        announced = true;
+      }
       await sleep(Math.min(delay * (0.5 + Math.random()), left));
       delay = Math.min(delay * 2, BACKOFF_MAX_MS);
     }
@@ -112,8 +120,8 @@ export class FileLock {
   }
 
   /** Takes the lock or fails with StorageError('IO') after `waitMs` (default LOCK_WAIT_MS). */
-  static async acquireOrFail(path: string, waitMs = LOCK_WAIT_MS): Promise<FileLock> {
-    const lock = await FileLock.acquire(path, waitMs);
+  static async acquireOrFail(path: string, waitMs = LOCK_WAIT_MS, opts: AcquireOptions = {}): Promise<FileLock> {
+    const lock = await FileLock.acquire(path, waitMs, opts);
     if (lock === undefined) throw new StorageError('IO', `timed out waiting for lock ${path}`);
     return lock;
   }

@@ -48,11 +48,11 @@ describe('Maildir lock file', () => {
     const path = join(dir, 'x.lock');
     const held = await FileLock.acquireOrFail(path, 100);
     assert.equal(await FileLock.othersWaiting(path), false, 'nobody has waited yet');
-    assert.equal(await FileLock.acquire(path, 30), undefined, 'held by another');
+    assert.equal(await FileLock.acquire(path, 30, { announce: true }), undefined, 'held by another');
     assert.equal(await FileLock.othersWaiting(path), true, 'the failed tries left a fresh mark');
     await sleep(2 * LOCK_RETRY_MAX_MS + 50);
     assert.equal(await FileLock.othersWaiting(path), false, 'a mark nobody touches goes stale');
-    const waiting = FileLock.acquire(path, 2000);
+    const waiting = FileLock.acquire(path, 2000, { announce: true });
     await sleep(20);
     assert.equal(await FileLock.othersWaiting(path), true);
     await held.release();
@@ -70,9 +70,18 @@ describe('Maildir lock file', () => {
     await symlink(target, `${path}.waiting`);
     const held = await FileLock.acquireOrFail(path, 100);
     await sleep(20);
-    assert.equal(await FileLock.acquire(path, 30), undefined);
+    assert.equal(await FileLock.acquire(path, 30, { announce: true }), undefined);
     assert.equal(await readFile(target, 'utf8'), 'keep');
     assert.equal((await stat(target)).mtimeMs, before.mtimeMs, 'the link\'s target was not touched');
+    await held.release();
+  });
+
+  it('a waiter that does not announce itself leaves no waiting mark', async () => {
+    const path = join(dir, 'x.lock');
+    const held = await FileLock.acquireOrFail(path, 100);
+    assert.equal(await FileLock.acquire(path, 30), undefined);
+    assert.equal(await FileLock.othersWaiting(path), false);
+    assert.deepEqual(await readdir(dir), ['x.lock']);
     await held.release();
   });
 });

@@ -115,6 +115,8 @@ interface KeptLock {
 export class MaildirMaildrop {
   private readonly mutex = new Mutex();
   private readonly uidlist: UidList;
+  /** The uidlist lock file's path (UIDLIST_LOCK_FILE in the root). */
+  private readonly uidlistLock: string;
   private readonly marker: SessionMarker;
   private openSnapshots = 0;
   private exclusive = false;
@@ -141,6 +143,7 @@ export class MaildirMaildrop {
     private readonly host: MaildropHost,
   ) {
     this.uidlist = new UidList(join(root, UIDLIST_FILE));
+    this.uidlistLock = join(root, UIDLIST_LOCK_FILE);
     this.marker = new SessionMarker(root, () => this.expiring > 0);
   }
 
@@ -394,9 +397,8 @@ export class MaildirMaildrop {
         clearTimeout(kept.timer);
         this.keptLock = undefined;
       }
-      const path = join(this.root, UIDLIST_LOCK_FILE);
       if (kept === undefined && this.yieldUntil > Date.now()) await sleep(this.yieldUntil - Date.now());
-      const lock = kept?.lock ?? (await FileLock.acquireOrFail(path, s.lockWaitMs));
+      const lock = kept?.lock ?? (await FileLock.acquireOrFail(this.uidlistLock, s.lockWaitMs, { announce: true }));
       let since = kept?.since ?? Date.now();
       let keepIt = false;
       try {
@@ -405,7 +407,7 @@ export class MaildirMaildrop {
         const now = Date.now();
         if (now - since >= LOCK_HOLD_MAX_MS) {
           since = now;
-          if (await FileLock.othersWaiting(path)) {
+          if (await FileLock.othersWaiting(this.uidlistLock)) {
             this.yieldUntil = now + LOCK_YIELD_MS;
             keepIt = false;
           }
