@@ -48,7 +48,11 @@ export const LOCK_RETRY_MAX_MS = BACKOFF_MAX_MS * 1.5;
  * again and again cannot starve one that polls.
  */
 const WAITING_SUFFIX = '.waiting';
-const WAITING_FRESH_MS = 2 * LOCK_RETRY_MAX_MS;
+/**
+ * A mark touched this recently counts as a waiter. A waiter touches it at least every
+ * LOCK_RETRY_MAX_MS; the rest is room for a waiter whose timer fires late on a loaded machine.
+ */
+export const LOCK_WAITING_FRESH_MS = 1000;
 
 /** The lock owner's host as written in lock files: the machine's name, never a configured one. */
 export const LOCK_HOST = encodeHostname(hostname()).replace(/\s/g, '_');
@@ -116,7 +120,7 @@ export class FileLock {
   /** Whether another process waits for the lock at `path` now (it touched the waiting mark lately). */
   static async othersWaiting(path: string): Promise<boolean> {
     const st = await lstat(path + WAITING_SUFFIX).catch(() => undefined);
-    return st !== undefined && Date.now() - st.mtimeMs < WAITING_FRESH_MS;
+    return st !== undefined && Date.now() - st.mtimeMs < LOCK_WAITING_FRESH_MS;
   }
 
   /** Takes the lock or fails with StorageError('IO') after `waitMs` (default LOCK_WAIT_MS). */

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, it } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { FileLock, LOCK_RETRY_MAX_MS } from '../../src/storage/file-lock.js';
+import { FileLock, LOCK_WAITING_FRESH_MS } from '../../src/storage/file-lock.js';
 
 describe('Maildir lock file', () => {
   let dir: string;
@@ -50,7 +50,7 @@ describe('Maildir lock file', () => {
     assert.equal(await FileLock.othersWaiting(path), false, 'nobody has waited yet');
     assert.equal(await FileLock.acquire(path, 30, { announce: true }), undefined, 'held by another');
     assert.equal(await FileLock.othersWaiting(path), true, 'the failed tries left a fresh mark');
-    await sleep(2 * LOCK_RETRY_MAX_MS + 50);
+    await sleep(LOCK_WAITING_FRESH_MS + 50);
     assert.equal(await FileLock.othersWaiting(path), false, 'a mark nobody touches goes stale');
     const waiting = FileLock.acquire(path, 2000, { announce: true });
     await sleep(20);

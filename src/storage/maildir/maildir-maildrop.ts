@@ -11,14 +11,15 @@
  * once the holder's pid is dead on this host or the mtime is LOCK_STALE_MS (30 s) old; a waiter
  * breaks a stale one). This table is the one statement of the rules; other files point here.
  *
- * - `poplar-uidlist.lock` (UIDLIST_LOCK_FILE). Taken by `locked` behind this object's in-process
- *   Mutex: delivery batches (`deliver` → group commit, with a quota's check: maildir-quota.ts),
- *   first-sight uid records and compaction (maildir-assign.ts), `forget` (`D` records after a snapshot's commit or an expiry). Held for
- *   the append or rewrite; after a delivery batch kept LOCK_KEEP_MS for the next batch (any
- *   writer of this object reuses it). Every LOCK_HOLD_MAX_MS of holding, the holder looks for
- *   another process's waiting mark (`<lock>.waiting`, touched by each try of a waiter): if one is
- *   fresh it releases and takes no lock for LOCK_YIELD_MS, longer than a waiter's longest sleep,
- *   so a process delivering without pause cannot starve another; `close` releases a kept one. Writers wait up
+ * - `poplar-uidlist.lock` (UIDLIST_LOCK_FILE). Taken by `locked` (a UidlistLock,
+ *   maildir-uidlist-lock.ts, behind this object's in-process Mutex): delivery batches (`deliver`
+ *   → group commit, with a quota's check: maildir-quota.ts), first-sight uid records and
+ *   compaction (maildir-assign.ts), `forget` (`D` records after a snapshot's commit or an
+ *   expiry). Held for the append or rewrite; after a delivery batch kept LOCK_KEEP_MS (20 ms) for
+ *   the next batch (any writer of this object reuses it). A busy holder lets a waiting process
+ *   in every LOCK_HOLD_MAX_MS (500 ms): the waiter touches `<lock>.waiting` on each try, and the
+ *   holder that sees it fresh takes no lock until the waiter has it or stopped waiting, at most
+ *   LOCK_YIELD_MAX_MS (1 s). `close` releases a kept one. Writers wait up
  *   to `lockWaitMs` (default LOCK_WAIT_MS, 10 s), then fail 'IO'. Crash: a stale lock, broken as
  *   above; a torn uidlist append is truncated by the next writer (maildir-uidlist.ts).
  * - `poplar-pop3.lock` (SESSION_LOCK_FILE). Taken without waiting by an exclusive `open`
@@ -47,7 +48,6 @@
  */
 import { lstat, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { StorageError } from '../../errors.js';
 import type { DeliverOptions, DeliveryResult, ExpireResult, ExpiryCandidate, MessageInfo, Usage } from '../mail-store.js';
 import { scanAndAssign } from './maildir-assign.js';
@@ -58,22 +58,17 @@ import { ignoreEnoent } from './maildir-errors.js';
 import { HIDDEN_FLAG, parseName } from './maildir-filename.js';
 import { assertRealDir, type MaildirLogger } from './maildir-links.js';
 import { buildListing, stillValid, type Listing } from './maildir-listing.js';
-import { FileLock, isLockHeld, LOCK_RETRY_MAX_MS, Mutex } from '../file-lock.js';
+import { FileLock, isLockHeld } from '../file-lock.js';
 import { commitUnderQuota, quotaUsage, type Committed, type PendingDelivery } from './maildir-quota.js';
 import { EXPIRE_LOCK_FILE, liveSessions, SessionMarker } from './maildir-sessions.js';
 import { MaildirSnapshot, type ReadMode } from './maildir-snapshot.js';
 import { UIDLIST_FILE, UidList } from './maildir-uidlist.js';
+import { UidlistLock } from './maildir-uidlist-lock.js';
 
 /** Held by an exclusive (RFC-strict, R-S3) session for its whole life. */
 export const SESSION_LOCK_FILE = 'poplar-pop3.lock';
 /** Held while the uidlist is appended to or rewritten. */
 export const UIDLIST_LOCK_FILE = 'poplar-uidlist.lock';
-/** How long the uidlist lock file is kept after a delivery batch, for the next one. */
-const LOCK_KEEP_MS = 20;
-/** How often a holder looks for another process waiting (then it yields for LOCK_YIELD_MS). */
-const LOCK_HOLD_MAX_MS = 500;
-/** How long a holder that saw a waiter takes no lock: a waiter tries at least once meanwhile. */
-const LOCK_YIELD_MS = LOCK_RETRY_MAX_MS + 50;
 /** tmp/ is read for stale debris at most this often per maildrop (the 36-hour rule is lax). */
 const TMP_CLEAN_EVERY_MS = 15 * 60 * 1000;
 
@@ -105,18 +100,10 @@ export interface MaildropHost {
 }
 
 
-interface KeptLock {
-  readonly lock: FileLock;
-  /** When the lock file was taken: it is held at most LOCK_HOLD_MAX_MS in one go. */
-  readonly since: number;
-  readonly timer: NodeJS.Timeout;
-}
-
 export class MaildirMaildrop {
-  private readonly mutex = new Mutex();
   private readonly uidlist: UidList;
-  /** The uidlist lock file's path (UIDLIST_LOCK_FILE in the root). */
-  private readonly uidlistLock: string;
+  /** `poplar-uidlist.lock` and this process's queue of its writers (maildir-uidlist-lock.ts). */
+  private readonly uidlistLock: UidlistLock;
   private readonly marker: SessionMarker;
   private openSnapshots = 0;
   private exclusive = false;
@@ -130,10 +117,6 @@ export class MaildirMaildrop {
   private expiring = 0;
   /** Date.now() of the last tmp/ cleaning, 0 for never. */
   private tmpCleanedAt = 0;
-  /** The uidlist lock file, kept for a moment after a delivery batch (`locked`). */
-  private keptLock: KeptLock | undefined;
-  /** No lock is taken before this time (ms since the epoch): another process's turn. */
-  private yieldUntil = 0;
   /** The group commit (maildir-commit.ts), while deliveries are in flight. */
   private commits: GroupCommit<PendingDelivery, Committed> | undefined;
 
@@ -143,13 +126,13 @@ export class MaildirMaildrop {
     private readonly host: MaildropHost,
   ) {
     this.uidlist = new UidList(join(root, UIDLIST_FILE));
-    this.uidlistLock = join(root, UIDLIST_LOCK_FILE);
+    this.uidlistLock = new UidlistLock(join(root, UIDLIST_LOCK_FILE));
     this.marker = new SessionMarker(root, () => this.expiring > 0);
   }
 
   /** Nothing in flight: the registry may forget this object (its files are the truth). */
   get idle(): boolean {
-    return this.openSnapshots === 0 && !this.exclusive && this.mutex.idle && this.commits === undefined && this.expiring === 0 && this.keptLock === undefined;
+    return this.openSnapshots === 0 && !this.exclusive && this.uidlistLock.idle && this.commits === undefined && this.expiring === 0;
   }
 
   /** Messages in the cached listing (the registry's budget), 0 without one. */
@@ -314,14 +297,7 @@ export class MaildirMaildrop {
   /** Removes a lingering session marker and releases a kept uidlist lock (store shutdown). */
   async close(): Promise<void> {
     await this.marker.drop();
-    if (this.keptLock === undefined) return;
-    await this.mutex.run(async () => {
-      const kept = this.keptLock;
-      if (kept === undefined) return;
-      clearTimeout(kept.timer);
-      this.keptLock = undefined;
-      await kept.lock.release();
-    });
+    await this.uidlistLock.close();
   }
 
   /**
@@ -385,50 +361,9 @@ export class MaildirMaildrop {
     return entries;
   }
 
-  /**
-   * Runs `fn` holding the in-process mutex, then the uidlist lock file (the table above). With
-   * `keep` (delivery batches), the lock file is kept for LOCK_KEEP_MS afterwards, so the next
-   * batch to a busy maildrop skips taking it again (create, link, unlink, stat, unlink).
-   */
+  /** Runs `fn` holding the uidlist lock (the table above); `keep`: a delivery batch. */
   private locked<T>(fn: () => Promise<T>, s: MaildropSettings, keep = false): Promise<T> {
-    return this.mutex.run(async () => {
-      const kept = this.keptLock;
-      if (kept !== undefined) {
-        clearTimeout(kept.timer);
-        this.keptLock = undefined;
-      }
-      if (kept === undefined && this.yieldUntil > Date.now()) await sleep(this.yieldUntil - Date.now());
-      const lock = kept?.lock ?? (await FileLock.acquireOrFail(this.uidlistLock, s.lockWaitMs, { announce: true }));
-      let since = kept?.since ?? Date.now();
-      let keepIt = false;
-      try {
-        const result = await fn();
-        keepIt = keep;
-        const now = Date.now();
-        if (now - since >= LOCK_HOLD_MAX_MS) {
-          since = now;
-          if (await FileLock.othersWaiting(this.uidlistLock)) {
-            this.yieldUntil = now + LOCK_YIELD_MS;
-            keepIt = false;
-          }
-        }
-        return result;
-      } finally {
-        if (keepIt) this.keepLock(lock, since);
-        else await lock.release();
-      }
-    });
-  }
-
-  private keepLock(lock: FileLock, since: number): void {
-    const timer = setTimeout(() => {
-      if (this.keptLock?.lock !== lock) return; // taken over by a writer
-      if (!this.mutex.idle) return void timer.refresh(); // a writer is about to take it over
-      this.keptLock = undefined;
-      void lock.release().catch(() => {}); // a lock left behind is broken as stale (file-lock.ts)
-    }, LOCK_KEEP_MS);
-    timer.unref();
-    this.keptLock = { lock, since, timer };
+    return this.uidlistLock.run(fn, s.lockWaitMs, keep);
   }
 
   /** A message's MessageInfo from its uidlist record and current file name. */
