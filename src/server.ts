@@ -25,7 +25,6 @@ import { PollLimiter } from './policy/poll-limits.js';
 import { PollState, type PollStore } from './policy/poll-state.js';
 import { DEFAULT_FAILURE_DELAY_MAX_MS, DEFAULT_FAILURE_DELAY_MS, DEFAULT_FAILURE_WINDOW_S } from './protocol/limits.js';
 import type { MailStore } from './storage/mail-store.js';
-import { shaCryptPoolReady } from './auth/sha-crypt-pool.js';
 import { LocalSharedState } from './shared/local-state.js';
 import type { SharedState } from './shared/shared-state.js';
 
@@ -195,7 +194,6 @@ export async function startServer(opts: PoplarServerOptions): Promise<PoplarServ
   });
   let shutdownTimeoutMs = opts.shutdownTimeoutMs ?? 0;
   const listener = new Pop3Listener(onConnection, listenerOptions(opts), opts.tls, opts.logger, opts.sessionIdPrefix);
-  await shaCryptPoolReady();
   await listener.listen(opts.listen);
   if (opts.tlsListen !== undefined && opts.tlsListen.length > 0) await listener.listen(opts.tlsListen, { tls: true });
   for (const a of listener.addresses(false)) opts.logger.info({ event: 'listening', address: a.address, port: a.port }, 'listening');

@@ -14,7 +14,6 @@
 import type { UserDirectory, UserRecord } from './directory.js';
 import { LoginCache, type LoginCacheSettings } from './login-cache.js';
 import { costClassOf, DUMMY_KINDS, type DummyKind, isCheapScheme, verifyDummy, verifyPassword } from './password.js';
-import { warmShaCryptPool } from './sha-crypt-pool.js';
 import type { SharedState } from '../shared/shared-state.js';
 
 export interface AuthenticatorOptions {
@@ -43,9 +42,6 @@ export class Authenticator {
     this.cache = new LoginCache(opts.cache, opts.now, opts.shared);
     this.verify = opts.verify ?? verifyPassword;
     this.dummy = opts.dummy ?? verifyDummy;
-    // The SHA-crypt threads start now, not inside the first login, which would answer a thread
-    // start later than the ones after it (R-S13: failures take the same time).
-    warmShaCryptPool();
   }
 
   /** A reload: new cache bounds (R-S20). */

@@ -109,6 +109,31 @@ describe('SHA-crypt worker pool', () => {
     assert.equal(pool.threads.length, 2);
   });
 
+  it('R-S13 the process pool starts no thread for scrypt logins; the first failed login, of a known or an unknown user, runs in-thread and starts one', async () => {
+    const mod = (name: string): string => JSON.stringify(fileURLToPath(new URL(name, import.meta.url)));
+    // A fresh process: the process pool is module state. Each failure runs both dummies (authenticator.ts).
+    const script = `const { shaCryptPoolState } = await import(${mod('./sha-crypt-pool.js')});
+      const { Authenticator } = await import(${mod('./authenticator.js')});
+      const { hashPassword } = await import(${mod('./password.js')});
+      const password = await hashPassword('right', { cost: 10 });
+      const auth = new Authenticator({ lookup: async (n) => (n === 'alice' ? { name: 'alice', password } : undefined) }, { scryptCost: 10 });
+      const states = [shaCryptPoolState()];
+      states.push((await auth.login('alice', 'right')) === undefined ? 'refused' : shaCryptPoolState());
+      await auth.login(process.argv[1], 'wrong');
+      states.push(shaCryptPoolState());
+      console.log(JSON.stringify(states));`;
+    for (const user of ['alice', 'nobody']) {
+      const out = await new Promise<string>((resolve, reject) => {
+        execFile(process.execPath, ['--input-type=module', '-e', script, user], { timeout: 20_000 }, (err, stdout) => (err ? reject(err) : resolve(stdout)));
+      });
+      assert.deepEqual(JSON.parse(out), [
+        { threads: 0, inWorker: 0, inThread: 0 },
+        { threads: 0, inWorker: 0, inThread: 0 },
+        { threads: 1, inWorker: 0, inThread: 1 },
+      ], `the failed login of ${user}`);
+    }
+  });
+
   it('warmed, idle workers do not keep the process alive', async () => {
     const mod = fileURLToPath(new URL('./sha-crypt-pool.js', import.meta.url));
     const script = `const { shaCryptPooled, warmShaCryptPool } = await import(${JSON.stringify(mod)}); warmShaCryptPool(); ` +

@@ -11,11 +11,13 @@
  * end when idle: logins are steady, a hash's heap stays small). Starting a thread (its modules and
  * WASM) costs more than a hash, and a login waiting for it would answer that much later than the
  * next ones (R-S13, R-X9's growing delay): so until a thread has loaded, and where none can, a
- * hash runs in-thread with the same function. The server warms the process's pool when it makes
- * its Authenticator (warmShaCryptPool) and listens once its first thread has loaded
- * (shaCryptPoolReady); the second starts when two hashes are wanted at once (a start costs ~0.17
- * CPU-s, paid by every `poplar serve` process and worker: a server that never sees concurrent
- * SHA-crypt logins never pays it).
+ * hash runs in-thread with the same function. The process's pool starts its first thread with its
+ * first job (that job, and any before the thread has loaded, run in-thread): a process that never
+ * hashes SHA-crypt (every user scrypt, no failed login yet, the primary of a multi-process server)
+ * never pays a thread's start, and every `poplar serve` process listens without waiting for one.
+ * The second thread starts when two hashes are wanted at once. Both dummies of a failed login run
+ * for a known and an unknown user alike (authenticator.ts), so the first failure starts the thread
+ * whichever user it names (R-S13).
  * A thread that dies mid-hash rejects that login's check (it fails with an error, never hangs).
  * The queue is not bounded here: a job is one login's check and at most two run per login (the
  * user's own scheme beside the dummy, authenticator.ts), and logins in flight are bounded by the
@@ -89,18 +91,14 @@ export class ShaCryptPool {
 
 const pool = new ShaCryptPool({ keep: 1 });
 
-/** Starts the process's SHA-crypt workers ahead of the first login (unreferenced: costs no exit). */
+/** Starts the process's first SHA-crypt thread now, ahead of any job (bench/auth-login.ts measures warm). */
 export function warmShaCryptPool(): void {
   pool.warm();
 }
 
-/**
- * Resolves once the process's SHA-crypt workers have loaded (or failed to, leaving the in-thread
- * fallback): the server listens only then, so its first logins do not pay for starting threads
- * and answer like every later one (R-S13).
- */
-export function shaCryptPoolReady(): Promise<void> {
-  return pool.ready();
+/** The process pool's threads and jobs so far (tests: no thread before the first job). */
+export function shaCryptPoolState(): { readonly threads: number; readonly inWorker: number; readonly inThread: number } {
+  return { threads: pool.threads.length, ...pool.counts };
 }
 
 /** The server path's SHA-crypt: shaCrypt's result, computed off the event loop (the process's pool). */

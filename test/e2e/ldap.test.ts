@@ -19,6 +19,7 @@ import { needProgram } from '../helpers/external.js';
 import { Pop3Client } from '../helpers/pop3-client.js';
 import { startPoplar, type PoplarProcess } from '../helpers/poplar-process.js';
 import { lmtpSend } from '../helpers/python-clients.js';
+import { waitFor } from '../helpers/wait.js';
 import { PEOPLE, SERVICE_DN, SERVICE_PASSWORD, startSlapd, userDn, type LdapUser, type Slapd } from '../helpers/slapd.js';
 
 const USERS: LdapUser[] = [
@@ -109,6 +110,8 @@ describe('LDAP user directory', { skip }, () => {
       const replies = [];
       for (const user of order) replies.push((await login(p.pop3Port, user, 'not-the-password')).reply);
       assert.deepEqual(replies, ['-ERR [AUTH] Authentication failed', '-ERR [AUTH] Authentication failed']);
+      // The server writes its log asynchronously: a line may reach stdout after the reply reached the client.
+      await waitFor(() => p.events('auth_failed').length >= order.length, 5000, 'both auth_failed lines');
       const failed = p.events('auth_failed');
       assert.deepEqual(failed.map((e) => e['user']), order);
       // R-X16: `worker` names the process that served the attempt, whichever the kernel picked.
