@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { afterEach, describe, it } from 'node:test';
 import { lmtpSend, popFetch } from '../helpers/python-clients.js';
 import { startPoplar, type PoplarProcess } from '../helpers/poplar-process.js';
+import { waitFor } from '../helpers/wait.js';
 
 const TRACE = /^Return-Path: <([^>]*)>\r\nDelivered-To: (\S+)\r\nReceived: from client\.example \(\[127\.0\.0\.1\]\)\r\n\tby \S+ \(poplar\) with LMTP id [0-9a-f]+\r\n\tfor <(\S+)>; \w{3}, \d\d \w{3} \d{4} \d\d:\d\d:\d\d \+0000\r\n/;
 
@@ -64,6 +65,9 @@ describe('LMTP listener', () => {
     const newUid = Number(again.uidl[2]!.split(' ')[1]);
     assert.ok(newUid > Math.max(...uids), 'a later delivery gets a new, higher uid');
     assert.match(again.messages[2]!.bytes.toString('latin1'), /^Return-Path: <>\r\n/);
+    // The server writes its log asynchronously: a line may reach stdout after the reply reached the client.
+    const server = p;
+    await waitFor(() => server.events('delivered').length >= 4, 5000, 'four delivered lines');
     assert.equal(p.events('delivered').length, 4);
   });
 
@@ -97,6 +101,9 @@ describe('LMTP listener', () => {
     const alice = await popFetch(p.pop3Port, 'alice', 'wonderland');
     const subjects = alice.messages.map((m) => /^Subject: (.*)\r$/m.exec(m.bytes.toString())?.[1]);
     assert.deepEqual(subjects, ['m1', 'm2', 'm3', 'm4', 'm5', 'Your mailbox is 50% full', 'm6', 'm7', 'Your mailbox is 80% full', 'm8']);
+    // Each warning is logged after its delivery's line, asynchronously.
+    const server = p;
+    await waitFor(() => server.events('quota_warning').length >= 2, 5000, 'both quota_warning lines');
     assert.deepEqual(p.events('quota_warning').map((e) => e['threshold']), [50, 80]);
   });
 

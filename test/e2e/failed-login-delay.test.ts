@@ -46,6 +46,8 @@ async function pass(c: Pop3Client, user: string, password: string): Promise<stri
 const failures = (t: TestServer): Array<Record<string, unknown>> => t.logs.filter((l) => l['event'] === 'auth_failed');
 const delays = (t: TestServer): unknown[] => failures(t).map((l) => l['delayMs']);
 const penalties = (t: TestServer): unknown[] => failures(t).map((l) => l['penaltyMs']);
+/** A `poplar serve` writes its log asynchronously: a line may reach the test after the -ERR did. */
+const failuresLogged = (t: TestServer, n: number): Promise<void> => waitFor(() => failures(t).length >= n, 5000, `${n} auth_failed lines`);
 const elapsedMs = (t0: bigint): number => Number(process.hrtime.bigint() - t0) / 1e6;
 
 /**
@@ -66,10 +68,12 @@ describe('R-X9 failed-login delay', () => {
     await withServer({ users: USERS, failureDelay: { baseMs: 50, maxMs: 10_000, windowMs: 60_000 } }, async (t) => {
       const times: number[] = [];
       for (let i = 0; i < 5; i++) times.push(await timedFailure(t, (c) => pass(c, 'alice', `guess-${i}`)));
+      await failuresLogged(t, 5);
       assert.deepEqual(delays(t), [50, 100, 200, 400, 800]);
       times.forEach((ms, i) => assert.ok(ms >= 50 * 2 ** i - EARLY_MS, `reply ${i + 1} came after ${ms.toFixed(0)} ms, before its ${50 * 2 ** i} ms delay`));
       // The growth spans user names too (per address): a guess at another user waits longer still.
       const other = await timedFailure(t, (c) => pass(c, 'bob', 'guess'));
+      await failuresLogged(t, 6);
       assert.equal(delays(t).at(-1), 1600);
       assert.ok(other >= 1600 - EARLY_MS, `the guess for another user came after ${other.toFixed(0)} ms, before its 1600 ms delay`);
     });
@@ -80,11 +84,13 @@ describe('R-X9 failed-login delay', () => {
       const times: number[] = [];
       for (let i = 0; i < 4; i++) times.push(await timedFailure(t, (c) => pass(c, 'alice', 'old password')));
       times.push(await timedFailure(t, (c) => c.cmd(`AUTH PLAIN ${plain('alice', 'old password')}`)));
+      await failuresLogged(t, 5);
       assert.deepEqual(delays(t), [50, 50, 50, 50, 50]);
       assert.deepEqual(penalties(t), [0, 50, 50, 50, 50], 'the stale retries did not grow the penalty either');
       times.forEach((ms, i) => assert.ok(ms >= 50 - EARLY_MS, `stale retry ${i + 1} came after ${ms.toFixed(0)} ms, before its 50 ms delay`));
       // A new guess still counts: the delay grows again.
       const guess = await timedFailure(t, (c) => pass(c, 'alice', 'another guess'));
+      await failuresLogged(t, 6);
       assert.equal(delays(t).at(-1), 100);
       assert.ok(guess >= 100 - EARLY_MS, `a fresh guess came after ${guess.toFixed(0)} ms, before its 100 ms delay`);
     });
@@ -96,6 +102,7 @@ describe('R-X9 failed-login delay', () => {
         const times: number[] = [];
         for (let i = 0; i < 3; i++) times.push(await timedFailure(t, (c) => pass(c, user, `guess-${i}`)));
         times.push(await timedFailure(t, (c) => c.cmd(`AUTH PLAIN ${plain(user, 'guess-x')}`)));
+        await failuresLogged(t, 4);
         return { delays: delays(t), penalties: penalties(t), times };
       });
     const known = await run('alice');
@@ -119,6 +126,7 @@ describe('R-X9 failed-login delay', () => {
       const errAt = Number(process.hrtime.bigint() - t0) / 1e6;
       assert.match(await c.line(), /^-ERR/); // NOOP before login: answered only now, in order
       assert.ok(errAt >= 100, `the -ERR came after ${errAt.toFixed(0)} ms, before the delay`);
+      await failuresLogged(t, 1);
       assert.equal(delays(t)[0], 150);
       c.close();
     });
@@ -133,6 +141,7 @@ describe('R-X9 failed-login delay', () => {
       await c.cmd('QUIT');
       // alice was reset, so 'typo' is a new guess again; the address still remembers its failure.
       await timedFailure(t, (c2) => pass(c2, 'alice', 'typo'));
+      await failuresLogged(t, 3);
       assert.deepEqual(delays(t), [20, 20, 40]);
     });
   });
@@ -166,6 +175,7 @@ describe('R-X9 the penalty is served before the credential is checked', () => {
       const ms = elapsedMs(t0);
       assert.ok(ms >= penalty - 50, `+OK after ${ms.toFixed(0)} ms, before the ${penalty} ms penalty had passed`);
       await c.cmd('QUIT');
+      await waitFor(() => t.logs.some((l) => l['event'] === 'login'), 5000, 'the login line');
       assert.equal(t.logs.find((l) => l['event'] === 'login')?.['penaltyMs'], penalty);
     });
   });
@@ -256,6 +266,8 @@ describe('R-X9 in poplar serve', () => {
         assert.equal(await pass(c, 'alice', `guess-${i}`), '-ERR [AUTH] Authentication failed');
         c.close();
       }
+      // The server writes its log asynchronously: a line may reach stdout after the -ERR did.
+      await waitFor(() => p.events('auth_failed').length >= 3, 5000, 'three auth_failed lines');
       assert.deepEqual(p.events('auth_failed').map((e) => e['delayMs']), [60, 100, 100]);
     } finally {
       await p.cleanup();

@@ -89,6 +89,8 @@ describe('LDAP user directory', { skip }, () => {
     const sent = await lmtpSend(p.lmtpPort, [{ from: 'a@example.net', to: ['carol@example.org', 'nobody@example.org'], message: msg }]);
     assert.equal(sent.deliveries[0]!.rcpt[0]![0], 250);
     assert.equal(sent.deliveries[0]!.rcpt[1]![0], 550, 'an address the directory does not know is refused for good');
+    // The server writes its log asynchronously: a line may reach stdout after the reply reached the client.
+    await waitFor(() => p.events('delivered').length >= 1, 5000, 'the delivered line');
     assert.equal(p.events('delivered')[0]!['mailbox'], 'carol.box');
     const c = await Pop3Client.connect(p.pop3Port);
     assert.match(await c.login('carol', 'carol-secret'), /^\+OK carol\.box has 1 message/);
@@ -97,6 +99,7 @@ describe('LDAP user directory', { skip }, () => {
     assert.ok(body.subarray(body.length - msg.length).equals(msg), 'the message as delivered, after the trace headers');
     await c.cmd('QUIT');
     c.close();
+    await waitFor(() => p.events('login').some((e) => e['user'] === 'carol'), 5000, "carol's login line");
     const ok = p.events('login').find((e) => e['user'] === 'carol');
     assert.equal(ok?.['mailbox'], 'carol.box');
     assert.ok(!p.output().includes('carol-secret') && !p.output().includes(SERVICE_PASSWORD), 'no password logged');

@@ -249,6 +249,8 @@ describe('AUTH', () => {
         assert.equal(await c.cmd(''), '-ERR [AUTH] Authentication failed');
         assert.match(await c.cmd(`AUTH OAUTHBEARER ${b64(`n,,\x01auth=Bearer ${fresh}\x01\x01`)}`), /^\+OK alice/);
         await c.cmd('QUIT');
+        // With workers, a log line may reach the test after the reply did.
+        await waitFor(() => s.logs.filter((l) => l.event === 'auth_failed').length >= 2, 5000, 'both auth_failed lines');
         const reasons = s.logs.filter((l) => l.event === 'auth_failed').map((l) => l.reason);
         assert.deepEqual(reasons, Array(2).fill('token rejected: ERR_JWT_CLAIM_VALIDATION_FAILED'));
       });

@@ -95,9 +95,15 @@ export async function startPoplar(opts: {
   const tlsPort = Number(listening.find((e) => e['protocol'] === undefined && e['tls'] === true)?.['port'] ?? 0);
   const metricsPort = Number(listening.find((e) => e['protocol'] === 'http')?.['port'] ?? 0);
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  // 'close' comes once stdout is read to its end: the last log lines are in `out`. Its workers hold
+  // the same pipe, so a worker slow to go could hold it open: then the wait ends after 2 s.
+  const closed = new Promise<void>((resolve) => child.once('close', () => resolve()));
   const signal = async (s: NodeJS.Signals): Promise<void> => {
     if (child.exitCode === null && child.signalCode === null) child.kill(s);
     await exited;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([closed, new Promise<void>((resolve) => (timer = setTimeout(resolve, 2000)))]);
+    clearTimeout(timer);
   };
   return {
     dataDir,

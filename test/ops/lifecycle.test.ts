@@ -102,7 +102,9 @@ describe('a running poplar serve', () => {
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));
     const events = () => out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
     try {
-      await waitFor(() => events().some((e) => e.event === 'listening' && e.protocol === 'http'), 10_000 * TEST_WORKERS);
+      // R-X16: with workers the POP3 listening lines come from the workers, in no order with the primary's.
+      const listening = (protocol: string | undefined): boolean => events().some((e) => e.event === 'listening' && e.protocol === protocol);
+      await waitFor(() => listening('http') && listening(undefined), 10_000 * TEST_WORKERS, 'the metrics and POP3 listening lines');
       const pop3Port = Number(events().find((e) => e.event === 'listening' && e.protocol === undefined)!.port);
       const httpPort = Number(events().find((e) => e.event === 'listening' && e.protocol === 'http')!.port);
       const a = await Pop3Client.connect(pop3Port);

@@ -187,6 +187,8 @@ describe('poplar reload applies or names every key', () => {
       assert.equal(r.code, 1, r.stdout);
       assert.match(r.stderr, /^poplar: reload failed, the server .* keeps its running configuration: pop3\.max_command_length/);
       assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+      // The server writes its log asynchronously: the line may reach the test after `poplar reload` exited.
+      await waitFor(() => s.events('reload_failed').length >= 1, 5000, 'the reload_failed line');
       assert.equal(s.events('reload_failed').length, 1);
       assert.equal(s.events('config_reloaded').length, 0);
       const c = await Pop3Client.connect(s.port(false));

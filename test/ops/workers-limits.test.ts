@@ -17,6 +17,7 @@ import { Pop3Client } from '../helpers/pop3-client.js';
 import { startPoplar, type PoplarProcess } from '../helpers/poplar-process.js';
 import { needPostgres, startPostgres, type PostgresServer } from '../helpers/postgres.js';
 import { lmtpOnce } from '../helpers/lmtp-loop.js';
+import { waitFor } from '../helpers/wait.js';
 import { connectTo } from '../helpers/workers.js';
 
 const QUOTA = 10;
@@ -36,6 +37,8 @@ async function race(ports: readonly number[]): Promise<string[]> {
 async function checkQuota(replies: readonly string[], servers: readonly PoplarProcess[]): Promise<void> {
   const accepted = replies.filter((r) => r.startsWith('250')).length;
   const refused = replies.filter((r) => /^5\d\d /.test(r));
+  // Logged after its delivery's line, asynchronously: it may reach the test after every reply did.
+  await waitFor(() => servers.flatMap((p) => p.events('quota_warning')).length >= 1, 5000, 'the quota_warning line');
   const warnings = servers.flatMap((p) => p.events('quota_warning'));
   assert.equal(warnings.length, 1, `one warning for the one crossing: ${JSON.stringify(warnings)}`);
   assert.equal(accepted + warnings.length, QUOTA, `accepted ${accepted} + ${warnings.length} warning under a quota of ${QUOTA}: ${JSON.stringify(replies)}`);
@@ -46,16 +49,22 @@ async function checkQuota(replies: readonly string[], servers: readonly PoplarPr
   assert.match(await c.cmd('QUIT'), /^\+OK/);
 }
 
-/** The processes (workers' ids, or nodes) that handled LMTP transactions. */
-function lmtpHandlers(servers: readonly PoplarProcess[]): Set<string> {
-  const who = new Set<string>();
+/** Each LMTP transaction's line (delivered or refused): the process (worker's id, or node) that handled it. */
+function lmtpLines(servers: readonly PoplarProcess[]): string[] {
+  const who: string[] = [];
   for (const [i, p] of servers.entries()) {
     for (const e of [...p.events('delivered'), ...p.events('rcpt_refused'), ...p.events('delivery_refused')]) {
       if (e['protocol'] === 'pop3') continue;
-      who.add(`${i}:${String(e['worker'] ?? '')}`);
+      who.push(`${i}:${String(e['worker'] ?? '')}`);
     }
   }
   return who;
+}
+
+/** The processes that handled LMTP transactions, once every transaction's line is in (the servers log asynchronously). */
+async function lmtpHandlers(servers: readonly PoplarProcess[]): Promise<Set<string>> {
+  await waitFor(() => lmtpLines(servers).length >= DELIVERIES, 5000, `the ${DELIVERIES} transactions' lines`);
+  return new Set(lmtpLines(servers));
 }
 
 describe('R-S16 R-X16 quota across 2 workers (Maildir)', { timeout: 120_000 }, () => {
@@ -63,7 +72,7 @@ describe('R-S16 R-X16 quota across 2 workers (Maildir)', { timeout: 120_000 }, (
     const p = await startPoplar({ workers: 2, overrides: QUOTA_OVERRIDES });
     try {
       const replies = await race([p.lmtpPort]);
-      assert.equal(lmtpHandlers([p]).size, 2, 'both workers handled deliveries');
+      assert.equal((await lmtpHandlers([p])).size, 2, 'both workers handled deliveries');
       await checkQuota(replies, [p]);
     } finally {
       await p.cleanup();
@@ -91,7 +100,7 @@ describe('R-S16 R-X17 quota across 2 nodes on one PostgreSQL database', { skip: 
         nodes.push(await startPoplar({ workers: 1, overrides: ['storage.backend=postgres', `postgres.url=${url}`, ...QUOTA_OVERRIDES] }));
       }
       const replies = await race(nodes.map((n) => n.lmtpPort));
-      assert.equal(lmtpHandlers(nodes).size, 2, 'both nodes handled deliveries');
+      assert.equal((await lmtpHandlers(nodes)).size, 2, 'both nodes handled deliveries');
       await checkQuota(replies, nodes);
     } finally {
       for (const n of nodes) await n.cleanup();

@@ -188,6 +188,8 @@ describe('R-X16 Maildir across workers', { timeout: 120_000 }, () => {
         for (const r of replies) assert.match(r, /^250 /);
         n += batch;
         await loginEverywhere(n, `right after delivery ${n}`);
+        // The workers log asynchronously: every delivered line is in before deliverers() is read.
+        await waitFor(() => p.events('delivered').length >= n, 5_000, 'the delivered lines');
       }
       assert.equal(deliverers().size, 2, 'both workers delivered');
     });
