@@ -134,6 +134,8 @@ export interface PoplarServer {
    * `operations` leaves out takes its default, as at start.
    */
   update(settings: SessionSettings, operations: OperationsOptions): void;
+  /** Stops accepting; open sessions go on until close() (R-X16: the workers' first step of a stop). */
+  stopAccepting(): void;
   /** Stops accepting; sessions get `deadlineMs` (default shutdownTimeoutMs) to finish. */
   close(deadlineMs?: number): Promise<void>;
 }
@@ -217,6 +219,7 @@ export async function startServer(opts: PoplarServerOptions): Promise<PoplarServ
       current = forNewSessions(settings, operations);
       shutdownTimeoutMs = operations.shutdownTimeoutMs ?? 0;
     },
+    stopAccepting: () => listener.stopAccepting(),
     close: async (deadlineMs: number = shutdownTimeoutMs) => {
       await listener.close(deadlineMs);
       await pollLimits?.state.flush(); // R-X10: the last logins and counts survive a restart

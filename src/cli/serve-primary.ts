@@ -58,6 +58,8 @@ export function workerExecArgv(execArgv: readonly string[], nodeOptions = ''): s
 }
 /** How long a worker may take to answer the primary (metrics, reload), ms. */
 const REQUEST_TIMEOUT_MS = 5_000;
+/** How long a stop waits for the workers to close their listening sockets before it drains them anyway. */
+const STOP_ACCEPTING_TIMEOUT_MS = 2_000;
 /** How long a worker may take to answer the admin API; a read then answers without it (`partial`). */
 export const ADMIN_REQUEST_TIMEOUT_MS = 2_000;
 
@@ -157,9 +159,16 @@ export async function runPrimary(opts: {
     t.unref();
   });
 
+  /** The workers that have said they are ready (the ones that answer requests). */
+  const workerList = (): Worker[] => [...live.values()].filter((w) => ready.has(w.id));
+
   const stopWorkers = async (): Promise<void> => {
     if (live.size === 0) return;
     const done = new Promise<void>((resolve) => allExited.add(resolve));
+    // R-X13: a stop refuses new connections. The signal reaches the workers one by one, and a worker
+    // not yet told would greet a connection made after another had begun to drain: so every worker
+    // first closes its listening sockets (answered, or STOP_ACCEPTING_TIMEOUT_MS passed), then all drain.
+    await channel.broadcast(workerList(), 'stop-accepting', null, STOP_ACCEPTING_TIMEOUT_MS);
     for (const w of live.values()) w.process.kill('SIGTERM');
     const deadline = config.server.shutdown_timeout * 1000 + DRAIN_GRACE_MS;
     const timer = setTimeout(() => {
@@ -203,7 +212,6 @@ export async function runPrimary(opts: {
   const sweeper = createSweeper(config, store, opts.directory, logger, undefined, policy);
   let sweepInterval = config.retention.sweep_interval;
   sweeper.start(sweepInterval * 1000);
-  const workerList = (): Worker[] => [...live.values()].filter((w) => ready.has(w.id));
   let failureWindowMs = config.auth.failure_window * 1000;
   const operations = await startOperations({
     config,

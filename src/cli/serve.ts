@@ -224,6 +224,11 @@ function serveWorkerRequests(
 ): Operations {
   const metrics = new Metrics();
   worker.shared.handle('metrics', () => metrics.snapshot());
+  // R-X13, R-X16: a stop's first step (serve-primary.ts stopWorkers): answered once the sockets are closed.
+  worker.shared.handle('stop-accepting', () => {
+    server.stopAccepting();
+    return null;
+  });
   worker.shared.handle('reload', async (body) => {
     const next = body as Config;
     const reloaded = await reloadSecurity(next);

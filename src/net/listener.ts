@@ -69,6 +69,8 @@ export class Pop3Listener {
   private readonly idPrefix: string;
   private counter = 0;
   private draining = false;
+  /** Resolves once every listening socket has closed (stopAccepting). */
+  private stopped: Promise<unknown> | undefined;
 
   /**
    * `tls`: the certificates of implicit-TLS listeners; `logger`: refusals are logged there;
@@ -177,9 +179,7 @@ export class Pop3Listener {
    * UPDATE completes before its session counts as closed, so no UPDATE is left half-applied.
    */
   async close(deadlineMs = 0): Promise<void> {
-    this.draining = true;
-    const stopped = Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-    this.servers.length = 0;
+    this.stopAccepting();
     for (const session of this.sessions) session.shutdown();
     const all = (): Promise<unknown> => Promise.all([...this.sessions].map((s) => s.closed));
     if (deadlineMs > 0) {
@@ -189,6 +189,18 @@ export class Pop3Listener {
     }
     for (const session of this.sessions) session.abort();
     await all();
-    await stopped;
+    await this.stopped;
+  }
+
+  /**
+   * Closes the listening sockets; sessions already open go on (close() drains them). A connection
+   * the kernel had already completed is told `-ERR [SYS/TEMP] Server shutting down`. R-X16: the
+   * first step of a multi-process stop, so no worker greets a connection once any has begun to drain.
+   */
+  stopAccepting(): void {
+    if (this.stopped !== undefined) return;
+    this.draining = true;
+    this.stopped = Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    this.servers.length = 0;
   }
 }

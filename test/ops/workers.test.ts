@@ -8,6 +8,8 @@
  * and `connectTo` (helpers/workers.ts) reaches a chosen one.
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { connect } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -240,6 +242,37 @@ describe('R-X16 operations with workers', { timeout: 120_000 }, () => {
       }
       assert.equal(seen.size, 2, 'both workers answered');
       for (const g of seen.values()) assert.match(g, /^\+OK after the reload </);
+    });
+  });
+
+  it('R-X13 R-X16 a stop closes every worker\'s listening socket before any drains: a worker slow to take it holds back the others\' -ERR', async () => {
+    await withWorkers({}, async (p) => {
+      const idle = await Pop3Client.connect(p.pop3Port);
+      const idlePid = pidOf(await idle.greeting);
+      const slow = workerPids(p).find((pid) => pid !== idlePid)!;
+      // When the line arrives, not when the test reads it.
+      const erred = idle.line().then((line) => ({ line, at: Date.now() }));
+      let resumedAt = 0;
+      process.kill(slow, 'SIGSTOP');
+      try {
+        p.child.kill('SIGTERM');
+        await waitFor(() => p.events('shutdown').length >= 1, 5_000, 'the primary\'s shutdown line');
+        await sleep(300); // time for the idle session's worker to drain, were it not held back
+        resumedAt = Date.now();
+      } finally {
+        process.kill(slow, 'SIGCONT');
+      }
+      const { line, at } = await erred;
+      assert.equal(line, '-ERR [SYS/TEMP] Server shutting down, try again later');
+      assert.ok(at >= resumedAt, `the idle session was told to go ${resumedAt - at} ms before the slow worker had closed its socket`);
+      // From then on no worker greets a connection.
+      const late = connect({ port: p.pop3Port, host: '127.0.0.1' });
+      const first = await Promise.race([
+        once(late, 'error').then(([e]) => (e as NodeJS.ErrnoException).code),
+        once(late, 'data').then(([d]) => String(d).trimEnd()),
+      ]);
+      late.destroy();
+      assert.ok(['ECONNREFUSED', 'ECONNRESET', '-ERR [SYS/TEMP] Server shutting down, try again later'].includes(String(first)), `a connection after the -ERR got ${first}`);
     });
   });
 
