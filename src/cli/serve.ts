@@ -16,12 +16,11 @@ import { availableParallelism } from 'node:os';
 import { makeCredentials, needsFor } from '../auth/credentials.js';
 import { PasswdFile } from '../auth/passwd-file.js';
 import { parseListen, type Config } from '../config/load.js';
-import { LmtpListener } from '../delivery/lmtp/lmtp-listener.js';
 import { sessionIdPrefix, workerAnswers } from '../admin/across-workers.js';
 import { CounterHistory } from '../admin/history.js';
 import { inProcessSessions } from '../admin/sources.js';
 import { createServeLogger, type Logger } from '../observability/logger.js';
-import { startServer, type PoplarServer } from '../server.js';
+import type { PoplarServer } from '../server.js';
 import type { SessionSettings } from '../session/context.js';
 import type { MailStore } from '../storage/mail-store.js';
 import {
@@ -109,6 +108,8 @@ export async function runServe(config: Config, reloadConfig?: () => Config): Pro
 }
 
 async function serve(config: Config, logger: Logger, reloadConfig?: () => Config, worker?: WorkerRole): Promise<void> {
+  // Loaded here, not at the top: a multi-process server's primary never serves POP3 or LMTP itself.
+  const [{ startServer }, { LmtpListener }] = await Promise.all([import('../server.js'), import('../delivery/lmtp/lmtp-listener.js')]);
   await checkDatabase(config);
   const directory = await openDirectory(config, (message) => logger.warn({ event: 'directory_entry_skipped' }, message));
   const store = createStore(config, logger);
