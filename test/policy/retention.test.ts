@@ -170,9 +170,23 @@ describe('retention in a running server', () => {
     const p = await startPoplar({ overrides: ['retention.unretrieved_days=1', 'retention.sweep_interval=1'] });
     try {
       await lmtpSend(p.lmtpPort, [{ from: 's@example.org', to: ['alice@example.org'], message: Buffer.from('Subject: old\r\n\r\nx\r\n') }]);
-      const dir = join(p.dataDir, 'mail', 'alice', 'new');
+      const root = join(p.dataDir, 'mail', 'alice');
       const old = new Date(Date.now() - 2 * DAY);
-      for (const f of await readdir(dir)) await utimes(join(dir, f), old, old);
+      // A sweep (every second) may move the message from new/ to cur/ at any moment: it is dated
+      // wherever it is (a rename keeps the date). Regression: dating new/ only found it empty.
+      const dated = async (): Promise<boolean> => {
+        for (const sub of ['new', 'cur']) {
+          for (const f of await readdir(join(root, sub))) {
+            const moved = await utimes(join(root, sub, f), old, old).then(() => false, (e: NodeJS.ErrnoException) => {
+              if (e.code !== 'ENOENT') throw e;
+              return true;
+            });
+            if (!moved) return true;
+          }
+        }
+        return false;
+      };
+      await waitFor(dated, 5000, 'the delivered message dated two days back');
       await waitFor(() => p.events('expired').length > 0, 10_000, 'the scheduled sweep');
       assert.deepEqual(p.events('expired')[0]!['uids'], [1]);
       assert.equal((await popFetch(p.pop3Port, 'alice', 'wonderland')).messages.length, 0);
