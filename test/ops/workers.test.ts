@@ -38,7 +38,20 @@ const lmtpDeliver = (port: number, subject: string): Promise<string> => lmtpOnce
 describe('R-X16 limits across workers', { timeout: 120_000 }, () => {
   it('R-X16 60 connections from one address with max_connections_per_ip = 50 over 2 workers: exactly 50 greeted', async () => {
     await withWorkers({ overrides: ['pop3.max_connections_per_ip=50'] }, async (p) => {
-      const clients = await Promise.all(Array.from({ length: 60 }, () => Pop3Client.connect(p.pop3Port)));
+      // 30 on each worker: the other is paused meanwhile. Left to the kernel, one worker under load
+      // could take all 60 and prove nothing across workers.
+      const [one, two] = workerPids(p);
+      const whilePaused = async (paused: number): Promise<Pop3Client[]> => {
+        process.kill(paused, 'SIGSTOP');
+        try {
+          const batch = await Promise.all(Array.from({ length: 30 }, () => Pop3Client.connect(p.pop3Port)));
+          await Promise.all(batch.map((c) => c.greeting));
+          return batch;
+        } finally {
+          process.kill(paused, 'SIGCONT');
+        }
+      };
+      const clients = [...(await whilePaused(two!)), ...(await whilePaused(one!))];
       const greetings = await Promise.all(clients.map((c) => c.greeting));
       const ok = greetings.filter((g) => g.startsWith('+OK'));
       assert.equal(ok.length, 50, `greeted: ${ok.length}`);
