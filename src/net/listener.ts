@@ -68,8 +68,7 @@ export class Pop3Listener {
   private readonly sessions = new Set<Connection>();
   private readonly idPrefix: string;
   private counter = 0;
-  private draining = false;
-  /** Resolves once every listening socket has closed (stopAccepting). */
+  /** Set by stopAccepting: resolves once every listening socket has closed. */
   private stopped: Promise<unknown> | undefined;
 
   /**
@@ -113,6 +112,11 @@ export class Pop3Listener {
 
   get sessionCount(): number {
     return this.sessions.size;
+  }
+
+  /** Shutting down: stopAccepting has run. */
+  private get draining(): boolean {
+    return this.stopped !== undefined;
   }
 
   get accepting(): boolean {
@@ -198,8 +202,7 @@ export class Pop3Listener {
    * first step of a multi-process stop, so no worker greets a connection once any has begun to drain.
    */
   stopAccepting(): void {
-    if (this.stopped !== undefined) return;
-    this.draining = true;
+    if (this.draining) return;
     this.stopped = Promise.all(this.servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
     this.servers.length = 0;
   }

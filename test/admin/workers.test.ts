@@ -187,7 +187,7 @@ describe('R-X21 R-X16 the admin API of a server with 2 workers', { timeout: 180_
       for (const r of replies) assert.match(r, /^250 /);
       sent += replies.length;
       // Every delivery's line, not just one: the count below is compared with the API's totals.
-      await waitFor(() => delivered().length >= sent, 5_000, 'delivered lines');
+      await p.logged('delivered', sent);
     }
     assert.equal(new Set(delivered().map((e) => e['worker'])).size, 2, 'both workers delivered');
     const n = delivered().length;

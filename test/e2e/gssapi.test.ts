@@ -63,8 +63,6 @@ describe('R-X20 SASL GSSAPI with a real MIT KDC', { skip }, () => {
     runProcess('curl', ['-sS', '--max-time', '20', '--login-options', 'AUTH=GSSAPI', '-u', ':', ...args, `pop3://localhost:${port}/${path}`], { env: kdc.env(cache) });
 
   const failures = (p: PoplarProcess): Array<Record<string, unknown>> => p.events('auth_failed');
-  /** The server writes its log asynchronously: a line may reach stdout after the client saw the reply. */
-  const untilLogged = (what: string, found: () => boolean): Promise<void> => waitFor(found, 5000, what);
 
   before(async () => {
     kdc = await startKdc();
@@ -100,16 +98,14 @@ describe('R-X20 SASL GSSAPI with a real MIT KDC', { skip }, () => {
     assert.ok(r.stdout.startsWith('Return-Path: <>\r\n') && r.stdout.endsWith(MESSAGE), r.stdout);
     const byPassword = await runProcess('curl', ['-sS', '--max-time', '20', `pop3://carol:carol-pw@127.0.0.1:${server.pop3Port}/1`]);
     assert.equal(r.stdout, byPassword.stdout);
-    await untilLogged('the GSSAPI login line', () => server.events('login').some((e) => e['mechanism'] === 'GSSAPI'));
-    const login = server.events('login').find((e) => e['mechanism'] === 'GSSAPI');
+    const [login] = await server.logged('login', (e) => e['mechanism'] === 'GSSAPI');
     assert.equal(login?.['user'], 'carol');
   });
 
   it('R-X20 a ticket of a principal with no user in the directory is refused, and logged with the reason', async () => {
     const r = await curl('cc-mallory', '');
     assert.notEqual(r.code, 0);
-    await untilLogged("mallory's auth_failed line", () => failures(server).some((e) => e['user'] === 'mallory'));
-    const f = failures(server).find((e) => e['user'] === 'mallory');
+    const [f] = await server.logged('auth_failed', (e) => e['user'] === 'mallory');
     assert.equal(f?.['mechanism'], 'GSSAPI');
     assert.match(String(f?.['reason']), /mallory@POPLAR\.TEST has no user/);
   });
@@ -117,16 +113,14 @@ describe('R-X20 SASL GSSAPI with a real MIT KDC', { skip }, () => {
   it('R-X20 a principal of a realm not in auth.gssapi_realms (a real cross-realm ticket) is refused', async () => {
     const r = await curl('cc-erin', '');
     assert.notEqual(r.code, 0);
-    await untilLogged("erin's auth_failed line", () => failures(server).some((e) => e['user'] === `erin@${OTHER_REALM}`));
-    const f = failures(server).find((e) => e['user'] === `erin@${OTHER_REALM}`);
+    const [f] = await server.logged('auth_failed', (e) => e['user'] === `erin@${OTHER_REALM}`);
     assert.equal(f?.['reason'], `realm ${OTHER_REALM} not accepted`);
   });
 
   it('R-X20 a principal with an instance (carol/admin) is refused, not taken for carol', async () => {
     const r = await curl('cc-carol-admin', '');
     assert.notEqual(r.code, 0);
-    await untilLogged("carol/admin's auth_failed line", () => failures(server).some((e) => e['user'] === `carol/admin@${REALM}`));
-    const f = failures(server).find((e) => e['user'] === `carol/admin@${REALM}`);
+    const [f] = await server.logged('auth_failed', (e) => e['user'] === `carol/admin@${REALM}`);
     assert.equal(f?.['reason'], 'principal with an instance');
   });
 
@@ -134,12 +128,10 @@ describe('R-X20 SASL GSSAPI with a real MIT KDC', { skip }, () => {
     const master = await curl('cc-dave', '1', ['--sasl-authzid', 'carol']);
     assert.equal(master.code, 0, master.stderr);
     assert.ok(master.stdout.endsWith(MESSAGE), master.stdout);
-    await untilLogged('the master_login line', () => server.events('master_login').length >= 1);
-    assert.ok(server.events('master_login').some((e) => e['master'] === 'dave' && e['user'] === 'carol' && e['mechanism'] === 'GSSAPI'));
+    assert.ok((await server.logged('master_login')).some((e) => e['master'] === 'dave' && e['user'] === 'carol' && e['mechanism'] === 'GSSAPI'));
     const plainUser = await curl('cc-carol', '', ['--sasl-authzid', 'dave']);
     assert.notEqual(plainUser.code, 0);
-    await untilLogged("carol's auth_failed line", () => failures(server).some((e) => e['user'] === 'carol'));
-    assert.ok(failures(server).some((e) => e['user'] === 'carol' && e['reason'] === 'not a master user'));
+    assert.ok((await server.logged('auth_failed', (e) => e['user'] === 'carol')).some((e) => e['user'] === 'carol' && e['reason'] === 'not a master user'));
   });
 
   it('R-X20 fetchmail `auth gssapi` (mutual authentication, authzid = its user name) logs in and fetches', { skip: needProgram('fetchmail', 'fetchmail') }, async () => {
@@ -176,7 +168,7 @@ describe('R-X20 SASL GSSAPI with a real MIT KDC', { skip }, () => {
     const c = await Pop3Client.connect(server.pop3Port);
     assert.match(await auth(c, token), /^-ERR \[AUTH\] Authentication failed/);
     c.close();
-    await untilLogged('the auth_failed line', () => failures(server).length > before);
+    await server.logged('auth_failed', before + 1);
     const f = failures(server).find((e) => /expired/i.test(String(e['reason'])));
     assert.ok(f, JSON.stringify(failures(server)));
   });
@@ -202,8 +194,7 @@ describe('R-X20 SASL GSSAPI with a real MIT KDC', { skip }, () => {
     assert.match(await auth(c, bogus), /^-ERR \[AUTH\] Authentication failed$/);
     assert.match(await auth(c, bogus), /^-ERR \[AUTH\] Authentication failed, too many failures, closing connection$/);
     await c.closed();
-    await untilLogged('both auth_failed lines', () => failures(p).filter((e) => e['mechanism'] === 'GSSAPI').length >= 2);
-    const lines = failures(p).filter((e) => e['mechanism'] === 'GSSAPI');
+    const lines = (await p.logged('auth_failed', 2)).filter((e) => e['mechanism'] === 'GSSAPI');
     assert.equal(lines.length, 2);
     assert.ok(Number(lines[0]!['delayMs']) > 0, 'the failure is delayed');
     assert.ok(Number(lines[1]!['penaltyMs']) > 0, 'the second attempt served the penalty before its token was checked');
@@ -220,7 +211,7 @@ describe('R-X20 SASL GSSAPI with a real MIT KDC', { skip }, () => {
     c.close();
     const r = await curl('cc-carol', '', [], p.pop3Port);
     assert.notEqual(r.code, 0);
-    await untilLogged('the acceptor error', () => /GSSAPI acceptor: gss_acquire_cred \(keytab\)/.test(p.output()));
+    await waitFor(() => /GSSAPI acceptor: gss_acquire_cred \(keytab\)/.test(p.output()), 5000, 'the acceptor error');
     const logged = p.output();
     assert.match(logged, /GSSAPI acceptor: gss_acquire_cred \(keytab\)/);
     assert.equal(p.events('login').length, 0);
@@ -229,8 +220,7 @@ describe('R-X20 SASL GSSAPI with a real MIT KDC', { skip }, () => {
   it('R-X20 GSSAPI is not advertised while the keytab cannot be read', async () => {
     const p = await start(join(kdc.dir, 'missing.keytab'));
     // R-X16: each worker process loads the keytab and says so once (a worker's line may still be on its way after workers_ready).
-    await untilLogged('a keytab warning from each worker', () => p.events('gssapi_keytab_unreadable').length >= TEST_WORKERS);
-    const warned = p.events('gssapi_keytab_unreadable');
+    const warned = await p.logged('gssapi_keytab_unreadable', TEST_WORKERS);
     assert.equal(warned.length, TEST_WORKERS);
     assert.equal(new Set(warned.map((e) => e['worker'])).size, TEST_WORKERS);
     const c = await Pop3Client.connect(p.pop3Port);

@@ -19,7 +19,6 @@ import { needProgram } from '../helpers/external.js';
 import { Pop3Client } from '../helpers/pop3-client.js';
 import { startPoplar, type PoplarProcess } from '../helpers/poplar-process.js';
 import { lmtpSend } from '../helpers/python-clients.js';
-import { waitFor } from '../helpers/wait.js';
 import { PEOPLE, SERVICE_DN, SERVICE_PASSWORD, startSlapd, userDn, type LdapUser, type Slapd } from '../helpers/slapd.js';
 
 const USERS: LdapUser[] = [
@@ -89,9 +88,7 @@ describe('LDAP user directory', { skip }, () => {
     const sent = await lmtpSend(p.lmtpPort, [{ from: 'a@example.net', to: ['carol@example.org', 'nobody@example.org'], message: msg }]);
     assert.equal(sent.deliveries[0]!.rcpt[0]![0], 250);
     assert.equal(sent.deliveries[0]!.rcpt[1]![0], 550, 'an address the directory does not know is refused for good');
-    // The server writes its log asynchronously: a line may reach stdout after the reply reached the client.
-    await waitFor(() => p.events('delivered').length >= 1, 5000, 'the delivered line');
-    assert.equal(p.events('delivered')[0]!['mailbox'], 'carol.box');
+    assert.equal((await p.logged('delivered'))[0]!['mailbox'], 'carol.box');
     const c = await Pop3Client.connect(p.pop3Port);
     assert.match(await c.login('carol', 'carol-secret'), /^\+OK carol\.box has 1 message/);
     const retr = await c.multi('RETR 1');
@@ -99,8 +96,7 @@ describe('LDAP user directory', { skip }, () => {
     assert.ok(body.subarray(body.length - msg.length).equals(msg), 'the message as delivered, after the trace headers');
     await c.cmd('QUIT');
     c.close();
-    await waitFor(() => p.events('login').some((e) => e['user'] === 'carol'), 5000, "carol's login line");
-    const ok = p.events('login').find((e) => e['user'] === 'carol');
+    const [ok] = await p.logged('login', (e) => e['user'] === 'carol');
     assert.equal(ok?.['mailbox'], 'carol.box');
     assert.ok(!p.output().includes('carol-secret') && !p.output().includes(SERVICE_PASSWORD), 'no password logged');
   });
@@ -113,9 +109,7 @@ describe('LDAP user directory', { skip }, () => {
       const replies = [];
       for (const user of order) replies.push((await login(p.pop3Port, user, 'not-the-password')).reply);
       assert.deepEqual(replies, ['-ERR [AUTH] Authentication failed', '-ERR [AUTH] Authentication failed']);
-      // The server writes its log asynchronously: a line may reach stdout after the reply reached the client.
-      await waitFor(() => p.events('auth_failed').length >= order.length, 5000, 'both auth_failed lines');
-      const failed = p.events('auth_failed');
+      const failed = await p.logged('auth_failed', order.length);
       assert.deepEqual(failed.map((e) => e['user']), order);
       // R-X16: `worker` names the process that served the attempt, whichever the kernel picked.
       runs.push(failed.map(({ time: _t, msg: _m, user: _u, pid: _p, hostname: _h, session: _s, worker: _w, ...rest }) => rest));

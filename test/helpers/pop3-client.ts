@@ -160,6 +160,22 @@ export class Pop3Client {
   }
 }
 
+/**
+ * What a new connection to `port` meets first: the connect error's code (ECONNREFUSED,
+ * ECONNRESET) or the server's first line. A stopping server must never answer +OK.
+ */
+export async function firstAnswer(port: number): Promise<string> {
+  const socket = connect({ port, host: '127.0.0.1' });
+  try {
+    return await Promise.race([
+      once(socket, 'error').then(([e]) => String((e as NodeJS.ErrnoException).code)),
+      once(socket, 'data').then(([d]) => String(d).trimEnd()),
+    ]);
+  } finally {
+    socket.destroy();
+  }
+}
+
 /** Index just past the ".\r\n" that ends a multi-line reply (at start, or after a CRLF), or -1. */
 function findTerminator(buf: Buffer, from: number): number {
   if (from === 0 && buf.subarray(0, 3).toString('latin1') === '.\r\n') return 3;

@@ -11,9 +11,11 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { PasswdFile } from '../../src/auth/passwd-file.js';
 import { hashPassword } from '../../src/auth/password.js';
 import { MAIN, poplar, type Run } from '../cli/run.js';
+import { waitFor } from './wait.js';
 
 export interface PoplarProcess {
   readonly dataDir: string;
@@ -26,8 +28,16 @@ export interface PoplarProcess {
   readonly child: ChildProcessWithoutNullStreams;
   /** Everything the server wrote to stdout so far (JSON log lines). */
   output(): string;
+  /** Every log line written so far, parsed. */
+  logs(): Array<Record<string, unknown>>;
   /** Parsed log lines with this `event`. */
   events(event: string): Array<Record<string, unknown>>;
+  /**
+   * The lines with this `event`, once there are at least `want` of them (default 1), or those that
+   * match `want` once one does; waits up to 5 s: the server writes its log asynchronously, so the
+   * line about a reply may reach the test after the reply did.
+   */
+  logged(event: string, want?: number | ((line: Record<string, unknown>) => boolean)): Promise<Array<Record<string, unknown>>>;
   /** Runs another `poplar` subcommand on the same data directory and overrides. */
   cli(args: readonly string[], input?: string): Promise<Run>;
   /** SIGTERM and wait; the data directory is kept until cleanup(). */
@@ -70,10 +80,20 @@ export async function startPoplar(opts: {
   });
   let out = '';
   let err = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const parsed = (): Array<Record<string, unknown>> =>
-    out.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
+  // Each whole line parsed once, as it arrives; one still being written waits for its end.
+  const lines: Array<Record<string, unknown>> = [];
+  let parsedTo = 0;
+  const parsed = (): Array<Record<string, unknown>> => {
+    const end = out.lastIndexOf('\n') + 1;
+    if (end > parsedTo) {
+      for (const line of out.slice(parsedTo, end).split('\n')) if (line.startsWith('{')) lines.push(JSON.parse(line) as Record<string, unknown>);
+      parsedTo = end;
+    }
+    return lines;
+  };
+  const events = (event: string): Array<Record<string, unknown>> => parsed().filter((e) => e['event'] === event);
   const metrics = (opts.overrides ?? []).some((o) => /^server\.metrics_listen=./.test(o));
   // Generous: the test machine may be loaded; a server that does not start still fails here.
   const deadline = Date.now() + 20_000 + 10_000 * workers;
@@ -101,9 +121,7 @@ export async function startPoplar(opts: {
   const signal = async (s: NodeJS.Signals): Promise<void> => {
     if (child.exitCode === null && child.signalCode === null) child.kill(s);
     await exited;
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([closed, new Promise<void>((resolve) => (timer = setTimeout(resolve, 2000)))]);
-    clearTimeout(timer);
+    await Promise.race([closed, sleep(2000, undefined, { ref: false })]);
   };
   return {
     dataDir,
@@ -113,7 +131,13 @@ export async function startPoplar(opts: {
     metricsPort,
     child,
     output: () => out,
-    events: (event) => parsed().filter((e) => e['event'] === event),
+    logs: parsed,
+    events,
+    async logged(event, want = 1) {
+      const wanted = (): Array<Record<string, unknown>> => (typeof want === 'number' ? events(event) : events(event).filter(want));
+      await waitFor(() => wanted().length >= (typeof want === 'number' ? want : 1), 5000, `the ${event} line(s) wanted`);
+      return wanted();
+    },
     cli: (args, input) => poplar([...args, ...common], input === undefined ? {} : { input }),
     stop: () => signal('SIGTERM'),
     kill: () => signal('SIGKILL'),

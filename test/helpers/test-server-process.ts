@@ -170,21 +170,6 @@ async function writeUsers(dataDir: string, records: Iterable<UserRecord>): Promi
   }
 }
 
-/** Logs parsed as they arrive (a test reads `logs` while the server writes). */
-function logReader(p: PoplarProcess): () => Array<Record<string, unknown>> {
-  const logs: Array<Record<string, unknown>> = [];
-  let read = 0;
-  return () => {
-    const text = p.output();
-    const end = text.lastIndexOf('\n') + 1;
-    if (end > read) {
-      for (const line of text.slice(read, end).split('\n')) if (line.startsWith('{')) logs.push(JSON.parse(line) as Record<string, unknown>);
-      read = end;
-    }
-    return logs;
-  };
-}
-
 export async function startServeProcess(opts: TestServerOptions, records: Map<string, UserRecord>): Promise<TestServer> {
   const why = inProcessOnly(opts);
   if (why !== undefined) throw new Error(`POPLAR_TEST_WORKERS=${TEST_WORKERS}: this test server needs ${why}; give the test \`inProcess\` with the reason`);
@@ -200,7 +185,6 @@ export async function startServeProcess(opts: TestServerOptions, records: Map<st
     throw e;
   }
   const store = new MaildirStore({ path: (m) => join(mailRoot, m) });
-  const logs = logReader(p);
   return {
     port: p.pop3Port,
     tlsPort: p.tlsPort,
@@ -210,7 +194,7 @@ export async function startServeProcess(opts: TestServerOptions, records: Map<st
     },
     store,
     get logs() {
-      return logs();
+      return p.logs();
     },
     logText: () => p.output(),
     async sessions() {

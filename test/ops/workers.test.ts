@@ -8,14 +8,12 @@
  * and `connectTo` (helpers/workers.ts) reaches a chosen one.
  */
 import assert from 'node:assert/strict';
-import { once } from 'node:events';
-import { connect } from 'node:net';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, describe, it } from 'node:test';
-import { Pop3Client } from '../helpers/pop3-client.js';
+import { firstAnswer, Pop3Client } from '../helpers/pop3-client.js';
 import { startPoplar, type PoplarProcess } from '../helpers/poplar-process.js';
 import { waitFor } from '../helpers/wait.js';
 import { lmtpOnce } from '../helpers/lmtp-loop.js';
@@ -203,8 +201,7 @@ describe('R-X16 Maildir across workers', { timeout: 120_000 }, () => {
         for (const r of replies) assert.match(r, /^250 /);
         n += batch;
         await loginEverywhere(n, `right after delivery ${n}`);
-        // The workers log asynchronously: every delivered line is in before deliverers() is read.
-        await waitFor(() => p.events('delivered').length >= n, 5_000, 'the delivered lines');
+        await p.logged('delivered', n); // every line in before deliverers() reads them
       }
       assert.equal(deliverers().size, 2, 'both workers delivered');
     });
@@ -269,7 +266,7 @@ describe('R-X16 operations with workers', { timeout: 120_000 }, () => {
       process.kill(slow, 'SIGSTOP');
       try {
         p.child.kill('SIGTERM');
-        await waitFor(() => p.events('shutdown').length >= 1, 5_000, 'the primary\'s shutdown line');
+        await p.logged('shutdown'); // the primary's
         await sleep(300); // time for the idle session's worker to drain, were it not held back
         resumedAt = Date.now();
       } finally {
@@ -279,13 +276,8 @@ describe('R-X16 operations with workers', { timeout: 120_000 }, () => {
       assert.equal(line, '-ERR [SYS/TEMP] Server shutting down, try again later');
       assert.ok(at >= resumedAt, `the idle session was told to go ${resumedAt - at} ms before the slow worker had closed its socket`);
       // From then on no worker greets a connection.
-      const late = connect({ port: p.pop3Port, host: '127.0.0.1' });
-      const first = await Promise.race([
-        once(late, 'error').then(([e]) => (e as NodeJS.ErrnoException).code),
-        once(late, 'data').then(([d]) => String(d).trimEnd()),
-      ]);
-      late.destroy();
-      assert.ok(['ECONNREFUSED', 'ECONNRESET', '-ERR [SYS/TEMP] Server shutting down, try again later'].includes(String(first)), `a connection after the -ERR got ${first}`);
+      const first = await firstAnswer(p.pop3Port);
+      assert.ok(['ECONNREFUSED', 'ECONNRESET', '-ERR [SYS/TEMP] Server shutting down, try again later'].includes(first), `a connection after the -ERR got ${first}`);
     });
   });
 

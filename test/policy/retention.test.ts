@@ -177,11 +177,11 @@ describe('retention in a running server', () => {
       const dated = async (): Promise<boolean> => {
         for (const sub of ['new', 'cur']) {
           for (const f of await readdir(join(root, sub))) {
-            const moved = await utimes(join(root, sub, f), old, old).then(() => false, (e: NodeJS.ErrnoException) => {
-              if (e.code !== 'ENOENT') throw e;
-              return true;
+            const done = await utimes(join(root, sub, f), old, old).then(() => true, (e: NodeJS.ErrnoException) => {
+              if (e.code === 'ENOENT') return false; // moved meanwhile: looked for again
+              throw e;
             });
-            if (!moved) return true;
+            if (done) return true;
           }
         }
         return false;

@@ -15,6 +15,7 @@ import { it } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import type { Command } from 'commander';
 import { MAIN } from '../cli/run.js';
+import { startPoplar } from '../helpers/poplar-process.js';
 
 const HOOKS = new URL('./load-recorder.js', import.meta.url).href;
 const REGISTER = `data:text/javascript,import { register } from 'node:module'; register(${JSON.stringify(HOOKS)});`;
@@ -78,25 +79,14 @@ it('issue #13 composition root: management subcommands (user, grant, quota, rete
 });
 
 it('R-X16 start-up cost: the primary of a multi-process `poplar serve` never loads the POP3 server, sessions, commands, listener or LMTP modules; its workers do', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'poplar-compose-'));
   const logs = await mkdtemp(join(tmpdir(), 'poplar-loaded-'));
-  const child = spawn(process.execPath, ['--import', REGISTER, MAIN, 'serve', '--data', dir, '-o', 'server.first_run_user=', '-o', 'server.workers=2',
-    '-o', 'pop3.listen=127.0.0.1:0', '-o', 'lmtp.listen=127.0.0.1:0'], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, POPLAR_LOAD_LOG: join(logs, '%p') } });
-  let out = '';
-  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
-  child.stderr.setEncoding('utf8').on('data', (d: string) => (out += d));
-  const closed = new Promise<number | null>((resolve) => child.on('close', resolve));
+  const p = await startPoplar({ workers: 2, nodeArgs: ['--import', REGISTER], env: { POPLAR_LOAD_LOG: join(logs, '%p') } });
   try {
-    const deadline = Date.now() + 40_000;
-    while (!out.includes('"workers_ready"')) {
-      if (child.exitCode !== null || Date.now() > deadline) assert.fail(`poplar serve did not start: ${out}`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    child.kill('SIGTERM');
-    assert.equal(await closed, 0, out);
+    await p.stop();
+    assert.equal(p.child.exitCode, 0, p.output());
     const loaded = async (name: string): Promise<string[]> => (await readFile(join(logs, name), 'utf8')).split('\n').filter(Boolean);
-    const primary = await loaded(String(child.pid));
-    const others = (await readdir(logs)).filter((name) => name !== String(child.pid));
+    const primary = await loaded(String(p.child.pid));
+    const others = (await readdir(logs)).filter((name) => name !== String(p.child.pid));
     assert.equal(others.length, 2, `one record per worker: ${others.join(', ')}`);
     const workers = (await Promise.all(others.map(loaded))).flat();
     const serving = (u: string): boolean => SERVER_MODULES.test(u) || u.endsWith('/src/delivery/lmtp/lmtp-listener.js');
@@ -104,9 +94,7 @@ it('R-X16 start-up cost: the primary of a multi-process `poplar serve` never loa
     assert.deepEqual(primary.filter(serving), [], 'the primary loaded serving modules');
     assert.ok(workers.some((u) => u.endsWith('/src/server.js')) && workers.some((u) => u.endsWith('/src/delivery/lmtp/lmtp-listener.js')), 'the workers loaded the server and LMTP');
   } finally {
-    if (child.exitCode === null) child.kill('SIGKILL');
-    await closed;
-    await rm(dir, { recursive: true, force: true });
+    await p.cleanup();
     await rm(logs, { recursive: true, force: true });
   }
 });

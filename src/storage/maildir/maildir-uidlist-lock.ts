@@ -58,15 +58,12 @@ export class UidlistLock {
    */
   run<T>(fn: () => Promise<T>, waitMs: number, keep = false): Promise<T> {
     return this.mutex.run(async () => {
-      const kept = this.kept;
-      if (kept !== undefined) {
-        clearTimeout(kept.timer);
-        this.kept = undefined;
-      } else {
+      let lock = this.takeKept();
+      if (lock === undefined) {
         await this.letWaiterIn();
         if (Date.now() - this.releasedAt > LOCK_BUSY_GAP_MS) this.busySince = Date.now();
+        lock = await FileLock.acquireOrFail(this.path, waitMs, { announce: true });
       }
-      const lock = kept?.lock ?? (await FileLock.acquireOrFail(this.path, waitMs, { announce: true }));
       let keepIt = false;
       try {
         const result = await fn();
@@ -91,12 +88,18 @@ export class UidlistLock {
   async close(): Promise<void> {
     if (this.kept === undefined) return;
     await this.mutex.run(async () => {
-      const kept = this.kept;
-      if (kept === undefined) return;
-      clearTimeout(kept.timer);
-      this.kept = undefined;
-      await this.release(kept.lock);
+      const lock = this.takeKept();
+      if (lock !== undefined) await this.release(lock);
     });
+  }
+
+  /** The kept lock file, now this writer's (its release timer stopped), if there is one. */
+  private takeKept(): FileLock | undefined {
+    const kept = this.kept;
+    if (kept === undefined) return undefined;
+    clearTimeout(kept.timer);
+    this.kept = undefined;
+    return kept.lock;
   }
 
   /** After letting go for a waiting process: no lock until it has the lock or stopped waiting. */
